@@ -1,0 +1,115 @@
+//! Errors of the journal crate.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Why a Merkle proof was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    /// An index or size outside the tree.
+    #[error("index {index} is out of range for tree size {size}")]
+    OutOfRange {
+        /// The index or old size asked for.
+        index: u64,
+        /// The tree size.
+        size: u64,
+    },
+    /// The proof does not have the right shape.
+    #[error("malformed proof: {0}")]
+    Malformed(&'static str),
+    /// The proof computes a different root.
+    #[error("proof does not lead to the expected root hash")]
+    RootMismatch,
+}
+
+/// Why a signed note or verifier key was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoteError {
+    /// The note text is not a well-formed checkpoint note.
+    #[error("malformed checkpoint note: {0}")]
+    Malformed(&'static str),
+    /// The verifier key string is malformed.
+    #[error("malformed verifier key: {0}")]
+    BadKey(&'static str),
+    /// The note is for another log.
+    #[error("checkpoint origin is {got:?}, expected {want:?}")]
+    WrongOrigin {
+        /// The key's origin.
+        want: String,
+        /// The note's origin.
+        got: String,
+    },
+    /// The note carries no signature from the key.
+    #[error("checkpoint has no signature by key {0}")]
+    NoSignatureByKey(String),
+    /// The key's signature does not verify.
+    #[error("checkpoint signature does not verify")]
+    BadSignature,
+}
+
+/// Errors of the journal.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// An I/O error on a journal file.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A file is not a journal file of a version this build reads.
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Committed data is damaged or altered: never repaired silently.
+    #[error("journal is corrupt at seq {seq}: {reason} ({path})")]
+    Corrupt {
+        /// The first seq affected.
+        seq: u64,
+        /// What is wrong.
+        reason: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A checkpoint note could not be used.
+    #[error(transparent)]
+    Note(#[from] NoteError),
+    /// A proof could not be produced or checked.
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    /// An earlier write or fsync failed; the journal refuses further writes
+    /// until it is reopened and recovered.
+    #[error("journal is poisoned by an earlier write failure; reopen it to recover")]
+    Poisoned,
+    /// A range outside the committed records.
+    #[error("seq range {from}..{to} is outside the journal (size {size})")]
+    OutOfRange {
+        /// Start asked for.
+        from: u64,
+        /// End asked for (exclusive).
+        to: u64,
+        /// Records committed.
+        size: u64,
+    },
+    /// The batch to append is empty or too large.
+    #[error("invalid batch: {0}")]
+    Batch(String),
+}
+
+impl JournalError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+        let path = path.into();
+        move |source| JournalError::Io { op, path, source }
+    }
+}
+
+/// Result with [`JournalError`].
+pub type Result<T, E = JournalError> = std::result::Result<T, E>;

@@ -1,0 +1,532 @@
+//! The offline verifier: reads a realm's segment files directly (no journal
+//! is opened, nothing is repaired or written) and checks them against the
+//! realm's public key.
+//!
+//! It checks every frame and block checksum; that every record sits at the
+//! seq it claims and names the realm; each leaf hash against the hint stored
+//! with it; every checkpoint's signature, size and root against the tree
+//! recomputed from the records; the stored interior hashes; and, given
+//! checkpoints or receipts a client kept, that the log still contains and
+//! agrees with everything they cover.
+//!
+//! Precision: a structural change (deleted, inserted, reordered records) and
+//! an edit that left the leaf-hash hints alone are named at the exact seq.
+//! A raw damaged byte is named at the block it falls in (or the exact record
+//! when the block still decompresses). An attacker who rewrites records,
+//! hints and tree hashes consistently is still caught, because no one can
+//! re-sign the checkpoints: the verifier then names the first seq after the
+//! last checkpoint that still matches.
+
+use std::fmt;
+use std::path::Path;
+
+use rayon::prelude::*;
+use sealog_event::{leaf_prefix, leaf_seq};
+
+use crate::block::{self, BlockError};
+use crate::checkpoint::VerifierKey;
+use crate::error::{JournalError, Result};
+use crate::journal::Receipt;
+use crate::merkle::{leaf_hash, Frontier, Hash};
+use crate::segment::{list_segments, FrameHeader, FrameKind, FrameRead, FrameReader};
+use crate::tree_file::{self, TILE_HEIGHT};
+
+/// One problem found, located by seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The first seq affected.
+    pub seq: u64,
+    /// The end of the affected range (exclusive), when it is a range.
+    pub end: Option<u64>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.end {
+            Some(end) if end > self.seq + 1 => {
+                write!(
+                    f,
+                    "seq {} (range {}..{}): {}",
+                    self.seq, self.seq, end, self.reason
+                )
+            }
+            _ => write!(f, "seq {}: {}", self.seq, self.reason),
+        }
+    }
+}
+
+/// What the verifier was given besides the files.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    /// Signed checkpoint notes a client kept.
+    pub checkpoints: Vec<String>,
+    /// Receipts a client kept.
+    pub receipts: Vec<Receipt>,
+}
+
+/// The verifier's result.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Records read (including any unacknowledged tail).
+    pub records: u64,
+    /// Records covered by the last valid checkpoint.
+    pub committed: u64,
+    /// Checkpoints checked.
+    pub checkpoints: u64,
+    /// Client checkpoints and receipts checked.
+    pub evidence: u64,
+    /// Problems, sorted by seq.
+    pub findings: Vec<Finding>,
+    /// Remarks that are not failures (e.g. an unacknowledged torn tail).
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// True when nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    /// The first bad seq, if any.
+    pub fn first_bad(&self) -> Option<&Finding> {
+        self.findings.first()
+    }
+}
+
+enum Item {
+    Block(FrameHeader, Vec<u8>),
+    Checkpoint(FrameHeader, Vec<u8>),
+}
+
+struct BlockResult {
+    hashes: Vec<Hash>,
+    findings: Vec<Finding>,
+}
+
+/// Verifies the journal in `dir` for `realm` with `key`. `progress` is
+/// called with the number of records checked so far.
+///
+/// # Errors
+/// Only I/O errors that stop reading; everything wrong with the data is a
+/// [`Finding`] in the report.
+pub fn verify_dir(
+    dir: &Path,
+    realm: &str,
+    key: &VerifierKey,
+    evidence: &Evidence,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Report> {
+    let mut v = Verifier::new(realm, key, evidence);
+    let segments = list_segments(dir)?;
+    'segments: for (idx, (_, path)) in segments.iter().enumerate() {
+        let mut r = match FrameReader::open(path) {
+            Ok(r) => r,
+            Err(JournalError::Format { reason, .. }) => {
+                v.finding(
+                    v.queued_records,
+                    None,
+                    format!("{}: {reason}", path.display()),
+                );
+                break;
+            }
+            Err(e) => return Err(e),
+        };
+        if r.first_seq() != v.queued_records {
+            v.finding(
+                v.queued_records,
+                None,
+                format!(
+                    "segment {} starts at seq {} but {} records precede it",
+                    path.display(),
+                    r.first_seq(),
+                    v.queued_records
+                ),
+            );
+            break;
+        }
+        loop {
+            match r.next_frame(true)? {
+                FrameRead::End => break,
+                FrameRead::Frame { header, body, .. } => {
+                    let body = body.unwrap_or_default();
+                    match header.kind {
+                        FrameKind::Block => {
+                            if header.seq != v.queued_records {
+                                v.finding(
+                                    v.queued_records,
+                                    None,
+                                    format!(
+                                        "block claims first seq {} but {} records precede it",
+                                        header.seq, v.queued_records
+                                    ),
+                                );
+                            }
+                            v.queued_records += u64::from(header.count);
+                            v.queue.push(Item::Block(header, body));
+                        }
+                        FrameKind::Checkpoint => v.queue.push(Item::Checkpoint(header, body)),
+                    }
+                    if v.queue.len() >= 256 {
+                        v.flush(progress);
+                    }
+                }
+                FrameRead::Bad {
+                    offset,
+                    reason,
+                    torn,
+                } => {
+                    let last = idx + 1 == segments.len();
+                    match r.find_checkpoint_after(offset)? {
+                        None if last && torn => v.report.notes.push(format!(
+                            "{}: {reason} at offset {offset} after the last checkpoint: an interrupted write that was never acknowledged",
+                            path.display()
+                        )),
+                        _ => v.finding(
+                            v.last_cp.min(v.queued_records),
+                            Some(v.queued_records.max(v.last_cp + 1)),
+                            format!(
+                                "{}: damaged frame at offset {offset}: {reason} (not an interrupted write)",
+                                path.display()
+                            ),
+                        ),
+                    }
+                    break 'segments;
+                }
+            }
+        }
+    }
+    v.flush(progress);
+    v.check_tree_file(&dir.join("tree.hashes"));
+    Ok(v.finish())
+}
+
+struct Verifier<'a> {
+    realm: &'a str,
+    key: &'a VerifierKey,
+    evidence: &'a Evidence,
+    frontier: Frontier,
+    queue: Vec<Item>,
+    queued_records: u64,
+    last_cp: u64,
+    /// Sizes whose roots the evidence needs, ascending, with the root found.
+    wanted: Vec<(u64, Option<Hash>)>,
+    /// Nodes at heights ≥ TILE_HEIGHT: (position, hash, first seq, end seq).
+    nodes: Vec<(u64, Hash, u64, u64)>,
+    report: Report,
+}
+
+impl<'a> Verifier<'a> {
+    fn new(realm: &'a str, key: &'a VerifierKey, evidence: &'a Evidence) -> Self {
+        let mut wanted: Vec<(u64, Option<Hash>)> = Vec::new();
+        let sizes = evidence
+            .checkpoints
+            .iter()
+            .map(String::as_str)
+            .chain(evidence.receipts.iter().map(|r| r.checkpoint.as_str()))
+            .filter_map(|t| key.verify(t).ok().map(|c| c.size));
+        for s in sizes {
+            wanted.push((s, None));
+        }
+        wanted.sort_by_key(|w| w.0);
+        wanted.dedup_by_key(|w| w.0);
+        Self {
+            realm,
+            key,
+            evidence,
+            frontier: Frontier::new(),
+            queue: Vec::new(),
+            queued_records: 0,
+            last_cp: 0,
+            wanted,
+            nodes: Vec::new(),
+            report: Report::default(),
+        }
+    }
+
+    fn finding(&mut self, seq: u64, end: Option<u64>, reason: String) {
+        if self.report.findings.len() < 1000 {
+            self.report.findings.push(Finding { seq, end, reason });
+        }
+    }
+
+    /// Decodes and hashes the queued blocks in parallel, then folds them and
+    /// checks the queued checkpoints in order.
+    fn flush(&mut self, progress: &(dyn Fn(u64) + Sync)) {
+        let items = std::mem::take(&mut self.queue);
+        let realm = self.realm;
+        let results: Vec<Option<BlockResult>> = items
+            .par_iter()
+            .map(|item| match item {
+                Item::Block(h, body) => Some(check_block(realm, h, body)),
+                Item::Checkpoint(..) => None,
+            })
+            .collect();
+        for (item, result) in items.into_iter().zip(results) {
+            match (item, result) {
+                (Item::Block(..), Some(r)) => {
+                    for f in r.findings {
+                        self.finding(f.seq, f.end, f.reason);
+                    }
+                    for h in r.hashes {
+                        self.push_leaf(h);
+                    }
+                    progress(self.frontier.size());
+                }
+                (Item::Checkpoint(h, body), _) => self.check_checkpoint(&h, &body),
+                (Item::Block(..), None) => {}
+            }
+        }
+    }
+
+    fn push_leaf(&mut self, h: Hash) {
+        let nodes = &mut self.nodes;
+        self.frontier.push(h, |height, index, hash| {
+            if height >= TILE_HEIGHT {
+                let pos = tree_file::position(height - TILE_HEIGHT, index);
+                nodes.push((pos, *hash, index << height, (index + 1) << height));
+            }
+        });
+        let size = self.frontier.size();
+        if let Ok(i) = self.wanted.binary_search_by_key(&size, |w| w.0) {
+            self.wanted[i].1 = Some(self.frontier.root());
+        }
+    }
+
+    fn check_checkpoint(&mut self, h: &FrameHeader, body: &[u8]) {
+        self.report.checkpoints += 1;
+        let (from, size) = (self.last_cp, h.seq);
+        let text = match std::str::from_utf8(body) {
+            Ok(t) => t,
+            Err(_) => {
+                self.finding(
+                    from,
+                    Some(size),
+                    format!("checkpoint for size {size} is not UTF-8"),
+                );
+                return;
+            }
+        };
+        // A size or root mismatch is said only when nothing more precise was
+        // found in the range; a bad signature is always said.
+        let located = self
+            .report
+            .findings
+            .iter()
+            .any(|f| f.seq >= from && f.seq < size);
+        match self.key.verify(text) {
+            Err(e) => self.finding(
+                from,
+                Some(size),
+                format!("checkpoint for size {size}: {e} (key {})", self.key),
+            ),
+            Ok(_) if located => {}
+            Ok(cp) if cp.size != size || size != self.frontier.size() => self.finding(
+                from,
+                Some(size),
+                format!(
+                    "checkpoint claims size {} but {} records precede it",
+                    cp.size,
+                    self.frontier.size()
+                ),
+            ),
+            Ok(cp) if cp.root != self.frontier.root() => self.finding(
+                from,
+                Some(size),
+                format!(
+                    "records {from}..{size} do not match the checkpoint signed for size {size}"
+                ),
+            ),
+            Ok(_) => {}
+        }
+        self.last_cp = size.max(self.last_cp);
+    }
+
+    /// Compares `tree.hashes` with the nodes recomputed from the records.
+    /// It is derived data, so a mismatch is reported only when the records
+    /// themselves showed nothing wrong: then the tree file is what is damaged.
+    fn check_tree_file(&mut self, path: &Path) {
+        if !self.report.findings.is_empty() {
+            return;
+        }
+        let Ok(bytes) = std::fs::read(path) else {
+            self.report
+                .notes
+                .push("no tree.hashes file: proofs will be recomputed on open".into());
+            return;
+        };
+        let entries = bytes.get(16..).unwrap_or_default();
+        let mut mismatches = Vec::new();
+        for (pos, hash, start, end) in &self.nodes {
+            let Some(e) = entries.get(*pos as usize * 36..*pos as usize * 36 + 32) else {
+                break;
+            };
+            if e != hash {
+                mismatches.push((*start, *end));
+                break;
+            }
+        }
+        for (start, end) in mismatches {
+            self.finding(
+                start,
+                Some(end),
+                "stored tree hash (tree.hashes) differs from the hash of these records; the records match their checkpoints, so the tree file is damaged: reopening the realm rebuilds it".into(),
+            );
+        }
+    }
+
+    fn finish(mut self) -> Report {
+        let size = self.frontier.size();
+        self.report.records = size;
+        self.report.committed = self.last_cp;
+        if size > self.last_cp {
+            self.report.notes.push(format!(
+                "records {}..{size} follow the last checkpoint and were never acknowledged",
+                self.last_cp
+            ));
+        }
+        let evidence = self.evidence;
+        let notes = evidence
+            .checkpoints
+            .iter()
+            .map(|t| (t.as_str(), None))
+            .chain(
+                evidence
+                    .receipts
+                    .iter()
+                    .map(|r| (r.checkpoint.as_str(), Some(r))),
+            );
+        for (text, receipt) in notes {
+            self.report.evidence += 1;
+            let what = if receipt.is_some() {
+                "receipt"
+            } else {
+                "client checkpoint"
+            };
+            let cp = match self.key.verify(text) {
+                Ok(cp) => cp,
+                Err(e) => {
+                    self.finding(0, None, format!("{what} does not verify: {e}"));
+                    continue;
+                }
+            };
+            if let Some(r) = receipt {
+                if r.realm != self.realm
+                    || r.count == 0
+                    || r.last_seq < r.first_seq
+                    || r.last_seq - r.first_seq + 1 != r.count
+                    || r.last_seq >= cp.size
+                {
+                    self.finding(
+                        r.first_seq,
+                        Some(r.last_seq.saturating_add(1)),
+                        format!(
+                            "{what} is inconsistent with its own checkpoint (size {})",
+                            cp.size
+                        ),
+                    );
+                    continue;
+                }
+            }
+            if cp.size > self.last_cp {
+                self.finding(
+                    self.last_cp,
+                    Some(cp.size),
+                    format!(
+                        "records {}..{} are missing: a {what} signed for size {} covers them but the log's checkpoints stop at {}",
+                        self.last_cp, cp.size, cp.size, self.last_cp
+                    ),
+                );
+                continue;
+            }
+            let root = self
+                .wanted
+                .binary_search_by_key(&cp.size, |w| w.0)
+                .ok()
+                .and_then(|i| self.wanted[i].1);
+            if root != Some(cp.root) {
+                self.finding(
+                    0,
+                    Some(cp.size),
+                    format!(
+                        "records 0..{} do not match the {what} signed for size {}",
+                        cp.size, cp.size
+                    ),
+                );
+            }
+        }
+        self.report.findings.sort_by_key(|f| (f.seq, f.end));
+        self.report
+    }
+}
+
+/// Checks one block: checksum, decoding, each record's seq and realm, and
+/// each leaf hash against its stored hint.
+fn check_block(realm: &str, h: &FrameHeader, body: &[u8]) -> BlockResult {
+    let (first, end) = (h.seq, h.seq + u64::from(h.count));
+    let mut findings = Vec::new();
+    let decoded = match block::decode(body, h.count, h.body_crc) {
+        Ok(d) => d,
+        Err(e) => {
+            // Locate the damage as well as the bytes allow.
+            let exact = match (&e, block::decode_unchecked(body, h.count)) {
+                (BlockError::Checksum, Ok(d)) => d
+                    .lines()
+                    .enumerate()
+                    .find(|(i, l)| leaf_hash(l)[..4] != d.hint(*i))
+                    .map(|(i, _)| first + i as u64),
+                _ => None,
+            };
+            findings.push(Finding {
+                seq: exact.unwrap_or(first),
+                end: Some(end),
+                reason: format!("block of seqs {first}..{end} is damaged: {e}"),
+            });
+            return BlockResult {
+                hashes: vec![[0; 32]; h.count as usize],
+                findings,
+            };
+        }
+    };
+    let mut prefix = Vec::with_capacity(64);
+    let mut hashes = Vec::with_capacity(decoded.len());
+    for (i, line) in decoded.lines().enumerate() {
+        let seq = first + i as u64;
+        let hash = leaf_hash(line);
+        leaf_prefix(realm, seq, &mut prefix);
+        if !findings.is_empty() {
+            // One finding per block: after the first, the rest follow from it.
+        } else if !line.starts_with(&prefix) {
+            // A record claiming an earlier seq means records were inserted
+            // from that seq on; a later one, deleted or reordered from here.
+            let (at, reason) = match leaf_seq(line) {
+                Some(claimed) if claimed < seq => (
+                    claimed,
+                    format!("record at position {seq} claims seq {claimed}: records were inserted from seq {claimed}"),
+                ),
+                Some(claimed) if claimed != seq => (
+                    seq,
+                    format!("record at position {seq} claims seq {claimed}: records deleted or reordered"),
+                ),
+                _ => (
+                    seq,
+                    format!("record at seq {seq} does not start with the realm and seq sealog wrote"),
+                ),
+            };
+            findings.push(Finding {
+                seq: at,
+                end: None,
+                reason,
+            });
+        } else if hash[..4] != decoded.hint(i) {
+            findings.push(Finding {
+                seq,
+                end: None,
+                reason: "record differs from what was sealed (leaf hash does not match the one stored with it)".into(),
+            });
+        }
+        hashes.push(hash);
+    }
+    BlockResult { hashes, findings }
+}

@@ -1,0 +1,391 @@
+//! Server configuration: typed TOML (`--config`), then `SEALOG_*`
+//! environment overrides, then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole server configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the HTTP API.
+    pub http: SocketAddr,
+    /// Limits on requests and queues.
+    pub limits: Limits,
+    /// `fsync` (default: a 200 only after the commit is on stable storage)
+    /// or `buffered` (no fsync; for tests and comparisons only).
+    pub durability: sealog_journal::Durability,
+    /// Mojaloop-style length-prefixed TCP listeners.
+    pub sidecar: Vec<SidecarListener>,
+    /// Syslog over TCP (RFC 6587 octet counting or LF) listeners.
+    pub syslog_tcp: Vec<SyslogListener>,
+    /// Syslog over UDP listeners.
+    pub syslog_udp: Vec<SyslogListener>,
+    /// Syslog over TLS (RFC 5425) listeners.
+    pub syslog_tls: Vec<SyslogTlsListener>,
+}
+
+/// One syslog TLS listener: a syslog listener plus its certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogTlsListener {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Realm, as for [`SyslogListener::realm`].
+    #[serde(default)]
+    pub realm: Option<String>,
+    /// PEM certificate chain.
+    pub cert: std::path::PathBuf,
+    /// PEM private key.
+    pub key: std::path::PathBuf,
+    /// Largest message.
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
+}
+
+fn default_max_message() -> usize {
+    SyslogListener::default().max_message_bytes
+}
+
+impl SyslogTlsListener {
+    /// The syslog settings shared with plain TCP.
+    pub fn syslog(&self) -> SyslogListener {
+        SyslogListener {
+            addr: self.addr,
+            realm: self.realm.clone(),
+            max_message_bytes: self.max_message_bytes,
+            ..SyslogListener::default()
+        }
+    }
+}
+
+/// One syslog listener (TCP or UDP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyslogListener {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Realm the listener writes to. Without one, each message must carry
+    /// `[sealog@32473 token="<write token>"]`.
+    pub realm: Option<String>,
+    /// Largest message; a larger one closes a TCP connection (what came
+    /// before is kept) or is dropped from UDP, and is counted.
+    pub max_message_bytes: usize,
+    /// TCP connections at once.
+    pub max_connections: usize,
+    /// Most messages committed together.
+    pub batch_records: usize,
+}
+
+impl Default for SyslogListener {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 6514)),
+            realm: None,
+            max_message_bytes: 64 * 1024,
+            max_connections: 1024,
+            batch_records: 4096,
+        }
+    }
+}
+
+impl std::str::FromStr for SyslogListener {
+    type Err = String;
+
+    /// `ADDR` or `REALM@ADDR`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let l: SidecarListener = s.parse()?;
+        Ok(Self {
+            addr: l.addr,
+            realm: l.realm,
+            ..Self::default()
+        })
+    }
+}
+
+/// One sidecar TCP listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SidecarListener {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Realm the listener writes to. Without one, each connection's first
+    /// frame must be a hello `{"token": "<write token>"}`.
+    pub realm: Option<String>,
+    /// Service name added to text messages (`service` field).
+    pub service: Option<String>,
+    /// Largest frame; a larger length prefix gets an error frame and the
+    /// connection is closed (nothing before it is lost).
+    pub max_frame_bytes: usize,
+    /// Connections at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Most frames committed together from one connection.
+    pub batch_records: usize,
+    /// Ack frames queued for a client that is not reading them; beyond it
+    /// acks (never records) are dropped and counted.
+    pub max_unread_acks: usize,
+}
+
+impl Default for SidecarListener {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 5678)),
+            realm: None,
+            service: None,
+            max_frame_bytes: 1024 * 1024,
+            max_connections: 1024,
+            batch_records: 4096,
+            max_unread_acks: 1024,
+        }
+    }
+}
+
+impl std::str::FromStr for SidecarListener {
+    type Err = String;
+
+    /// `ADDR` or `REALM@ADDR`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (realm, addr) = match s.split_once('@') {
+            Some((r, a)) => (Some(r.to_string()), a),
+            None => (None, s),
+        };
+        let addr = addr
+            .parse()
+            .map_err(|e| format!("{addr:?} is not an address like 127.0.0.1:5678: {e}"))?;
+        Ok(Self {
+            addr,
+            realm,
+            ..Self::default()
+        })
+    }
+}
+
+/// Limits on what one request and the server as a whole may hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body, after decompression (413 above it).
+    pub max_body_bytes: usize,
+    /// Largest single event line (400 names the line above it).
+    pub max_line_bytes: usize,
+    /// Requests served at once; more are refused with 503.
+    pub max_concurrency: usize,
+    /// Most ingest body bytes held at once across all requests, from the
+    /// moment a body is read until its commit is answered (a gzipped body
+    /// is charged `max_body_bytes`). Beyond it: 503 with `Retry-After`.
+    pub max_inflight_bytes: usize,
+    /// Ingest requests queued per realm for commit; a full queue answers
+    /// 503 with `Retry-After`.
+    pub commit_queue: usize,
+    /// Most event bytes queued per realm (after parsing); above it ingest
+    /// answers 503 with `Retry-After`. Bounds memory under a fast sender.
+    pub max_queued_bytes: usize,
+    /// Most records one group commit takes from the queue.
+    pub max_group_records: usize,
+    /// Live tail sessions at once.
+    pub max_tail_sessions: usize,
+    /// Distinct realms labelled in per-realm metrics; the rest are `other`.
+    pub metrics_realm_cap: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            limits: Limits::default(),
+            durability: sealog_journal::Durability::Fsync,
+            sidecar: Vec::new(),
+            syslog_tcp: Vec::new(),
+            syslog_udp: Vec::new(),
+            syslog_tls: Vec::new(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 * 1024 * 1024,
+            max_line_bytes: 1024 * 1024,
+            max_concurrency: 512,
+            max_inflight_bytes: 96 * 1024 * 1024,
+            commit_queue: 1024,
+            max_queued_bytes: 64 * 1024 * 1024,
+            max_group_records: 131_072,
+            max_tail_sessions: 256,
+            metrics_realm_cap: 100,
+        }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong (from the TOML parser, with the line).
+        message: String,
+    },
+    /// An environment override has a bad value.
+    #[error("environment variable {name}={value:?}: {reason}")]
+    Env {
+        /// The variable.
+        name: String,
+        /// Its value.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Parses TOML text.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] naming the problem.
+    pub fn from_toml(text: &str, path: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Loads `path`, or the defaults when `None`, then applies `SEALOG_*`
+    /// environment overrides (`SEALOG_HTTP`, `SEALOG_DURABILITY`,
+    /// `SEALOG_MAX_BODY_BYTES`, `SEALOG_COMMIT_QUEUE`).
+    ///
+    /// # Errors
+    /// Unreadable or invalid file; bad override values.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut c = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source: e,
+                })?;
+                Self::from_toml(&text, &p.display().to_string())?
+            }
+            None => Self::default(),
+        };
+        c.apply_env(|k| std::env::var(k).ok())?;
+        Ok(c)
+    }
+
+    /// Applies overrides read through `get`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Env`] for a value that does not parse.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &str, v: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.parse().map_err(|e: T::Err| ConfigError::Env {
+                name: name.into(),
+                value: v.clone(),
+                reason: e.to_string(),
+            })
+        }
+        if let Some(v) = get("SEALOG_HTTP") {
+            self.http = parse("SEALOG_HTTP", v)?;
+        }
+        if let Some(v) = get("SEALOG_DURABILITY") {
+            self.durability = match v.as_str() {
+                "fsync" => sealog_journal::Durability::Fsync,
+                "buffered" => sealog_journal::Durability::Buffered,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "SEALOG_DURABILITY".into(),
+                        value: v,
+                        reason: "expected fsync or buffered".into(),
+                    })
+                }
+            };
+        }
+        if let Some(v) = get("SEALOG_MAX_BODY_BYTES") {
+            self.limits.max_body_bytes = parse("SEALOG_MAX_BODY_BYTES", v)?;
+        }
+        if let Some(v) = get("SEALOG_COMMIT_QUEUE") {
+            self.limits.commit_queue = parse("SEALOG_COMMIT_QUEUE", v)?;
+        }
+        // The Mojaloop sidecar's variables: SIDE_PORT opens (or moves) a
+        // sidecar listener on 127.0.0.1, SIDE_SERVICE names the service,
+        // SIDE_BATCH_SIZE caps frames per commit, SIDE_REALM binds a realm.
+        let side = ["SIDE_PORT", "SIDE_SERVICE", "SIDE_BATCH_SIZE", "SIDE_REALM"].map(&get);
+        if side.iter().any(Option::is_some) {
+            if self.sidecar.is_empty() {
+                self.sidecar.push(SidecarListener::default());
+            }
+            let l = &mut self.sidecar[0];
+            let [port, service, batch, realm] = side;
+            if let Some(v) = port {
+                let port: u16 = parse("SIDE_PORT", v)?;
+                l.addr = SocketAddr::from(([127, 0, 0, 1], port));
+            }
+            if let Some(v) = service {
+                l.service = Some(v);
+            }
+            if let Some(v) = batch {
+                l.batch_records = parse("SIDE_BATCH_SIZE", v)?;
+            }
+            if let Some(v) = realm {
+                l.realm = Some(v);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sealog.example.toml");
+        let c = Config::load(Some(&path)).expect("example config is valid");
+        assert_eq!(c.http, "127.0.0.1:7700".parse().expect("addr"));
+        assert_eq!(c.limits.max_body_bytes, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_env_are_refused() {
+        let e = Config::from_toml("htp = \"1.2.3.4:1\"", "x.toml").expect_err("typo");
+        assert!(e.to_string().contains("unknown field"), "{e}");
+        let mut c = Config::default();
+        let e = c
+            .apply_env(|k| (k == "SEALOG_HTTP").then(|| "nowhere".to_string()))
+            .expect_err("bad addr");
+        assert!(e.to_string().contains("SEALOG_HTTP"), "{e}");
+        c.apply_env(|k| (k == "SEALOG_COMMIT_QUEUE").then(|| "7".to_string()))
+            .expect("ok");
+        assert_eq!(c.limits.commit_queue, 7);
+        c.apply_env(|k| match k {
+            "SIDE_PORT" => Some("5999".into()),
+            "SIDE_SERVICE" => Some("central-ledger".into()),
+            "SIDE_BATCH_SIZE" => Some("64".into()),
+            _ => None,
+        })
+        .expect("ok");
+        assert_eq!(c.sidecar[0].addr, "127.0.0.1:5999".parse().expect("addr"));
+        assert_eq!(c.sidecar[0].service.as_deref(), Some("central-ledger"));
+        assert_eq!(c.sidecar[0].batch_records, 64);
+        let l: SidecarListener = "payments@127.0.0.1:7000".parse().expect("realm@addr");
+        assert_eq!(l.realm.as_deref(), Some("payments"));
+        assert!("nowhere".parse::<SidecarListener>().is_err());
+    }
+}

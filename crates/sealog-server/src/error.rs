@@ -1,0 +1,131 @@
+//! API errors and the one place they become HTTP responses.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// One refused input line (or array element) of an ingest request.
+#[derive(Debug, Clone, Serialize)]
+pub struct LineError {
+    /// 1-based line number (NDJSON) or 0-based index (JSON array).
+    pub line: usize,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// Everything an API handler can answer with besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No token, or a malformed Authorization header.
+    #[error("missing or malformed bearer token")]
+    Unauthenticated,
+    /// The token is unknown or revoked (not saying which).
+    #[error("token is not valid")]
+    BadToken,
+    /// The token's scope does not allow this.
+    #[error("token scope {have} cannot {want}")]
+    Forbidden {
+        /// The token's scope.
+        have: String,
+        /// What was attempted.
+        want: &'static str,
+    },
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Some ingest lines are invalid; nothing was committed.
+    #[error("{count} invalid line(s); nothing was committed")]
+    BadLines {
+        /// How many.
+        count: usize,
+        /// Which, with reasons (the first 100).
+        lines: Vec<LineError>,
+    },
+    /// The body is too large.
+    #[error("request body is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// Not found.
+    #[error("{0}")]
+    NotFound(String),
+    /// A conflict (e.g. the realm exists).
+    #[error("{0}")]
+    Conflict(String),
+    /// Overloaded: retry after the given seconds.
+    #[error("{0}; retry later")]
+    Overloaded(&'static str),
+    /// Shutting down.
+    #[error("server is shutting down")]
+    ShuttingDown,
+    /// Something failed inside; details are logged, not returned.
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lines: Option<&'a [LineError]>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::Unauthenticated | ApiError::BadToken => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::BadRequest(_) | ApiError::BadLines { .. } => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Overloaded(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(detail) => {
+                tracing::error!(cause = %detail, "request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let lines = match &self {
+            ApiError::BadLines { lines, .. } => Some(lines.as_slice()),
+            _ => None,
+        };
+        let body = Body {
+            error: self.to_string(),
+            lines,
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+impl From<sealog_journal::JournalError> for ApiError {
+    fn from(e: sealog_journal::JournalError) -> Self {
+        match e {
+            sealog_journal::JournalError::OutOfRange { .. }
+            | sealog_journal::JournalError::Proof(_) => ApiError::BadRequest(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<sealog_store::StoreError> for ApiError {
+    fn from(e: sealog_store::StoreError) -> Self {
+        use sealog_store::StoreError as S;
+        match e {
+            S::UnknownRealm(_) | S::UnknownToken(_) => ApiError::NotFound(e.to_string()),
+            S::RealmExists(_) => ApiError::Conflict(e.to_string()),
+            S::RealmName(_) => ApiError::BadRequest(e.to_string()),
+            S::BadToken => ApiError::BadToken,
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}

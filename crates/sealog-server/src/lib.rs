@@ -1,0 +1,255 @@
+//! The sealog server: the HTTP API over the embedded journal.
+//!
+//! [`Server::open`] takes the data directory (and its lock), opens every
+//! realm and starts its writer thread; [`Server::serve`] runs the API on a
+//! listener the caller bound until a shutdown token is cancelled, then stops
+//! accepting, lets queued commits finish, and flushes. Tests bind
+//! `127.0.0.1:0`; the binary binds the configured address and cancels on
+//! SIGTERM or SIGINT.
+//!
+//! This crate is the async edge: handlers never block; journal work runs on
+//! writer threads or `spawn_blocking`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let (server, _admin_token) = sealog_server::Server::open(
+//!     std::path::Path::new("./sealog-data"),
+//!     sealog_server::Config::default(),
+//! )?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let stop = tokio_util::sync::CancellationToken::new();
+//! server.serve(listener, stop).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod listen;
+pub mod metrics;
+pub mod realm;
+pub mod refusal;
+pub mod routes;
+pub mod sidecar;
+pub mod state;
+pub mod syslog;
+
+use std::collections::HashMap;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use sealog_journal::JournalOptions;
+use sealog_store::{DataDir, Scope, StoreError};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+use crate::auth::TokenTable;
+use crate::metrics::Metrics;
+use crate::realm::RealmHandle;
+use crate::state::AppState;
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The data directory could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Serving failed.
+    #[error("serve: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Listeners besides HTTP, bound by the caller.
+#[derive(Default)]
+pub struct Listeners {
+    /// Sidecar TCP listeners and their settings.
+    pub sidecar: Vec<(TcpListener, config::SidecarListener)>,
+    /// Syslog TCP listeners.
+    pub syslog_tcp: Vec<(TcpListener, config::SyslogListener)>,
+    /// Syslog UDP sockets.
+    pub syslog_udp: Vec<(tokio::net::UdpSocket, config::SyslogListener)>,
+    /// Syslog TLS listeners with their acceptors ([`syslog::tls_acceptor`]).
+    pub syslog_tls: Vec<(
+        TcpListener,
+        config::SyslogListener,
+        tokio_rustls::TlsAcceptor,
+    )>,
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listeners")
+            .field("sidecar", &self.sidecar.len())
+            .field("syslog_tcp", &self.syslog_tcp.len())
+            .field("syslog_udp", &self.syslog_udp.len())
+            .field("syslog_tls", &self.syslog_tls.len())
+            .finish()
+    }
+}
+
+/// An opened server, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    state: Arc<AppState>,
+}
+
+impl Server {
+    /// Opens `data` (taking its lock), every realm's journal and writer.
+    /// On first start an admin token is issued, written to
+    /// `<data>/admin.token` (0600) and returned so the caller prints it once.
+    ///
+    /// # Errors
+    /// Store and journal errors (a locked directory names its holder).
+    pub fn open(data: &Path, config: Config) -> Result<(Self, Option<String>), ServerError> {
+        let mut dd = DataDir::open(data, "sealog serve")?;
+        let mut admin = None;
+        if !dd
+            .tokens(None)?
+            .iter()
+            .any(|t| t.scope == Scope::Admin && t.revoked_at.is_none())
+        {
+            let t = dd.issue_token("", Scope::Admin)?;
+            let path = data.join("admin.token");
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(0o600)
+                .open(&path)?;
+            std::io::Write::write_all(&mut f, format!("{}\n", t.token).as_bytes())?;
+            f.sync_all()?;
+            admin = Some(t.token);
+        }
+        let metrics = Arc::new(Metrics::new(config.limits.metrics_realm_cap));
+        let mut realms = HashMap::new();
+        let opts = JournalOptions {
+            durability: config.durability,
+            ..JournalOptions::default()
+        };
+        for r in dd.realms()? {
+            let journal = dd.open_journal(&r.name, opts)?;
+            tracing::info!(realm = %r.name, size = journal.size(), "realm opened");
+            let h = RealmHandle::start(
+                journal,
+                config.limits.commit_queue,
+                config.limits.max_queued_bytes,
+                config.limits.max_group_records,
+                metrics.clone(),
+            );
+            realms.insert(r.name, h);
+        }
+        let tokens = TokenTable::new(dd.tokens(None)?);
+        let state = Arc::new(AppState {
+            tail_sessions: Arc::new(Semaphore::new(config.limits.max_tail_sessions)),
+            inflight_kib: Arc::new(Semaphore::new(
+                (config.limits.max_inflight_bytes / 1024).clamp(1, Semaphore::MAX_PERMITS),
+            )),
+            config,
+            data: Mutex::new(dd),
+            tokens: RwLock::new(tokens),
+            realms: RwLock::new(realms),
+            metrics,
+            shutdown: CancellationToken::new(),
+        });
+        Ok((Self { state }, admin))
+    }
+
+    /// Serves on `listener` until `stop` is cancelled; then finishes
+    /// in-flight requests and queued commits and flushes every journal.
+    ///
+    /// # Errors
+    /// I/O errors from the listener.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        stop: CancellationToken,
+    ) -> Result<(), ServerError> {
+        self.serve_with(listener, Listeners::default(), stop).await
+    }
+
+    /// Like [`Server::serve`], with sidecar TCP listeners the caller bound.
+    ///
+    /// # Errors
+    /// I/O errors from the HTTP listener.
+    pub async fn serve_with(
+        self,
+        listener: TcpListener,
+        listeners: Listeners,
+        stop: CancellationToken,
+    ) -> Result<(), ServerError> {
+        let state = self.state.clone();
+        let mut side_tasks = Vec::new();
+        let down = state.shutdown.clone();
+        for (l, cfg) in listeners.sidecar {
+            if let Ok(addr) = l.local_addr() {
+                tracing::info!(%addr, realm = ?cfg.realm, "sidecar listener");
+            }
+            side_tasks.push(tokio::spawn(sidecar::run(
+                l,
+                cfg,
+                state.clone(),
+                down.clone(),
+            )));
+        }
+        for (l, cfg) in listeners.syslog_tcp {
+            side_tasks.push(tokio::spawn(syslog::run_tcp(
+                l,
+                cfg,
+                state.clone(),
+                down.clone(),
+            )));
+        }
+        for (l, cfg, acceptor) in listeners.syslog_tls {
+            side_tasks.push(tokio::spawn(syslog::run_tls(
+                l,
+                cfg,
+                acceptor,
+                state.clone(),
+                down.clone(),
+            )));
+        }
+        for (l, cfg) in listeners.syslog_udp {
+            side_tasks.push(tokio::spawn(syslog::run_udp(
+                l,
+                cfg,
+                state.clone(),
+                down.clone(),
+            )));
+        }
+        let app = routes::router(state.clone());
+        let shutdown = state.shutdown.clone();
+        let watcher = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                shutdown.cancel();
+            })
+        };
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        watcher.abort();
+        // Listeners first: their last batches still need the realms' writers.
+        for t in side_tasks {
+            let _ = t.await;
+        }
+        let realms: Vec<Arc<RealmHandle>> = state
+            .realms
+            .read()
+            .map(|r| r.values().cloned().collect())
+            .unwrap_or_default();
+        tokio::task::spawn_blocking(move || {
+            for r in realms {
+                r.close();
+                tracing::info!(realm = %r.name(), "realm closed");
+            }
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        result.map_err(ServerError::Io)
+    }
+}

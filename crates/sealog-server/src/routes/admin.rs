@@ -1,0 +1,214 @@
+//! Admin API: realms and tokens (admin tokens only).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::Json;
+use sealog_journal::JournalOptions;
+use sealog_store::{CreatedRealm, IssuedToken, RealmInfo, Scope, TokenInfo};
+use serde::Deserialize;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::realm::RealmHandle;
+use crate::state::AppState;
+
+/// `POST /v1/admin/realms` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRealm {
+    /// The realm's name.
+    pub name: String,
+}
+
+/// `POST /v1/admin/tokens` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// The realm.
+    pub realm: String,
+    /// `write` or `query`.
+    pub scope: Scope,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+/// `GET /v1/admin/realms`
+pub async fn list_realms(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<Vec<RealmInfo>>, ApiError> {
+    caller.admin()?;
+    blocking(move || {
+        let dd = state.data_dir()?;
+        Ok(Json(dd.realms()?))
+    })
+    .await
+}
+
+/// `POST /v1/admin/realms`: 201 with the new realm's tokens and key.
+pub async fn create_realm(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Json(req): Json<NewRealm>,
+) -> Result<(StatusCode, Json<CreatedRealm>), ApiError> {
+    caller.admin()?;
+    blocking(move || {
+        let mut dd = state.data_dir()?;
+        let created = dd.create_realm(&req.name)?;
+        let opts = JournalOptions {
+            durability: state.config.durability,
+            ..JournalOptions::default()
+        };
+        let journal = dd.open_journal(&req.name, opts)?;
+        let limits = &state.config.limits;
+        let handle = RealmHandle::start(
+            journal,
+            limits.commit_queue,
+            limits.max_queued_bytes,
+            limits.max_group_records,
+            state.metrics.clone(),
+        );
+        state
+            .realms
+            .write()
+            .map_err(|_| ApiError::Internal("realm table lock poisoned".into()))?
+            .insert(req.name.clone(), handle);
+        state.reload_tokens(&dd)?;
+        Ok((StatusCode::CREATED, Json(created)))
+    })
+    .await
+}
+
+/// `GET /v1/admin/tokens?realm=R`
+pub async fn list_tokens(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Vec<TokenInfo>>, ApiError> {
+    caller.admin()?;
+    let realm = raw
+        .as_deref()
+        .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("realm=")))
+        .map(str::to_string);
+    blocking(move || {
+        let dd = state.data_dir()?;
+        Ok(Json(dd.tokens(realm.as_deref())?))
+    })
+    .await
+}
+
+/// `POST /v1/admin/tokens`: 201 with the secret (shown once).
+pub async fn issue_token(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Json(req): Json<NewToken>,
+) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
+    caller.admin()?;
+    if req.scope == Scope::Admin {
+        return Err(ApiError::BadRequest(
+            "admin tokens are issued only at first start".into(),
+        ));
+    }
+    blocking(move || {
+        let mut dd = state.data_dir()?;
+        let t = dd.issue_token(&req.realm, req.scope)?;
+        state.reload_tokens(&dd)?;
+        Ok((StatusCode::CREATED, Json(t)))
+    })
+    .await
+}
+
+/// `DELETE /v1/admin/tokens/{id}`: revokes at once.
+pub async fn revoke_token(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<TokenInfo>, ApiError> {
+    caller.admin()?;
+    blocking(move || {
+        let mut dd = state.data_dir()?;
+        let t = dd.revoke_token(&id)?;
+        state.reload_tokens(&dd)?;
+        Ok(Json(t))
+    })
+    .await
+}
+
+/// `POST /v1/admin/verify` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The realm.
+    pub realm: String,
+    /// Checkpoint notes a client kept.
+    #[serde(default)]
+    pub checkpoints: Vec<String>,
+    /// Receipts a client kept.
+    #[serde(default)]
+    pub receipts: Vec<sealog_journal::Receipt>,
+}
+
+/// The verifier's report as JSON.
+#[derive(Debug, serde::Serialize)]
+pub struct VerifyReport {
+    /// True when nothing is wrong.
+    pub ok: bool,
+    /// Records read.
+    pub records: u64,
+    /// Records covered by the last checkpoint.
+    pub committed: u64,
+    /// Checkpoints checked.
+    pub checkpoints: u64,
+    /// Client checkpoints and receipts checked.
+    pub evidence: u64,
+    /// Problems, first bad seq first.
+    pub findings: Vec<serde_json::Value>,
+    /// Remarks that are not failures.
+    pub notes: Vec<String>,
+    /// The key used.
+    pub key: String,
+}
+
+/// `POST /v1/admin/verify`: runs the offline verifier over a realm's files
+/// while the server keeps serving (an append in progress shows as a note).
+pub async fn verify(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Json(req): Json<VerifyRequest>,
+) -> Result<Json<VerifyReport>, ApiError> {
+    caller.admin()?;
+    blocking(move || {
+        let (dir, key) = {
+            let dd = state.data_dir()?;
+            (dd.journal_dir(&req.realm), dd.verifier_key(&req.realm)?)
+        };
+        let evidence = sealog_journal::verify::Evidence {
+            checkpoints: req.checkpoints,
+            receipts: req.receipts,
+        };
+        let r = sealog_journal::verify::verify_dir(&dir, &req.realm, &key, &evidence, &|_| {})?;
+        Ok(Json(VerifyReport {
+            ok: r.ok(),
+            records: r.records,
+            committed: r.committed,
+            checkpoints: r.checkpoints,
+            evidence: r.evidence,
+            findings: r
+                .findings
+                .iter()
+                .map(|f| serde_json::json!({"seq": f.seq, "end": f.end, "reason": f.reason, "text": f.to_string()}))
+                .collect(),
+            notes: r.notes,
+            key: key.to_string(),
+        }))
+    })
+    .await
+}

@@ -1,0 +1,53 @@
+//! The HTTP routes and the layers around them.
+
+pub mod admin;
+pub mod ingest;
+pub mod ops;
+pub mod read;
+
+use std::sync::Arc;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use tower::ServiceBuilder;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The router with every route and the overload layers.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.config.limits.max_concurrency.max(1);
+    Router::new()
+        .route("/v1/ingest", post(ingest::ingest))
+        .route("/log-events", post(ingest::log_events))
+        .route("/v1/query", get(read::query))
+        .route("/v1/checkpoint", get(read::checkpoint))
+        .route("/v1/proof/inclusion", get(read::inclusion))
+        .route("/v1/proof/consistency", get(read::consistency))
+        .route("/v1/tail", get(read::tail))
+        .route(
+            "/v1/admin/realms",
+            get(admin::list_realms).post(admin::create_realm),
+        )
+        .route(
+            "/v1/admin/tokens",
+            get(admin::list_tokens).post(admin::issue_token),
+        )
+        .route("/v1/admin/tokens/{id}", delete(admin::revoke_token))
+        .route("/v1/admin/verify", post(admin::verify))
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(
+            ServiceBuilder::new()
+                // Over the concurrency limit: refuse at once, never queue unboundedly.
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ApiError::Overloaded("too many requests in flight")
+                }))
+                .load_shed()
+                .concurrency_limit(limit),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,396 @@
+//! Reads for query-token holders: query, checkpoint, proofs, live tail.
+//!
+//! Query answers NDJSON of leaf lines, byte for byte as stored, with
+//! headers that let a client prove what the answer covers:
+//!
+//! | header | meaning |
+//! |---|---|
+//! | `x-sealog-tree-size` | the realm's size when the query ran; `GET /v1/checkpoint` or a receipt signs it |
+//! | `x-sealog-scanned` | the seq range `lo..hi` examined; every record in it not returned did not match |
+//! | `x-sealog-next-cursor` | present when the limit stopped the scan: pass as `cursor` for the next page |
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderValue};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use futures_util::stream::{self, Stream, StreamExt};
+use sealog_query::{Filter, Order, Scan};
+use sealog_store::Scope;
+use serde::Serialize;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Most records one query returns.
+pub const MAX_LIMIT: u64 = 100_000;
+
+fn params(raw: Option<&str>) -> Vec<(String, String)> {
+    raw.map(url_decode_pairs).unwrap_or_default()
+}
+
+/// Splits `a=1&b=2` into decoded pairs (`+` is a space, `%XX` a byte).
+fn url_decode_pairs(q: &str) -> Vec<(String, String)> {
+    fn dec(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < b.len() => {
+                    let hex = |c: u8| (c as char).to_digit(16);
+                    match (hex(b[i + 1]), hex(b[i + 2])) {
+                        (Some(h), Some(l)) => {
+                            out.push((h * 16 + l) as u8);
+                            i += 2;
+                        }
+                        _ => out.push(b'%'),
+                    }
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (dec(k), dec(v)),
+            None => (dec(p), String::new()),
+        })
+        .collect()
+}
+
+fn parse_u64(name: &str, v: &str) -> Result<u64, ApiError> {
+    v.parse().map_err(|_| {
+        ApiError::BadRequest(format!("{name} must be a non-negative integer, got {v:?}"))
+    })
+}
+
+/// Builds a filter from `from`, `to`, `q` and repeated `where=k:v`.
+fn filter_from(params: &[(String, String)]) -> Result<Filter, ApiError> {
+    let mut f = Filter::default();
+    for (k, v) in params {
+        f = match k.as_str() {
+            "from" => f
+                .with_from(v)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+            "to" => f
+                .with_to(v)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+            "q" => f.with_text(v),
+            "where" => f
+                .with_where(v)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+            _ => f,
+        };
+    }
+    Ok(f)
+}
+
+/// `GET /v1/query?from&to&q&where=k:v&limit&cursor&order=oldest|newest`
+pub async fn query(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let realm = state.realm(caller.realm_for(Scope::Query, "read")?)?;
+    let ps = params(raw.as_deref());
+    let filter = filter_from(&ps)?;
+    let mut limit = 1000u64;
+    let mut order = Order::Oldest;
+    let mut cursor = None;
+    for (k, v) in &ps {
+        match k.as_str() {
+            "limit" => limit = parse_u64("limit", v)?.min(MAX_LIMIT),
+            "cursor" => cursor = Some(parse_u64("cursor", v)?),
+            "order" => {
+                order = match v.as_str() {
+                    "oldest" | "asc" => Order::Oldest,
+                    "newest" | "desc" => Order::Newest,
+                    _ => {
+                        return Err(ApiError::BadRequest(
+                            "order must be oldest or newest".into(),
+                        ))
+                    }
+                }
+            }
+            "from" | "to" | "q" | "where" => {}
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown query parameter {other:?}"
+                )))
+            }
+        }
+    }
+    let journal = realm.journal().clone();
+    let (body, result) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let (blocks, size) = {
+            let j = journal
+                .read()
+                .map_err(|_| ApiError::Internal("journal lock poisoned".into()))?;
+            (j.blocks().to_vec(), j.size())
+        };
+        let bounds = match order {
+            Order::Oldest => Scan {
+                order,
+                limit: Some(limit),
+                seq_from: cursor.unwrap_or(0),
+                seq_to: size,
+            },
+            Order::Newest => Scan {
+                order,
+                limit: Some(limit),
+                seq_from: 0,
+                seq_to: cursor.unwrap_or(size).min(size),
+            },
+        };
+        let mut body = Vec::new();
+        let r = sealog_query::scan(
+            &blocks,
+            &|i| match journal.read() {
+                Ok(j) => j.read_block(i),
+                Err(_) => Err(sealog_journal::JournalError::Poisoned),
+            },
+            &filter,
+            bounds,
+            &mut |_, line| {
+                body.extend_from_slice(line);
+                body.push(b'\n');
+            },
+        )
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok((body, (r, size)))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let (r, size) = result;
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    h.insert("x-sealog-tree-size", HeaderValue::from(size));
+    if let Ok(v) = HeaderValue::from_str(&format!("{}..{}", r.scanned.0, r.scanned.1)) {
+        h.insert("x-sealog-scanned", v);
+    }
+    if let Some(c) = r.next_cursor {
+        h.insert("x-sealog-next-cursor", HeaderValue::from(c));
+    }
+    Ok(resp)
+}
+
+/// `GET /v1/checkpoint`: the latest signed checkpoint note.
+pub async fn checkpoint(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let realm = state.realm(caller.realm_for(Scope::Query, "read")?)?;
+    let text = realm
+        .journal()
+        .read()
+        .map_err(|_| ApiError::Internal("journal lock poisoned".into()))?
+        .latest_checkpoint()
+        .map(|c| c.text.clone())
+        .ok_or_else(|| {
+            ApiError::NotFound("the realm has no records yet, so no checkpoint".into())
+        })?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+/// An inclusion proof.
+#[derive(Debug, Serialize)]
+pub struct InclusionProof {
+    /// The leaf's seq.
+    pub seq: u64,
+    /// The tree size the proof is for.
+    pub tree_size: u64,
+    /// Base64 hashes, bottom-up (RFC 9162 order).
+    pub hashes: Vec<String>,
+}
+
+/// A consistency proof.
+#[derive(Debug, Serialize)]
+pub struct ConsistencyProof {
+    /// Older size.
+    pub from: u64,
+    /// Newer size.
+    pub to: u64,
+    /// Base64 hashes (RFC 9162 order).
+    pub hashes: Vec<String>,
+}
+
+fn need(ps: &[(String, String)], name: &str) -> Result<u64, ApiError> {
+    let v = ps
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .ok_or_else(|| ApiError::BadRequest(format!("missing query parameter {name}")))?;
+    parse_u64(name, v)
+}
+
+/// `GET /v1/proof/inclusion?seq&size` (size defaults to the current size).
+pub async fn inclusion(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<InclusionProof>, ApiError> {
+    let realm = state.realm(caller.realm_for(Scope::Query, "read")?)?;
+    let ps = params(raw.as_deref());
+    let seq = need(&ps, "seq")?;
+    let size = match ps.iter().any(|(k, _)| k == "size") {
+        true => Some(need(&ps, "size")?),
+        false => None,
+    };
+    let journal = realm.journal().clone();
+    tokio::task::spawn_blocking(move || {
+        let j = journal
+            .read()
+            .map_err(|_| ApiError::Internal("journal lock poisoned".into()))?;
+        let size = size.unwrap_or(j.size());
+        let hashes = j.inclusion_proof(seq, size)?;
+        Ok(Json(InclusionProof {
+            seq,
+            tree_size: size,
+            hashes: hashes.iter().map(|h| B64.encode(h)).collect(),
+        }))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+/// `GET /v1/proof/consistency?from&to`
+pub async fn consistency(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<ConsistencyProof>, ApiError> {
+    let realm = state.realm(caller.realm_for(Scope::Query, "read")?)?;
+    let ps = params(raw.as_deref());
+    let (from, to) = (need(&ps, "from")?, need(&ps, "to")?);
+    let journal = realm.journal().clone();
+    tokio::task::spawn_blocking(move || {
+        let j = journal
+            .read()
+            .map_err(|_| ApiError::Internal("journal lock poisoned".into()))?;
+        let hashes = j.consistency_proof(from, to)?;
+        Ok(Json(ConsistencyProof {
+            from,
+            to,
+            hashes: hashes.iter().map(|h| B64.encode(h)).collect(),
+        }))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+/// `GET /v1/tail?q&where&since_seq`: Server-Sent Events, one record per
+/// event (`id` = seq, `data` = the leaf line), from now or from `since_seq`.
+pub async fn tail(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let realm = state.realm(caller.realm_for(Scope::Query, "read")?)?;
+    let ps = params(raw.as_deref());
+    let filter = filter_from(&ps)?;
+    let permit = state
+        .tail_sessions
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Overloaded("too many tail sessions"))?;
+    let committed = realm.committed();
+    // "Now" is the journal's committed size, the same one receipts report.
+    let now = realm
+        .journal()
+        .read()
+        .map_err(|_| ApiError::Internal("journal lock poisoned".into()))?
+        .size();
+    let cursor = match ps.iter().find(|(k, _)| k == "since_seq") {
+        Some((_, v)) => {
+            let s = parse_u64("since_seq", v)?;
+            if s > now {
+                return Err(ApiError::BadRequest(format!(
+                    "since_seq {s} is past the realm's size {now}"
+                )));
+            }
+            s
+        }
+        None => now,
+    };
+    let journal = realm.journal().clone();
+    let shutdown = state.shutdown.clone();
+    let filter = Arc::new(filter);
+    let stream = stream::unfold(
+        (cursor, committed, journal, filter, shutdown, permit),
+        |(mut cursor, mut rx, journal, filter, shutdown, permit)| async move {
+            loop {
+                let size = *rx.borrow_and_update();
+                if cursor < size {
+                    let to = size.min(cursor + 4096);
+                    let (j, f) = (journal.clone(), filter.clone());
+                    let from = cursor;
+                    let events = tokio::task::spawn_blocking(move || {
+                        let mut out = Vec::new();
+                        if let Ok(j) = j.read() {
+                            let _ = j.read(from, to, &mut |seq, line| {
+                                if f.matches(line) {
+                                    out.push(
+                                        Event::default()
+                                            .id(seq.to_string())
+                                            .data(String::from_utf8_lossy(line)),
+                                    );
+                                }
+                                std::ops::ControlFlow::Continue(())
+                            });
+                        }
+                        out
+                    })
+                    .await
+                    .unwrap_or_default();
+                    cursor = to;
+                    if !events.is_empty() {
+                        return Some((events, (cursor, rx, journal, filter, shutdown, permit)));
+                    }
+                    continue;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    changed = rx.changed() => if changed.is_err() { return None },
+                }
+            }
+        },
+    )
+    .flat_map(|events| stream::iter(events.into_iter().map(Ok)));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_decode() {
+        let p = url_decode_pairs("where=app%3Apayments&q=a+b&where=k.x:1&limit=5&x");
+        assert_eq!(p[0], ("where".into(), "app:payments".into()));
+        assert_eq!(p[1], ("q".into(), "a b".into()));
+        assert_eq!(p[4], ("x".into(), String::new()));
+        let p = url_decode_pairs("q=%zz%4");
+        assert_eq!(p[0].1, "%zz%4");
+        let p = url_decode_pairs("q=%\u{e9}\u{e9}");
+        assert_eq!(
+            p[0].1, "%\u{e9}\u{e9}",
+            "no panic on multi-byte text after %"
+        );
+    }
+}

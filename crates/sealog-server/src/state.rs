@@ -1,0 +1,73 @@
+//! What every request handler shares.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use sealog_store::DataDir;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::TokenTable;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::realm::RealmHandle;
+
+/// The server's shared state.
+#[derive(Debug)]
+pub struct AppState {
+    /// Configuration in force.
+    pub config: Config,
+    /// The data directory (locked by this process).
+    pub data: Mutex<DataDir>,
+    /// Accepted tokens.
+    pub tokens: RwLock<TokenTable>,
+    /// Open realms.
+    pub realms: RwLock<HashMap<String, Arc<RealmHandle>>>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the server begins to shut down.
+    pub shutdown: CancellationToken,
+    /// Permits for live tail sessions.
+    pub tail_sessions: Arc<Semaphore>,
+    /// KiB of ingest bodies that may be held at once.
+    pub inflight_kib: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// The open realm `name`.
+    ///
+    /// # Errors
+    /// [`ApiError::NotFound`] if it is not open.
+    pub fn realm(&self, name: &str) -> Result<Arc<RealmHandle>, ApiError> {
+        self.realms
+            .read()
+            .map_err(|_| ApiError::Internal("realm table lock poisoned".into()))?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound(format!("unknown realm {name:?}")))
+    }
+
+    /// The data directory, locked for one admin operation.
+    ///
+    /// # Errors
+    /// [`ApiError::Internal`] if an earlier holder panicked.
+    pub fn data_dir(&self) -> Result<std::sync::MutexGuard<'_, DataDir>, ApiError> {
+        self.data
+            .lock()
+            .map_err(|_| ApiError::Internal("data lock poisoned".into()))
+    }
+
+    /// Reloads the token table from the data directory.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn reload_tokens(&self, dd: &DataDir) -> Result<(), ApiError> {
+        let table = TokenTable::new(dd.tokens(None)?);
+        *self
+            .tokens
+            .write()
+            .map_err(|_| ApiError::Internal("token table lock poisoned".into()))? = table;
+        Ok(())
+    }
+}

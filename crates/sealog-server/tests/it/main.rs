@@ -1,0 +1,8 @@
+//! Integration tests of the server over real sockets on 127.0.0.1.
+
+mod api;
+mod auth;
+mod sidecar;
+mod syslog;
+mod tls;
+mod util;

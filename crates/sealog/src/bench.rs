@@ -1,0 +1,191 @@
+//! `sealog bench journal`: durable append and verify, measured on this disk.
+//!
+//! Generated records look like application logs (~200 bytes: time, app,
+//! host, level, user, trace id, path, status, duration, message). The run
+//! validates and appends them with the same code as `sealog ingest`
+//! (durable group commit: fdatasync before every checkpoint and again
+//! after it), then runs the offline verifier over the result. CPU time
+//! comes from /proc/self/stat, so "per core" figures are records per
+//! CPU-second actually used.
+
+use std::path::Path;
+use std::time::Instant;
+
+use sealog_journal::verify::{verify_dir, Evidence};
+use sealog_journal::JournalOptions;
+use sealog_store::DataDir;
+
+use crate::{ingest, Failure};
+
+/// A small xorshift generator: deterministic, fast, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[(self.next() % xs.len() as u64) as usize]
+    }
+}
+
+/// Appends `n` generated NDJSON records to `out`.
+pub fn generate(n: u64, out: &mut Vec<u8>) {
+    generate_from(0, n, out);
+}
+
+/// Appends records `start..start + n` of the generated sequence to `out`.
+pub fn generate_from(start: u64, n: u64, out: &mut Vec<u8>) {
+    use std::io::Write;
+    const APPS: [&str; 6] = [
+        "payments", "checkout", "auth", "search", "ledger", "gateway",
+    ];
+    const LEVELS: [&str; 4] = ["info", "info", "warn", "error"];
+    const MSGS: [&str; 5] = [
+        "request completed",
+        "payment authorised",
+        "cache miss, fetched from origin",
+        "token refreshed for session",
+        "upstream responded slowly",
+    ];
+    const PATHS: [&str; 4] = [
+        "/api/v1/orders",
+        "/api/v1/users",
+        "/api/v2/payments",
+        "/health",
+    ];
+    let mut r = Rng(0x9E37_79B9_7F4A_7C15 ^ start.wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let base = 1_795_500_000_000u64; // ms
+    for i in start..start + n {
+        let ms = base + i / 10;
+        let _ = writeln!(
+            out,
+            r#"{{"time":"{}","app":"{}","host":"web-{:02}","level":"{}","user":"u-{:06}","trace_id":"{:016x}","msg":"{}","path":"{}/{}","status":{},"duration_ms":{}}}"#,
+            sealog_event::format_rfc3339_nanos((ms * 1_000_000) as i64),
+            r.pick(&APPS),
+            r.next() % 32,
+            r.pick(&LEVELS),
+            r.next() % 1_000_000,
+            r.next(),
+            r.pick(&MSGS),
+            r.pick(&PATHS),
+            r.next() % 100_000,
+            [200, 200, 200, 201, 404, 500][(r.next() % 6) as usize],
+            r.next() % 2000,
+        );
+    }
+}
+
+/// CPU seconds used by this process so far (user + system).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime is field 14, stime 15 (1-based); `rest` starts at field 3.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Runs the journal benchmark in `dir` (removed afterwards).
+///
+/// # Errors
+/// Setup, append or verify failures.
+pub fn journal(records: u64, batch: usize, dir: &Path, keep: bool) -> Result<(), Failure> {
+    if dir.exists() {
+        return Err(format!("{} exists; pass an absent --dir", dir.display()).into());
+    }
+    let result = run(records, batch, dir);
+    if !keep {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
+fn run(records: u64, batch: usize, dir: &Path) -> Result<(), Failure> {
+    let mut dd = DataDir::open(dir, "sealog bench journal")?;
+    dd.create_realm("bench")?;
+    eprintln!("generating {records} records ...");
+    let mut input = Vec::with_capacity(records as usize * 220);
+    generate(records, &mut input);
+    let raw = input.len() as u64;
+    let mut journal = dd.open_journal("bench", JournalOptions::default())?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    let (t0, c0) = (Instant::now(), cpu_seconds());
+    let events = ingest::validate_ndjson(&input, 1)
+        .map_err(|b| format!("generated line {} is invalid: {}", b[0].line, b[0].reason))?;
+    let validated = t0.elapsed().as_secs_f64();
+    let mut commits = 0u64;
+    ingest::append_pipelined(&mut journal, &events, batch, &mut |_| commits += 1)?;
+    journal.sync()?;
+    let (append_s, append_cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
+    drop(events);
+    let disk = dir_bytes(&dd.journal_dir("bench"));
+
+    let key = dd.verifier_key("bench")?;
+    let (t1, c1) = (Instant::now(), cpu_seconds());
+    let report = verify_dir(
+        &dd.journal_dir("bench"),
+        "bench",
+        &key,
+        &Evidence::default(),
+        &|_| {},
+    )?;
+    let (verify_s, verify_cpu) = (t1.elapsed().as_secs_f64(), cpu_seconds() - c1);
+    if !report.ok() || report.committed != records {
+        return Err(Failure::verify(format!(
+            "verify failed on the benchmark's own data: {:?}",
+            report.first_bad()
+        )));
+    }
+
+    let mb = raw as f64 / 1e6;
+    println!("sealog bench journal: {records} records, {:.1} bytes/record raw NDJSON, {commits} durable commits of up to {batch}, {cores} cores", raw as f64 / records as f64);
+    println!(
+        "append (validate + seal + fsync x2 per commit): {:.2} s, {:.0} records/s, {:.1} MB/s raw; validation alone {:.2} s; CPU {:.2} s ({:.0}% of {cores} cores)",
+        append_s,
+        records as f64 / append_s,
+        mb / append_s,
+        validated,
+        append_cpu,
+        100.0 * append_cpu / append_s / cores as f64,
+    );
+    println!(
+        "disk: {} bytes = {:.1} bytes/record, {:.1}% of raw NDJSON (segments, checkpoints and tree hashes included)",
+        disk,
+        disk as f64 / records as f64,
+        100.0 * disk as f64 / raw as f64
+    );
+    println!(
+        "verify: {:.2} s, {:.0} records/s wall, CPU {:.2} s = {:.0} records/s per core",
+        verify_s,
+        records as f64 / verify_s,
+        verify_cpu,
+        records as f64 / verify_cpu.max(1e-9)
+    );
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!(
+        "targets: append >= 1,000,000 records/s: {}; verify >= 2,000,000 records/s per core: {}; disk <= 40% of raw: {}",
+        verdict(records as f64 / append_s >= 1e6),
+        verdict(records as f64 / verify_cpu.max(1e-9) >= 2e6),
+        verdict(disk as f64 <= 0.4 * raw as f64),
+    );
+    Ok(())
+}

@@ -1,0 +1,429 @@
+//! `sealog bench ingest --vs rsyslog`: the same RFC 5424 stream into
+//! rsyslog (imptcp → omfile, no fsync) and into sealog (syslog TCP →
+//! sealed journal, fsync before every checkpoint), timed until the last line
+//! has landed; then sealog's sidecar listener with the same lines as frames.
+//!
+//! Each receiver gets one TCP connection carrying the whole stream, written
+//! by a sender thread in this process. rsyslog is done when its output file
+//! holds every line; sealog when the realm's tree size reaches the count.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sealog_server::config::{SidecarListener, SyslogListener};
+use sealog_server::{Config, Listeners, Server};
+use tokio_util::sync::CancellationToken;
+
+use crate::Failure;
+
+/// `n` RFC 5424 lines of ~200 bytes, LF-terminated.
+fn lines(n: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n as usize * 210);
+    const APPS: [&str; 4] = ["payments", "checkout", "auth", "ledger"];
+    for i in 0..n {
+        let _ = writeln!(
+            out,
+            "<{pri}>1 2026-11-22T08:{m:02}:{s:02}.{ms:03}Z web-{h:02}.prod.example.net {app} {pid} ID{id} [req@32473 id=\"{i:08x}\" route=\"/api/v1/orders\"] request {i} completed in {d} ms for user u-{u:06} with status 200",
+            pri = 8 + (i % 8),
+            m = (i / 60_000) % 60,
+            s = (i / 1000) % 60,
+            ms = i % 1000,
+            h = i % 16,
+            app = APPS[(i % 4) as usize],
+            pid = 1000 + i % 50,
+            id = i % 97,
+            d = i % 2000,
+            u = (i * 7919) % 1_000_000,
+        );
+    }
+    out
+}
+
+fn send_all(
+    addr: std::net::SocketAddr,
+    bytes: Vec<u8>,
+) -> std::thread::JoinHandle<std::io::Result<()>> {
+    std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr)?;
+        for chunk in bytes.chunks(1 << 20) {
+            s.write_all(chunk)?;
+        }
+        s.flush()?;
+        // Keep the connection open until the receiver has read everything.
+        std::thread::sleep(Duration::from_millis(100));
+        Ok(())
+    })
+}
+
+fn count_lines(path: &Path) -> u64 {
+    std::fs::read(path)
+        .map(|b| memchr::memchr_iter(b'\n', &b).count() as u64)
+        .unwrap_or(0)
+}
+
+fn free_port() -> Result<u16, Failure> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn rsyslog(dir: &Path, stream: &[u8], n: u64) -> Result<f64, Failure> {
+    std::fs::create_dir_all(dir)?;
+    let port = free_port()?;
+    let out = dir.join("out.log");
+    let conf = format!(
+        r#"global(workDirectory="{w}")
+module(load="imptcp")
+input(type="imptcp" port="{port}" address="127.0.0.1" ruleset="bench")
+ruleset(name="bench") {{
+  action(type="omfile" file="{out}")
+}}
+"#,
+        w = dir.display(),
+        out = out.display()
+    );
+    std::fs::write(dir.join("rsyslog.conf"), conf)?;
+    let mut child = Command::new("rsyslogd")
+        .arg("-n")
+        .arg("-f")
+        .arg(dir.join("rsyslog.conf"))
+        .arg("-i")
+        .arg(dir.join("rsyslog.pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("start rsyslogd (Debian package rsyslog): {e}"))?;
+    let result = (|| {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(addr).is_err() {
+            if Instant::now() > deadline {
+                return Err(Failure::from("rsyslogd did not start listening"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let t0 = Instant::now();
+        let sender = send_all(addr, stream.to_vec());
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            if count_lines(&out) >= n {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(Failure::from(
+                    "rsyslog did not write every line within 600 s",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let took = t0.elapsed().as_secs_f64();
+        let _ = sender.join();
+        Ok(took)
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
+
+/// Runs the comparison in `dir` (removed afterwards).
+///
+/// # Errors
+/// rsyslog missing or failing; sealog setup failures.
+pub fn ingest(vs: &str, n: u64, dir: &Path) -> Result<(), Failure> {
+    if vs != "rsyslog" {
+        return Err(format!("--vs {vs:?}: only rsyslog is supported").into());
+    }
+    if dir.exists() {
+        return Err(format!("{} exists; pass an absent --dir", dir.display()).into());
+    }
+    let result = run(n, dir);
+    let _ = std::fs::remove_dir_all(dir);
+    result
+}
+
+fn run(n: u64, dir: &Path) -> Result<(), Failure> {
+    let stream = lines(n);
+    let per_line = stream.len() as f64 / n as f64;
+    eprintln!("rsyslog: {n} lines ...");
+    let rs = rsyslog(&dir.join("rsyslog"), &stream, n)?;
+
+    eprintln!("sealog: {n} lines ...");
+    let data = dir.join("sealog");
+    {
+        let mut dd = sealog_store::DataDir::open(&data, "sealog bench ingest")?;
+        dd.create_realm("bench")?;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (server, _) = Server::open(&data, Config::default())?;
+    let (http, tcp, side) = rt.block_on(async {
+        Ok::<_, std::io::Error>((
+            tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+            tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+            tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        ))
+    })?;
+    let (http_addr, tcp_addr, side_addr) =
+        (http.local_addr()?, tcp.local_addr()?, side.local_addr()?);
+    let listeners = Listeners {
+        syslog_tcp: vec![(
+            tcp,
+            SyslogListener {
+                realm: Some("bench".into()),
+                ..SyslogListener::default()
+            },
+        )],
+        sidecar: vec![(
+            side,
+            SidecarListener {
+                realm: Some("bench".into()),
+                ..SidecarListener::default()
+            },
+        )],
+        ..Default::default()
+    };
+    let stop = CancellationToken::new();
+    let serving = rt.spawn(server.serve_with(http, listeners, stop.clone()));
+    let admin = std::fs::read_to_string(data.join("admin.token"))?;
+    let token = {
+        // A query token for polling the size.
+        let v: serde_json::Value = rt.block_on(async {
+            reqwest::Client::new()
+                .post(format!("http://{http_addr}/v1/admin/tokens"))
+                .bearer_auth(admin.trim())
+                .json(&serde_json::json!({"realm": "bench", "scope": "query"}))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json::<serde_json::Value>()
+                .await
+                .map_err(|e| e.to_string())
+        })?;
+        v["token"].as_str().unwrap_or_default().to_string()
+    };
+    let http_base = http_addr.to_string();
+    let size = |rt: &tokio::runtime::Runtime| tree_size(rt, &http_base, &token);
+    let wait_for = |rt: &tokio::runtime::Runtime, want: u64| -> Result<(), Failure> {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while size(rt) < want {
+            if Instant::now() > deadline {
+                return Err("sealog did not commit every line within 600 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    };
+    let t0 = Instant::now();
+    let sender = send_all(tcp_addr, stream.clone());
+    wait_for(&rt, n)?;
+    let sl = t0.elapsed().as_secs_f64();
+    let _ = sender.join();
+
+    // Sidecar: the same lines as length-prefixed frames.
+    let mut frames = Vec::with_capacity(stream.len() + 4 * n as usize);
+    for line in stream.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        frames.extend_from_slice(&(line.len() as u32).to_be_bytes());
+        frames.extend_from_slice(line);
+    }
+    let t1 = Instant::now();
+    let sender = send_all(side_addr, frames);
+    wait_for(&rt, 2 * n)?;
+    let sc = t1.elapsed().as_secs_f64();
+    let _ = sender.join();
+    stop.cancel();
+    let _ = rt.block_on(serving);
+
+    eprintln!("memory: a separate sealog serve under 4 senders ...");
+    let mem = memory_phase(&dir.join("memory"), &stream, 3 * n)?;
+
+    let (rs_rate, sl_rate, sc_rate) = (n as f64 / rs, n as f64 / sl, n as f64 / sc);
+    println!("sealog bench ingest --vs rsyslog: {n} RFC 5424 lines of ~{per_line:.0} bytes over one TCP connection each");
+    println!(
+        "rsyslog {} imptcp -> omfile (no fsync): {rs:.2} s, {rs_rate:.0} lines/s",
+        rsyslog_version()
+    );
+    println!(
+        "sealog syslog tcp -> sealed journal (fsync per commit): {sl:.2} s, {sl_rate:.0} lines/s"
+    );
+    println!("ratio sealog / rsyslog: {:.2}x", sl_rate / rs_rate);
+    println!("sealog sidecar tcp (same lines as frames, receipts sent back): {sc:.2} s, {sc_rate:.0} records/s");
+    println!(
+        "memory: `sealog serve` (separate process) took {} lines from 4 senders writing as fast as they could in {:.2} s; peak RSS {:.0} MiB; {} of {} lines committed",
+        mem.sent, mem.took, mem.peak_mib, mem.committed, mem.sent
+    );
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!(
+        "targets: sealog >= 2.5x rsyslog: {}; >= 1,000,000 lines/s: {}; not slower than rsyslog: {}; RSS < 256 MiB with nothing dropped: {}",
+        verdict(sl_rate >= 2.5 * rs_rate),
+        verdict(sl_rate >= 1e6),
+        verdict(sl_rate >= rs_rate),
+        verdict(mem.sent > 0 && mem.peak_mib < 256.0 && mem.committed == mem.sent),
+    );
+    Ok(())
+}
+
+fn rsyslog_version() -> String {
+    Command::new("rsyslogd")
+        .arg("-v")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// What the memory phase saw.
+struct Memory {
+    sent: u64,
+    committed: u64,
+    took: f64,
+    peak_mib: f64,
+}
+
+/// Runs `sealog serve` (this binary) as a child with a syslog TCP listener,
+/// sends `total` lines from 4 connections as fast as they go, samples the
+/// child's RSS every 20 ms, and waits until every line is committed.
+fn memory_phase(dir: &Path, stream: &[u8], total: u64) -> Result<Memory, Failure> {
+    let data = dir.join("data");
+    let query_token = {
+        let mut dd = sealog_store::DataDir::open(&data, "sealog bench ingest")?;
+        dd.create_realm("mem")?.query_token
+    };
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .arg("--data")
+        .arg(&data)
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--syslog-tcp",
+            "mem@127.0.0.1:0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let result = (|| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let info: serde_json::Value = loop {
+            if let Some(v) = std::fs::read_to_string(data.join("server.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+            {
+                break v;
+            }
+            if Instant::now() > deadline {
+                return Err(Failure::from("sealog serve did not start"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let http = info["http"].as_str().ok_or("no http address")?.to_string();
+        let syslog: std::net::SocketAddr = info["syslog_tcp"][0]
+            .as_str()
+            .ok_or("no syslog address")?
+            .parse()
+            .map_err(|e| format!("{e}"))?;
+        // Exactly `per` lines for each sender: whole copies of the stream,
+        // then a prefix of it.
+        let per = total / 4;
+        let body_for = |per: u64| -> Vec<u8> {
+            let mut body = Vec::new();
+            let mut left = per;
+            while left > 0 {
+                let mut taken = 0u64;
+                let mut end = 0usize;
+                for at in memchr::memchr_iter(b'\n', stream) {
+                    taken += 1;
+                    end = at + 1;
+                    if taken == left {
+                        break;
+                    }
+                }
+                if taken == 0 {
+                    break;
+                }
+                body.extend_from_slice(&stream[..end]);
+                left -= taken;
+            }
+            body
+        };
+        let t0 = Instant::now();
+        let mut senders = Vec::new();
+        let mut sent = 0u64;
+        for _ in 0..4 {
+            let body = body_for(per);
+            sent += memchr::memchr_iter(b'\n', &body).count() as u64;
+            senders.push(send_all(syslog, body));
+        }
+        let pid = child.id();
+        let rss = || -> f64 {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("VmRSS:"))
+                        .and_then(|l| l.split_whitespace().nth(1))
+                        .and_then(|v| v.parse::<f64>().ok())
+                })
+                .unwrap_or(0.0)
+                / 1024.0
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let size = || tree_size(&rt, &http, &query_token);
+        let mut peak = 0.0f64;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let mut committed = 0;
+        while committed < sent && Instant::now() < deadline {
+            peak = peak.max(rss());
+            committed = size();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let took = t0.elapsed().as_secs_f64();
+        for s in senders {
+            let _ = s.join();
+        }
+        peak = peak.max(rss());
+        Ok(Memory {
+            sent,
+            committed,
+            took,
+            peak_mib: peak,
+        })
+    })();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    result
+}
+
+/// The realm's tree size as the query API reports it (0 when unreachable).
+fn tree_size(rt: &tokio::runtime::Runtime, http: &str, token: &str) -> u64 {
+    rt.block_on(async {
+        reqwest::Client::new()
+            .get(format!("http://{http}/v1/query?limit=0"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .ok()
+            .and_then(|r| {
+                r.headers()
+                    .get("x-sealog-tree-size")?
+                    .to_str()
+                    .ok()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    })
+}

@@ -1,0 +1,287 @@
+//! Command-line arguments (clap derive; the doc comments are the help).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// sealog: a forensic log and audit hub. Every realm is a verifiable Merkle
+/// log with signed checkpoints.
+///
+/// Exit codes: 0 ok, 1 verification failed, 2 usage or input error.
+#[derive(Debug, Parser)]
+#[command(name = "sealog", version)]
+pub struct Cli {
+    /// Data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "SEALOG_DATA",
+        default_value = "./sealog-data"
+    )]
+    pub data: PathBuf,
+    /// Talk to this server's API instead of opening the data directory
+    /// (used automatically when a running server holds the directory).
+    #[arg(long, global = true, env = "SEALOG_URL")]
+    pub url: Option<String>,
+    /// Bearer token for --url: admin for realm, token and verify commands;
+    /// the realm's write token for ingest; its query token for query and
+    /// checkpoint. Defaults to <data>/admin.token.
+    #[arg(long, global = true, env = "SEALOG_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: the HTTP API over the embedded journal. Needs no
+    /// other service. SIGTERM or SIGINT stop it gracefully.
+    Serve {
+        /// TOML configuration file (see sealog.example.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// HTTP API address (default 127.0.0.1:7700).
+        #[arg(long)]
+        http: Option<std::net::SocketAddr>,
+        /// A sidecar TCP listener: ADDR (hello frame with a write token
+        /// required) or REALM@ADDR. Repeatable; adds to the config file's.
+        #[arg(long)]
+        sidecar: Vec<sealog_server::config::SidecarListener>,
+        /// A syslog TCP listener (octet counting or LF): ADDR or REALM@ADDR.
+        /// Without a realm each message needs [sealog@32473 token="..."].
+        #[arg(long)]
+        syslog_tcp: Vec<sealog_server::config::SyslogListener>,
+        /// A syslog UDP listener: ADDR or REALM@ADDR.
+        #[arg(long)]
+        syslog_udp: Vec<sealog_server::config::SyslogListener>,
+        /// A syslog TLS listener (RFC 5425): ADDR or REALM@ADDR; needs
+        /// --tls-cert and --tls-key.
+        #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+        syslog_tls: Option<sealog_server::config::SyslogListener>,
+        /// PEM certificate chain for --syslog-tls.
+        #[arg(long)]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --syslog-tls.
+        #[arg(long)]
+        tls_key: Option<PathBuf>,
+    },
+    /// Create and list realms.
+    #[command(subcommand)]
+    Realm(RealmCmd),
+    /// Issue, list and revoke tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Append NDJSON events to a realm without a server; prints the receipt.
+    ///
+    /// The whole input is validated first: one bad line refuses it all
+    /// (exit 2, each bad line's number and reason) and nothing is appended.
+    Ingest {
+        /// The realm.
+        #[arg(long)]
+        realm: String,
+        /// NDJSON file, or - for standard input.
+        #[arg(default_value = "-")]
+        input: String,
+        /// Records per commit (each commit is fsynced and signed).
+        #[arg(long, default_value_t = 65_536)]
+        batch: usize,
+        /// Append the receipt of every commit to this file as it happens.
+        #[arg(long)]
+        receipts_out: Option<PathBuf>,
+    },
+    /// Print a realm's records that match, as stored leaf lines.
+    Query {
+        /// The realm.
+        #[arg(long)]
+        realm: String,
+        /// Records filed at or after this time (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Records filed before this time (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        /// Records whose line contains this text.
+        #[arg(long)]
+        q: Option<String>,
+        /// Records whose field equals a value: key=value (dots descend). Repeatable.
+        #[arg(long = "where")]
+        wheres: Vec<String>,
+        /// At most this many records.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Newest first.
+        #[arg(long)]
+        newest: bool,
+    },
+    /// Print the realm's latest signed checkpoint (C2SP signed note).
+    Checkpoint {
+        /// The realm.
+        #[arg(long)]
+        realm: String,
+    },
+    /// Verify every record, checkpoint and stored hash of a realm; with
+    /// checkpoints or receipts a client kept, prove nothing they cover changed.
+    Verify {
+        /// The realm.
+        #[arg(long)]
+        realm: String,
+        /// A signed checkpoint note a client kept. Repeatable.
+        #[arg(long)]
+        checkpoint: Vec<PathBuf>,
+        /// Receipts a client kept: JSON objects, one per line.
+        #[arg(long)]
+        receipts: Vec<PathBuf>,
+        /// Verifier key to trust instead of the one in the data directory.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Write a slice of a realm with its proof, verifiable offline.
+    Export {
+        /// The realm.
+        #[arg(long)]
+        realm: String,
+        /// First seq (default 0).
+        #[arg(long)]
+        from_seq: Option<u64>,
+        /// Last seq, inclusive (default: the newest).
+        #[arg(long)]
+        to_seq: Option<u64>,
+        /// Bundle file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify an export bundle with only the realm's public key.
+    VerifyBundle {
+        /// The bundle.
+        file: PathBuf,
+        /// The realm's verifier key (`sealog/<realm>+<id>+<key>`).
+        #[arg(long)]
+        key: String,
+    },
+    /// Print a realm's new records as they are committed (live tail through
+    /// the server; needs the realm's query token).
+    Tail {
+        /// The realm.
+        #[arg(long)]
+        realm: String,
+        /// Records whose line contains this text.
+        #[arg(long)]
+        q: Option<String>,
+        /// Records whose field equals a value: key=value. Repeatable.
+        #[arg(long = "where")]
+        wheres: Vec<String>,
+        /// Start at this seq instead of now.
+        #[arg(long)]
+        since_seq: Option<u64>,
+    },
+    /// Benchmarks that print their figures.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+/// `sealog realm ...`
+#[derive(Debug, Subcommand)]
+pub enum RealmCmd {
+    /// Create a realm; prints JSON with its write and query tokens and public key.
+    Create {
+        /// Lowercase letters, digits, '.', '_' or '-'.
+        name: String,
+        /// Also write the JSON to this file (mode 0600).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// List realms.
+    List,
+    /// Print a realm's checkpoint verifier key (for verify-bundle and clients).
+    Key {
+        /// The realm.
+        name: String,
+    },
+}
+
+/// Token scopes a user may issue from the CLI.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScopeArg {
+    /// Append only.
+    Write,
+    /// Read only.
+    Query,
+}
+
+/// `sealog token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Issue a token; prints JSON with its id and secret (shown only once).
+    Issue {
+        /// The realm.
+        #[arg(long)]
+        realm: String,
+        /// What the token may do.
+        #[arg(long, value_enum)]
+        scope: ScopeArg,
+        /// Also write the JSON to this file (mode 0600).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// List tokens (ids and scopes; never secrets).
+    List {
+        /// Only this realm's.
+        #[arg(long)]
+        realm: Option<String>,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        /// The token id (tok_...).
+        token_id: String,
+    },
+}
+
+/// `sealog bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCmd {
+    /// The same RFC 5424 stream into rsyslog (imptcp -> omfile) and into
+    /// sealog (syslog TCP -> durable journal), then sealog's sidecar; prints
+    /// both rates and the ratio.
+    Ingest {
+        /// The peer to compare with.
+        #[arg(long, default_value = "rsyslog")]
+        vs: String,
+        /// Lines to send.
+        #[arg(long, default_value_t = 1_000_000)]
+        lines: u64,
+        /// Directory to run in (removed after).
+        #[arg(long, default_value = "./sealog-bench-ingest")]
+        dir: PathBuf,
+    },
+    /// Run a server and POST 1,000-record batches from concurrent clients;
+    /// prints records/s, ack latency, CPU split, RSS, query and tail latency.
+    Http {
+        /// Records to ingest.
+        #[arg(long, default_value_t = 10_000_000)]
+        records: u64,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Directory to run in (removed after).
+        #[arg(long, default_value = "./sealog-bench-http")]
+        dir: PathBuf,
+    },
+    /// Append records of ~200 bytes with durable group commit, then verify;
+    /// prints records/s, MB/s, bytes on disk per record and verify rate.
+    Journal {
+        /// Records to append.
+        #[arg(long, default_value_t = 10_000_000)]
+        records: u64,
+        /// Records per commit.
+        #[arg(long, default_value_t = 65_536)]
+        batch: usize,
+        /// Directory to run in (on the disk being measured; removed after).
+        #[arg(long, default_value = "./sealog-bench")]
+        dir: PathBuf,
+        /// Keep the data directory (realm `bench`) for inspection.
+        #[arg(long)]
+        keep: bool,
+    },
+}

@@ -1,0 +1,408 @@
+//! The local commands: each opens (and locks) the data directory, does one
+//! thing, and reports through stdout (data) and stderr (messages).
+
+use std::fs::OpenOptions;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use sealog_journal::checkpoint::VerifierKey;
+use sealog_journal::verify::{verify_dir, Evidence, Report};
+use sealog_journal::{bundle, JournalOptions, Receipt};
+use sealog_query::{Filter, Order};
+use sealog_store::{DataDir, Scope};
+use serde::Serialize;
+
+use crate::cli::{BenchCmd, Cli, Command, RealmCmd, ScopeArg, TokenCmd};
+use crate::{ingest, progress, Failure};
+
+/// Runs one parsed command.
+///
+/// # Errors
+/// A [`Failure`] with the exit code and message.
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    if let Some(remote) = crate::remote::target(&cli)? {
+        return crate::remote::run(&remote, cli.command);
+    }
+    let data = cli.data.as_path();
+    match cli.command {
+        Command::Serve {
+            config,
+            http,
+            sidecar,
+            syslog_tcp,
+            syslog_udp,
+            syslog_tls,
+            tls_cert,
+            tls_key,
+        } => {
+            let tls = match (syslog_tls, tls_cert, tls_key) {
+                (Some(l), Some(cert), Some(key)) => {
+                    Some(sealog_server::config::SyslogTlsListener {
+                        addr: l.addr,
+                        realm: l.realm,
+                        cert,
+                        key,
+                        max_message_bytes: l.max_message_bytes,
+                    })
+                }
+                _ => None,
+            };
+            crate::serve::run(
+                data,
+                config.as_deref(),
+                http,
+                (sidecar, syslog_tcp, syslog_udp, tls),
+            )
+        }
+        Command::Realm(RealmCmd::Create { name, out }) => {
+            let mut dd = DataDir::open(data, "sealog realm create")?;
+            let created = dd.create_realm(&name)?;
+            emit_json(&created, out.as_deref())
+        }
+        Command::Realm(RealmCmd::List) => {
+            let dd = DataDir::open(data, "sealog realm list")?;
+            for r in dd.realms()? {
+                println!("{}", serde_json::to_string(&r)?);
+            }
+            Ok(())
+        }
+        Command::Realm(RealmCmd::Key { name }) => {
+            let dd = DataDir::open(data, "sealog realm key")?;
+            println!("{}", dd.verifier_key(&name)?);
+            Ok(())
+        }
+        Command::Token(TokenCmd::Issue { realm, scope, out }) => {
+            let mut dd = DataDir::open(data, "sealog token issue")?;
+            let scope = match scope {
+                ScopeArg::Write => Scope::Write,
+                ScopeArg::Query => Scope::Query,
+            };
+            let t = dd.issue_token(&realm, scope)?;
+            emit_json(&t, out.as_deref())
+        }
+        Command::Token(TokenCmd::List { realm }) => {
+            let dd = DataDir::open(data, "sealog token list")?;
+            for t in dd.tokens(realm.as_deref())? {
+                println!("{}", serde_json::to_string(&t)?);
+            }
+            Ok(())
+        }
+        Command::Token(TokenCmd::Revoke { token_id }) => {
+            let mut dd = DataDir::open(data, "sealog token revoke")?;
+            let t = dd.revoke_token(&token_id)?;
+            println!("{}", serde_json::to_string(&t)?);
+            Ok(())
+        }
+        Command::Ingest {
+            realm,
+            input,
+            batch,
+            receipts_out,
+        } => cmd_ingest(data, &realm, &input, batch, receipts_out.as_deref()),
+        Command::Query {
+            realm,
+            from,
+            to,
+            q,
+            wheres,
+            limit,
+            newest,
+        } => {
+            let mut filter = Filter::default();
+            if let Some(f) = from {
+                filter = filter.with_from(&f)?;
+            }
+            if let Some(t) = to {
+                filter = filter.with_to(&t)?;
+            }
+            if let Some(q) = q {
+                filter = filter.with_text(&q);
+            }
+            for w in &wheres {
+                filter = filter.with_where(w)?;
+            }
+            let dd = DataDir::open(data, "sealog query")?;
+            let j = dd.open_journal(&realm, JournalOptions::default())?;
+            let stdout = std::io::stdout();
+            let mut out = BufWriter::new(stdout.lock());
+            let mut write_err = None;
+            let order = if newest { Order::Newest } else { Order::Oldest };
+            let stats = sealog_query::run(&j, &filter, order, limit, &mut |_, line| {
+                if write_err.is_none() {
+                    write_err = out.write_all(line).and_then(|_| out.write_all(b"\n")).err();
+                }
+            })?;
+            out.flush()?;
+            if let Some(e) = write_err {
+                return Err(e.into());
+            }
+            tracing::info!(
+                matched = stats.matched,
+                scanned = stats.scanned,
+                size = stats.size,
+                "query done"
+            );
+            Ok(())
+        }
+        Command::Checkpoint { realm } => {
+            let dd = DataDir::open(data, "sealog checkpoint")?;
+            let j = dd.open_journal(&realm, JournalOptions::default())?;
+            let cp = j.latest_checkpoint().ok_or_else(|| {
+                Failure::from(format!(
+                    "realm {realm:?} has no records yet, so no checkpoint"
+                ))
+            })?;
+            print!("{}", cp.text);
+            Ok(())
+        }
+        Command::Verify {
+            realm,
+            checkpoint,
+            receipts,
+            key,
+        } => cmd_verify(data, &realm, &checkpoint, &receipts, key.as_deref()),
+        Command::Export {
+            realm,
+            from_seq,
+            to_seq,
+            out,
+        } => {
+            let dd = DataDir::open(data, "sealog export")?;
+            let j = dd.open_journal(&realm, JournalOptions::default())?;
+            if j.size() == 0 {
+                return Err(format!("realm {realm:?} has no records to export").into());
+            }
+            let from = from_seq.unwrap_or(0);
+            let to = to_seq.unwrap_or(j.size() - 1);
+            let pb = progress::bar(to.saturating_sub(from) + 1, "exporting");
+            let file = std::fs::File::create(&out)
+                .map_err(|e| format!("create {}: {e}", out.display()))?;
+            let mut w = BufWriter::new(file);
+            let header = bundle::export(&j, from, to, &mut w, &|n| pb.set_position(n))?;
+            w.into_inner().map_err(|e| e.to_string())?.sync_all()?;
+            pb.finish_and_clear();
+            eprintln!(
+                "exported seqs {}..={} ({} records) with a proof to the checkpoint of size {} into {}",
+                header.from_seq,
+                header.to_seq,
+                header.records,
+                header.tree_size,
+                out.display()
+            );
+            Ok(())
+        }
+        Command::VerifyBundle { file, key } => {
+            let key: VerifierKey = key.parse()?;
+            let f =
+                std::fs::File::open(&file).map_err(|e| format!("open {}: {e}", file.display()))?;
+            let r = bundle::verify_bundle(&mut BufReader::new(f), &key)?;
+            match (r.findings.first(), &r.header) {
+                (None, Some(h)) => {
+                    println!(
+                        "ok: {} records (seqs {}..={}) of realm {} match the checkpoint signed for size {}",
+                        h.records, h.from_seq, h.to_seq, h.realm, h.tree_size
+                    );
+                    Ok(())
+                }
+                (Some(first), _) => {
+                    for f in r.findings.iter().skip(1).take(9) {
+                        eprintln!("  also: {f}");
+                    }
+                    Err(Failure::verify(format!(
+                        "bundle verification FAILED: first bad {first}"
+                    )))
+                }
+                (None, None) => Err(Failure::verify("bundle has no header")),
+            }
+        }
+        Command::Tail { .. } => {
+            Err("tail needs a running server: start `sealog serve` or pass --url".into())
+        }
+        Command::Bench(BenchCmd::Ingest { vs, lines, dir }) => {
+            crate::bench_ingest::ingest(&vs, lines, &dir)
+        }
+        Command::Bench(BenchCmd::Http {
+            records,
+            clients,
+            dir,
+        }) => crate::bench_http::http(records, clients, &dir),
+        Command::Bench(BenchCmd::Journal {
+            records,
+            batch,
+            dir,
+            keep,
+        }) => crate::bench::journal(records, batch, &dir, keep),
+    }
+}
+
+pub(crate) fn emit_json<T: Serialize>(value: &T, out: Option<&Path>) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value)?;
+    if let Some(path) = out {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| format!("create {}: {e}", path.display()))?;
+        f.write_all(text.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+    }
+    println!("{text}");
+    Ok(())
+}
+
+fn cmd_ingest(
+    data: &Path,
+    realm: &str,
+    input: &str,
+    batch: usize,
+    receipts_out: Option<&Path>,
+) -> Result<(), Failure> {
+    let dd = DataDir::open(data, "sealog ingest")?;
+    let mut journal = dd.open_journal(realm, JournalOptions::default())?;
+    let bytes = if input == "-" {
+        let mut v = Vec::new();
+        std::io::stdin().lock().read_to_end(&mut v)?;
+        v
+    } else {
+        std::fs::read(input).map_err(|e| format!("read {input}: {e}"))?
+    };
+    let events = match ingest::validate_ndjson(&bytes, 20) {
+        Ok(ev) => ev,
+        Err(bad) => {
+            let mut msg = format!(
+                "refused the whole input, nothing appended: {} bad line(s)",
+                bad.len()
+            );
+            for b in &bad {
+                msg.push_str(&format!("\n  line {}: {}", b.line, b.reason));
+            }
+            return Err(msg.into());
+        }
+    };
+    if events.is_empty() {
+        return Err("input has no events".into());
+    }
+    let mut receipts_file = match receipts_out {
+        Some(p) => Some(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| format!("open {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    let pb = progress::bar(events.len() as u64, "ingesting");
+    let mut write_err = None;
+    let total = ingest::append_pipelined(&mut journal, &events, batch, &mut |r| {
+        pb.inc(r.count);
+        if let Some(f) = receipts_file.as_mut() {
+            let line = serde_json::to_string(r).unwrap_or_default();
+            if let Err(e) = writeln!(f, "{line}") {
+                write_err.get_or_insert(e);
+            }
+        }
+    })?;
+    pb.finish_and_clear();
+    journal.sync()?;
+    if let Some(e) = write_err {
+        return Err(format!("records are committed, but writing receipts failed: {e}").into());
+    }
+    let total = total.ok_or("nothing was committed")?;
+    println!("{}", serde_json::to_string(&total)?);
+    Ok(())
+}
+
+pub(crate) fn read_receipts(path: &Path) -> Result<Vec<Receipt>, Failure> {
+    let f = std::fs::File::open(path).map_err(|e| format!("open {}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    let mut text = String::new();
+    BufReader::new(f).read_to_string(&mut text)?;
+    // Either one JSON receipt (possibly pretty-printed) or one per line.
+    if let Ok(r) = serde_json::from_str::<Receipt>(&text) {
+        return Ok(vec![r]);
+    }
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.push(
+            serde_json::from_str(line)
+                .map_err(|e| format!("{} line {}: not a receipt: {e}", path.display(), n + 1))?,
+        );
+    }
+    Ok(out)
+}
+
+fn cmd_verify(
+    data: &Path,
+    realm: &str,
+    checkpoints: &[std::path::PathBuf],
+    receipts: &[std::path::PathBuf],
+    key: Option<&str>,
+) -> Result<(), Failure> {
+    let dd = DataDir::open(data, "sealog verify")?;
+    let key: VerifierKey = match key {
+        Some(k) => k.parse()?,
+        None => dd.verifier_key(realm)?,
+    };
+    let mut evidence = Evidence::default();
+    for p in checkpoints {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("read {}: {e}", p.display()))?;
+        evidence.checkpoints.push(text);
+    }
+    for p in receipts {
+        evidence.receipts.extend(read_receipts(p)?);
+    }
+    let dir = dd.journal_dir(realm);
+    if !dir.exists() {
+        std::fs::create_dir_all(&dir)?;
+    }
+    let pb = progress::bar(0, "verifying");
+    pb.set_length(estimate_records(&dir));
+    let report = verify_dir(&dir, realm, &key, &evidence, &|n| pb.set_position(n))?;
+    pb.finish_and_clear();
+    print_report(realm, &key, &report)
+}
+
+/// A rough record count for the progress bar: segment bytes at ~50 bytes per record.
+fn estimate_records(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len() / 50)
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn print_report(realm: &str, key: &VerifierKey, r: &Report) -> Result<(), Failure> {
+    for n in &r.notes {
+        eprintln!("note: {n}");
+    }
+    match r.first_bad() {
+        None => {
+            println!(
+                "ok: realm {realm}: {} records and {} checkpoints verified with key {key}; {} client checkpoints/receipts hold",
+                r.committed, r.checkpoints, r.evidence
+            );
+            Ok(())
+        }
+        Some(first) => {
+            for f in r.findings.iter().skip(1).take(9) {
+                eprintln!("  also: {f}");
+            }
+            if r.findings.len() > 10 {
+                eprintln!("  ... {} findings in all", r.findings.len());
+            }
+            Err(Failure::verify(format!(
+                "verification FAILED for realm {realm}: first bad {first}"
+            )))
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The `sealog` command line. Thin: parsing, then a call into a library.
+
+mod bench;
+mod bench_http;
+mod bench_ingest;
+mod cli;
+mod cmd;
+mod ingest;
+mod progress;
+mod remote;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// mimalloc keeps freed memory for reuse; glibc's allocator returns large
+/// blocks to the OS and the kernel zeroes them again on the next batch.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Exit code for a failed verification.
+pub const EXIT_VERIFY_FAILED: u8 = 1;
+/// Exit code for a usage or input error.
+pub const EXIT_USAGE: u8 = 2;
+
+/// An error that carries its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    /// A verification failure (exit 1).
+    pub fn verify(message: impl Into<String>) -> Self {
+        Self {
+            code: EXIT_VERIFY_FAILED,
+            message: message.into(),
+        }
+    }
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self {
+            code: EXIT_USAGE,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SEALOG_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    match cmd::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("sealog: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! `sealog serve`: configuration, the listener, signals, and a deadline.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sealog_server::{Config, Server};
+use tokio_util::sync::CancellationToken;
+
+use crate::Failure;
+
+/// How long shutdown may take before the process exits anyway.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Runs the server until SIGTERM or SIGINT.
+///
+/// # Errors
+/// Configuration, data directory and listener errors (exit 2).
+pub fn run(
+    data: &Path,
+    config: Option<&Path>,
+    http: Option<std::net::SocketAddr>,
+    (sidecars, syslog_tcp, syslog_udp, syslog_tls): (
+        Vec<sealog_server::config::SidecarListener>,
+        Vec<sealog_server::config::SyslogListener>,
+        Vec<sealog_server::config::SyslogListener>,
+        Option<sealog_server::config::SyslogTlsListener>,
+    ),
+) -> Result<(), Failure> {
+    let mut cfg = Config::load(config)?;
+    if let Some(addr) = http {
+        cfg.http = addr;
+    }
+    cfg.sidecar.extend(sidecars);
+    cfg.syslog_tcp.extend(syslog_tcp);
+    cfg.syslog_udp.extend(syslog_udp);
+    cfg.syslog_tls.extend(syslog_tls);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sealog-http")
+        .build()?;
+    rt.block_on(async move {
+        let addr = cfg.http;
+        let side_cfgs = cfg.sidecar.clone();
+        let (tcp_cfgs, udp_cfgs) = (cfg.syslog_tcp.clone(), cfg.syslog_udp.clone());
+        let tls_cfgs = cfg.syslog_tls.clone();
+        let (server, admin) = Server::open(data, cfg)?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("bind {addr}: {e}"))?;
+        let local = listener.local_addr()?;
+        let mut listeners = sealog_server::Listeners::default();
+        let mut sidecars = Vec::new();
+        let mut side_addrs = Vec::new();
+        for c in side_cfgs {
+            let l = tokio::net::TcpListener::bind(c.addr)
+                .await
+                .map_err(|e| format!("bind sidecar {}: {e}", c.addr))?;
+            side_addrs.push(l.local_addr()?.to_string());
+            eprintln!(
+                "sealog: sidecar listener on {} (realm {})",
+                l.local_addr()?,
+                c.realm.as_deref().unwrap_or("from hello")
+            );
+            sidecars.push((l, c));
+        }
+        // Tell other sealog commands where the server holding this directory listens.
+        let mut tcp_addrs = Vec::new();
+        for c in tcp_cfgs {
+            let l = tokio::net::TcpListener::bind(c.addr)
+                .await
+                .map_err(|e| format!("bind syslog tcp {}: {e}", c.addr))?;
+            tcp_addrs.push(l.local_addr()?.to_string());
+            eprintln!("sealog: syslog tcp listener on {}", l.local_addr()?);
+            listeners.syslog_tcp.push((l, c));
+        }
+        let mut udp_addrs = Vec::new();
+        for c in udp_cfgs {
+            let s = tokio::net::UdpSocket::bind(c.addr)
+                .await
+                .map_err(|e| format!("bind syslog udp {}: {e}", c.addr))?;
+            udp_addrs.push(s.local_addr()?.to_string());
+            eprintln!("sealog: syslog udp listener on {}", s.local_addr()?);
+            listeners.syslog_udp.push((s, c));
+        }
+        let mut tls_addrs = Vec::new();
+        for c in tls_cfgs {
+            let acceptor = sealog_server::syslog::tls_acceptor(&c.cert, &c.key)?;
+            let l = tokio::net::TcpListener::bind(c.addr)
+                .await
+                .map_err(|e| format!("bind syslog tls {}: {e}", c.addr))?;
+            tls_addrs.push(l.local_addr()?.to_string());
+            eprintln!("sealog: syslog tls listener on {}", l.local_addr()?);
+            listeners.syslog_tls.push((l, c.syslog(), acceptor));
+        }
+        listeners.sidecar = sidecars;
+        let info = serde_json::json!({
+            "http": local.to_string(),
+            "sidecar": side_addrs,
+            "syslog_tcp": tcp_addrs,
+            "syslog_udp": udp_addrs,
+            "syslog_tls": tls_addrs,
+            "pid": std::process::id(),
+        });
+        std::fs::write(data.join("server.json"), info.to_string())?;
+        if let Some(token) = admin {
+            println!(
+                "admin token (shown once; also in {}): {token}",
+                data.join("admin.token").display()
+            );
+        }
+        eprintln!("sealog: serving http://{local} from {}", data.display());
+        let stop = CancellationToken::new();
+        let signals = stop.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("signal received: stopping");
+            signals.cancel();
+        });
+        let stopped = stop.clone();
+        let serve = tokio::spawn(server.serve_with(listener, listeners, stop));
+        stopped.cancelled().await;
+        match tokio::time::timeout(SHUTDOWN_DEADLINE, serve).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => return Err(Failure::from(e)),
+            Ok(Err(e)) => return Err(Failure::from(e)),
+            Err(_) => eprintln!("sealog: shutdown took longer than {SHUTDOWN_DEADLINE:?}; exiting"),
+        }
+        let _ = std::fs::remove_file(data.join("server.json"));
+        eprintln!("sealog: stopped");
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers, run until killed.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

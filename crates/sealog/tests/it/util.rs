@@ -1,0 +1,124 @@
+//! Runs the real `sealog` binary against a temporary data directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub struct Sealog {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    pub fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sealog")
+}
+
+impl Sealog {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("--data").arg(self.data()).args(args);
+        c.env_remove("SEALOG_DATA");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(
+            self.cmd(args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("spawn sealog"),
+        )
+    }
+
+    pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sealog");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+        Run::from(child.wait_with_output().expect("wait"))
+    }
+
+    /// Creates a realm and returns its JSON.
+    pub fn realm(&self, name: &str) -> serde_json::Value {
+        let r = self.run(&["realm", "create", name]).ok();
+        serde_json::from_str(&r.stdout).expect("realm JSON")
+    }
+
+    pub fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, bytes).expect("write file");
+        p
+    }
+
+    pub fn segment(&self, realm: &str) -> PathBuf {
+        self.data()
+            .join("realms")
+            .join(realm)
+            .join("journal/00000000000000000000.seg")
+    }
+}
+
+/// `n` NDJSON events starting at `from`; every 7th is app=payments.
+pub fn events(from: u64, n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in from..from + n {
+        let app = if i % 7 == 0 { "payments" } else { "search" };
+        out.extend_from_slice(
+            format!(
+                r#"{{"time":"2026-11-22T06:{:02}:{:02}Z","app":"{app}","level":"info","n":{i},"msg":"event number {i}"}}"#,
+                (i / 60) % 60,
+                i % 60
+            )
+            .as_bytes(),
+        );
+        out.push(b'\n');
+    }
+    out
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
