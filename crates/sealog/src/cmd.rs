@@ -301,8 +301,11 @@ fn cmd_ingest(
     let total = ingest::append_pipelined(&mut journal, &events, batch, &mut |r| {
         pb.inc(r.count);
         if let Some(f) = receipts_file.as_mut() {
-            let line = serde_json::to_string(r).unwrap_or_default();
-            if let Err(e) = writeln!(f, "{line}") {
+            // One write(2) per receipt, newline included: `writeln!` issues
+            // two, and a kill between them leaves a line without its end.
+            let mut line = serde_json::to_vec(r).unwrap_or_default();
+            line.push(b'\n');
+            if let Err(e) = f.write_all(&line) {
                 write_err.get_or_insert(e);
             }
         }
@@ -326,14 +329,26 @@ pub(crate) fn read_receipts(path: &Path) -> Result<Vec<Receipt>, Failure> {
     if let Ok(r) = serde_json::from_str::<Receipt>(&text) {
         return Ok(vec![r]);
     }
-    for (n, line) in text.lines().enumerate() {
+    let lines: Vec<&str> = text.lines().collect();
+    for (n, line) in lines.iter().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        out.push(
-            serde_json::from_str(line)
-                .map_err(|e| format!("{} line {}: not a receipt: {e}", path.display(), n + 1))?,
-        );
+        match serde_json::from_str(line) {
+            Ok(r) => out.push(r),
+            // A last line without its newline is a write the client did not
+            // finish (it was killed or lost power): it was never evidence.
+            Err(e) if n + 1 == lines.len() && !text.ends_with('\n') => {
+                eprintln!(
+                    "sealog: {} line {}: unfinished last line skipped: {e}",
+                    path.display(),
+                    n + 1
+                );
+            }
+            Err(e) => {
+                return Err(format!("{} line {}: not a receipt: {e}", path.display(), n + 1).into())
+            }
+        }
     }
     Ok(out)
 }
