@@ -19,17 +19,40 @@ type Fields<'a> = Vec<(&'static str, FieldValue<'a>)>;
 enum FieldValue<'a> {
     Num(u64),
     Str(std::borrow::Cow<'a, str>),
-    Sd(Vec<(String, Vec<(String, String)>)>),
+    Sd(Sd<'a>),
 }
 
 /// Writes `s` as a JSON string. Hand-written because it runs for every
-/// field of every syslog message; strings without quotes, backslashes or
-/// control characters (nearly all) are copied as they are.
+/// field of every syslog message: runs of bytes that need no escaping
+/// (nearly all) are found eight at a time and copied whole.
 fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    out.reserve(s.len() + 2);
     out.push(b'"');
     let b = s.as_bytes();
     let mut run = 0;
-    for (i, &c) in b.iter().enumerate() {
+    let mut i = 0;
+    while i < b.len() {
+        // Skip clean words; a short tail is padded with a clean byte.
+        loop {
+            let word = match b.get(i..i + 8) {
+                Some(w) => u64::from_le_bytes(<[u8; 8]>::try_from(w).unwrap_or([0; 8])),
+                None => {
+                    let mut w = [b'a'; 8];
+                    for (k, &x) in b[i..].iter().enumerate() {
+                        w[k] = x;
+                    }
+                    u64::from_le_bytes(w)
+                }
+            };
+            if needs_escape8(word) {
+                break;
+            }
+            i = (i + 8).min(b.len());
+            if i == b.len() {
+                break;
+            }
+        }
+        let Some(&c) = b.get(i) else { break };
         let esc: &[u8] = match c {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -41,47 +64,73 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
             c if c < 0x20 => {
                 out.extend_from_slice(&b[run..i]);
                 out.extend_from_slice(format!("\\u{c:04x}").as_bytes());
-                run = i + 1;
+                i += 1;
+                run = i;
                 continue;
             }
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         // Escapes are ASCII, so copying whole byte runs keeps UTF-8 intact.
         out.extend_from_slice(&b[run..i]);
         out.extend_from_slice(esc);
-        run = i + 1;
+        i += 1;
+        run = i;
     }
     out.extend_from_slice(&b[run..]);
     out.push(b'"');
 }
 
-fn write_fields(fields: &Fields<'_>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
+/// Writes a field name: the names are this module's constants, plain ASCII
+/// that never needs escaping.
+fn push_key(out: &mut Vec<u8>, k: &str) {
+    out.push(b'"');
+    out.extend_from_slice(k.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// Whether any of the eight bytes in `x` is a control character, `"` or
+/// `\\` (the classic has-zero-byte and has-less-than bit tricks; exact as a
+/// yes/no answer).
+#[inline]
+fn needs_escape8(x: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let below_space = x.wrapping_sub(LO * 0x20) & !x & HI;
+    let q = x ^ (LO * u64::from(b'"'));
+    let quote = q.wrapping_sub(LO) & !q & HI;
+    let bs = x ^ (LO * u64::from(b'\\'));
+    let backslash = bs.wrapping_sub(LO) & !bs & HI;
+    (below_space | quote | backslash) != 0
+}
+
+fn write_fields(fields: &Fields<'_>, out: &mut Vec<u8>) {
     out.push(b'{');
     for (i, (k, v)) in fields.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        push_json_str(&mut out, k);
-        out.push(b':');
+        push_key(out, k);
         match v {
-            FieldValue::Num(n) => out.extend_from_slice(n.to_string().as_bytes()),
-            FieldValue::Str(s) => push_json_str(&mut out, s),
+            FieldValue::Num(n) => push_u64(out, *n),
+            FieldValue::Str(s) => push_json_str(out, s),
             FieldValue::Sd(sd) => {
                 out.push(b'{');
                 for (j, (id, params)) in sd.iter().enumerate() {
                     if j > 0 {
                         out.push(b',');
                     }
-                    push_json_str(&mut out, id);
+                    push_json_str(out, id);
                     out.extend_from_slice(b":{");
                     for (n, (pk, pv)) in params.iter().enumerate() {
                         if n > 0 {
                             out.push(b',');
                         }
-                        push_json_str(&mut out, pk);
+                        push_json_str(out, pk);
                         out.push(b':');
-                        push_json_str(&mut out, pv);
+                        push_json_str(out, pv);
                     }
                     out.push(b'}');
                 }
@@ -90,7 +139,6 @@ fn write_fields(fields: &Fields<'_>) -> Vec<u8> {
         }
     }
     out.push(b'}');
-    out
 }
 
 /// The private enterprise number sealog's structured data uses.
@@ -107,6 +155,15 @@ pub struct Parsed {
     pub token: Option<String>,
 }
 
+/// What [`parse_into`] learned besides the event bytes it appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    /// The event's own time in ns, when its timestamp was readable.
+    pub time_ns: Option<i64>,
+    /// A token from `[sealog@32473 token="..."]`, if present.
+    pub token: Option<String>,
+}
+
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
@@ -115,7 +172,23 @@ const MONTHS: [&str; 12] = [
 /// timestamps, which carry no year. Never fails: what cannot be read is
 /// named in `parse_error` and the raw line is kept.
 pub fn parse(line: &[u8], now_ns: i64) -> Parsed {
-    let text = String::from_utf8_lossy(line);
+    let mut event = Vec::with_capacity(line.len() * 2 + 64);
+    let meta = parse_into(line, now_ns, &mut event);
+    Parsed {
+        event,
+        time_ns: meta.time_ns,
+        token: meta.token,
+    }
+}
+
+/// [`parse`], appending the event's JSON to `out` instead of allocating it,
+/// so a listener can build a whole batch in one buffer.
+pub fn parse_into(line: &[u8], now_ns: i64, out: &mut Vec<u8>) -> Meta {
+    // Valid UTF-8 (nearly every line) is borrowed; the lossy path allocates.
+    let text = match std::str::from_utf8(line) {
+        Ok(t) => std::borrow::Cow::Borrowed(t),
+        Err(_) => String::from_utf8_lossy(line),
+    };
     let text = text.trim_end_matches(['\n', '\r', '\0']);
     let mut obj: Fields<'_> = Vec::with_capacity(12);
     let mut token = None;
@@ -154,12 +227,23 @@ pub fn parse(line: &[u8], now_ns: i64) -> Parsed {
         obj.push(("parse_error", FieldValue::Str(e.into())));
     }
     obj.push(("raw", FieldValue::Str(raw)));
-    let event = write_fields(&obj);
-    Parsed {
-        event,
-        time_ns,
-        token,
+    write_fields(&obj, out);
+    Meta { time_ns, token }
+}
+
+/// Appends `n` in decimal.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
     }
+    out.extend_from_slice(&digits[i..]);
 }
 
 fn parse_pri(s: &str) -> Option<(u8, &str)> {
@@ -227,17 +311,18 @@ fn parse_5424<'a>(
     } else if s.starts_with('[') {
         match parse_sd(s) {
             Some((sd, r)) => {
-                let mut kept: Vec<(String, Vec<(String, String)>)> = Vec::with_capacity(sd.len());
+                let mut kept: Sd<'a> = Vec::with_capacity(sd.len());
                 for (id, params) in sd {
                     if id == SEALOG_SD_ID {
-                        if let Some((_, t)) = params.iter().find(|(k, _)| k == "token") {
-                            *token = Some(t.clone());
+                        if let Some((_, t)) = params.iter().find(|(k, _)| *k == "token") {
+                            *token = Some(t.to_string());
                         }
                         continue;
                     }
                     // A repeated SD-ID keeps its first element (JSON keys are unique).
                     if !kept.iter().any(|(k, _)| *k == id) {
-                        let mut uniq: Vec<(String, String)> = Vec::with_capacity(params.len());
+                        let mut uniq: Vec<(&'a str, std::borrow::Cow<'a, str>)> =
+                            Vec::with_capacity(params.len());
                         for (pk, pv) in params {
                             if !uniq.iter().any(|(k, _)| *k == pk) {
                                 uniq.push((pk, pv));
@@ -267,10 +352,12 @@ fn parse_5424<'a>(
     }
 }
 
-type Sd = Vec<(String, Vec<(String, String)>)>;
+/// Structured data: element IDs with their parameters, borrowed from the
+/// message unless a value had escapes to undo.
+type Sd<'a> = Vec<(&'a str, Vec<(&'a str, std::borrow::Cow<'a, str>)>)>;
 
 /// Parses `[id k="v" ...][...]`, returning the elements and what follows.
-fn parse_sd(s: &str) -> Option<(Sd, &str)> {
+fn parse_sd(s: &str) -> Option<(Sd<'_>, &str)> {
     let b = s.as_bytes();
     let mut i = 0;
     let mut out = Vec::new();
@@ -280,7 +367,7 @@ fn parse_sd(s: &str) -> Option<(Sd, &str)> {
         while i < b.len() && !matches!(b[i], b' ' | b']') {
             i += 1;
         }
-        let id = s.get(start..i)?.to_string();
+        let id = s.get(start..i)?;
         if id.is_empty() {
             return None;
         }
@@ -294,38 +381,42 @@ fn parse_sd(s: &str) -> Option<(Sd, &str)> {
                 b' ' => {
                     i += 1;
                     let ks = i;
-                    while i < b.len() && b[i] != b'=' {
-                        i += 1;
-                    }
-                    let key = s.get(ks..i)?.to_string();
+                    i += memchr::memchr(b'=', b.get(i..)?).unwrap_or(b.len() - i);
+                    let key = s.get(ks..i)?;
                     if b.get(i + 1) != Some(&b'"') {
                         return None;
                     }
                     i += 2;
-                    let mut val = String::new();
+                    let vs = i;
+                    let mut val: Option<String> = None;
                     loop {
-                        match b.get(i)? {
-                            b'\\' => {
-                                let next = *b.get(i + 1)?;
-                                if !matches!(next, b'"' | b'\\' | b']') {
-                                    val.push('\\');
-                                }
-                                let ch_end = next_char_end(s, i + 1)?;
-                                val.push_str(s.get(i + 1..ch_end)?);
-                                i = ch_end;
-                            }
-                            b'"' => {
-                                i += 1;
-                                break;
-                            }
-                            _ => {
-                                let ch_end = next_char_end(s, i)?;
-                                val.push_str(s.get(i..ch_end)?);
-                                i = ch_end;
-                            }
+                        // Copy the run up to the next quote or backslash.
+                        let run = memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+                        let stop = i + run;
+                        if let Some(v) = val.as_mut() {
+                            v.push_str(s.get(i..stop)?);
                         }
+                        i = stop;
+                        if b[i] == b'"' {
+                            i += 1;
+                            break;
+                        }
+                        // A backslash: `\"`, `\\` and `\]` are escapes; any
+                        // other keeps its backslash (RFC 5424 section 6.3.3).
+                        let v = val.get_or_insert_with(|| s[vs..stop].to_string());
+                        let next = *b.get(i + 1)?;
+                        if !matches!(next, b'"' | b'\\' | b']') {
+                            v.push('\\');
+                        }
+                        let ch_end = next_char_end(s, i + 1)?;
+                        v.push_str(s.get(i + 1..ch_end)?);
+                        i = ch_end;
                     }
-                    params.push((key, val));
+                    let value = match val {
+                        Some(v) => std::borrow::Cow::Owned(v),
+                        None => std::borrow::Cow::Borrowed(s.get(vs..i - 1)?),
+                    };
+                    params.push((key, value));
                 }
                 _ => return None,
             }
@@ -520,7 +611,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn json_strings_match_serde_json(text in "\\PC{0,40}|[\\x00-\\x1f\"\\\\a-z]{0,40}") {
+        fn json_strings_match_serde_json(text in "\\PC{0,40}|[\\x00-\\x1f\"\\\\a-z]{0,40}|[a-z0-9 é]{0,70}[\"\\\\\\x01]?[a-z0-9 ]{0,30}") {
             let mut out = Vec::new();
             push_json_str(&mut out, &text);
             prop_assert_eq!(String::from_utf8(out).expect("utf-8"), serde_json::to_string(&text).expect("json"));
@@ -530,6 +621,23 @@ mod tests {
         fn never_panics_and_always_storable(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let p = parse(&bytes, 1_700_000_000_000_000_000);
             prop_assert!(sealog_event::validate(&p.event).is_ok());
+        }
+
+        #[test]
+        fn sd_values_round_trip(value in "[a-z \"\\\\\\]=é]{0,40}") {
+            // Escape as RFC 5424 says a sender must: quote, backslash, `]`.
+            let mut esc = String::new();
+            for c in value.chars() {
+                if matches!(c, '"' | '\\' | ']') {
+                    esc.push('\\');
+                }
+                esc.push(c);
+            }
+            let line = format!("<13>1 - h app - - [x@1 k=\"{esc}\" z=\"1\"] m");
+            let v: serde_json::Value = serde_json::from_slice(&parse(line.as_bytes(), 0).event).expect("json");
+            prop_assert_eq!(v["sd"]["x@1"]["k"].as_str(), Some(value.as_str()));
+            prop_assert_eq!(v["sd"]["x@1"]["z"].as_str(), Some("1"));
+            prop_assert_eq!(v["msg"].as_str(), Some("m"));
         }
 
         #[test]

@@ -66,6 +66,30 @@ impl Batches {
         self.count += 1;
     }
 
+    /// Adds a whole parsed chunk for one realm, taking its buffer as it is
+    /// when the realm has nothing yet in this batch.
+    fn push_chunk(&mut self, realm: &Arc<RealmHandle>, chunk: Chunk) {
+        self.count += chunk.events.len();
+        match self.by_realm.get_mut(realm.name()) {
+            None => {
+                self.by_realm.insert(
+                    realm.name().to_string(),
+                    (realm.clone(), chunk.buf, chunk.events),
+                );
+            }
+            Some(e) => {
+                let base = e.1.len();
+                e.1.extend_from_slice(&chunk.buf);
+                e.2.extend(
+                    chunk
+                        .events
+                        .into_iter()
+                        .map(|(r, t)| (r.start + base..r.end + base, t)),
+                );
+            }
+        }
+    }
+
     async fn submit(&mut self, pending: &Arc<Semaphore>) {
         for (_, (realm, buf, events)) in self.by_realm.drain() {
             let Ok(permit) = pending.clone().acquire_owned().await else {
@@ -89,6 +113,33 @@ impl Batches {
             });
         }
         self.count = 0;
+    }
+}
+
+/// Messages parsed into one buffer: event ranges with times, and each
+/// message's token (used only by listeners bound to no realm).
+#[derive(Default)]
+struct Chunk {
+    buf: Vec<u8>,
+    events: Vec<(std::ops::Range<usize>, Option<i64>)>,
+    tokens: Vec<Option<String>>,
+}
+
+impl Chunk {
+    fn parse(msgs: &[bytes::Bytes], now: i64) -> Self {
+        let bytes: usize = msgs.iter().map(|m| m.len()).sum();
+        let mut c = Chunk {
+            buf: Vec::with_capacity(bytes * 2 + msgs.len() * 64),
+            events: Vec::with_capacity(msgs.len()),
+            tokens: Vec::with_capacity(msgs.len()),
+        };
+        for m in msgs {
+            let at = c.buf.len();
+            let meta = sealog_codec::syslog::parse_into(m, now, &mut c.buf);
+            c.events.push((at..c.buf.len(), meta.time_ns));
+            c.tokens.push(meta.token);
+        }
+        c
     }
 }
 
@@ -214,23 +265,23 @@ async fn serve_tcp<S: AsyncRead + Unpin>(
             }
         }
         // Parsing is most of the per-message work: spread a read's worth
-        // over rayon's threads instead of this task's one.
+        // over rayon's threads, each parsing its share into one buffer.
         let now = sealog_event::now_ns();
-        let parsed: Vec<sealog_codec::syslog::Parsed> = if msgs.len() >= 64 {
+        let chunks: Vec<Chunk> = if msgs.len() >= 128 {
             tokio::task::spawn_blocking(move || {
                 use rayon::prelude::*;
-                msgs.par_iter()
-                    .with_min_len(64)
-                    .map(|m| parse(m, now))
+                let per = msgs.len().div_ceil(rayon::current_num_threads().max(1));
+                msgs.par_chunks(per.max(64))
+                    .map(|c| Chunk::parse(c, now))
                     .collect()
             })
             .await
             .unwrap_or_default()
         } else {
-            msgs.iter().map(|m| parse(m, now)).collect()
+            vec![Chunk::parse(&msgs, now)]
         };
-        for p in parsed {
-            route_parsed(state, &mut router, &mut batches, p);
+        for chunk in chunks {
+            route_chunk(state, &mut router, &mut batches, chunk);
             if batches.count >= cfg.batch_records.max(1) {
                 batches.submit(&pending).await;
             }
@@ -263,6 +314,21 @@ fn route_parsed(
     match router.route(state, p.token.as_deref()) {
         Ok(realm) => batches.push(&realm, &p.event, p.time_ns),
         Err(reason) => state.metrics.refused(router.label(), reason, 1),
+    }
+}
+
+/// Routes a parsed chunk: whole to the bound realm, else message by message
+/// on each one's token.
+fn route_chunk(state: &AppState, router: &mut Router, batches: &mut Batches, chunk: Chunk) {
+    if let Some(realm) = router.bound.clone() {
+        batches.push_chunk(&realm, chunk);
+        return;
+    }
+    for ((range, time), token) in chunk.events.iter().zip(&chunk.tokens) {
+        match router.route(state, token.as_deref()) {
+            Ok(realm) => batches.push(&realm, &chunk.buf[range.clone()], *time),
+            Err(reason) => state.metrics.refused(router.label(), reason, 1),
+        }
     }
 }
 

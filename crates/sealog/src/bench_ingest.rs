@@ -58,10 +58,33 @@ fn send_all(
     })
 }
 
-fn count_lines(path: &Path) -> u64 {
-    std::fs::read(path)
-        .map(|b| memchr::memchr_iter(b'\n', &b).count() as u64)
-        .unwrap_or(0)
+/// Counts the lines of a growing file, reading only what was added since
+/// the last call: re-reading the whole output every poll would take CPU
+/// from the peer being measured.
+#[derive(Default)]
+struct LineCounter {
+    file: Option<std::fs::File>,
+    lines: u64,
+    buf: Vec<u8>,
+}
+
+impl LineCounter {
+    fn poll(&mut self, path: &Path) -> u64 {
+        use std::io::Read;
+        if self.file.is_none() {
+            self.file = std::fs::File::open(path).ok();
+        }
+        if let Some(f) = self.file.as_mut() {
+            self.buf.resize(1 << 20, 0);
+            while let Ok(n) = f.read(&mut self.buf) {
+                if n == 0 {
+                    break;
+                }
+                self.lines += memchr::memchr_iter(b'\n', &self.buf[..n]).count() as u64;
+            }
+        }
+        self.lines
+    }
 }
 
 fn free_port() -> Result<u16, Failure> {
@@ -108,8 +131,9 @@ ruleset(name="bench") {{
         let t0 = Instant::now();
         let sender = send_all(addr, stream.to_vec());
         let deadline = Instant::now() + Duration::from_secs(600);
+        let mut counter = LineCounter::default();
         loop {
-            if count_lines(&out) >= n {
+            if counter.poll(&out) >= n {
                 break;
             }
             if Instant::now() > deadline {
