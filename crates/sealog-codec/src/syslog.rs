@@ -114,7 +114,7 @@ fn write_fields(fields: &Fields<'_>, out: &mut Vec<u8>) {
         }
         push_key(out, k);
         match v {
-            FieldValue::Num(n) => push_u64(out, *n),
+            FieldValue::Num(n) => sealog_event::push_decimal(out, *n),
             FieldValue::Str(s) => push_json_str(out, s),
             FieldValue::Sd(sd) => {
                 out.push(b'{');
@@ -229,21 +229,6 @@ pub fn parse_into(line: &[u8], now_ns: i64, out: &mut Vec<u8>) -> Meta {
     obj.push(("raw", FieldValue::Str(raw)));
     write_fields(&obj, out);
     Meta { time_ns, token }
-}
-
-/// Appends `n` in decimal.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 fn parse_pri(s: &str) -> Option<(u8, &str)> {

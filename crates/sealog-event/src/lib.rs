@@ -133,6 +133,12 @@ fn itoa_buf() -> [u8; 20] {
     [0u8; 20]
 }
 
+/// Appends `v` in decimal to `out`.
+pub fn push_decimal(out: &mut Vec<u8>, v: u64) {
+    let mut buf = itoa_buf();
+    out.extend_from_slice(fmt_u64(v, &mut buf));
+}
+
 /// Formats `v` in decimal into `buf`, returning the digits. Hand-rolled
 /// because it runs once per record on the ingest hot path.
 fn fmt_u64(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
