@@ -98,6 +98,34 @@ impl PreparedCommit {
     }
 }
 
+/// A commit between [`Journal::stage_blocks`] and [`Journal::finish_commit`]:
+/// written, not yet visible; [`StagedCommit::sync`] makes what was written
+/// so far durable without the journal.
+#[derive(Debug)]
+pub struct StagedCommit {
+    first_seq: u64,
+    count: u64,
+    metas: Vec<BlockMeta>,
+    nodes: Vec<(u64, Hash)>,
+    frontier: Frontier,
+    signed: Option<SignedCheckpoint>,
+    handle: Option<crate::segment::SyncHandle>,
+}
+
+impl StagedCommit {
+    /// fdatasync of the segment written to (nothing with
+    /// [`Durability::None`]).
+    ///
+    /// # Errors
+    /// I/O errors; then give the commit up with [`Journal::abort_commit`].
+    pub fn sync(&self) -> Result<()> {
+        match &self.handle {
+            Some(h) => h.sync(),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Seals `events` into blocks as records `first_seq..`, stamped with
 /// `received_at_ns`. Pure: runs on rayon's pool and touches no file.
 pub fn prepare(
@@ -185,6 +213,8 @@ pub struct Journal {
     frontier: Frontier,
     latest: Option<SignedCheckpoint>,
     poisoned: bool,
+    /// First seq of the commit staged and not yet finished.
+    staged: Option<u64>,
     tree_synced: Instant,
 }
 
@@ -321,6 +351,7 @@ impl Journal {
             frontier: Frontier::new(),
             latest: st.latest,
             poisoned: false,
+            staged: None,
             tree_synced: Instant::now(),
         };
         j.recover_tree(st.committed)?;
@@ -450,12 +481,41 @@ impl Journal {
 
     /// Commits a prepared batch: blocks, fsync, signed checkpoint, fsync.
     ///
+    /// The same steps as [`Journal::stage_blocks`], [`StagedCommit::sync`],
+    /// [`Journal::stage_checkpoint`], [`StagedCommit::sync`] and
+    /// [`Journal::finish_commit`], for a caller that holds the journal alone.
+    ///
     /// # Errors
     /// [`JournalError::Poisoned`] after an earlier failure; a batch prepared
     /// for another seq; I/O errors (which poison the journal).
     pub fn commit(&mut self, p: PreparedCommit) -> Result<Receipt> {
+        let staged = self.stage_blocks(p)?;
+        if let Err(e) = staged.sync() {
+            self.abort_commit(staged);
+            return Err(e);
+        }
+        let staged = self.stage_checkpoint(staged)?;
+        if let Err(e) = staged.sync() {
+            self.abort_commit(staged);
+            return Err(e);
+        }
+        self.finish_commit(staged)
+    }
+
+    /// First step of a commit in steps: writes the batch's blocks (not yet
+    /// durable, not yet visible to readers) and computes the new tree.
+    /// Between steps the caller may release its lock on the journal, so
+    /// readers are not held up by the fsyncs; only one commit may be staged
+    /// at a time.
+    ///
+    /// # Errors
+    /// As [`Journal::commit`], and when another commit is staged.
+    pub fn stage_blocks(&mut self, p: PreparedCommit) -> Result<StagedCommit> {
         if self.poisoned {
             return Err(JournalError::Poisoned);
+        }
+        if self.staged.is_some() {
+            return Err(JournalError::Batch("another commit is staged".into()));
         }
         let count = p.count();
         if count == 0 {
@@ -468,7 +528,7 @@ impl Journal {
                 self.size()
             )));
         }
-        self.poisoned = true; // cleared on success: any early return poisons
+        self.poisoned = true; // cleared below on success: any early return poisons
         if self.writer.len() >= self.opts.segment_max_bytes {
             self.roll()?;
         }
@@ -496,9 +556,11 @@ impl Journal {
             push_frame(&mut bytes, &h, &b.body);
         }
         self.writer.append(&bytes)?;
-        if self.opts.durability == Durability::Fsync {
-            self.writer.sync()?;
-        }
+        let handle = if self.opts.durability == Durability::Fsync {
+            Some(self.writer.sync_handle()?)
+        } else {
+            None
+        };
         let mut nodes = Vec::new();
         let mut frontier = self.frontier.clone();
         for (_, hashes) in &p.blocks {
@@ -510,40 +572,97 @@ impl Journal {
                 });
             }
         }
+        self.staged = Some(p.first_seq);
+        self.poisoned = false;
+        Ok(StagedCommit {
+            first_seq: p.first_seq,
+            count,
+            metas,
+            nodes,
+            frontier,
+            signed: None,
+            handle,
+        })
+    }
+
+    /// Second step, after the blocks are synced: signs the checkpoint over
+    /// the new tree and writes it.
+    ///
+    /// # Errors
+    /// I/O errors (which poison the journal); a commit not staged here.
+    pub fn stage_checkpoint(&mut self, mut s: StagedCommit) -> Result<StagedCommit> {
+        self.check_staged(&s, false)?;
+        self.poisoned = true;
         let signed = self.signer.sign(&Checkpoint {
             origin: origin_for(&self.realm),
-            size: frontier.size(),
-            root: frontier.root(),
+            size: s.frontier.size(),
+            root: s.frontier.root(),
         });
         let mut cp_frame = Vec::with_capacity(FRAME_HEADER_LEN + signed.text.len());
         push_frame(
             &mut cp_frame,
-            &FrameHeader::for_checkpoint(frontier.size(), signed.text.as_bytes()),
+            &FrameHeader::for_checkpoint(s.frontier.size(), signed.text.as_bytes()),
             signed.text.as_bytes(),
         );
         self.writer.append(&cp_frame)?;
-        if self.opts.durability == Durability::Fsync {
-            self.writer.sync()?;
-        }
-        self.tree.append(&nodes)?;
+        s.signed = Some(signed);
+        self.poisoned = false;
+        Ok(s)
+    }
+
+    /// Last step, after the checkpoint is synced: the batch becomes visible
+    /// to readers and its receipt is returned.
+    ///
+    /// # Errors
+    /// I/O errors writing tree hashes (which poison the journal); a commit
+    /// not staged here or not through [`Journal::stage_checkpoint`].
+    pub fn finish_commit(&mut self, s: StagedCommit) -> Result<Receipt> {
+        self.check_staged(&s, true)?;
+        let Some(signed) = s.signed else {
+            return Err(JournalError::Batch("checkpoint not staged".into()));
+        };
+        self.poisoned = true;
+        self.tree.append(&s.nodes)?;
         if self.opts.durability == Durability::Fsync
             && self.tree_synced.elapsed() > Duration::from_secs(1)
         {
             self.tree.sync()?;
             self.tree_synced = Instant::now();
         }
-        self.blocks.extend(metas);
-        self.frontier = frontier;
+        self.blocks.extend(s.metas);
+        self.frontier = s.frontier;
         let receipt = Receipt {
             realm: self.realm.clone(),
-            first_seq: p.first_seq,
-            last_seq: p.first_seq + count - 1,
-            count,
+            first_seq: s.first_seq,
+            last_seq: s.first_seq + s.count - 1,
+            count: s.count,
             checkpoint: signed.text.clone(),
         };
         self.latest = Some(signed);
+        self.staged = None;
         self.poisoned = false;
         Ok(receipt)
+    }
+
+    /// Gives up a staged commit whose sync failed. What it wrote may or may
+    /// not be on disk, so the journal is poisoned: reopening it recovers to
+    /// the last durable checkpoint.
+    pub fn abort_commit(&mut self, s: StagedCommit) {
+        drop(s);
+        self.poisoned = true;
+    }
+
+    fn check_staged(&self, s: &StagedCommit, signed: bool) -> Result<()> {
+        if self.poisoned {
+            return Err(JournalError::Poisoned);
+        }
+        if self.staged != Some(s.first_seq) || s.signed.is_some() != signed {
+            return Err(JournalError::Batch(format!(
+                "staged commit for seq {} is not the one in progress",
+                s.first_seq
+            )));
+        }
+        Ok(())
     }
 
     fn roll(&mut self) -> Result<()> {

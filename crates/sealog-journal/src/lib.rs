@@ -46,5 +46,6 @@ pub mod verify;
 pub use error::{JournalError, NoteError, ProofError, Result};
 pub use journal::{
     prepare, BlockMeta, Durability, EventRef, Journal, JournalOptions, PreparedCommit, Receipt,
+    StagedCommit,
 };
 pub use store::LogStore;

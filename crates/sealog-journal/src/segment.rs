@@ -365,7 +365,42 @@ impl SegmentWriter {
         Ok(at)
     }
 
+    /// A second handle on the file, to fdatasync it without holding the
+    /// writer (the journal's lock).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn sync_handle(&self) -> Result<SyncHandle> {
+        Ok(SyncHandle {
+            file: self
+                .file
+                .try_clone()
+                .map_err(JournalError::io("dup", &self.path))?,
+            path: self.path.clone(),
+        })
+    }
+
     /// fdatasync.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(JournalError::io("fsync", &self.path))
+    }
+}
+
+/// A duplicated descriptor of a segment, for fdatasync only.
+#[derive(Debug)]
+pub struct SyncHandle {
+    file: File,
+    path: PathBuf,
+}
+
+impl SyncHandle {
+    /// fdatasync: everything written to the segment through any descriptor
+    /// before this call is durable when it returns.
     ///
     /// # Errors
     /// I/O errors.

@@ -5,7 +5,8 @@
 //! queue (up to `max_group_records` records), seals them as one commit with
 //! one pair of fsyncs and one signed checkpoint, and answers each request
 //! with a receipt for its own seqs. Readers take the journal's read lock per
-//! block, so a long query never holds up commits for long.
+//! block, so a long query never holds up commits for long; the writer holds
+//! the write lock only to write and publish, not across its fsyncs.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -261,10 +262,7 @@ fn commit_loop(
     queued: Arc<AtomicUsize>,
 ) {
     for s in rx {
-        let result = match journal.write() {
-            Ok(mut j) => j.commit(s.prepared).map_err(|e| e.to_string()),
-            Err(_) => Err("journal lock poisoned".to_string()),
-        };
+        let result = commit_unlocked(&journal, s.prepared);
         queued.fetch_sub(s.bytes, Ordering::AcqRel);
         match result {
             Ok(receipt) => {
@@ -293,4 +291,36 @@ fn commit_loop(
             }
         }
     }
+}
+
+/// Commits in the journal's steps, holding its write lock only to write
+/// and publish, never across an fsync: queries, proofs and tails keep
+/// reading while a commit waits for the disk.
+fn commit_unlocked(
+    journal: &RwLock<Journal>,
+    prepared: sealog_journal::PreparedCommit,
+) -> Result<Receipt, String> {
+    let locked = || {
+        journal
+            .write()
+            .map_err(|_| "journal lock poisoned".to_string())
+    };
+    let staged = locked()?
+        .stage_blocks(prepared)
+        .map_err(|e| e.to_string())?;
+    let synced = |s: sealog_journal::StagedCommit| match s.sync() {
+        Ok(()) => Ok(s),
+        Err(e) => {
+            if let Ok(mut j) = journal.write() {
+                j.abort_commit(s);
+            }
+            Err(e.to_string())
+        }
+    };
+    let staged = synced(staged)?;
+    let staged = locked()?
+        .stage_checkpoint(staged)
+        .map_err(|e| e.to_string())?;
+    let staged = synced(staged)?;
+    locked()?.finish_commit(staged).map_err(|e| e.to_string())
 }

@@ -160,3 +160,61 @@ mod garbage {
         }
     }
 }
+
+fn prepared(j: &sealog_journal::Journal, from: u64, n: u64) -> sealog_journal::PreparedCommit {
+    let bodies: Vec<Vec<u8>> = (from..from + n).map(util::event).collect();
+    let events: Vec<sealog_journal::EventRef<'_>> = bodies
+        .iter()
+        .map(|b| sealog_journal::EventRef {
+            bytes: b,
+            time_ns: None,
+        })
+        .collect();
+    sealog_journal::prepare(j.realm(), from, &events, 1_700_000_000_000_000_000, 1)
+}
+
+#[test]
+fn staged_commit_is_invisible_until_finished_and_lost_if_never_finished() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let mut j = open(d.path());
+    append(&mut j, 0, 100);
+    let before = j.latest_checkpoint().expect("checkpoint").text.clone();
+
+    // Steps in order: readers see the old size until the last one.
+    let s = j.stage_blocks(prepared(&j, 100, 50)).expect("stage blocks");
+    assert_eq!(j.size(), 100);
+    assert!(
+        j.stage_blocks(prepared(&j, 100, 5)).is_err(),
+        "only one commit staged at a time"
+    );
+    s.sync().expect("sync");
+    let s = j.stage_checkpoint(s).expect("stage checkpoint");
+    assert_eq!(j.size(), 100);
+    assert_eq!(j.latest_checkpoint().expect("checkpoint").text, before);
+    s.sync().expect("sync");
+    let r = j.finish_commit(s).expect("finish");
+    assert_eq!((r.first_seq, r.last_seq, j.size()), (100, 149, 150));
+    assert!(!j.is_poisoned());
+
+    // Blocks staged but never checkpointed (the process died): on reopen
+    // the journal is back at its last checkpoint and takes the same seqs.
+    let s = j.stage_blocks(prepared(&j, 150, 70)).expect("stage blocks");
+    s.sync().expect("sync");
+    drop(s);
+    drop(j);
+    let mut j = open(d.path());
+    assert_eq!(j.size(), 150);
+    let r = append(&mut j, 150, 10);
+    assert_eq!((r.first_seq, r.last_seq), (150, 159));
+    drop(j);
+    let report = sealog_journal::verify::verify_dir(
+        d.path(),
+        util::REALM,
+        &util::signer().verifier(),
+        &sealog_journal::verify::Evidence::default(),
+        &|_| {},
+    )
+    .expect("verify runs");
+    assert!(report.ok(), "{report:?}");
+    assert_eq!((report.records, report.committed), (160, 160));
+}
