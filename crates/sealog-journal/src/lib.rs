@@ -6,7 +6,10 @@
 //!
 //! - [`Journal`]: append with group commit and fsync before any [`Receipt`],
 //!   crash recovery, reads by seq and by time, inclusion, consistency and
-//!   range proofs over stored interior hashes;
+//!   range proofs over stored interior hashes; a commit can also be run in
+//!   steps ([`Journal::stage_blocks`], [`StagedCommit::sync`],
+//!   [`Journal::stage_checkpoint`], [`Journal::finish_commit`]) so a caller
+//!   sharing the journal behind a lock need not hold it across fsyncs;
 //! - [`checkpoint`]: C2SP signed-note checkpoints and verifier keys;
 //! - [`merkle`]: RFC 9162 hashing and proof algorithms;
 //! - [`verify`]: the offline verifier that needs only the files and a
