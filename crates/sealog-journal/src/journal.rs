@@ -114,7 +114,7 @@ pub struct StagedCommit {
 
 impl StagedCommit {
     /// fdatasync of the segment written to (nothing with
-    /// [`Durability::None`]).
+    /// [`Durability::Buffered`]).
     ///
     /// # Errors
     /// I/O errors; then give the commit up with [`Journal::abort_commit`].

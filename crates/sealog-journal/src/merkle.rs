@@ -134,7 +134,7 @@ impl Frontier {
     }
 }
 
-/// Anything that can produce MTH(D[start:end]) for the tree's leaves.
+/// Anything that can produce `MTH(D[start:end])` for the tree's leaves.
 pub trait SubtreeSource {
     /// The error reading hashes can fail with.
     type Error: From<ProofError>;
