@@ -6,6 +6,9 @@
 //! Each receiver gets one TCP connection carrying the whole stream, written
 //! by a sender thread in this process. rsyslog is done when its output file
 //! holds every line; sealog when the realm's tree size reaches the count.
+//! The two take turns for `--rounds` rounds (a fresh rsyslogd each round,
+//! one running sealog server), and the medians are compared, so a slow
+//! spell of a shared machine does not land on one side only.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -156,25 +159,21 @@ ruleset(name="bench") {{
 ///
 /// # Errors
 /// rsyslog missing or failing; sealog setup failures.
-pub fn ingest(vs: &str, n: u64, dir: &Path) -> Result<(), Failure> {
+pub fn ingest(vs: &str, n: u64, rounds: u32, dir: &Path) -> Result<(), Failure> {
     if vs != "rsyslog" {
         return Err(format!("--vs {vs:?}: only rsyslog is supported").into());
     }
     if dir.exists() {
         return Err(format!("{} exists; pass an absent --dir", dir.display()).into());
     }
-    let result = run(n, dir);
+    let result = run(n, rounds.max(1), dir);
     let _ = std::fs::remove_dir_all(dir);
     result
 }
 
-fn run(n: u64, dir: &Path) -> Result<(), Failure> {
+fn run(n: u64, rounds: u32, dir: &Path) -> Result<(), Failure> {
     let stream = lines(n);
     let per_line = stream.len() as f64 / n as f64;
-    eprintln!("rsyslog: {n} lines ...");
-    let rs = rsyslog(&dir.join("rsyslog"), &stream, n)?;
-
-    eprintln!("sealog: {n} lines ...");
     let data = dir.join("sealog");
     {
         let mut dd = sealog_store::DataDir::open(&data, "sealog bench ingest")?;
@@ -241,11 +240,21 @@ fn run(n: u64, dir: &Path) -> Result<(), Failure> {
         }
         Ok(())
     };
-    let t0 = Instant::now();
-    let sender = send_all(tcp_addr, stream.clone());
-    wait_for(&rt, n)?;
-    let sl = t0.elapsed().as_secs_f64();
-    let _ = sender.join();
+    // Alternate the two receivers round by round, so a slow spell of this
+    // shared machine hits both alike; compare the medians.
+    let (mut rs_times, mut sl_times) = (Vec::new(), Vec::new());
+    for round in 0..u64::from(rounds) {
+        eprintln!(
+            "round {}: rsyslog, then sealog, {n} lines each ...",
+            round + 1
+        );
+        rs_times.push(rsyslog(&dir.join(format!("rsyslog-{round}")), &stream, n)?);
+        let t0 = Instant::now();
+        let sender = send_all(tcp_addr, stream.clone());
+        wait_for(&rt, (round + 1) * n)?;
+        sl_times.push(t0.elapsed().as_secs_f64());
+        let _ = sender.join();
+    }
 
     // Sidecar: the same lines as length-prefixed frames.
     let mut frames = Vec::with_capacity(stream.len() + 4 * n as usize);
@@ -255,7 +264,7 @@ fn run(n: u64, dir: &Path) -> Result<(), Failure> {
     }
     let t1 = Instant::now();
     let sender = send_all(side_addr, frames);
-    wait_for(&rt, 2 * n)?;
+    wait_for(&rt, (u64::from(rounds) + 1) * n)?;
     let sc = t1.elapsed().as_secs_f64();
     let _ = sender.join();
     stop.cancel();
@@ -264,16 +273,35 @@ fn run(n: u64, dir: &Path) -> Result<(), Failure> {
     eprintln!("memory: a separate sealog serve under 4 senders ...");
     let mem = memory_phase(&dir.join("memory"), &stream, 3 * n)?;
 
+    let rates = |times: &[f64]| -> String {
+        let v: Vec<String> = times
+            .iter()
+            .map(|t| format!("{:.0}", n as f64 / t))
+            .collect();
+        v.join(", ")
+    };
+    let (rs, sl) = (median(&rs_times), median(&sl_times));
     let (rs_rate, sl_rate, sc_rate) = (n as f64 / rs, n as f64 / sl, n as f64 / sc);
-    println!("sealog bench ingest --vs rsyslog: {n} RFC 5424 lines of ~{per_line:.0} bytes over one TCP connection each");
+    println!("sealog bench ingest --vs rsyslog: {n} RFC 5424 lines of ~{per_line:.0} bytes over one TCP connection each, {rounds} alternating rounds");
     println!(
-        "rsyslog {} imptcp -> omfile (no fsync): {rs:.2} s, {rs_rate:.0} lines/s",
-        rsyslog_version()
+        "rsyslog {} imptcp -> omfile (no fsync): median {rs:.2} s, {rs_rate:.0} lines/s (rounds: {} lines/s)",
+        rsyslog_version(),
+        rates(&rs_times)
     );
     println!(
-        "sealog syslog tcp -> sealed journal (fsync per commit): {sl:.2} s, {sl_rate:.0} lines/s"
+        "sealog syslog tcp -> sealed journal (fsync per commit): median {sl:.2} s, {sl_rate:.0} lines/s (rounds: {} lines/s)",
+        rates(&sl_times)
     );
-    println!("ratio sealog / rsyslog: {:.2}x", sl_rate / rs_rate);
+    let per_round: Vec<String> = rs_times
+        .iter()
+        .zip(&sl_times)
+        .map(|(r, s)| format!("{:.2}x", r / s))
+        .collect();
+    println!(
+        "ratio sealog / rsyslog: {:.2}x of the medians (rounds: {})",
+        sl_rate / rs_rate,
+        per_round.join(", ")
+    );
     println!("sealog sidecar tcp (same lines as frames, receipts sent back): {sc:.2} s, {sc_rate:.0} records/s");
     println!(
         "memory: `sealog serve` (separate process) took {} lines from 4 senders writing as fast as they could in {:.2} s; peak RSS {:.0} MiB; {} of {} lines committed",
@@ -288,6 +316,17 @@ fn run(n: u64, dir: &Path) -> Result<(), Failure> {
         verdict(mem.sent > 0 && mem.peak_mib < 256.0 && mem.committed == mem.sent),
     );
     Ok(())
+}
+
+/// The median of `v` (the mean of the middle two for an even count).
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        l if l % 2 == 1 => s[l / 2],
+        l => (s[l / 2 - 1] + s[l / 2]) / 2.0,
+    }
 }
 
 fn rsyslog_version() -> String {

@@ -251,6 +251,9 @@ pub enum BenchCmd {
         /// Lines to send.
         #[arg(long, default_value_t = 1_000_000)]
         lines: u64,
+        /// Rounds, alternating rsyslog and sealog; medians are compared.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+        rounds: u32,
         /// Directory to run in (removed after).
         #[arg(long, default_value = "./sealog-bench-ingest")]
         dir: PathBuf,

@@ -219,9 +219,12 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Tail { .. } => {
             Err("tail needs a running server: start `sealog serve` or pass --url".into())
         }
-        Command::Bench(BenchCmd::Ingest { vs, lines, dir }) => {
-            crate::bench_ingest::ingest(&vs, lines, &dir)
-        }
+        Command::Bench(BenchCmd::Ingest {
+            vs,
+            lines,
+            rounds,
+            dir,
+        }) => crate::bench_ingest::ingest(&vs, lines, rounds, &dir),
         Command::Bench(BenchCmd::Http {
             records,
             clients,
