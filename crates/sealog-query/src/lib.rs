@@ -46,8 +46,20 @@ pub enum Order {
 pub struct Filter {
     from_ns: Option<i64>,
     to_ns: Option<i64>,
-    text: Option<String>,
-    wheres: Vec<(Vec<String>, String)>,
+    /// The substring, searched with a finder built once per query (building
+    /// one per line was a visible share of a tail's CPU).
+    text: Option<memchr::memmem::Finder<'static>>,
+    wheres: Vec<Where>,
+}
+
+/// One `key=value` term.
+#[derive(Debug, Clone)]
+struct Where {
+    path: Vec<String>,
+    value: String,
+    /// Set when the value must appear verbatim in a matching line, which
+    /// rejects most lines before any JSON parsing.
+    verbatim: Option<memchr::memmem::Finder<'static>>,
 }
 
 impl Filter {
@@ -73,7 +85,7 @@ impl Filter {
 
     /// Records whose stored line contains `text` (case-sensitive).
     pub fn with_text(mut self, text: &str) -> Self {
-        self.text = Some(text.to_string());
+        self.text = Some(memchr::memmem::Finder::new(text.as_bytes()).into_owned());
         self
     }
 
@@ -87,8 +99,20 @@ impl Filter {
             .find(['=', ':'])
             .filter(|at| *at > 0)
             .ok_or_else(|| QueryError::BadWhere(term.into()))?;
-        let path = term[..at].split('.').map(str::to_string).collect();
-        self.wheres.push((path, term[at + 1..].to_string()));
+        let path: Vec<String> = term[..at].split('.').map(str::to_string).collect();
+        let value = term[at + 1..].to_string();
+        // Aliased keys compare normalised values, which need not appear verbatim.
+        let aliased = matches!(path.as_slice(), [k] if k == "severity" || k == "host");
+        let plain = !aliased
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b" .-_:@".contains(&b));
+        let verbatim = plain.then(|| memchr::memmem::Finder::new(value.as_bytes()).into_owned());
+        self.wheres.push(Where {
+            path,
+            value,
+            verbatim,
+        });
         Ok(self)
     }
 
@@ -100,18 +124,13 @@ impl Filter {
     /// True when the stored line matches.
     pub fn matches(&self, line: &[u8]) -> bool {
         if let Some(t) = &self.text {
-            if memchr::memmem::find(line, t.as_bytes()).is_none() {
+            if t.find(line).is_none() {
                 return false;
             }
         }
         // Cheap rejection before parsing: a plain value must appear verbatim.
-        for (path, v) in &self.wheres {
-            // Aliased keys compare normalised values, which need not appear verbatim.
-            let aliased = matches!(path.as_slice(), [k] if k == "severity" || k == "host");
-            let plain = !aliased
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b" .-_:@".contains(&b));
-            if plain && memchr::memmem::find(line, v.as_bytes()).is_none() {
+        for w in &self.wheres {
+            if w.verbatim.as_ref().is_some_and(|f| f.find(line).is_none()) {
                 return false;
             }
         }
@@ -131,7 +150,7 @@ impl Filter {
         };
         self.wheres
             .iter()
-            .all(|(path, want)| where_matches(&v, path, want))
+            .all(|w| where_matches(&v, &w.path, &w.value))
     }
 }
 
