@@ -291,3 +291,53 @@ fn damaged_metadata_is_a_precise_error() {
     assert!(r.stderr.contains("not a sealog segment"), "{}", r.stderr);
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
 }
+
+#[test]
+fn receipts_file_with_an_unfinished_last_line() {
+    let s = Sealog::new();
+    s.realm("rc");
+    let f = s.file("in.ndjson", &events(0, 900));
+    let receipts = s.dir.path().join("receipts.ndjson");
+    s.run(&[
+        "ingest",
+        "--realm",
+        "rc",
+        path_str(&f),
+        "--batch",
+        "300",
+        "--receipts-out",
+        path_str(&receipts),
+    ])
+    .ok();
+    let text = std::fs::read_to_string(&receipts).expect("read");
+    assert_eq!(
+        text.lines().count(),
+        3,
+        "one receipt line per commit: {text}"
+    );
+    assert!(text.ends_with('\n'));
+
+    // A client killed while writing its last receipt: that line is skipped
+    // with a warning, the finished ones are still checked.
+    let cut = s.file("cut.ndjson", &text.as_bytes()[..text.len() - 40]);
+    let v = s.run(&["verify", "--realm", "rc", "--receipts", path_str(&cut)]);
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+    assert!(
+        v.stderr.contains("line 3: unfinished last line skipped"),
+        "{}",
+        v.stderr
+    );
+    assert!(
+        v.stdout.contains("2 client checkpoints/receipts hold"),
+        "{}",
+        v.stdout
+    );
+
+    // Damage anywhere else is refused, naming the line.
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[1] = &lines[1][..20];
+    let bad = s.file("bad.ndjson", format!("{}\n", lines.join("\n")).as_bytes());
+    let v = s.run(&["verify", "--realm", "rc", "--receipts", path_str(&bad)]);
+    assert_eq!(v.code, 2, "{}{}", v.stdout, v.stderr);
+    assert!(v.stderr.contains("line 2: not a receipt"), "{}", v.stderr);
+}
