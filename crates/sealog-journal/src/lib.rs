@@ -37,6 +37,7 @@ pub mod bundle;
 pub mod checkpoint;
 pub mod conformance;
 mod error;
+pub mod fs;
 mod journal;
 pub mod merkle;
 pub mod segment;
