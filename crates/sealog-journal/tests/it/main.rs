@@ -5,6 +5,7 @@ mod model;
 mod proofs;
 mod recovery;
 mod util;
+mod vectors;
 
 use sealog_journal::conformance;
 
