@@ -14,6 +14,15 @@
 //!
 //! The key id is the first four bytes of SHA-256(name ‖ "\n" ‖ 0x01 ‖ public
 //! key); a verifier key is written `<name>+<hex key id>+<base64(0x01 ‖ key)>`.
+//!
+//! Parsing is as strict as Go's `golang.org/x/mod/sumdb/note.Open` (and C2SP
+//! `signed-note`): the note is UTF-8 without control characters other than
+//! newline, ends in a newline, has exactly one blank line (checkpoint bodies
+//! have no empty lines), and every line after it is a well-formed signature
+//! line `— <name> <base64(key id ‖ signature)>`, at most
+//! [`MAX_SIGNATURES`] of them. Lines by other keys (witness cosignatures, a
+//! rotated key) are ignored once they are well-formed; every line by the
+//! verifying key must verify.
 
 use std::fmt;
 
@@ -30,7 +39,17 @@ const ALG_ED25519: u8 = 0x01;
 /// The em dash that starts every signature line.
 const SIG_PREFIX: &str = "\u{2014} ";
 /// Largest checkpoint note accepted when parsing.
-pub const MAX_NOTE_LEN: usize = 4096;
+///
+/// 100 Ed25519 or witness cosignature lines take about 20 KiB; C2SP
+/// `signed-note` requires accepting at least 16 signatures, and 16
+/// post-quantum signatures (up to about 5 kB each, a third more in base64)
+/// take about 110 KiB. The number of lines is capped by [`MAX_SIGNATURES`].
+pub const MAX_NOTE_LEN: usize = 128 * 1024;
+/// Most signature lines a note may carry (`maxSig` in Go's `note.Open`):
+/// bounds the work spent on one note.
+pub const MAX_SIGNATURES: usize = 100;
+// The error messages of `split_note` spell these limits out.
+const _: () = assert!(MAX_NOTE_LEN == 128 * 1024 && MAX_SIGNATURES == 100);
 
 /// The origin line for a realm's log.
 pub fn origin_for(realm: &str) -> String {
@@ -237,9 +256,14 @@ impl VerifierKey {
 
     /// Parses a signed checkpoint note and checks its signature with this key.
     ///
+    /// Signature lines by other keys (another name or key id) are ignored;
+    /// every line by this key must verify, and at least one must be present.
+    ///
     /// # Errors
-    /// [`NoteError`] when the note is malformed, names another origin, or has
-    /// no valid signature by this key.
+    /// [`NoteError::Malformed`] when the note is malformed (see the module
+    /// docs), [`NoteError::WrongOrigin`] when it names another origin,
+    /// [`NoteError::BadSignature`] when a line by this key does not verify,
+    /// [`NoteError::NoSignatureByKey`] when no line is by this key.
     pub fn verify(&self, text: &str) -> Result<Checkpoint, NoteError> {
         let (body, sigs) = split_note(text)?;
         let cp = Checkpoint::parse_body(body)?;
@@ -249,33 +273,32 @@ impl VerifierKey {
                 got: cp.origin,
             });
         }
-        let mut seen_ours = false;
-        for line in sigs.split_terminator('\n') {
-            let rest = line.strip_prefix(SIG_PREFIX).ok_or(NoteError::Malformed(
-                "signature line must start with an em dash",
-            ))?;
-            let (name, b64) = rest.split_once(' ').ok_or(NoteError::Malformed(
-                "signature line needs a name and a signature",
-            ))?;
-            if name != self.name {
+        // C2SP signed-note: a line whose name and key id match a known key
+        // MUST be verified, and a failure SHOULD reject the note. Go's
+        // note.Open verifies only the first line per key and drops later
+        // ones unchecked (so it accepts a valid line followed by an invalid
+        // one, but refuses an invalid one followed by a valid one). We verify
+        // every line by our key, so an invalid one is refused wherever it
+        // stands. Repeated identical valid lines are accepted, as note.Open
+        // accepts repeated signatures by one key; they are not re-verified.
+        let mut verified: Vec<&[u8]> = Vec::new();
+        for line in &sigs {
+            if line.name != self.name || line.key_id != self.key_id {
                 continue;
             }
-            let blob = B64
-                .decode(b64)
-                .map_err(|_| NoteError::Malformed("signature is not base64"))?;
-            if blob.len() != 68 || blob[..4] != self.key_id {
+            if verified.contains(&line.sig.as_slice()) {
                 continue;
             }
-            seen_ours = true;
-            let sig = Signature::from_slice(&blob[4..]).map_err(|_| NoteError::BadSignature)?;
-            if self.key.verify(body.as_bytes(), &sig).is_ok() {
-                return Ok(cp);
-            }
+            let sig = Signature::from_slice(&line.sig).map_err(|_| NoteError::BadSignature)?;
+            self.key
+                .verify(body.as_bytes(), &sig)
+                .map_err(|_| NoteError::BadSignature)?;
+            verified.push(&line.sig);
         }
-        if seen_ours {
-            Err(NoteError::BadSignature)
-        } else {
+        if verified.is_empty() {
             Err(NoteError::NoSignatureByKey(self.to_string()))
+        } else {
+            Ok(cp)
         }
     }
 }
@@ -304,20 +327,88 @@ impl SignedCheckpoint {
     }
 }
 
-/// Splits a signed note into body (with its final newline) and signature lines.
-fn split_note(text: &str) -> Result<(&str, &str), NoteError> {
+/// One well-formed signature line: `— <name> <base64(key id ‖ sig)>`.
+struct SigLine<'a> {
+    name: &'a str,
+    key_id: [u8; 4],
+    /// The bytes after the key id (at least one).
+    sig: Vec<u8>,
+}
+
+fn malformed(reason: &'static str) -> NoteError {
+    NoteError::Malformed(reason)
+}
+
+impl<'a> SigLine<'a> {
+    fn parse(line: &'a str) -> Result<Self, NoteError> {
+        let rest = line.strip_prefix(SIG_PREFIX).ok_or(malformed(
+            "signature line does not start with an em dash and a space",
+        ))?;
+        let (name, b64) = rest.split_once(' ').ok_or(malformed(
+            "signature line has no space between key name and signature",
+        ))?;
+        if name.is_empty() {
+            return Err(malformed("signature line has an empty key name"));
+        }
+        if name.contains(|c: char| c.is_whitespace() || c == '+') {
+            return Err(malformed("signature key name contains a space or '+'"));
+        }
+        if b64.is_empty() {
+            return Err(malformed("signature line has an empty signature"));
+        }
+        // Text after the signature (another space) fails here too.
+        let raw = B64
+            .decode(b64)
+            .map_err(|_| malformed("signature is not standard padded base64"))?;
+        if raw.len() < 5 {
+            return Err(malformed(
+                "signature is shorter than a 4-byte key id and a signature",
+            ));
+        }
+        let (id, sig) = raw.split_at(4);
+        Ok(Self {
+            name,
+            key_id: [id[0], id[1], id[2], id[3]],
+            sig: sig.to_vec(),
+        })
+    }
+}
+
+/// Splits a signed note into its body (with its final newline) and its
+/// signature lines, refusing anything note.Open would refuse.
+fn split_note(text: &str) -> Result<(&str, Vec<SigLine<'_>>), NoteError> {
     if text.len() > MAX_NOTE_LEN {
-        return Err(NoteError::Malformed("note is too long"));
+        return Err(malformed("note is longer than 128 KiB"));
     }
     if text.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(NoteError::Malformed("note has control characters"));
+        return Err(malformed("note has control characters"));
     }
-    let at = text.find("\n\n").ok_or(NoteError::Malformed(
-        "note has no blank line before its signatures",
-    ))?;
-    let (body, sigs) = (&text[..=at], &text[at + 2..]);
-    if sigs.is_empty() || !sigs.ends_with('\n') {
-        return Err(NoteError::Malformed("note has no signature lines"));
+    if !text.ends_with('\n') {
+        return Err(malformed("note does not end in a newline"));
+    }
+    let at = text
+        .find("\n\n")
+        .ok_or(malformed("note has no blank line before its signatures"))?;
+    // Checkpoint bodies have no empty lines, so the first blank line is the
+    // separator and there must be no other (C2SP splits at the last one;
+    // with a single blank line both agree).
+    if text[at + 1..].contains("\n\n") {
+        return Err(if text[at + 2..].starts_with(SIG_PREFIX) {
+            malformed("empty line inside the signature block")
+        } else {
+            malformed("more than one blank line before the signatures")
+        });
+    }
+    let (body, block) = (&text[..=at], &text[at + 2..]);
+    if block.is_empty() {
+        return Err(malformed("note has no signature lines"));
+    }
+    let mut sigs = Vec::new();
+    for line in block.split_terminator('\n') {
+        if sigs.len() == MAX_SIGNATURES {
+            return Err(malformed("note has more than 100 signature lines"));
+        }
+        sigs.push(SigLine::parse(line)?);
     }
     Ok((body, sigs))
 }
@@ -382,6 +473,291 @@ mod tests {
         assert!(wrong_id.parse::<VerifierKey>().is_err());
     }
 
+    fn cp(size: u64) -> Checkpoint {
+        Checkpoint {
+            origin: "sealog/acme".into(),
+            size,
+            root: [9; 32],
+        }
+    }
+
+    /// The signature block of a note (after the blank line).
+    fn sig_block(text: &str) -> &str {
+        let at = text.find("\n\n").expect("blank line");
+        &text[at + 2..]
+    }
+
+    /// A line shaped like a C2SP tlog-cosignature (0x04 key id, 8-byte
+    /// timestamp, 64-byte signature) by witness `i`, about `len` bytes long.
+    fn cosig_line(i: usize, len: usize) -> String {
+        let name = format!(
+            "witness{i:03}.example.org/{}",
+            "w".repeat(len.saturating_sub(134))
+        );
+        let mut h = Sha256::new();
+        h.update(name.as_bytes());
+        h.update(b"\n");
+        h.update([0x04]);
+        h.update([i as u8; 32]);
+        let mut blob = h.finalize()[..4].to_vec();
+        blob.extend_from_slice(&(1_700_000_000u64 + i as u64).to_be_bytes());
+        blob.extend_from_slice(&[i as u8; 64]);
+        format!("{SIG_PREFIX}{name} {}\n", B64.encode(blob))
+    }
+
+    /// Asserts both parse_unverified and verify refuse `text` as malformed
+    /// for the same reason, and returns it.
+    fn malformed_reason(text: &str) -> &'static str {
+        let a = SignedCheckpoint::parse_unverified(text);
+        let b = signer(1).verifier().verify(text);
+        match (a, b) {
+            (Err(NoteError::Malformed(x)), Err(NoteError::Malformed(y))) if x == y => x,
+            other => panic!("expected the same Malformed from both, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn junk_after_signatures_is_refused() {
+        let text = signer(1).sign(&cp(5)).text;
+        assert_eq!(
+            malformed_reason(&format!("{text}junk\n")),
+            "signature line does not start with an em dash and a space"
+        );
+        assert_eq!(
+            malformed_reason(&format!("{text}junk")),
+            "note does not end in a newline"
+        );
+        // Text after the base64 on the signature line itself.
+        let trailing = format!("{} junk\n", text.strip_suffix('\n').expect("newline"));
+        assert!(trailing.ends_with(" junk\n"));
+        assert_eq!(
+            malformed_reason(&trailing),
+            "signature is not standard padded base64"
+        );
+        // A trailing empty line.
+        assert_eq!(
+            malformed_reason(&format!("{text}\n")),
+            "empty line inside the signature block"
+        );
+    }
+
+    #[test]
+    fn blank_lines_are_refused() {
+        let s = signer(1);
+        let text = s.sign(&cp(5)).text;
+        let (body, ours) = (cp(5).body(), sig_block(&text));
+        let w = cosig_line(1, 150);
+        assert!(s.verifier().verify(&format!("{body}\n{ours}{w}")).is_ok());
+        assert_eq!(
+            malformed_reason(&format!("{body}\n{ours}\n{w}")),
+            "empty line inside the signature block"
+        );
+        assert_eq!(
+            malformed_reason(&format!("{body}\n\n{ours}")),
+            "more than one blank line before the signatures"
+        );
+        let gap = format!("sealog/acme\n\n5\n{}\n\n{ours}", B64.encode([9; 32]));
+        assert_eq!(
+            malformed_reason(&gap),
+            "more than one blank line before the signatures"
+        );
+        assert_eq!(
+            malformed_reason(&format!("{body}\n")),
+            "note has no signature lines"
+        );
+        assert_eq!(
+            malformed_reason(&format!("{body}{ours}")),
+            "note has no blank line before its signatures"
+        );
+    }
+
+    #[test]
+    fn missing_final_newline_is_refused() {
+        let text = signer(1).sign(&cp(5)).text;
+        let cut = text.strip_suffix('\n').expect("ends in newline");
+        assert_eq!(malformed_reason(cut), "note does not end in a newline");
+    }
+
+    #[test]
+    fn at_most_100_signature_lines() {
+        let s = signer(1);
+        let signed = s.sign(&cp(5));
+        // Ours plus 99 cosignature-like lines of about 200 bytes: 100 lines,
+        // about 20 KiB, far over the old 4 KiB limit.
+        let mut text = signed.text.clone();
+        for i in 0..99 {
+            text.push_str(&cosig_line(i, 200));
+        }
+        assert_eq!(sig_block(&text).lines().count(), 100);
+        assert!(text.len() > 19 * 1024, "{}", text.len());
+        assert_eq!(s.verifier().verify(&text), Ok(cp(5)));
+        let parsed = SignedCheckpoint::parse_unverified(&text).expect("parses");
+        assert_eq!(parsed.text, text, "text is kept exactly");
+        assert_eq!(parsed.checkpoint, cp(5));
+        // Our line last works as well.
+        let mut last = format!("{}\n", cp(5).body());
+        for i in 0..99 {
+            last.push_str(&cosig_line(i, 200));
+        }
+        last.push_str(sig_block(&signed.text));
+        assert_eq!(s.verifier().verify(&last), Ok(cp(5)));
+        // A 101st line is refused, whoever signed it.
+        text.push_str(&cosig_line(99, 200));
+        assert_eq!(
+            malformed_reason(&text),
+            "note has more than 100 signature lines"
+        );
+        let mut ours_101st = last.clone();
+        ours_101st.push_str(sig_block(&signed.text));
+        assert_eq!(
+            malformed_reason(&ours_101st),
+            "note has more than 100 signature lines"
+        );
+    }
+
+    #[test]
+    fn hundred_cosignatures_parse_without_ours() {
+        let mut text = format!("{}\n", cp(5).body());
+        for i in 0..100 {
+            text.push_str(&cosig_line(i, 205));
+        }
+        assert!(
+            (19 * 1024..22 * 1024).contains(&text.len()),
+            "{}",
+            text.len()
+        );
+        let parsed = SignedCheckpoint::parse_unverified(&text).expect("100 lines parse");
+        assert_eq!(parsed.text, text);
+        assert!(matches!(
+            signer(1).verifier().verify(&text),
+            Err(NoteError::NoSignatureByKey(_))
+        ));
+    }
+
+    #[test]
+    fn over_max_len_is_refused() {
+        let text = signer(1).sign(&cp(5)).text;
+        let long = format!(
+            "{text}{SIG_PREFIX}big {}\n",
+            B64.encode(vec![1u8; MAX_NOTE_LEN])
+        );
+        assert_eq!(malformed_reason(&long), "note is longer than 128 KiB");
+    }
+
+    #[test]
+    fn bad_signature_by_our_key_is_refused_wherever_it_stands() {
+        let s = signer(1);
+        let v = s.verifier();
+        let good = s.sign(&cp(5));
+        let ours = sig_block(&good.text);
+        // Our key's signature over another body: right name and key id,
+        // wrong signature.
+        let bad = sig_block(&s.sign(&cp(6)).text).to_string();
+        assert_ne!(bad, ours);
+        let body = cp(5).body();
+        assert_eq!(
+            v.verify(&format!("{body}\n{bad}{ours}")),
+            Err(NoteError::BadSignature)
+        );
+        // note.Open would accept this order (it checks only the first line
+        // per key); we refuse it too.
+        assert_eq!(
+            v.verify(&format!("{body}\n{ours}{bad}")),
+            Err(NoteError::BadSignature)
+        );
+        // Still well-formed: parsing without verifying accepts it.
+        assert!(SignedCheckpoint::parse_unverified(&format!("{body}\n{bad}{ours}")).is_ok());
+        // A line with our name and key id but a signature of the wrong length.
+        let mut short = s.verifier().key_id.to_vec();
+        short.extend_from_slice(&[0; 10]);
+        let short = format!("{SIG_PREFIX}sealog/acme {}\n", B64.encode(short));
+        assert_eq!(
+            v.verify(&format!("{body}\n{short}{ours}")),
+            Err(NoteError::BadSignature)
+        );
+        // Repeated valid signatures by our key are accepted, like note.Open.
+        assert_eq!(v.verify(&format!("{body}\n{ours}{ours}")), Ok(cp(5)));
+    }
+
+    #[test]
+    fn bad_signatures_by_unknown_keys_are_ignored() {
+        let s = signer(1);
+        let v = s.verifier();
+        let body = cp(5).body();
+        let ours = sig_block(&s.sign(&cp(5)).text).to_string();
+        // Same name, another key (so another key id), signing another body.
+        let same_name = sig_block(&signer(2).sign(&cp(6)).text).to_string();
+        // Our key id under another name.
+        let mut blob = v.key_id.to_vec();
+        blob.extend_from_slice(&[0; 64]);
+        let same_id = format!("{SIG_PREFIX}other.example/log {}\n", B64.encode(blob));
+        let witness = cosig_line(7, 150);
+        for junk in [&same_name, &same_id, &witness] {
+            assert_eq!(v.verify(&format!("{body}\n{junk}{ours}")), Ok(cp(5)));
+            assert_eq!(v.verify(&format!("{body}\n{ours}{junk}")), Ok(cp(5)));
+        }
+    }
+
+    #[test]
+    fn malformed_signature_lines_are_refused() {
+        let text = signer(1).sign(&cp(5)).text;
+        // "AQIDBAUG" is the base64 of six bytes: a well-formed signature.
+        assert_eq!(B64.encode([1, 2, 3, 4, 5, 6]), "AQIDBAUG");
+        let cases = [
+            (
+                "— w.example/a !!notbase64!!",
+                "signature is not standard padded base64",
+            ),
+            (
+                "— w.example/a AQIDBAUGBw",
+                "signature is not standard padded base64",
+            ),
+            (
+                "— w.example/a AQIDBA==",
+                "signature is shorter than a 4-byte key id and a signature",
+            ),
+            ("— w.example/a ", "signature line has an empty signature"),
+            (
+                "— w.example/a",
+                "signature line has no space between key name and signature",
+            ),
+            ("—  AQIDBAUG", "signature line has an empty key name"),
+            (
+                "— w+x AQIDBAUG",
+                "signature key name contains a space or '+'",
+            ),
+            (
+                "— w\u{a0}x AQIDBAUG",
+                "signature key name contains a space or '+'",
+            ),
+            (
+                "—w.example/a AQIDBAUG",
+                "signature line does not start with an em dash and a space",
+            ),
+            (
+                "- w.example/a AQIDBAUG",
+                "signature line does not start with an em dash and a space",
+            ),
+            (
+                " — w.example/a AQIDBAUG",
+                "signature line does not start with an em dash and a space",
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(
+                malformed_reason(&format!("{text}{line}\n")),
+                want,
+                "{line:?}"
+            );
+            // Before our line as well as after it.
+            let before = format!("{}\n{line}\n{}", cp(5).body(), sig_block(&text));
+            assert_eq!(malformed_reason(&before), want, "{line:?}");
+        }
+        // The shortest well-formed line: a key id and one byte.
+        let ok = format!("{text}— w.example/a {}\n", B64.encode([1, 2, 3, 4, 5]));
+        assert!(signer(1).verifier().verify(&ok).is_ok());
+    }
+
     proptest! {
         #[test]
         fn keys_round_trip(seed in any::<[u8; 32]>()) {
@@ -394,6 +770,26 @@ mod tests {
             let _ = SignedCheckpoint::parse_unverified(&s);
             let _ = signer(3).verifier().verify(&s);
             let _ = s.parse::<VerifierKey>();
+        }
+
+        #[test]
+        fn anything_but_a_signature_line_after_the_signatures_is_refused(s in "\\PC{0,80}") {
+            prop_assume!(!s.starts_with(SIG_PREFIX));
+            let text = signer(1).sign(&cp(5)).text;
+            let mut bad = vec![format!("{text}{s}\n")];
+            if !s.is_empty() {
+                bad.push(format!("{text}{s}"));
+            }
+            for bad in bad {
+                prop_assert!(matches!(
+                    SignedCheckpoint::parse_unverified(&bad),
+                    Err(NoteError::Malformed(_))
+                ));
+                prop_assert!(matches!(
+                    signer(1).verifier().verify(&bad),
+                    Err(NoteError::Malformed(_))
+                ));
+            }
         }
     }
 }
