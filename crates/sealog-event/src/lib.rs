@@ -32,6 +32,12 @@ pub use validate::{
     leaf_time, validate, EventError, EventInfo, MAX_DEPTH, RESERVED_FIELDS, TIME_FIELDS,
 };
 
+/// The largest event (one JSON object, as sent) any ingest path may store:
+/// 1 MiB. The journal refuses a batch holding a larger one where it builds
+/// blocks, so no path can write a record its readers would refuse; listeners
+/// may set lower limits of their own.
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+
 /// Builds leaf lines for one realm and one commit.
 ///
 /// All records sequenced in the same commit share one `received_at`: the

@@ -102,9 +102,54 @@ pub enum JournalError {
     /// The batch to append is empty or too large.
     #[error("invalid batch: {0}")]
     Batch(String),
+    /// One event is larger than [`sealog_event::MAX_EVENT_BYTES`].
+    #[error("event {index} of the batch is {len} bytes; the most one event may be is {max} bytes")]
+    EventTooLarge {
+        /// 0-based index in the batch.
+        index: usize,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The journal ends before the last checkpoint the realm signed (its
+    /// high-water mark): records were deleted or cut off.
+    #[error("journal ends at size {size} but the realm signed a checkpoint for size {marked} (its high-water mark): acknowledged records were deleted or cut off ({path})")]
+    Rollback {
+        /// Records the journal holds.
+        size: u64,
+        /// The size of the last signed checkpoint.
+        marked: u64,
+        /// The journal directory.
+        path: PathBuf,
+    },
+    /// The journal's records do not match a checkpoint the realm signed.
+    #[error("records 0..{size} do not match the checkpoint the realm signed for size {size}: history was rewritten ({path})")]
+    Fork {
+        /// The size of the signed checkpoint.
+        size: u64,
+        /// The journal directory.
+        path: PathBuf,
+    },
 }
 
 impl JournalError {
+    /// True when the cause is a full disk or quota: retrying after space is
+    /// freed can succeed.
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, JournalError::Io { source, .. } if crate::fs::is_storage_full(source))
+    }
+
+    /// True for damage, rollback or rewrite of committed data.
+    pub fn is_integrity(&self) -> bool {
+        matches!(
+            self,
+            JournalError::Corrupt { .. }
+                | JournalError::Rollback { .. }
+                | JournalError::Fork { .. }
+        )
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
         move |source| JournalError::Io { op, path, source }

@@ -50,6 +50,8 @@ pub enum OpenHow {
 }
 
 /// An open file.
+// A file's length is a query that can fail; an `is_empty` would add nothing.
+#[allow(clippy::len_without_is_empty)]
 pub trait VFile: Send + Sync + fmt::Debug {
     /// Reads up to `buf.len()` bytes at `offset`; 0 at or past the end.
     ///

@@ -39,6 +39,7 @@ pub mod conformance;
 mod error;
 pub mod fs;
 mod journal;
+pub mod mark;
 pub mod merkle;
 pub mod segment;
 mod store;
@@ -49,7 +50,7 @@ pub mod verify;
 
 pub use error::{JournalError, NoteError, ProofError, Result};
 pub use journal::{
-    prepare, BlockMeta, Durability, EventRef, Journal, JournalOptions, PreparedCommit, Receipt,
-    StagedCommit,
+    prepare, BlockMeta, Durability, EventRef, Journal, JournalOptions, Poison, PreparedCommit,
+    Receipt, StagedCommit,
 };
 pub use store::LogStore;

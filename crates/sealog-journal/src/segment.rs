@@ -52,12 +52,13 @@
 //!
 //! Block bodies are checked lazily (on read) and fully by the verifier.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::block::EncodedBlock;
 use crate::error::{JournalError, Result};
+use crate::fs::{OpenHow, VFile, Vfs};
 
 /// Segment header magic.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"SEALSEG\0";
@@ -193,27 +194,71 @@ pub fn segment_name(first_seq: u64) -> String {
 ///
 /// # Errors
 /// I/O errors, or a `.seg` file whose name is not a seq.
-pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+pub fn list_segments(fs: &dyn Vfs, dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(JournalError::io("list", dir))?;
-    for e in entries {
-        let e = e.map_err(JournalError::io("list", dir))?;
-        let name = e.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".seg")) else {
+    for name in fs.list(dir).map_err(JournalError::io("list", dir))? {
+        let Some(stem) = name.strip_suffix(".seg") else {
             continue;
         };
         let seq = stem
             .parse::<u64>()
             .ok()
-            .filter(|_| stem.len() == 20)
+            .filter(|_| stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
             .ok_or_else(|| JournalError::Format {
-                path: e.path(),
+                path: dir.join(&name),
                 reason: "segment file name is not a 20-digit seq".into(),
             })?;
-        out.push((seq, e.path()));
+        out.push((seq, dir.join(&name)));
     }
     out.sort();
     Ok(out)
+}
+
+/// What a segment's first bytes say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderState {
+    /// A valid header for this first seq.
+    Valid(u64),
+    /// Shorter than a header, or a header of zeros: a segment whose
+    /// creation was interrupted before its header was durable. Nothing was
+    /// ever written to it, because frames are written only after the
+    /// header is synced.
+    Torn,
+    /// Anything else: damage or a foreign file.
+    Damaged(String),
+}
+
+/// Reads and classifies a segment header.
+///
+/// # Errors
+/// I/O errors.
+pub fn probe_header(fs: &dyn Vfs, path: &Path) -> Result<HeaderState> {
+    let file = fs
+        .open(path, OpenHow::Read)
+        .map_err(JournalError::io("open", path))?;
+    let len = file.len().map_err(JournalError::io("stat", path))?;
+    if len < SEGMENT_HEADER_LEN {
+        let mut b = vec![0u8; len as usize];
+        file.read_exact_at(&mut b, 0)
+            .map_err(JournalError::io("read", path))?;
+        return Ok(
+            if b.iter().all(|x| *x == 0) || b.starts_with(&SEGMENT_MAGIC[..b.len().min(8)]) {
+                HeaderState::Torn
+            } else {
+                HeaderState::Damaged("file is shorter than a segment header".into())
+            },
+        );
+    }
+    let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
+    file.read_exact_at(&mut h, 0)
+        .map_err(JournalError::io("read", path))?;
+    if h.iter().all(|x| *x == 0) {
+        return Ok(HeaderState::Torn);
+    }
+    Ok(match decode_segment_header(&h) {
+        Ok(seq) => HeaderState::Valid(seq),
+        Err(reason) => HeaderState::Damaged(reason),
+    })
 }
 
 /// Encodes a segment header.
@@ -227,48 +272,49 @@ pub fn segment_header(first_seq: u64) -> [u8; SEGMENT_HEADER_LEN as usize] {
     h
 }
 
+fn decode_segment_header(h: &[u8; SEGMENT_HEADER_LEN as usize]) -> Result<u64, String> {
+    if &h[0..8] != SEGMENT_MAGIC {
+        return Err("not a sealog segment (bad magic)".into());
+    }
+    if crc32c::crc32c(&h[..24]) != u32::from_le_bytes(h[24..28].try_into().expect("4 bytes")) {
+        return Err("segment header checksum mismatch".into());
+    }
+    let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
+    if version != SEGMENT_VERSION {
+        return Err(format!(
+            "segment format version {version}; this build reads version {SEGMENT_VERSION}"
+        ));
+    }
+    Ok(u64::from_le_bytes(h[16..24].try_into().expect("8 bytes")))
+}
+
 /// Reads and checks a segment header, returning its first seq.
 ///
 /// # Errors
 /// [`JournalError::Format`] naming what is wrong.
-pub fn read_segment_header(file: &mut File, path: &Path) -> Result<u64> {
+pub fn read_segment_header(file: &dyn VFile, path: &Path) -> Result<u64> {
     let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
-    file.seek(SeekFrom::Start(0))
-        .and_then(|_| file.read_exact(&mut h))
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => JournalError::Format {
-                path: path.to_path_buf(),
-                reason: "file is shorter than a segment header".into(),
-            },
-            _ => JournalError::Io {
-                op: "read",
-                path: path.to_path_buf(),
-                source: e,
-            },
-        })?;
-    let bad = |reason: &str| JournalError::Format {
+    file.read_exact_at(&mut h, 0).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => JournalError::Format {
+            path: path.to_path_buf(),
+            reason: "file is shorter than a segment header".into(),
+        },
+        _ => JournalError::Io {
+            op: "read",
+            path: path.to_path_buf(),
+            source: e,
+        },
+    })?;
+    decode_segment_header(&h).map_err(|reason| JournalError::Format {
         path: path.to_path_buf(),
-        reason: reason.to_string(),
-    };
-    if &h[0..8] != SEGMENT_MAGIC {
-        return Err(bad("not a sealog segment (bad magic)"));
-    }
-    if crc32c::crc32c(&h[..24]) != u32::from_le_bytes(h[24..28].try_into().expect("4 bytes")) {
-        return Err(bad("segment header checksum mismatch"));
-    }
-    let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
-    if version != SEGMENT_VERSION {
-        return Err(bad(&format!(
-            "segment format version {version}; this build reads version {SEGMENT_VERSION}"
-        )));
-    }
-    Ok(u64::from_le_bytes(h[16..24].try_into().expect("8 bytes")))
+        reason,
+    })
 }
 
 /// Appends frames to the active segment.
 #[derive(Debug)]
 pub struct SegmentWriter {
-    file: File,
+    file: Arc<dyn VFile>,
     path: PathBuf,
     len: u64,
     first_seq: u64,
@@ -280,18 +326,16 @@ impl SegmentWriter {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn create(dir: &Path, first_seq: u64) -> Result<Self> {
+    pub fn create(fs: &dyn Vfs, dir: &Path, first_seq: u64) -> Result<Self> {
         let path = dir.join(segment_name(first_seq));
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .read(true)
-            .write(true)
-            .open(&path)
+        let file = fs
+            .open(&path, OpenHow::CreateNew { mode: 0o644 })
             .map_err(JournalError::io("create", &path))?;
-        file.write_all(&segment_header(first_seq))
+        file.write_at(&segment_header(first_seq), 0)
             .and_then(|_| file.sync_all())
             .map_err(JournalError::io("write", &path))?;
-        sync_dir(dir)?;
+        fs.sync_dir(dir)
+            .map_err(JournalError::io("fsync directory", dir))?;
         Ok(Self {
             file,
             path,
@@ -305,31 +349,39 @@ impl SegmentWriter {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn reopen(path: &Path, first_seq: u64, len: u64) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
+    pub fn reopen(fs: &dyn Vfs, path: &Path, first_seq: u64, len: u64) -> Result<Self> {
+        let file = fs
+            .open(path, OpenHow::ReadWrite)
             .map_err(JournalError::io("open", path))?;
-        let actual = file
-            .metadata()
-            .map_err(JournalError::io("stat", path))?
-            .len();
-        if actual != len {
-            file.set_len(len)
-                .and_then(|_| file.sync_all())
-                .map_err(JournalError::io("truncate", path))?;
-        }
         let mut w = Self {
             file,
             path: path.to_path_buf(),
             len,
             first_seq,
         };
-        w.file
-            .seek(SeekFrom::Start(len))
-            .map_err(JournalError::io("seek", path))?;
+        w.truncate_to(len)?;
         Ok(w)
+    }
+
+    /// Cuts the segment back to `len` bytes (never past what is there) and
+    /// makes the cut durable: used by recovery to drop what was written but
+    /// never acknowledged.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn truncate_to(&mut self, len: u64) -> Result<()> {
+        let actual = self
+            .file
+            .len()
+            .map_err(JournalError::io("stat", &self.path))?;
+        if actual != len {
+            self.file
+                .set_len(len)
+                .and_then(|_| self.file.sync_all())
+                .map_err(JournalError::io("truncate", &self.path))?;
+        }
+        self.len = len;
+        Ok(())
     }
 
     /// Bytes in the segment.
@@ -352,14 +404,21 @@ impl SegmentWriter {
         &self.path
     }
 
-    /// Writes `bytes` (whole frames) at the end. Returns the offset they start at.
+    /// The open file (for readers).
+    pub fn file(&self) -> Arc<dyn VFile> {
+        self.file.clone()
+    }
+
+    /// Writes `bytes` (whole frames) at the end. Returns the offset they
+    /// start at. On error the length is unchanged: a partial write is cut
+    /// off by recovery.
     ///
     /// # Errors
     /// I/O errors.
     pub fn append(&mut self, bytes: &[u8]) -> Result<u64> {
         let at = self.len;
         self.file
-            .write_all(bytes)
+            .write_at(bytes, at)
             .map_err(JournalError::io("write", &self.path))?;
         self.len += bytes.len() as u64;
         Ok(at)
@@ -369,13 +428,10 @@ impl SegmentWriter {
     /// writer (the journal's lock).
     ///
     /// # Errors
-    /// I/O errors.
+    /// None today; kept fallible for backends that must reopen.
     pub fn sync_handle(&self) -> Result<SyncHandle> {
         Ok(SyncHandle {
-            file: self
-                .file
-                .try_clone()
-                .map_err(JournalError::io("dup", &self.path))?,
+            file: self.file.clone(),
             path: self.path.clone(),
         })
     }
@@ -391,16 +447,16 @@ impl SegmentWriter {
     }
 }
 
-/// A duplicated descriptor of a segment, for fdatasync only.
+/// A shared handle on a segment, for fdatasync only.
 #[derive(Debug)]
 pub struct SyncHandle {
-    file: File,
+    file: Arc<dyn VFile>,
     path: PathBuf,
 }
 
 impl SyncHandle {
-    /// fdatasync: everything written to the segment through any descriptor
-    /// before this call is durable when it returns.
+    /// fdatasync: everything written to the segment before this call is
+    /// durable when it returns.
     ///
     /// # Errors
     /// I/O errors.
@@ -417,24 +473,27 @@ pub fn push_frame(out: &mut Vec<u8>, header: &FrameHeader, body: &[u8]) {
     out.extend_from_slice(body);
 }
 
-/// fsyncs a directory so entries created or renamed in it are durable.
+/// fsyncs a directory on the real filesystem so entries created or
+/// renamed in it are durable.
 ///
 /// # Errors
 /// I/O errors.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
+    crate::fs::RealFs
+        .sync_dir(dir)
         .map_err(JournalError::io("fsync directory", dir))
 }
 
-/// Reads frames one after another from a segment.
+/// Reads frames one after another from a segment, through a 1 MiB window.
 #[derive(Debug)]
 pub struct FrameReader {
-    reader: io::BufReader<File>,
+    file: Arc<dyn VFile>,
     path: PathBuf,
     pos: u64,
     file_len: u64,
     first_seq: u64,
+    buf: Vec<u8>,
+    buf_start: u64,
 }
 
 /// One step of [`FrameReader::next_frame`].
@@ -463,24 +522,35 @@ pub enum FrameRead {
     },
 }
 
+const READ_WINDOW: usize = 1 << 20;
+
 impl FrameReader {
     /// Opens a segment and checks its header.
     ///
     /// # Errors
     /// I/O and format errors.
-    pub fn open(path: &Path) -> Result<Self> {
-        let mut file = File::open(path).map_err(JournalError::io("open", path))?;
-        let first_seq = read_segment_header(&mut file, path)?;
-        let file_len = file
-            .metadata()
-            .map_err(JournalError::io("stat", path))?
-            .len();
+    pub fn open(fs: &dyn Vfs, path: &Path) -> Result<Self> {
+        let file = fs
+            .open(path, OpenHow::Read)
+            .map_err(JournalError::io("open", path))?;
+        Self::from_file(file, path)
+    }
+
+    /// A reader over an already open segment.
+    ///
+    /// # Errors
+    /// I/O and format errors.
+    pub fn from_file(file: Arc<dyn VFile>, path: &Path) -> Result<Self> {
+        let first_seq = read_segment_header(&*file, path)?;
+        let file_len = file.len().map_err(JournalError::io("stat", path))?;
         Ok(Self {
-            reader: io::BufReader::with_capacity(1 << 20, file),
+            file,
             path: path.to_path_buf(),
             pos: SEGMENT_HEADER_LEN,
             file_len,
             first_seq,
+            buf: Vec::new(),
+            buf_start: 0,
         })
     }
 
@@ -499,10 +569,39 @@ impl FrameReader {
         self.pos
     }
 
+    /// The file's length when it was opened.
+    pub fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    /// Copies `out.len()` bytes at `offset` (within the file) through the
+    /// read window.
+    fn read_into(&mut self, offset: u64, out: &mut [u8]) -> Result<()> {
+        let end = offset + out.len() as u64;
+        let in_window = offset >= self.buf_start && end <= self.buf_start + self.buf.len() as u64;
+        if !in_window {
+            if out.len() >= READ_WINDOW {
+                return self
+                    .file
+                    .read_exact_at(out, offset)
+                    .map_err(JournalError::io("read", &self.path));
+            }
+            let n = (self.file_len - offset).min(READ_WINDOW as u64) as usize;
+            self.buf.resize(n, 0);
+            self.file
+                .read_exact_at(&mut self.buf, offset)
+                .map_err(JournalError::io("read", &self.path))?;
+            self.buf_start = offset;
+        }
+        let at = (offset - self.buf_start) as usize;
+        out.copy_from_slice(&self.buf[at..at + out.len()]);
+        Ok(())
+    }
+
     /// Reads the next frame. Block bodies are read only when `block_bodies`
     /// is true (checkpoint bodies always); otherwise they are skipped.
-    /// Body CRCs are checked for checkpoints, and for blocks whose bodies
-    /// are read only when `check_blocks` is true.
+    /// Checkpoint body CRCs are checked here; block bodies are checked by
+    /// whoever decodes them.
     ///
     /// # Errors
     /// I/O errors other than a short read (a short read is [`FrameRead::Bad`]).
@@ -519,15 +618,10 @@ impl FrameReader {
             });
         }
         let mut h = [0u8; FRAME_HEADER_LEN];
-        self.reader
-            .read_exact(&mut h)
-            .map_err(JournalError::io("read", &self.path))?;
+        self.read_into(offset, &mut h)?;
         let header = match FrameHeader::decode(&h) {
             Ok(h) => h,
             Err(reason) => {
-                self.reader
-                    .seek(SeekFrom::Start(offset))
-                    .map_err(JournalError::io("seek", &self.path))?;
                 let torn = self.ends_in_zero_fill()?;
                 return Ok(FrameRead::Bad {
                     offset,
@@ -548,13 +642,8 @@ impl FrameReader {
         let want_body = block_bodies || header.kind == FrameKind::Checkpoint;
         let body = if want_body {
             let mut body = vec![0u8; header.body_len as usize];
-            self.reader
-                .read_exact(&mut body)
-                .map_err(JournalError::io("read", &self.path))?;
+            self.read_into(body_start, &mut body)?;
             if header.kind == FrameKind::Checkpoint && crc32c::crc32c(&body) != header.body_crc {
-                self.reader
-                    .seek(SeekFrom::Start(offset))
-                    .map_err(JournalError::io("seek", &self.path))?;
                 let torn = self.ends_in_zero_fill()?;
                 return Ok(FrameRead::Bad {
                     offset,
@@ -564,9 +653,6 @@ impl FrameReader {
             }
             Some(body)
         } else {
-            self.reader
-                .seek_relative(i64::from(header.body_len))
-                .map_err(JournalError::io("seek", &self.path))?;
             None
         };
         self.pos = end;
@@ -585,7 +671,8 @@ impl FrameReader {
             return Ok(false);
         }
         let mut b = [0u8; 1];
-        read_exact_at(self.reader.get_ref(), &mut b, self.file_len - 1)
+        self.file
+            .read_exact_at(&mut b, self.file_len - 1)
             .map_err(JournalError::io("read", &self.path))?;
         Ok(b[0] == 0)
     }
@@ -597,11 +684,9 @@ impl FrameReader {
     /// # Errors
     /// I/O errors.
     pub fn find_checkpoint_after(&mut self, from: u64) -> Result<Option<u64>> {
-        let file = self.reader.get_mut();
-        file.seek(SeekFrom::Start(from))
-            .map_err(JournalError::io("seek", &self.path))?;
-        let mut rest = Vec::new();
-        file.read_to_end(&mut rest)
+        let rest = self
+            .file
+            .read_to_end_at(from)
             .map_err(JournalError::io("read", &self.path))?;
         let mut start = 1;
         while let Some(at) = rest
@@ -631,16 +716,12 @@ impl FrameReader {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn read_at(file: &File, path: &Path, offset: u64, len: usize) -> Result<Vec<u8>> {
+    pub fn read_at(file: &dyn VFile, path: &Path, offset: u64, len: usize) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; len];
-        read_exact_at(file, &mut buf, offset).map_err(JournalError::io("read", path))?;
+        file.read_exact_at(&mut buf, offset)
+            .map_err(JournalError::io("read", path))?;
         Ok(buf)
     }
-}
-
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    file.read_exact_at(buf, offset)
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ pub fn rewrite_blocks(
     hints: Hints,
     mut edit: impl FnMut(u64, &mut Vec<Vec<u8>>),
 ) -> Result<()> {
-    let mut r = FrameReader::open(segment)?;
+    let mut r = FrameReader::open(&crate::fs::RealFs, segment)?;
     let mut out = segment_header(r.first_seq()).to_vec();
     loop {
         match r.next_frame(true)? {
@@ -82,7 +82,7 @@ pub fn rewrite_blocks(
 /// # Errors
 /// I/O and format errors.
 pub fn resign_checkpoints(segment: &Path, forger: &Signer) -> Result<()> {
-    let mut r = FrameReader::open(segment)?;
+    let mut r = FrameReader::open(&crate::fs::RealFs, segment)?;
     let mut out = segment_header(r.first_seq()).to_vec();
     while let FrameRead::Frame { header, body, .. } = r.next_frame(true)? {
         let body = body.unwrap_or_default();
@@ -108,7 +108,7 @@ pub fn resign_checkpoints(segment: &Path, forger: &Signer) -> Result<()> {
 /// # Errors
 /// I/O and format errors.
 pub fn checkpoint_ends(segment: &Path) -> Result<Vec<(u64, u64)>> {
-    let mut r = FrameReader::open(segment)?;
+    let mut r = FrameReader::open(&crate::fs::RealFs, segment)?;
     let mut out = Vec::new();
     while let FrameRead::Frame { header, .. } = r.next_frame(false)? {
         if header.kind == FrameKind::Checkpoint {
@@ -124,7 +124,7 @@ pub fn checkpoint_ends(segment: &Path) -> Result<Vec<(u64, u64)>> {
 /// # Errors
 /// I/O and format errors; `seq` not found.
 pub fn block_body_offset(segment: &Path, seq: u64) -> Result<(u64, u64, u32)> {
-    let mut r = FrameReader::open(segment)?;
+    let mut r = FrameReader::open(&crate::fs::RealFs, segment)?;
     while let FrameRead::Frame { header, offset, .. } = r.next_frame(false)? {
         if header.kind == FrameKind::Block
             && seq >= header.seq

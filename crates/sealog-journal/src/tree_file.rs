@@ -24,12 +24,11 @@
 //! second; on open its valid prefix is kept, the rest recomputed from the
 //! leaves, and the result checked against the last signed checkpoint.
 
-use std::fs::{File, OpenOptions};
-use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{JournalError, Result};
+use crate::fs::{OpenHow, VFile, Vfs};
 use crate::merkle::Hash;
 
 /// Height of the smallest stored subtree: 2^8 = 256 leaves.
@@ -71,64 +70,50 @@ pub fn tiles_within(entries: u64) -> u64 {
 /// The open `tree.hashes` file.
 #[derive(Debug)]
 pub struct TreeFile {
-    file: File,
+    file: Arc<dyn VFile>,
     path: PathBuf,
     entries: u64,
 }
 
 impl TreeFile {
     /// Opens (or creates) the file and returns it with the number of entries
-    /// in its valid prefix; anything after that prefix is cut off.
+    /// in its valid prefix; anything after that prefix is cut off. A file
+    /// whose header is torn, damaged or of another version is derived data:
+    /// it is started afresh (with a log line) and rebuilt by the journal.
     ///
     /// # Errors
-    /// I/O errors; [`JournalError::Format`] for a foreign file.
-    pub fn open(path: &Path) -> Result<Self> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(path)
+    /// I/O errors.
+    pub fn open(fs: &dyn Vfs, path: &Path) -> Result<Self> {
+        let file = fs
+            .open(path, OpenHow::Create { mode: 0o644 })
             .map_err(JournalError::io("open", path))?;
-        let len = file
-            .metadata()
-            .map_err(JournalError::io("stat", path))?
-            .len();
+        let len = file.len().map_err(JournalError::io("stat", path))?;
+        let mut t = Self {
+            file,
+            path: path.to_path_buf(),
+            entries: 0,
+        };
         if len < HEADER_LEN {
-            let mut h = [0u8; HEADER_LEN as usize];
-            h[..8].copy_from_slice(MAGIC);
-            h[8..12].copy_from_slice(&VERSION.to_le_bytes());
-            let crc = crc32c::crc32c(&h[..12]);
-            h[12..].copy_from_slice(&crc.to_le_bytes());
-            file.set_len(0)
-                .and_then(|_| file.write_all_at(&h, 0))
-                .and_then(|_| file.sync_all())
-                .map_err(JournalError::io("write", path))?;
-            return Ok(Self {
-                file,
-                path: path.to_path_buf(),
-                entries: 0,
-            });
+            t.reset()?;
+            return Ok(t);
         }
         let mut h = [0u8; HEADER_LEN as usize];
-        file.read_exact(&mut h)
+        t.file
+            .read_exact_at(&mut h, 0)
             .map_err(JournalError::io("read", path))?;
         let crc = u32::from_le_bytes(h[12..16].try_into().expect("4 bytes"));
-        if &h[..8] != MAGIC || crc32c::crc32c(&h[..12]) != crc {
-            return Err(JournalError::Format {
-                path: path.to_path_buf(),
-                reason: "not a sealog tree hash file (bad magic or header checksum)".into(),
-            });
-        }
         let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
-        if version != VERSION {
-            return Err(JournalError::Format {
-                path: path.to_path_buf(),
-                reason: format!("tree hash file version {version}; this build reads {VERSION}"),
-            });
+        if &h[..8] != MAGIC || crc32c::crc32c(&h[..12]) != crc || version != VERSION {
+            tracing::warn!(
+                path = %path.display(),
+                "tree hash file header is damaged or of another version; rebuilding it from the records"
+            );
+            t.reset()?;
+            return Ok(t);
         }
-        let mut rest = Vec::new();
-        file.read_to_end(&mut rest)
+        let rest = t
+            .file
+            .read_to_end_at(HEADER_LEN)
             .map_err(JournalError::io("read", path))?;
         let mut entries = 0u64;
         for chunk in rest.chunks_exact(ENTRY_LEN as usize) {
@@ -139,13 +124,25 @@ impl TreeFile {
             }
             entries += 1;
         }
-        let mut t = Self {
-            file,
-            path: path.to_path_buf(),
-            entries,
-        };
+        t.entries = entries;
         t.truncate(entries)?;
         Ok(t)
+    }
+
+    /// Empties the file to a bare header.
+    fn reset(&mut self) -> Result<()> {
+        let mut h = [0u8; HEADER_LEN as usize];
+        h[..8].copy_from_slice(MAGIC);
+        h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        let crc = crc32c::crc32c(&h[..12]);
+        h[12..].copy_from_slice(&crc.to_le_bytes());
+        self.file
+            .set_len(0)
+            .and_then(|_| self.file.write_at(&h, 0))
+            .and_then(|_| self.file.sync_all())
+            .map_err(JournalError::io("write", &self.path))?;
+        self.entries = 0;
+        Ok(())
     }
 
     /// Entries stored.
@@ -161,9 +158,8 @@ impl TreeFile {
         let len = HEADER_LEN + entries * ENTRY_LEN;
         let actual = self
             .file
-            .metadata()
-            .map_err(JournalError::io("stat", &self.path))?
-            .len();
+            .len()
+            .map_err(JournalError::io("stat", &self.path))?;
         if actual != len {
             self.file
                 .set_len(len)
@@ -193,7 +189,7 @@ impl TreeFile {
             buf.extend_from_slice(&entry_crc(*pos, hash).to_le_bytes());
         }
         self.file
-            .write_all_at(&buf, HEADER_LEN + self.entries * ENTRY_LEN)
+            .write_at(&buf, HEADER_LEN + self.entries * ENTRY_LEN)
             .map_err(JournalError::io("write", &self.path))?;
         self.entries += nodes.len() as u64;
         Ok(())
@@ -264,17 +260,24 @@ mod tests {
     fn torn_entries_are_cut() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("tree.hashes");
-        let mut t = TreeFile::open(&p).expect("create");
+        let mut t = TreeFile::open(&crate::fs::RealFs, &p).expect("create");
         t.append(&[(0, [1; 32]), (1, [2; 32]), (2, [3; 32])])
             .expect("append");
         drop(t);
         // Damage the last entry.
-        let f = OpenOptions::new().write(true).open(&p).expect("open");
-        f.write_all_at(&[9], HEADER_LEN + 2 * ENTRY_LEN + 5)
+        let f = crate::fs::RealFs
+            .open(&p, OpenHow::ReadWrite)
+            .expect("open");
+        f.write_at(&[9], HEADER_LEN + 2 * ENTRY_LEN + 5)
             .expect("write");
-        let t = TreeFile::open(&p).expect("reopen");
+        let t = TreeFile::open(&crate::fs::RealFs, &p).expect("reopen");
         assert_eq!(t.entries(), 2);
         assert_eq!(t.get(1).expect("read"), Some([2; 32]));
         assert_eq!(t.get(2).expect("read"), None);
+        drop(t);
+        // A torn header is derived data: started afresh, not fatal.
+        f.write_at(&[0; 4], 2).expect("write");
+        let t = TreeFile::open(&crate::fs::RealFs, &p).expect("reopen torn header");
+        assert_eq!(t.entries(), 0);
     }
 }

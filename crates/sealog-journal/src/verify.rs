@@ -118,10 +118,19 @@ pub fn verify_dir(
     evidence: &Evidence,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Report> {
-    let mut v = Verifier::new(realm, key, evidence);
-    let segments = list_segments(dir)?;
+    // The mark: a checkpoint the realm signed, kept apart from the
+    // segments, so a journal cut back or rolled back fails verification.
+    let (mark, mark_problem) = match crate::mark::read(&crate::fs::RealFs, dir, key) {
+        Ok(m) => (m.and_then(|m| m.signed).map(|s| s.text), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let mut v = Verifier::new(realm, key, evidence, mark);
+    if let Some(problem) = mark_problem {
+        v.finding(0, None, problem);
+    }
+    let segments = list_segments(&crate::fs::RealFs, dir)?;
     'segments: for (idx, (_, path)) in segments.iter().enumerate() {
-        let mut r = match FrameReader::open(path) {
+        let mut r = match FrameReader::open(&crate::fs::RealFs, path) {
             Ok(r) => r,
             Err(JournalError::Format { reason, .. }) => {
                 v.finding(
@@ -206,6 +215,8 @@ struct Verifier<'a> {
     realm: &'a str,
     key: &'a VerifierKey,
     evidence: &'a Evidence,
+    /// The realm's signed high-water mark, checked like a client checkpoint.
+    mark: Option<String>,
     frontier: Frontier,
     queue: Vec<Item>,
     queued_records: u64,
@@ -218,11 +229,16 @@ struct Verifier<'a> {
 }
 
 impl<'a> Verifier<'a> {
-    fn new(realm: &'a str, key: &'a VerifierKey, evidence: &'a Evidence) -> Self {
+    fn new(
+        realm: &'a str,
+        key: &'a VerifierKey,
+        evidence: &'a Evidence,
+        mark: Option<String>,
+    ) -> Self {
         let mut wanted: Vec<(u64, Option<Hash>)> = Vec::new();
-        let sizes = evidence
-            .checkpoints
+        let sizes = mark
             .iter()
+            .chain(evidence.checkpoints.iter())
             .map(String::as_str)
             .chain(evidence.receipts.iter().map(|r| r.checkpoint.as_str()))
             .filter_map(|t| key.verify(t).ok().map(|c| c.size));
@@ -235,6 +251,7 @@ impl<'a> Verifier<'a> {
             realm,
             key,
             evidence,
+            mark,
             frontier: Frontier::new(),
             queue: Vec::new(),
             queued_records: 0,
@@ -387,23 +404,24 @@ impl<'a> Verifier<'a> {
             ));
         }
         let evidence = self.evidence;
-        let notes = evidence
-            .checkpoints
+        let mark = self.mark.clone();
+        let notes = mark
             .iter()
-            .map(|t| (t.as_str(), None))
+            .map(|t| (t.as_str(), None, "high-water mark"))
+            .chain(
+                evidence
+                    .checkpoints
+                    .iter()
+                    .map(|t| (t.as_str(), None, "client checkpoint")),
+            )
             .chain(
                 evidence
                     .receipts
                     .iter()
-                    .map(|r| (r.checkpoint.as_str(), Some(r))),
+                    .map(|r| (r.checkpoint.as_str(), Some(r), "receipt")),
             );
-        for (text, receipt) in notes {
+        for (text, receipt, what) in notes {
             self.report.evidence += 1;
-            let what = if receipt.is_some() {
-                "receipt"
-            } else {
-                "client checkpoint"
-            };
             let cp = match self.key.verify(text) {
                 Ok(cp) => cp,
                 Err(e) => {

@@ -59,6 +59,21 @@ pub enum ApiError {
     /// Shutting down.
     #[error("server is shutting down")]
     ShuttingDown,
+    /// The realm's storage is full: 507 with `Retry-After`.
+    #[error("{0}")]
+    StorageFull(String),
+    /// The realm refuses writes for now (after a write failure): 503 with
+    /// `Retry-After`.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The realm failed to open or an integrity check: 503, no retry hint.
+    #[error("realm {realm:?} is failed: {reason}")]
+    RealmFailed {
+        /// The realm.
+        realm: String,
+        /// Why.
+        reason: String,
+    },
     /// Something failed inside; details are logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -80,7 +95,11 @@ impl IntoResponse for ApiError {
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Overloaded(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Overloaded(_) | ApiError::ShuttingDown | ApiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::RealmFailed { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(detail) => {
                 tracing::error!(cause = %detail, "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -94,16 +113,39 @@ impl IntoResponse for ApiError {
             error: self.to_string(),
             lines,
         };
+        let retry_after = match &self {
+            ApiError::RealmFailed { .. } => None,
+            ApiError::StorageFull(_) => Some("5"),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some("1"),
+            _ => None,
+        };
         let mut resp = (status, axum::Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(secs) = retry_after {
             resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
+    }
+}
+
+impl From<crate::realm::CommitError> for ApiError {
+    fn from(e: crate::realm::CommitError) -> Self {
+        use crate::realm::CommitError as C;
+        match e {
+            C::StorageFull(_) => ApiError::StorageFull(e.to_string()),
+            C::Poisoned(_) => ApiError::Unavailable(e.to_string()),
+            C::Failed(reason) => ApiError::RealmFailed {
+                realm: String::new(),
+                reason,
+            },
+            C::Invalid(m) => ApiError::BadRequest(m),
+            C::Closed => ApiError::ShuttingDown,
+            C::Io(m) => ApiError::Internal(format!("commit failed: {m}")),
+        }
     }
 }
 

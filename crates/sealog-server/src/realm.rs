@@ -9,15 +9,57 @@
 //! the write lock only to write and publish, not across its fsyncs.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use sealog_journal::{prepare, EventRef, Journal, Receipt};
+use sealog_journal::{prepare, EventRef, Journal, JournalError, Receipt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
+
+/// Why a commit was not acknowledged: typed so every ingest path answers
+/// it the same way (HTTP maps it in [`crate::error`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommitError {
+    /// The disk or quota is full; the realm recovers by itself once space
+    /// is freed.
+    #[error("storage is full; nothing was committed; retry once space is freed ({0})")]
+    StorageFull(String),
+    /// An earlier write failed; the realm refuses writes until a probe
+    /// write succeeds (it retries by itself).
+    #[error("realm refuses writes after a write failure ({0}); retry later")]
+    Poisoned(String),
+    /// The realm failed an integrity check and takes no writes.
+    #[error("realm is failed: {0}")]
+    Failed(String),
+    /// The batch itself is unacceptable (e.g. an event over the size cap).
+    #[error("{0}")]
+    Invalid(String),
+    /// The realm is closing.
+    #[error("realm is closing")]
+    Closed,
+    /// Any other I/O failure; nothing was acknowledged.
+    #[error("commit failed: {0}")]
+    Io(String),
+}
+
+impl From<JournalError> for CommitError {
+    fn from(e: JournalError) -> Self {
+        if e.is_storage_full() {
+            return CommitError::StorageFull(e.to_string());
+        }
+        match e {
+            JournalError::Poisoned => {
+                CommitError::Poisoned("an earlier write or fsync failed".into())
+            }
+            JournalError::EventTooLarge { .. } => CommitError::Invalid(e.to_string()),
+            e if e.is_integrity() => CommitError::Failed(e.to_string()),
+            e => CommitError::Io(e.to_string()),
+        }
+    }
+}
 
 /// A batch of validated events waiting to be committed.
 #[derive(Debug)]
@@ -27,7 +69,7 @@ pub struct CommitRequest {
     /// Each event's byte range in `buf` and its own time.
     pub events: Vec<(Range<usize>, Option<i64>)>,
     /// Where the receipt goes.
-    pub reply: oneshot::Sender<Result<Receipt, String>>,
+    pub reply: oneshot::Sender<Result<Receipt, CommitError>>,
 }
 
 /// Why a commit request was not queued.
@@ -167,18 +209,39 @@ impl RealmHandle {
     }
 }
 
-/// What the sealer hands the committer: the sealed batch and whom to answer.
+/// What the sealer hands the committer: the sealed batch, the events it
+/// was sealed from (to seal again at another seq after a failed commit),
+/// and whom to answer.
 struct Sealed {
     prepared: sealog_journal::PreparedCommit,
-    replies: Vec<(u64, oneshot::Sender<Result<Receipt, String>>)>,
+    raw: Vec<(Vec<u8>, Vec<(Range<usize>, Option<i64>)>)>,
+    received_at: i64,
+    replies: Vec<(u64, oneshot::Sender<Result<Receipt, CommitError>>)>,
     bytes: usize,
     records: u64,
     started: Instant,
 }
 
+impl Sealed {
+    fn events(&self) -> Vec<EventRef<'_>> {
+        self.raw
+            .iter()
+            .flat_map(|(buf, events)| {
+                events.iter().map(|(range, t)| EventRef {
+                    bytes: &buf[range.clone()],
+                    time_ns: *t,
+                })
+            })
+            .collect()
+    }
+}
+
 /// Two stages so sealing the next group overlaps the fsyncs of this one:
 /// this thread seals (leaf lines, hashes, compression on rayon's pool) and
-/// a committer thread writes, fsyncs, signs and answers.
+/// a committer thread writes, fsyncs, signs and answers. The sealer
+/// assigns seqs ahead of the commits; when a commit fails, the committer
+/// reports the records that were not committed (`lost`) so the sealer
+/// steps back, and re-seals a group already sealed for the wrong seqs.
 fn writer_loop(
     journal: Arc<RwLock<Journal>>,
     mut rx: mpsc::Receiver<CommitRequest>,
@@ -195,17 +258,22 @@ fn writer_loop(
         ),
         Err(_) => return,
     };
+    let lost = Arc::new(AtomicU64::new(0));
     let (tx, sealed_rx) = std::sync::mpsc::sync_channel::<Sealed>(1);
     let committer = {
-        let (journal, realm, metrics, queued) = (
-            journal.clone(),
-            realm.clone(),
-            metrics.clone(),
-            queued.clone(),
-        );
+        let c = Committer {
+            journal: journal.clone(),
+            size,
+            realm: realm.clone(),
+            metrics: metrics.clone(),
+            queued: queued.clone(),
+            lost: lost.clone(),
+            level,
+            last_recovery: None,
+        };
         std::thread::Builder::new()
             .name(format!("sealog-commit-{realm}"))
-            .spawn(move || commit_loop(journal, sealed_rx, size, realm, metrics, queued))
+            .spawn(move || c.run(sealed_rx))
             .expect("spawning a thread only fails when the OS is out of resources")
     };
     while let Some(first) = rx.blocking_recv() {
@@ -220,31 +288,35 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
+        next_seq -= lost.swap(0, Ordering::AcqRel);
         let started = Instant::now();
         let bytes: usize = reqs.iter().map(|r| r.buf.len()).sum();
-        let events: Vec<EventRef<'_>> = reqs
-            .iter()
-            .flat_map(|r| {
-                r.events.iter().map(|(range, t)| EventRef {
-                    bytes: &r.buf[range.clone()],
-                    time_ns: *t,
-                })
-            })
-            .collect();
-        let prepared = prepare(&realm, next_seq, &events, sealog_event::now_ns(), level);
-        drop(events);
-        next_seq += n as u64;
-        let replies = reqs
-            .into_iter()
-            .map(|r| (r.events.len() as u64, r.reply))
-            .collect();
-        let sealed = Sealed {
-            prepared,
+        let mut replies = Vec::with_capacity(reqs.len());
+        let mut raw = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            replies.push((r.events.len() as u64, r.reply));
+            raw.push((r.buf, r.events));
+        }
+        let received_at = sealog_event::now_ns();
+        let mut sealed = Sealed {
+            prepared: sealog_journal::PreparedCommit::empty(next_seq),
+            raw,
+            received_at,
             replies,
             bytes,
             records: n as u64,
             started,
         };
+        match prepare(&realm, next_seq, &sealed.events(), received_at, level) {
+            Ok(p) => sealed.prepared = p,
+            Err(e) => {
+                // Listeners cap events below the journal's limit, so this is
+                // a listener bug; refuse the group, lose nothing acknowledged.
+                fail_group(&realm, &metrics, &queued, sealed, CommitError::from(e));
+                continue;
+            }
+        }
+        next_seq += n as u64;
         if tx.send(sealed).is_err() {
             break;
         }
@@ -253,41 +325,120 @@ fn writer_loop(
     let _ = committer.join();
 }
 
-fn commit_loop(
+fn fail_group(realm: &str, metrics: &Metrics, queued: &AtomicUsize, s: Sealed, e: CommitError) {
+    queued.fetch_sub(s.bytes, Ordering::AcqRel);
+    tracing::error!(realm = %realm, cause = %e, "commit failed; nothing in this group was acknowledged");
+    let reason = match e {
+        CommitError::StorageFull(_) => "storage_full",
+        _ => "commit_failed",
+    };
+    metrics.refused(realm, reason, s.records);
+    for (_, reply) in s.replies {
+        let _ = reply.send(Err(e.clone()));
+    }
+}
+
+/// Minimum time between two recovery attempts of a poisoned journal, so a
+/// full disk is probed a few times a second, not once per request.
+const RECOVERY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The committer thread of one realm.
+struct Committer {
     journal: Arc<RwLock<Journal>>,
-    rx: std::sync::mpsc::Receiver<Sealed>,
     size: watch::Sender<u64>,
     realm: String,
     metrics: Arc<Metrics>,
     queued: Arc<AtomicUsize>,
-) {
-    for s in rx {
-        let result = commit_unlocked(&journal, s.prepared);
-        queued.fetch_sub(s.bytes, Ordering::AcqRel);
-        match result {
-            Ok(receipt) => {
-                metrics.committed(&realm, s.records, s.bytes as u64, s.started.elapsed());
-                // Publish the new size before anyone holds a receipt for it,
-                // so a tail opened right after an ack starts past it.
-                let _ = size.send(receipt.last_seq + 1);
-                let mut seq = receipt.first_seq;
-                for (count, reply) in s.replies {
-                    let _ = reply.send(Ok(Receipt {
-                        realm: realm.clone(),
-                        first_seq: seq,
-                        last_seq: seq + count - 1,
-                        count,
-                        checkpoint: receipt.checkpoint.clone(),
-                    }));
-                    seq += count;
+    lost: Arc<AtomicU64>,
+    level: i32,
+    last_recovery: Option<Instant>,
+}
+
+impl Committer {
+    fn run(mut self, rx: std::sync::mpsc::Receiver<Sealed>) {
+        for s in rx {
+            let records = s.records;
+            match self.commit(s) {
+                Ok(()) => {}
+                Err((s, e)) => {
+                    self.lost.fetch_add(records, Ordering::AcqRel);
+                    fail_group(&self.realm, &self.metrics, &self.queued, s, e);
                 }
             }
+        }
+    }
+
+    fn commit(&mut self, mut s: Sealed) -> Result<(), (Sealed, CommitError)> {
+        let at = match self.ready() {
+            Ok(at) => at,
+            Err(e) => return Err((s, e)),
+        };
+        if s.prepared.first_seq() != at {
+            match prepare(&self.realm, at, &s.events(), s.received_at, self.level) {
+                Ok(p) => s.prepared = p,
+                Err(e) => return Err((s, CommitError::from(e))),
+            }
+        }
+        let prepared =
+            std::mem::replace(&mut s.prepared, sealog_journal::PreparedCommit::empty(at));
+        let receipt = match commit_unlocked(&self.journal, prepared) {
+            Ok(r) => r,
+            Err(e) => return Err((s, e)),
+        };
+        self.queued.fetch_sub(s.bytes, Ordering::AcqRel);
+        self.metrics
+            .committed(&self.realm, s.records, s.bytes as u64, s.started.elapsed());
+        // Publish the new size before anyone holds a receipt for it, so a
+        // tail opened right after an ack starts past it.
+        let _ = self.size.send(receipt.last_seq + 1);
+        let mut seq = receipt.first_seq;
+        for (count, reply) in s.replies {
+            let _ = reply.send(Ok(Receipt {
+                realm: self.realm.clone(),
+                first_seq: seq,
+                last_seq: seq + count - 1,
+                count,
+                checkpoint: receipt.checkpoint.clone(),
+            }));
+            seq += count;
+        }
+        Ok(())
+    }
+
+    /// The journal's size when it takes writes; when it is poisoned, tries
+    /// to recover it (at most every [`RECOVERY_BACKOFF`]).
+    fn ready(&mut self) -> Result<u64, CommitError> {
+        let lock_err = || CommitError::Io("journal lock poisoned".into());
+        let (size, poison) = {
+            let j = self.journal.read().map_err(|_| lock_err())?;
+            (j.size(), j.poison().cloned())
+        };
+        let Some(p) = poison else {
+            return Ok(size);
+        };
+        let refused = || {
+            if p.storage_full {
+                CommitError::StorageFull(p.cause.clone())
+            } else {
+                CommitError::Poisoned(p.cause.clone())
+            }
+        };
+        if self
+            .last_recovery
+            .is_some_and(|t| t.elapsed() < RECOVERY_BACKOFF)
+        {
+            return Err(refused());
+        }
+        self.last_recovery = Some(Instant::now());
+        let mut j = self.journal.write().map_err(|_| lock_err())?;
+        match j.recover() {
+            Ok(()) => Ok(j.size()),
             Err(e) => {
-                tracing::error!(realm = %realm, cause = %e, "commit failed; nothing in this group was acknowledged");
-                metrics.refused(&realm, "commit_failed", s.records);
-                for (_, reply) in s.replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
+                tracing::warn!(realm = %self.realm, cause = %e, "journal still refuses writes");
+                Err(match CommitError::from(e) {
+                    CommitError::Io(_) => refused(),
+                    e => e,
+                })
             }
         }
     }
@@ -299,28 +450,24 @@ fn commit_loop(
 fn commit_unlocked(
     journal: &RwLock<Journal>,
     prepared: sealog_journal::PreparedCommit,
-) -> Result<Receipt, String> {
+) -> Result<Receipt, CommitError> {
     let locked = || {
         journal
             .write()
-            .map_err(|_| "journal lock poisoned".to_string())
+            .map_err(|_| CommitError::Io("journal lock poisoned".into()))
     };
-    let staged = locked()?
-        .stage_blocks(prepared)
-        .map_err(|e| e.to_string())?;
+    let staged = locked()?.stage_blocks(prepared)?;
     let synced = |s: sealog_journal::StagedCommit| match s.sync() {
         Ok(()) => Ok(s),
         Err(e) => {
             if let Ok(mut j) = journal.write() {
-                j.abort_commit(s);
+                j.abort_commit(s, &e);
             }
-            Err(e.to_string())
+            Err(CommitError::from(e))
         }
     };
     let staged = synced(staged)?;
-    let staged = locked()?
-        .stage_checkpoint(staged)
-        .map_err(|e| e.to_string())?;
+    let staged = locked()?.stage_checkpoint(staged)?;
     let staged = synced(staged)?;
-    locked()?.finish_commit(staged).map_err(|e| e.to_string())
+    Ok(locked()?.finish_commit(staged)?)
 }

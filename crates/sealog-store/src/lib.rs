@@ -15,19 +15,30 @@
 //! version and SHA-256 of the JSON body that follows; they are replaced by
 //! write-to-temp, fsync, rename, fsync-directory. Tokens are never stored,
 //! only their SHA-256, and are compared in constant time.
+//!
+//! A realm is created whole or not at all: its key, `realm.meta` and an
+//! empty journal (with its high-water mark) are written and synced in
+//! `realms/.creating-<name>-<random>/`, which is then renamed into place
+//! and the rename synced. A crash leaves either no realm or a complete one;
+//! leftovers of an interrupted creation are removed on open, with a log
+//! line. A realm that is damaged (a missing or edited `realm.meta`, a bad
+//! key) is reported alone by [`DataDir::realm_entries`]; the others stay
+//! usable.
+//!
+//! All file operations go through a [`Vfs`], so tests can run the store on
+//! a simulated filesystem that loses unsynced writes.
 
 pub mod meta;
 mod tokens;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use ed25519_dalek::SigningKey;
 use sealog_journal::checkpoint::{origin_for, Signer, VerifierKey};
+use sealog_journal::fs::{OpenHow, VFile, Vfs};
 use sealog_journal::{Journal, JournalError, JournalOptions};
 use serde::{Deserialize, Serialize};
 
@@ -103,6 +114,11 @@ pub struct RealmInfo {
     pub created_at: String,
     /// Its checkpoint verifier key (`sealog/<realm>+<id>+<key>`).
     pub public_key: String,
+    /// True when the journal was created with the realm (every realm made
+    /// by this version): a missing journal directory is then damage, not
+    /// a realm that was never written to.
+    #[serde(default)]
+    pub journal_created: bool,
 }
 
 /// What `realm create` hands out, once.
@@ -133,45 +149,51 @@ struct DirMarker {
 /// An open, locked data directory.
 #[derive(Debug)]
 pub struct DataDir {
+    fs: Arc<dyn Vfs>,
     root: PathBuf,
-    _lock: File,
+    _lock: Arc<dyn VFile>,
 }
 
+/// Prefix of a realm directory being created.
+const CREATING: &str = ".creating-";
+
 impl DataDir {
-    /// Opens `root` (creating it, mode 0700, if missing) and takes its lock.
-    /// `holder` says who holds it (e.g. `sealog ingest`), for the error a
-    /// second process gets.
+    /// Opens `root` on the real filesystem. See [`DataDir::open_in`].
+    ///
+    /// # Errors
+    /// As [`DataDir::open_in`].
+    pub fn open(root: &Path, holder: &str) -> Result<Self> {
+        Self::open_in(sealog_journal::fs::real(), root, holder)
+    }
+
+    /// Opens `root` on `fs` (creating it, mode 0700, if missing) and takes
+    /// its lock. `holder` says who holds it (e.g. `sealog ingest`), for the
+    /// error a second process gets. Leftovers of an interrupted realm
+    /// creation are removed.
     ///
     /// # Errors
     /// [`StoreError::Locked`] when another process holds it; I/O and
     /// format errors.
-    pub fn open(root: &Path, holder: &str) -> Result<Self> {
-        if !root.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(root)
+    pub fn open_in(fs: Arc<dyn Vfs>, root: &Path, holder: &str) -> Result<Self> {
+        if !fs.exists(root) {
+            fs.create_dir_all(root)
                 .map_err(StoreError::io("create", root))?;
         }
         let lock_path = root.join("LOCK");
-        let mut lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
+        let lock = fs
+            .open(&lock_path, OpenHow::Create { mode: 0o600 })
             .map_err(StoreError::io("open", &lock_path))?;
         if lock.try_lock().is_err() {
-            let mut who = String::new();
-            let _ = lock.read_to_string(&mut who);
-            let who = who.trim();
+            let who = lock
+                .read_to_end_at(0)
+                .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+                .unwrap_or_default();
             return Err(StoreError::Locked {
                 path: root.to_path_buf(),
                 holder: if who.is_empty() {
                     "holder unknown".into()
                 } else {
-                    who.to_string()
+                    who
                 },
             });
         }
@@ -181,34 +203,53 @@ impl DataDir {
             sealog_event::format_rfc3339_nanos(sealog_event::now_ns())
         );
         lock.set_len(0)
-            .and_then(|_| lock.write_all(info.as_bytes()))
+            .and_then(|_| lock.write_at(info.as_bytes(), 0))
             .map_err(StoreError::io("write", &lock_path))?;
         let dir = Self {
+            fs: fs.clone(),
             root: root.to_path_buf(),
             _lock: lock,
         };
         let marker = root.join("sealog.meta");
-        if marker.exists() {
-            let _: DirMarker = meta::read(&marker, "sealog-data")?;
+        if fs.exists(&marker) {
+            let _: DirMarker = meta::read(&*fs, &marker, "sealog-data")?;
         } else {
-            if fs::read_dir(root)
-                .map_err(StoreError::io("list", root))?
-                .count()
-                > 1
-            {
+            let entries = fs.list(root).map_err(StoreError::io("list", root))?;
+            if entries.iter().any(|e| e != "LOCK") {
                 return Err(StoreError::Format {
                     path: root.to_path_buf(),
                     reason: "directory is not empty and is not a sealog data directory".into(),
                 });
             }
             meta::write(
+                &*fs,
                 &marker,
                 "sealog-data",
                 &DirMarker { created_at: now() },
                 0o644,
             )?;
         }
-        fs::create_dir_all(root.join("realms")).map_err(StoreError::io("create", root))?;
+        let realms = root.join("realms");
+        if !fs.is_dir(&realms) {
+            fs.create_dir(&realms)
+                .map_err(StoreError::io("create", &realms))?;
+            fs.sync_dir(root)
+                .map_err(StoreError::io("fsync directory", root))?;
+        }
+        let mut removed = false;
+        for name in fs.list(&realms).map_err(StoreError::io("list", &realms))? {
+            if name.starts_with(CREATING) {
+                let p = realms.join(&name);
+                tracing::warn!(path = %p.display(), "removing an interrupted realm creation");
+                fs.remove_dir_all(&p)
+                    .map_err(StoreError::io("remove", &p))?;
+                removed = true;
+            }
+        }
+        if removed {
+            fs.sync_dir(&realms)
+                .map_err(StoreError::io("fsync directory", &realms))?;
+        }
         Ok(dir)
     }
 
@@ -217,42 +258,45 @@ impl DataDir {
         &self.root
     }
 
+    /// The filesystem it lives on.
+    pub fn vfs(&self) -> &Arc<dyn Vfs> {
+        &self.fs
+    }
+
     fn realm_dir(&self, name: &str) -> PathBuf {
         self.root.join("realms").join(name)
     }
 
-    /// Creates a realm with a fresh Ed25519 key and one write and one query
-    /// token.
+    /// Creates a realm with a fresh Ed25519 key, an empty journal and one
+    /// write and one query token. The realm appears whole or not at all.
     ///
     /// # Errors
-    /// A bad or taken name; I/O errors.
+    /// A bad or taken name; I/O errors (then no realm exists).
     pub fn create_realm(&mut self, name: &str) -> Result<CreatedRealm> {
         sealog_event::validate_realm_name(name)?;
         let dir = self.realm_dir(name);
-        match fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(StoreError::RealmExists(name.to_string()))
-            }
-            Err(e) => return Err(StoreError::io("create", &dir)(e)),
+        if self.fs.exists(&dir) {
+            return Err(StoreError::RealmExists(name.to_string()));
         }
-        let key = SigningKey::generate(&mut rand::rngs::OsRng);
-        let signer = Signer::new(origin_for(name), key.clone());
-        meta::write(
-            &dir.join("signing.key"),
-            "sealog-key",
-            &KeyFile {
-                ed25519_seed: B64.encode(key.to_bytes()),
-            },
-            0o600,
-        )?;
-        let info = RealmInfo {
-            name: name.to_string(),
-            created_at: now(),
-            public_key: signer.verifier().to_string(),
+        let realms = self.root.join("realms");
+        let mut nonce = [0u8; 6];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+        let tmp = realms.join(format!("{CREATING}{name}-{}", hex::encode(nonce)));
+        let built = self.build_realm(&tmp, name);
+        let info = match built {
+            Ok(info) => info,
+            Err(e) => {
+                let _ = self.fs.remove_dir_all(&tmp);
+                return Err(e);
+            }
         };
-        meta::write(&dir.join("realm.meta"), "sealog-realm", &info, 0o644)?;
-        sealog_journal::segment::sync_dir(&self.root.join("realms"))?;
+        if let Err(e) = self.fs.rename(&tmp, &dir) {
+            let _ = self.fs.remove_dir_all(&tmp);
+            return Err(StoreError::io("rename", &dir)(e));
+        }
+        self.fs
+            .sync_dir(&realms)
+            .map_err(StoreError::io("fsync directory", &realms))?;
         let write = self.issue_token(name, Scope::Write)?;
         let query = self.issue_token(name, Scope::Query)?;
         Ok(CreatedRealm {
@@ -263,37 +307,108 @@ impl DataDir {
         })
     }
 
-    /// All realms, by name.
+    /// Writes a complete realm into `tmp`, everything synced.
+    fn build_realm(&self, tmp: &Path, name: &str) -> Result<RealmInfo> {
+        self.fs
+            .create_dir(tmp)
+            .map_err(StoreError::io("create", tmp))?;
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let signer = Signer::new(origin_for(name), key.clone());
+        meta::write(
+            &*self.fs,
+            &tmp.join("signing.key"),
+            "sealog-key",
+            &KeyFile {
+                ed25519_seed: B64.encode(key.to_bytes()),
+            },
+            0o600,
+        )?;
+        let info = RealmInfo {
+            name: name.to_string(),
+            created_at: now(),
+            public_key: signer.verifier().to_string(),
+            journal_created: true,
+        };
+        meta::write(
+            &*self.fs,
+            &tmp.join("realm.meta"),
+            "sealog-realm",
+            &info,
+            0o644,
+        )?;
+        let jdir = tmp.join("journal");
+        self.fs
+            .create_dir(&jdir)
+            .map_err(StoreError::io("create", &jdir))?;
+        self.fs
+            .sync_dir(tmp)
+            .map_err(StoreError::io("fsync directory", tmp))?;
+        drop(Journal::open_in(
+            self.fs.clone(),
+            &jdir,
+            name,
+            signer,
+            JournalOptions::default(),
+        )?);
+        Ok(info)
+    }
+
+    /// Every realm directory with its description or what is wrong with
+    /// it, by name: one damaged realm does not hide the others.
     ///
     /// # Errors
-    /// I/O and format errors.
-    pub fn realms(&self) -> Result<Vec<RealmInfo>> {
+    /// Only when the realms directory cannot be listed.
+    pub fn realm_entries(&self) -> Result<Vec<(String, Result<RealmInfo>)>> {
         let dir = self.root.join("realms");
         let mut out = Vec::new();
-        for e in fs::read_dir(&dir).map_err(StoreError::io("list", &dir))? {
-            let e = e.map_err(StoreError::io("list", &dir))?;
-            if let Some(name) = e.file_name().to_str() {
-                if sealog_event::validate_realm_name(name).is_ok() {
-                    out.push(self.realm(name)?);
-                }
+        for name in self.fs.list(&dir).map_err(StoreError::io("list", &dir))? {
+            if sealog_event::validate_realm_name(&name).is_ok() && self.fs.is_dir(&dir.join(&name))
+            {
+                let r = self.realm(&name).and_then(|info| {
+                    self.verifier_key(&name)?;
+                    Ok(info)
+                });
+                out.push((name, r));
             }
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+
+    /// All healthy realms, by name (see [`DataDir::realm_entries`] for the
+    /// damaged ones too).
+    ///
+    /// # Errors
+    /// I/O errors listing the realms.
+    pub fn realms(&self) -> Result<Vec<RealmInfo>> {
+        Ok(self
+            .realm_entries()?
+            .into_iter()
+            .filter_map(|(_, r)| r.ok())
+            .collect())
     }
 
     /// One realm's description.
     ///
     /// # Errors
-    /// [`StoreError::UnknownRealm`]; format errors.
+    /// [`StoreError::UnknownRealm`] when there is no such realm directory;
+    /// [`StoreError::Format`] when its `realm.meta` is missing or damaged.
     pub fn realm(&self, name: &str) -> Result<RealmInfo> {
         sealog_event::validate_realm_name(name)
             .map_err(|_| StoreError::UnknownRealm(name.into()))?;
-        let path = self.realm_dir(name).join("realm.meta");
-        if !path.exists() {
+        let dir = self.realm_dir(name);
+        if !self.fs.is_dir(&dir) {
             return Err(StoreError::UnknownRealm(name.to_string()));
         }
-        let info: RealmInfo = meta::read(&path, "sealog-realm")?;
+        let path = dir.join("realm.meta");
+        if !self.fs.exists(&path) {
+            return Err(StoreError::Format {
+                path,
+                reason: "realm.meta is missing: the realm's description and public key are gone"
+                    .into(),
+            });
+        }
+        let info: RealmInfo = meta::read(&*self.fs, &path, "sealog-realm")?;
         if info.name != name {
             return Err(StoreError::Format {
                 path,
@@ -318,7 +433,7 @@ impl DataDir {
     fn signer(&self, name: &str) -> Result<Signer> {
         let vk = self.verifier_key(name)?;
         let path = self.realm_dir(name).join("signing.key");
-        let kf: KeyFile = meta::read(&path, "sealog-key")?;
+        let kf: KeyFile = meta::read(&*self.fs, &path, "sealog-key")?;
         let seed: [u8; 32] = B64
             .decode(&kf.ed25519_seed)
             .ok()
@@ -340,10 +455,26 @@ impl DataDir {
     /// Opens a realm's journal.
     ///
     /// # Errors
-    /// Unknown realm; key and journal errors.
+    /// Unknown realm; key and journal errors; a realm created with its
+    /// journal whose journal directory is gone.
     pub fn open_journal(&self, name: &str, opts: JournalOptions) -> Result<Journal> {
+        let info = self.realm(name)?;
         let signer = self.signer(name)?;
-        Ok(Journal::open(&self.journal_dir(name), name, signer, opts)?)
+        let jdir = self.journal_dir(name);
+        if info.journal_created && !self.fs.is_dir(&jdir) {
+            return Err(StoreError::Journal(JournalError::Rollback {
+                size: 0,
+                marked: 0,
+                path: jdir,
+            }));
+        }
+        Ok(Journal::open_in(
+            self.fs.clone(),
+            &jdir,
+            name,
+            signer,
+            opts,
+        )?)
     }
 
     /// Where a realm's journal lives.
@@ -394,7 +525,7 @@ mod tests {
             .expect("journal");
         assert_eq!(j.verifier().to_string(), c.public_key);
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(d.path().join("realms/acme/signing.key"))
+        let mode = std::fs::metadata(d.path().join("realms/acme/signing.key"))
             .expect("stat")
             .permissions()
             .mode();
@@ -404,7 +535,7 @@ mod tests {
     #[test]
     fn foreign_directory_is_refused() {
         let d = tempfile::tempdir().expect("tempdir");
-        fs::write(d.path().join("important.txt"), b"x").expect("write");
+        std::fs::write(d.path().join("important.txt"), b"x").expect("write");
         let err = DataDir::open(d.path(), "test").expect_err("refuse");
         assert!(
             err.to_string().contains("not a sealog data directory"),
@@ -418,10 +549,10 @@ mod tests {
         let mut dd = DataDir::open(d.path(), "test").expect("open");
         dd.create_realm("acme").expect("create");
         let p = d.path().join("realms/acme/signing.key");
-        let mut bytes = fs::read(&p).expect("read");
+        let mut bytes = std::fs::read(&p).expect("read");
         let n = bytes.len();
         bytes[n - 5] ^= 1;
-        fs::write(&p, bytes).expect("write");
+        std::fs::write(&p, bytes).expect("write");
         let err = dd
             .open_journal("acme", JournalOptions::default())
             .expect_err("refuse");

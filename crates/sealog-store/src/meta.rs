@@ -10,10 +10,9 @@
 //! instead of half-parsed. Files are replaced atomically: write a temp file,
 //! fsync it, rename over the old one, fsync the directory.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+use sealog_journal::fs::{OpenHow, Vfs};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -28,8 +27,11 @@ pub const VERSION: u32 = 1;
 ///
 /// # Errors
 /// I/O errors; [`StoreError::Format`] naming what is wrong.
-pub fn read<T: DeserializeOwned>(path: &Path, kind: &str) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(StoreError::io("read", path))?;
+pub fn read<T: DeserializeOwned>(fs: &dyn Vfs, path: &Path, kind: &str) -> Result<T> {
+    let bytes = fs
+        .open(path, OpenHow::Read)
+        .and_then(|f| f.read_to_end_at(0))
+        .map_err(StoreError::io("read", path))?;
     let bad = |reason: String| StoreError::Format {
         path: path.to_path_buf(),
         reason,
@@ -64,7 +66,13 @@ pub fn read<T: DeserializeOwned>(path: &Path, kind: &str) -> Result<T> {
 ///
 /// # Errors
 /// I/O errors.
-pub fn write<T: Serialize>(path: &Path, kind: &str, value: &T, mode: u32) -> Result<()> {
+pub fn write<T: Serialize>(
+    fs: &dyn Vfs,
+    path: &Path,
+    kind: &str,
+    value: &T,
+    mode: u32,
+) -> Result<()> {
     let mut body = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Format {
         path: path.to_path_buf(),
         reason: format!("cannot encode: {e}"),
@@ -75,20 +83,19 @@ pub fn write<T: Serialize>(path: &Path, kind: &str, value: &T, mode: u32) -> Res
         hex::encode(Sha256::digest(&body))
     );
     let tmp = path.with_extension("tmp");
-    let mut f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(mode)
-        .open(&tmp)
+    let f = fs
+        .open(&tmp, OpenHow::CreateTruncate { mode })
         .map_err(StoreError::io("create", &tmp))?;
-    f.write_all(head.as_bytes())
-        .and_then(|_| f.write_all(&body))
+    let mut all = head.into_bytes();
+    all.extend_from_slice(&body);
+    f.write_at(&all, 0)
         .and_then(|_| f.sync_all())
         .map_err(StoreError::io("write", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(StoreError::io("rename", path))?;
+    fs.rename(&tmp, path)
+        .map_err(StoreError::io("rename", path))?;
     if let Some(dir) = path.parent() {
-        sealog_journal::segment::sync_dir(dir)?;
+        fs.sync_dir(dir)
+            .map_err(StoreError::io("fsync directory", dir))?;
     }
     Ok(())
 }

@@ -94,14 +94,20 @@ fn hash_hex(token: &str) -> String {
 impl DataDir {
     fn load_tokens(&self) -> Result<TokenFile> {
         let path = self.root.join("tokens.meta");
-        if !path.exists() {
+        if !self.fs.exists(&path) {
             return Ok(TokenFile::default());
         }
-        meta::read(&path, "sealog-tokens")
+        meta::read(&*self.fs, &path, "sealog-tokens")
     }
 
     fn save_tokens(&self, f: &TokenFile) -> Result<()> {
-        meta::write(&self.root.join("tokens.meta"), "sealog-tokens", f, 0o600)
+        meta::write(
+            &*self.fs,
+            &self.root.join("tokens.meta"),
+            "sealog-tokens",
+            f,
+            0o600,
+        )
     }
 
     /// Issues a token for `realm` (ignored for admin tokens).

@@ -54,6 +54,19 @@ pub fn validate_ndjson(input: &[u8], max_bad: usize) -> Result<Vec<EventRef<'_>>
                 if line.is_empty() {
                     continue;
                 }
+                if line.len() > sealog_event::MAX_EVENT_BYTES {
+                    if p.bad.len() < max_bad {
+                        p.bad.push(BadLine {
+                            line: p.lines,
+                            reason: format!(
+                                "event is {} bytes; the most one event may be is {} bytes",
+                                line.len(),
+                                sealog_event::MAX_EVENT_BYTES
+                            ),
+                        });
+                    }
+                    continue;
+                }
                 match sealog_event::validate(line) {
                     Ok(info) => p.events.push(EventRef {
                         bytes: line,
@@ -140,7 +153,7 @@ pub fn append_pipelined(
             }
         });
         for p in rx {
-            let r = journal.commit(p)?;
+            let r = journal.commit(p?)?;
             on_commit(&r);
             total = Some(match total.take() {
                 None => r,

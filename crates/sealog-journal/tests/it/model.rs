@@ -45,7 +45,7 @@ fn opts() -> JournalOptions {
 }
 
 fn last_segment(dir: &std::path::Path) -> std::path::PathBuf {
-    list_segments(dir)
+    list_segments(&sealog_journal::fs::RealFs, dir)
         .expect("list")
         .pop()
         .expect("a segment")

@@ -3,7 +3,7 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 
-use sealog_journal::JournalError;
+use sealog_journal::{Journal, JournalError};
 
 use crate::util::{self, append, open, segment};
 
@@ -46,18 +46,39 @@ fn torn_tail_is_truncated() {
 }
 
 #[test]
-fn unacknowledged_blocks_after_the_last_checkpoint_are_dropped() {
+fn a_cut_final_checkpoint_is_refused_against_the_mark_and_otherwise_cut_off() {
     let d = tempfile::tempdir().expect("tempdir");
     let mut j = open(d.path());
     append(&mut j, 0, 10);
     let len10 = std::fs::metadata(segment(d.path())).expect("stat").len();
     append(&mut j, 10, 10);
     drop(j);
-    // Cut the final checkpoint frame off: the second batch's blocks remain
-    // but were never acknowledged.
+    // Cut the final checkpoint frame off. That commit was acknowledged, and
+    // the realm's high-water mark says so: the journal is refused, and
+    // nothing on disk is changed.
     let bytes = std::fs::read(segment(d.path())).expect("read");
     let cut = bytes.len() - 20;
     std::fs::write(segment(d.path()), &bytes[..cut]).expect("write");
+    let err = Journal::open(d.path(), util::REALM, util::signer(), Default::default())
+        .expect_err("behind its mark");
+    assert!(
+        matches!(
+            err,
+            JournalError::Rollback {
+                size: 10,
+                marked: 20,
+                ..
+            }
+        ),
+        "got {err}"
+    );
+    assert_eq!(
+        std::fs::metadata(segment(d.path())).expect("stat").len(),
+        cut as u64
+    );
+    // Without a mark (a journal from before marks) the tail after the last
+    // valid checkpoint is taken as never acknowledged and cut off.
+    std::fs::remove_file(d.path().join("head.mark")).expect("remove mark");
     let j = open(d.path());
     assert_eq!(j.size(), 10);
     assert_eq!(
@@ -171,6 +192,7 @@ fn prepared(j: &sealog_journal::Journal, from: u64, n: u64) -> sealog_journal::P
         })
         .collect();
     sealog_journal::prepare(j.realm(), from, &events, 1_700_000_000_000_000_000, 1)
+        .expect("events fit")
 }
 
 #[test]

@@ -210,7 +210,13 @@ async fn commit(
     }
     match rx.await {
         Ok(Ok(receipt)) => Ok(receipt),
-        Ok(Err(e)) => Err(ApiError::Internal(format!("commit failed: {e}"))),
+        Ok(Err(e)) => Err(match ApiError::from(e) {
+            ApiError::RealmFailed { reason, .. } => ApiError::RealmFailed {
+                realm: realm.name().to_string(),
+                reason,
+            },
+            other => other,
+        }),
         Err(_) => Err(ApiError::ShuttingDown),
     }
 }
