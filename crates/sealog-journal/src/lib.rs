@@ -44,6 +44,8 @@ pub mod merkle;
 pub mod segment;
 mod store;
 #[cfg(feature = "test-support")]
+pub mod sim_fs;
+#[cfg(feature = "test-support")]
 pub mod tamper;
 pub mod tree_file;
 pub mod verify;
