@@ -42,9 +42,9 @@ mod journal;
 pub mod mark;
 pub mod merkle;
 pub mod segment;
-mod store;
 #[cfg(feature = "test-support")]
 pub mod sim_fs;
+mod store;
 #[cfg(feature = "test-support")]
 pub mod tamper;
 pub mod tree_file;

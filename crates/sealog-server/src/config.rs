@@ -25,6 +25,32 @@ pub struct Config {
     pub syslog_udp: Vec<SyslogListener>,
     /// Syslog over TLS (RFC 5425) listeners.
     pub syslog_tls: Vec<SyslogTlsListener>,
+    /// The background verifier.
+    pub integrity: Integrity,
+}
+
+/// The background verifier: it re-hashes every realm's records after start
+/// and then every `verify_interval_secs`, and marks a realm failed (503 on
+/// its endpoints, named by `/ready`, `sealog_realm_failed` 1) when they do
+/// not hash to the realm's signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Integrity {
+    /// Seconds between the end of one pass over all realms and the next
+    /// (the first pass starts at once). 0 turns the verifier off.
+    pub verify_interval_secs: u64,
+    /// Most records re-hashed per second across all realms (0: as fast as
+    /// one core allows), to bound the I/O and CPU it takes from ingest.
+    pub verify_records_per_sec: u64,
+}
+
+impl Default for Integrity {
+    fn default() -> Self {
+        Self {
+            verify_interval_secs: 3600,
+            verify_records_per_sec: 0,
+        }
+    }
 }
 
 /// One syslog TLS listener: a syslog listener plus its certificate.
@@ -200,6 +226,7 @@ impl Default for Config {
             syslog_tcp: Vec::new(),
             syslog_udp: Vec::new(),
             syslog_tls: Vec::new(),
+            integrity: Integrity::default(),
         }
     }
 }
@@ -321,6 +348,12 @@ impl Config {
         }
         if let Some(v) = get("SEALOG_COMMIT_QUEUE") {
             self.limits.commit_queue = parse("SEALOG_COMMIT_QUEUE", v)?;
+        }
+        if let Some(v) = get("SEALOG_VERIFY_INTERVAL_SECS") {
+            self.integrity.verify_interval_secs = parse("SEALOG_VERIFY_INTERVAL_SECS", v)?;
+        }
+        if let Some(v) = get("SEALOG_VERIFY_RECORDS_PER_SEC") {
+            self.integrity.verify_records_per_sec = parse("SEALOG_VERIFY_RECORDS_PER_SEC", v)?;
         }
         // The Mojaloop sidecar's variables: SIDE_PORT opens (or moves) a
         // sidecar listener on 127.0.0.1, SIDE_SERVICE names the service,

@@ -25,6 +25,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod integrity;
 pub mod listen;
 pub mod metrics;
 pub mod realm;
@@ -130,8 +131,24 @@ impl Server {
             durability: config.durability,
             ..JournalOptions::default()
         };
-        for r in dd.realms()? {
-            let journal = dd.open_journal(&r.name, opts)?;
+        let mut failed = HashMap::new();
+        for (name, info) in dd.realm_entries()? {
+            // A realm that cannot open fails alone: the others serve.
+            let journal = match info.and_then(|_| dd.open_journal(&name, opts)) {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::error!(realm = %name, cause = %e, "realm failed to open; it answers 503 while the others serve");
+                    metrics.realm_failed(&name);
+                    failed.insert(name, e.to_string());
+                    continue;
+                }
+            };
+            let r = sealog_store::RealmInfo {
+                name: name.clone(),
+                created_at: String::new(),
+                public_key: String::new(),
+                journal_created: true,
+            };
             tracing::info!(realm = %r.name, size = journal.size(), "realm opened");
             let h = RealmHandle::start(
                 journal,
@@ -152,6 +169,7 @@ impl Server {
             data: Mutex::new(dd),
             tokens: RwLock::new(tokens),
             realms: RwLock::new(realms),
+            failed: RwLock::new(failed),
             metrics,
             shutdown: CancellationToken::new(),
         });
@@ -220,6 +238,7 @@ impl Server {
                 down.clone(),
             )));
         }
+        side_tasks.push(tokio::spawn(integrity::run(state.clone(), down.clone())));
         let app = routes::router(state.clone());
         let shutdown = state.shutdown.clone();
         let watcher = {

@@ -78,6 +78,21 @@ impl Metrics {
             .increment(n);
     }
 
+    /// Marks a realm failed (it could not open, or failed an integrity
+    /// check): `sealog_realm_failed{realm} 1`.
+    pub fn realm_failed(&self, realm: &str) {
+        let realm = self.label(realm);
+        metrics::gauge!("sealog_realm_failed", "realm" => realm).set(1.0);
+    }
+
+    /// Records a verifier pass: records re-hashed and matched, and the pass.
+    pub fn verified(&self, realm: &str, through: u64) {
+        let realm = self.label(realm);
+        metrics::gauge!("sealog_realm_verified_through", "realm" => realm.clone())
+            .set(through as f64);
+        metrics::counter!("sealog_verifier_passes_total", "realm" => realm).increment(1);
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         self.handle

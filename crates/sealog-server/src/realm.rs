@@ -92,6 +92,12 @@ pub struct RealmHandle {
     /// Event bytes queued or being committed, and the most allowed.
     queued: Arc<AtomicUsize>,
     max_queued: usize,
+    /// Set when the realm failed an integrity check: it takes no writes
+    /// and answers 503 on every endpoint.
+    failed: Arc<RwLock<Option<String>>>,
+    /// Records whose hashes the background verifier recomputed and found
+    /// to match a signed checkpoint (0 until its first pass ends).
+    verified_through: AtomicU64,
 }
 
 impl RealmHandle {
@@ -110,10 +116,12 @@ impl RealmHandle {
         let j = journal.clone();
         let queued = Arc::new(AtomicUsize::new(0));
         let q = queued.clone();
+        let failed = Arc::new(RwLock::new(None));
+        let f = failed.clone();
         let thread_name = format!("sealog-seal-{name}");
         let writer = std::thread::Builder::new()
             .name(thread_name)
-            .spawn(move || writer_loop(j, rx, size_tx, max_group.max(1), metrics, q))
+            .spawn(move || writer_loop(j, rx, size_tx, max_group.max(1), metrics, q, f))
             .expect("spawning a thread only fails when the OS is out of resources");
         Arc::new(Self {
             name,
@@ -123,7 +131,36 @@ impl RealmHandle {
             writer: std::sync::Mutex::new(Some(writer)),
             queued,
             max_queued: max_queued_bytes.max(1),
+            failed,
+            verified_through: AtomicU64::new(0),
         })
+    }
+
+    /// Marks the realm failed: no more writes; every endpoint answers 503
+    /// naming `reason`. It stays failed until the server restarts (and the
+    /// check is repeated then).
+    pub fn fail(&self, reason: String) {
+        if let Ok(mut f) = self.failed.write() {
+            if f.is_none() {
+                tracing::error!(realm = %self.name, %reason, "realm failed an integrity check; it takes no writes and serves nothing until an operator looks");
+                *f = Some(reason);
+            }
+        }
+    }
+
+    /// Why the realm is failed, if it is.
+    pub fn failure(&self) -> Option<String> {
+        self.failed.read().ok().and_then(|f| f.clone())
+    }
+
+    /// Records the background verifier has re-hashed and matched.
+    pub fn verified_through(&self) -> u64 {
+        self.verified_through.load(Ordering::Acquire)
+    }
+
+    /// Called by the verifier after a pass that matched through `size`.
+    pub fn set_verified_through(&self, size: u64) {
+        self.verified_through.fetch_max(size, Ordering::AcqRel);
     }
 
     /// The realm's name.
@@ -249,6 +286,7 @@ fn writer_loop(
     max_group: usize,
     metrics: Arc<Metrics>,
     queued: Arc<AtomicUsize>,
+    failed: Arc<RwLock<Option<String>>>,
 ) {
     let (realm, level, mut next_seq) = match journal.read() {
         Ok(j) => (
@@ -270,6 +308,7 @@ fn writer_loop(
             lost: lost.clone(),
             level,
             last_recovery: None,
+            failed,
         };
         std::thread::Builder::new()
             .name(format!("sealog-commit-{realm}"))
@@ -352,6 +391,7 @@ struct Committer {
     lost: Arc<AtomicU64>,
     level: i32,
     last_recovery: Option<Instant>,
+    failed: Arc<RwLock<Option<String>>>,
 }
 
 impl Committer {
@@ -409,6 +449,9 @@ impl Committer {
     /// to recover it (at most every [`RECOVERY_BACKOFF`]).
     fn ready(&mut self) -> Result<u64, CommitError> {
         let lock_err = || CommitError::Io("journal lock poisoned".into());
+        if let Some(reason) = self.failed.read().map_err(|_| lock_err())?.clone() {
+            return Err(CommitError::Failed(reason));
+        }
         let (size, poison) = {
             let j = self.journal.read().map_err(|_| lock_err())?;
             (j.size(), j.poison().cloned())

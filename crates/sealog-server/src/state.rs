@@ -24,6 +24,9 @@ pub struct AppState {
     pub tokens: RwLock<TokenTable>,
     /// Open realms.
     pub realms: RwLock<HashMap<String, Arc<RealmHandle>>>,
+    /// Realms that could not be opened, with the reason: they answer 503
+    /// while every other realm serves.
+    pub failed: RwLock<HashMap<String, String>>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Cancelled when the server begins to shut down.
@@ -40,12 +43,24 @@ impl AppState {
     /// # Errors
     /// [`ApiError::NotFound`] if it is not open.
     pub fn realm(&self, name: &str) -> Result<Arc<RealmHandle>, ApiError> {
-        self.realms
+        let failed = |reason: String| ApiError::RealmFailed {
+            realm: name.to_string(),
+            reason,
+        };
+        if let Some(reason) = self.failed.read().ok().and_then(|f| f.get(name).cloned()) {
+            return Err(failed(reason));
+        }
+        let r = self
+            .realms
             .read()
             .map_err(|_| ApiError::Internal("realm table lock poisoned".into()))?
             .get(name)
             .cloned()
-            .ok_or_else(|| ApiError::NotFound(format!("unknown realm {name:?}")))
+            .ok_or_else(|| ApiError::NotFound(format!("unknown realm {name:?}")))?;
+        match r.failure() {
+            Some(reason) => Err(failed(reason)),
+            None => Ok(r),
+        }
     }
 
     /// The data directory, locked for one admin operation.

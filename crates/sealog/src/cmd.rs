@@ -62,8 +62,18 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Realm(RealmCmd::List) => {
             let dd = DataDir::open(data, "sealog realm list")?;
-            for r in dd.realms()? {
-                println!("{}", serde_json::to_string(&r)?);
+            // A damaged realm is listed with what is wrong, not hidden.
+            for (name, r) in dd.realm_entries()? {
+                let line = match r {
+                    Ok(info) => serde_json::to_string(&info)?,
+                    Err(e) => serde_json::json!({
+                        "name": name,
+                        "status": "failed",
+                        "error": e.to_string(),
+                    })
+                    .to_string(),
+                };
+                println!("{line}");
             }
             Ok(())
         }

@@ -6,7 +6,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use sealog_journal::JournalOptions;
-use sealog_store::{CreatedRealm, IssuedToken, RealmInfo, Scope, TokenInfo};
+use sealog_store::{CreatedRealm, IssuedToken, Scope, TokenInfo};
 use serde::Deserialize;
 
 use crate::auth::Caller;
@@ -44,11 +44,33 @@ async fn blocking<T: Send + 'static>(
 pub async fn list_realms(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-) -> Result<Json<Vec<RealmInfo>>, ApiError> {
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     caller.admin()?;
     blocking(move || {
         let dd = state.data_dir()?;
-        Ok(Json(dd.realms()?))
+        let mut out = Vec::new();
+        for (name, info) in dd.realm_entries()? {
+            // A realm that failed to open or a verifier pass is listed with
+            // its reason, not hidden.
+            let failure = state
+                .failed
+                .read()
+                .ok()
+                .and_then(|f| f.get(&name).cloned())
+                .or_else(|| state.realm(&name).err().map(|e| e.to_string()));
+            let mut v = match info {
+                Ok(info) => {
+                    serde_json::to_value(&info).map_err(|e| ApiError::Internal(e.to_string()))?
+                }
+                Err(e) => serde_json::json!({"name": name, "error": e.to_string()}),
+            };
+            if let (Some(o), Some(reason)) = (v.as_object_mut(), failure) {
+                o.insert("status".into(), "failed".into());
+                o.entry("error").or_insert(reason.into());
+            }
+            out.push(v);
+        }
+        Ok(Json(out))
     })
     .await
 }

@@ -15,7 +15,9 @@ pub async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness: every journal accepts writes and the data directory is writable.
+/// Readiness: every realm opened and passed the verifier, every journal
+/// accepts writes, and the data directory is writable. A 503 names every
+/// realm that is not.
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let st = state.clone();
     let problem = tokio::task::spawn_blocking(move || -> Option<String> {
@@ -27,17 +29,42 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
         if let Err(e) = std::fs::write(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe)) {
             return Some(format!("data directory is not writable: {e}"));
         }
-        let realms = st.realms.read().ok()?;
-        for (name, r) in realms.iter() {
-            match r.journal().read() {
-                Ok(j) if j.is_poisoned() => {
-                    return Some(format!(
-                        "realm {name}: journal refuses writes after a failure"
-                    ))
-                }
-                Ok(_) => {}
-                Err(_) => return Some(format!("realm {name}: journal lock poisoned")),
+        let mut problems = Vec::new();
+        if let Ok(failed) = st.failed.read() {
+            let mut names: Vec<_> = failed.iter().collect();
+            names.sort();
+            for (name, reason) in names {
+                problems.push(format!("realm {name} failed to open: {reason}"));
             }
+        }
+        let realms = st.realms.read().ok()?;
+        let mut names: Vec<_> = realms.keys().cloned().collect();
+        names.sort();
+        for name in names {
+            let Some(r) = realms.get(&name) else { continue };
+            if let Some(reason) = r.failure() {
+                problems.push(format!("realm {name} is failed: {reason}"));
+                continue;
+            }
+            match r.journal().read() {
+                Ok(j) => {
+                    if let Some(p) = j.poison() {
+                        problems.push(format!(
+                            "realm {name}: journal refuses writes after a failure ({}){}",
+                            p.cause,
+                            if p.storage_full {
+                                "; storage is full"
+                            } else {
+                                ""
+                            }
+                        ));
+                    }
+                }
+                Err(_) => problems.push(format!("realm {name}: journal lock poisoned")),
+            }
+        }
+        if !problems.is_empty() {
+            return Some(problems.join("; "));
         }
         None
     })

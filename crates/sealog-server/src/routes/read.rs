@@ -133,6 +133,7 @@ pub async fn query(
         }
     }
     let journal = realm.journal().clone();
+    let verified_through = realm.verified_through();
     let (body, result) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
         let (blocks, size) = {
             let j = journal
@@ -181,6 +182,12 @@ pub async fn query(
         HeaderValue::from_static("application/x-ndjson"),
     );
     h.insert("x-sealog-tree-size", HeaderValue::from(size));
+    // Records the background verifier re-hashed and matched to a signed
+    // checkpoint: a reader can tell how much of what it got was checked.
+    h.insert(
+        "x-sealog-verified-through",
+        HeaderValue::from(verified_through),
+    );
     if let Ok(v) = HeaderValue::from_str(&format!("{}..{}", r.scanned.0, r.scanned.1)) {
         h.insert("x-sealog-scanned", v);
     }

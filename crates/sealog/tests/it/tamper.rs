@@ -178,9 +178,12 @@ fn truncated_log_against_a_client_checkpoint_and_receipts() {
     f.set_len(end).expect("truncate");
     drop(f);
     std::fs::remove_file(s.data().join("realms/acme/journal/tree.hashes")).expect("rm");
-    // Without evidence a clean cut at a checkpoint cannot be seen; with the
-    // client's checkpoint or receipts it must be.
-    verify(&s, &[]).ok();
+    // A clean cut at a checkpoint: the realm's signed high-water mark
+    // (kept apart from the segments) catches it without any client
+    // evidence; the client's checkpoint or receipts must catch it too.
+    let r = verify(&s, &[]);
+    assert_fails_at(&r, "seq 1000 (range 1000..3000)");
+    assert!(r.stderr.contains("high-water mark"), "{}", r.stderr);
     let r = verify(&s, &["--checkpoint", path_str(&saved)]);
     assert_fails_at(&r, "seq 1000 (range 1000..3000)");
     assert!(r.stderr.contains("missing"), "{}", r.stderr);
