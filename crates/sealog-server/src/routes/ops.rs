@@ -25,11 +25,12 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
             return Some("shutting down".into());
         }
         let root = st.data.lock().ok()?.root().to_path_buf();
+        let mut problems = Vec::new();
         let probe = root.join(".ready-probe");
         if let Err(e) = std::fs::write(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe)) {
-            return Some(format!("data directory is not writable: {e}"));
+            let _ = std::fs::remove_file(&probe);
+            problems.push(format!("data directory is not writable: {e}"));
         }
-        let mut problems = Vec::new();
         if let Ok(failed) = st.failed.read() {
             let mut names: Vec<_> = failed.iter().collect();
             names.sort();

@@ -3,5 +3,6 @@
 mod cli;
 mod crash;
 mod server_crash;
+mod server_integrity;
 mod tamper;
 mod util;
