@@ -36,7 +36,6 @@ pub mod state;
 pub mod syslog;
 
 use std::collections::HashMap;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -106,7 +105,20 @@ impl Server {
     /// # Errors
     /// Store and journal errors (a locked directory names its holder).
     pub fn open(data: &Path, config: Config) -> Result<(Self, Option<String>), ServerError> {
-        let mut dd = DataDir::open(data, "sealog serve")?;
+        Self::open_in(sealog_journal::fs::real(), data, config)
+    }
+
+    /// [`Server::open`] on the filesystem `fs` (tests run the server on a
+    /// simulated one to inject fsync errors and full disks).
+    ///
+    /// # Errors
+    /// As [`Server::open`].
+    pub fn open_in(
+        fs: Arc<dyn sealog_journal::fs::Vfs>,
+        data: &Path,
+        config: Config,
+    ) -> Result<(Self, Option<String>), ServerError> {
+        let mut dd = DataDir::open_in(fs.clone(), data, "sealog serve")?;
         let mut admin = None;
         if !dd
             .tokens(None)?
@@ -115,13 +127,11 @@ impl Server {
         {
             let t = dd.issue_token("", Scope::Admin)?;
             let path = data.join("admin.token");
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(&path)?;
-            std::io::Write::write_all(&mut f, format!("{}\n", t.token).as_bytes())?;
+            let f = fs.open(
+                &path,
+                sealog_journal::fs::OpenHow::CreateTruncate { mode: 0o600 },
+            )?;
+            f.write_at(format!("{}\n", t.token).as_bytes(), 0)?;
             f.sync_all()?;
             admin = Some(t.token);
         }

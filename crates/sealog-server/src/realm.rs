@@ -56,6 +56,9 @@ impl From<JournalError> for CommitError {
             }
             JournalError::EventTooLarge { .. } => CommitError::Invalid(e.to_string()),
             e if e.is_integrity() => CommitError::Failed(e.to_string()),
+            // A write or fsync error during a commit poisons the journal:
+            // the realm refuses writes until its recovery probe succeeds.
+            e @ JournalError::Io { .. } => CommitError::Poisoned(e.to_string()),
             e => CommitError::Io(e.to_string()),
         }
     }

@@ -178,6 +178,11 @@ impl DataDir {
         if !fs.exists(root) {
             fs.create_dir_all(root)
                 .map_err(StoreError::io("create", root))?;
+            // The new directory's own entry must be durable too.
+            if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs.sync_dir(parent)
+                    .map_err(StoreError::io("fsync directory", parent))?;
+            }
         }
         let lock_path = root.join("LOCK");
         let lock = fs

@@ -68,8 +68,15 @@ impl Journal {
         signer: Signer,
         opts: JournalOptions,
     ) -> Result<Self> {
-        fs.create_dir_all(dir)
-            .map_err(JournalError::io("create", dir))?;
+        if !fs.is_dir(dir) {
+            fs.create_dir_all(dir)
+                .map_err(JournalError::io("create", dir))?;
+            // The new directory's own entry must be durable too.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs.sync_dir(parent)
+                    .map_err(JournalError::io("fsync directory", parent))?;
+            }
+        }
         let verifier = signer.verifier();
         if verifier.name() != origin_for(realm) {
             return Err(JournalError::Batch(format!(

@@ -24,11 +24,21 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
         if st.shutdown.is_cancelled() {
             return Some("shutting down".into());
         }
-        let root = st.data.lock().ok()?.root().to_path_buf();
+        let (root, fs) = {
+            let dd = st.data.lock().ok()?;
+            (dd.root().to_path_buf(), dd.vfs().clone())
+        };
         let mut problems = Vec::new();
         let probe = root.join(".ready-probe");
-        if let Err(e) = std::fs::write(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe)) {
-            let _ = std::fs::remove_file(&probe);
+        let wrote = fs
+            .open(
+                &probe,
+                sealog_journal::fs::OpenHow::CreateTruncate { mode: 0o600 },
+            )
+            .and_then(|f| f.write_at(b"ok", 0))
+            .and_then(|_| fs.remove_file(&probe));
+        if let Err(e) = wrote {
+            let _ = fs.remove_file(&probe);
             problems.push(format!("data directory is not writable: {e}"));
         }
         if let Ok(failed) = st.failed.read() {

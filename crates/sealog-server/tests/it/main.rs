@@ -2,6 +2,7 @@
 
 mod api;
 mod auth;
+mod faults;
 mod sidecar;
 mod syslog;
 mod tls;

@@ -27,7 +27,7 @@ impl TestServer {
         Self::serve(dir, s, admin).await
     }
 
-    async fn serve(dir: tempfile::TempDir, s: Server, admin: String) -> Self {
+    pub async fn serve(dir: tempfile::TempDir, s: Server, admin: String) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
