@@ -399,7 +399,22 @@ struct Committer {
 
 impl Committer {
     fn run(mut self, rx: std::sync::mpsc::Receiver<Sealed>) {
-        for s in rx {
+        use std::sync::mpsc::RecvTimeoutError;
+        loop {
+            let s = match rx.recv_timeout(sealog_journal::mark::MARK_SYNC_INTERVAL) {
+                Ok(s) => s,
+                Err(RecvTimeoutError::Timeout) => {
+                    // Idle: make the last commit's high-water mark durable,
+                    // so the mark is never more than a second behind.
+                    if let Ok(mut j) = self.journal.write() {
+                        if let Err(e) = j.flush_mark() {
+                            tracing::warn!(realm = %self.realm, cause = %e, "high-water mark not synced");
+                        }
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             let records = s.records;
             match self.commit(s) {
                 Ok(()) => {}

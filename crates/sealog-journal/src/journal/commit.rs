@@ -357,6 +357,15 @@ impl Journal {
         self.mark.maybe_sync(true)
     }
 
+    /// Syncs the high-water mark if a write to it is pending and the sync
+    /// interval has passed (callers tick it while idle).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn flush_mark(&mut self) -> Result<()> {
+        self.mark.maybe_sync(false)
+    }
+
     /// Recovers a poisoned journal without a restart: drops an unfinished
     /// commit, removes segments created after the last finished commit,
     /// cuts the active segment back to it (nothing after it was ever
