@@ -1,16 +1,16 @@
 //! The local commands: each opens (and locks) the data directory, does one
 //! thing, and reports through stdout (data) and stderr (messages).
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sealog_journal::checkpoint::VerifierKey;
 use sealog_journal::verify::{verify_dir, Evidence, Report};
-use sealog_journal::{bundle, JournalOptions, Receipt};
+use sealog_journal::{bundle, JournalError, JournalOptions, Receipt};
 use sealog_query::{Filter, Order};
-use sealog_store::{DataDir, Scope};
+use sealog_store::{DataDir, Scope, StoreError};
 use serde::Serialize;
 
 use crate::cli::{BenchCmd, Cli, Command, RealmCmd, ScopeArg, TokenCmd};
@@ -56,9 +56,12 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             )
         }
         Command::Realm(RealmCmd::Create { name, out }) => {
+            // The output file first: a realm whose tokens cannot be saved
+            // is not created.
+            let out = out.as_deref().map(OutFile::prepare).transpose()?;
             let mut dd = DataDir::open(data, "sealog realm create")?;
             let created = dd.create_realm(&name)?;
-            emit_json(&created, out.as_deref())
+            emit_json(&created, out, &realm_created(&name))
         }
         Command::Realm(RealmCmd::List) => {
             let dd = DataDir::open(data, "sealog realm list")?;
@@ -83,13 +86,14 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Token(TokenCmd::Issue { realm, scope, out }) => {
+            let out = out.as_deref().map(OutFile::prepare).transpose()?;
             let mut dd = DataDir::open(data, "sealog token issue")?;
             let scope = match scope {
                 ScopeArg::Write => Scope::Write,
                 ScopeArg::Query => Scope::Query,
             };
             let t = dd.issue_token(&realm, scope)?;
-            emit_json(&t, out.as_deref())
+            emit_json(&t, out, &token_issued(&t.id, &realm))
         }
         Command::Token(TokenCmd::List { realm }) => {
             let dd = DataDir::open(data, "sealog token list")?;
@@ -206,7 +210,14 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             let key: VerifierKey = key.parse()?;
             let f =
                 std::fs::File::open(&file).map_err(|e| format!("open {}: {e}", file.display()))?;
-            let r = bundle::verify_bundle(&mut BufReader::new(f), &key)?;
+            // Streamed: memory stays bounded whatever the file holds.
+            let r = match bundle::verify_bundle(&mut BufReader::with_capacity(1 << 16, f), &key) {
+                Ok(r) => r,
+                Err(JournalError::Format { reason, .. }) => {
+                    return Err(format!("{}: {reason}", file.display()).into())
+                }
+                Err(e) => return Err(format!("{}: {e}", file.display()).into()),
+            };
             match (r.findings.first(), &r.header) {
                 (None, Some(h)) => {
                     println!(
@@ -249,19 +260,113 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-pub(crate) fn emit_json<T: Serialize>(value: &T, out: Option<&Path>) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value)?;
-    if let Some(path) = out {
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
+/// An `--out` file made ready before the command does anything: a temp
+/// file next to it, renamed over it once the JSON is written and synced.
+#[derive(Debug)]
+pub(crate) struct OutFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: Option<File>,
+}
+
+impl OutFile {
+    /// Checks that `path` can be written by creating the temp file (mode
+    /// 0600) in its directory.
+    ///
+    /// # Errors
+    /// `path` is a directory, or its directory cannot take a new file.
+    pub(crate) fn prepare(path: &Path) -> Result<Self, Failure> {
+        let refuse = |why: String| -> Failure {
+            format!(
+                "cannot write --out {}: {why}; nothing was done",
+                path.display()
+            )
+            .into()
+        };
+        let name = path
+            .file_name()
+            .ok_or_else(|| refuse("it names no file".into()))?;
+        if path.is_dir() {
+            return Err(refuse("it is a directory".into()));
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let tmp = dir.join(format!(
+            ".{}.{}-{:08x}.tmp",
+            name.to_string_lossy(),
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let file = OpenOptions::new()
+            .create_new(true)
             .write(true)
             .mode(0o600)
-            .open(path)
-            .map_err(|e| format!("create {}: {e}", path.display()))?;
+            .open(&tmp)
+            .map_err(|e| refuse(format!("create {}: {e}", tmp.display())))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            tmp,
+            file: Some(file),
+        })
+    }
+
+    /// Writes `text` and a newline to the temp file, syncs it, renames it
+    /// over the target and syncs the directory.
+    fn commit(mut self, text: &str) -> std::io::Result<()> {
+        let mut f = self.file.take().expect("an OutFile is committed once");
         f.write_all(text.as_bytes())?;
         f.write_all(b"\n")?;
         f.sync_all()?;
+        drop(f);
+        std::fs::rename(&self.tmp, &self.path)?;
+        if let Some(dir) = self.tmp.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for OutFile {
+    fn drop(&mut self) {
+        // Not renamed into place (an error, or the command failed first).
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// What `realm create` did, for an error after it.
+pub(crate) fn realm_created(name: &str) -> String {
+    format!(
+        "realm {name:?} was created, but its tokens could not be saved; \
+         they are on standard output, or issue new ones with \
+         `sealog token issue --realm {name} --scope write` (and `--scope query`)"
+    )
+}
+
+/// What `token issue` did, for an error after it.
+pub(crate) fn token_issued(id: &str, realm: &str) -> String {
+    format!(
+        "token {id} of realm {realm:?} was issued, but could not be saved; \
+         it is on standard output, or revoke it with `sealog token revoke {id}`"
+    )
+}
+
+/// Prints `value` as JSON and, with an [`OutFile`], writes it there too;
+/// `done` says what already happened when writing the file fails.
+pub(crate) fn emit_json<T: Serialize>(
+    value: &T,
+    out: Option<OutFile>,
+    done: &str,
+) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value)?;
+    if let Some(out) = out {
+        let path = out.path.clone();
+        if let Err(e) = out.commit(&text) {
+            // Secrets are shown only once: print them rather than lose them.
+            println!("{text}");
+            return Err(format!("write {}: {e}: {done}", path.display()).into());
+        }
     }
     println!("{text}");
     Ok(())
@@ -373,10 +478,40 @@ fn cmd_verify(
     receipts: &[std::path::PathBuf],
     key: Option<&str>,
 ) -> Result<(), Failure> {
-    let dd = DataDir::open(data, "sealog verify")?;
-    let key: VerifierKey = match key {
-        Some(k) => k.parse()?,
-        None => dd.verifier_key(realm)?,
+    let realm_dir = data.join("realms").join(realm);
+    let known = sealog_event::validate_realm_name(realm).is_ok() && realm_dir.is_dir();
+    let dd = match DataDir::open(data, "sealog verify") {
+        Ok(dd) => dd,
+        Err(e) => {
+            return Err(match damage(data, &e) {
+                // The files of the realm cannot be trusted without it.
+                Some(what) if known => Failure::verify(format!(
+                    "verification FAILED for realm {realm}: {what}; the realm was not checked"
+                )),
+                Some(what) => format!("unknown realm {realm:?}; also, {what}").into(),
+                None => e.into(),
+            });
+        }
+    };
+    // realm.meta holds the verifier key; without it, a key the operator kept.
+    let meta = match dd.verifier_key(realm) {
+        Ok(k) => Ok(k),
+        Err(StoreError::UnknownRealm(_)) if known => Err(format!(
+            "{} is missing",
+            realm_dir.join("realm.meta").display()
+        )),
+        Err(e) => Err(damage(data, &e).ok_or(e)?),
+    };
+    let key: VerifierKey = match (key, &meta) {
+        (Some(k), _) => k.parse()?,
+        (None, Ok(k)) => k.clone(),
+        (None, Err(what)) => {
+            return Err(Failure::verify(format!(
+                "verification FAILED for realm {realm}: {what}; it holds the realm's verifier key: \
+                 pass the key you kept (`sealog/{realm}+...`, as `sealog realm key` printed it) \
+                 with --key to verify the journal without it"
+            )))
+        }
     };
     let mut evidence = Evidence::default();
     for p in checkpoints {
@@ -394,7 +529,23 @@ fn cmd_verify(
     pb.set_length(estimate_records(&dir));
     let report = verify_dir(&dir, realm, &key, &evidence, &|n| pb.set_position(n))?;
     pb.finish_and_clear();
-    print_report(realm, &key, &report)
+    print_report(realm, &key, &report, meta.err())
+}
+
+/// When `e` says a file of the data directory is damaged or missing (not
+/// merely unreadable for lack of permission), what is wrong, naming it.
+fn damage(data: &Path, e: &StoreError) -> Option<String> {
+    match e {
+        StoreError::Format { path, .. } if path == data => Some(format!(
+            "{} is missing: the directory is not marked as a sealog data directory",
+            data.join("sealog.meta").display()
+        )),
+        StoreError::Format { .. } => Some(e.to_string()),
+        StoreError::Io { source, .. } if source.kind() != std::io::ErrorKind::PermissionDenied => {
+            Some(e.to_string())
+        }
+        _ => None,
+    }
 }
 
 /// A rough record count for the progress bar: segment bytes at ~50 bytes per record.
@@ -409,19 +560,33 @@ fn estimate_records(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn print_report(realm: &str, key: &VerifierKey, r: &Report) -> Result<(), Failure> {
+/// Prints the verdict; `meta` is damage to `realm.meta` found besides the
+/// journal (verified with a key given on the command line).
+fn print_report(
+    realm: &str,
+    key: &VerifierKey,
+    r: &Report,
+    meta: Option<String>,
+) -> Result<(), Failure> {
     for n in &r.notes {
         eprintln!("note: {n}");
     }
-    match r.first_bad() {
-        None => {
+    match (r.first_bad(), meta) {
+        (None, Some(what)) => Err(Failure::verify(format!(
+            "verification FAILED for realm {realm}: {what}; its journal ({} records, {} checkpoints) verified with key {key}",
+            r.committed, r.checkpoints
+        ))),
+        (None, None) => {
             println!(
                 "ok: realm {realm}: {} records and {} checkpoints verified with key {key}; {} client checkpoints/receipts hold",
                 r.committed, r.checkpoints, r.evidence
             );
             Ok(())
         }
-        Some(first) => {
+        (Some(first), meta) => {
+            if let Some(what) = meta {
+                eprintln!("  also: {what}");
+            }
             for f in r.findings.iter().skip(1).take(9) {
                 eprintln!("  also: {f}");
             }

@@ -8,6 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::cli::{Cli, Command, RealmCmd, ScopeArg, TokenCmd};
+use crate::cmd::{emit_json, realm_created, token_issued, OutFile};
 use crate::Failure;
 
 /// Where and as whom to call the API.
@@ -161,6 +162,9 @@ async fn json(resp: reqwest::Response) -> Result<Value, Failure> {
 async fn run_async(remote: &Remote, command: Command) -> Result<(), Failure> {
     match command {
         Command::Realm(RealmCmd::Create { name, out }) => {
+            // The output file first: a realm whose tokens cannot be saved
+            // is not created.
+            let out = out.as_deref().map(OutFile::prepare).transpose()?;
             let body = serde_json::json!({"name": name}).to_string();
             let v = json(
                 call(
@@ -173,7 +177,7 @@ async fn run_async(remote: &Remote, command: Command) -> Result<(), Failure> {
                 .await?,
             )
             .await?;
-            crate::cmd::emit_json(&v, out.as_deref())
+            emit_json(&v, out, &realm_created(&name))
         }
         Command::Realm(RealmCmd::List) => {
             let v = json(call(remote, Method::GET, "/v1/admin/realms", None, false).await?).await?;
@@ -195,6 +199,7 @@ async fn run_async(remote: &Remote, command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Token(TokenCmd::Issue { realm, scope, out }) => {
+            let out = out.as_deref().map(OutFile::prepare).transpose()?;
             let scope = match scope {
                 ScopeArg::Write => "write",
                 ScopeArg::Query => "query",
@@ -211,7 +216,8 @@ async fn run_async(remote: &Remote, command: Command) -> Result<(), Failure> {
                 .await?,
             )
             .await?;
-            crate::cmd::emit_json(&v, out.as_deref())
+            let id = v["id"].as_str().unwrap_or("(id unknown)");
+            emit_json(&v, out, &token_issued(id, &realm))
         }
         Command::Token(TokenCmd::List { realm }) => {
             let path = match realm {

@@ -1,5 +1,6 @@
 //! Integration tests of the journal on real files.
 
+mod bundle;
 mod fixture;
 mod model;
 mod proofs;
