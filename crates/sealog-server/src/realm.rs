@@ -249,12 +249,15 @@ impl RealmHandle {
     }
 }
 
+/// One request's buffer and its events' ranges and times.
+type RawEvents = (Vec<u8>, Vec<(Range<usize>, Option<i64>)>);
+
 /// What the sealer hands the committer: the sealed batch, the events it
 /// was sealed from (to seal again at another seq after a failed commit),
 /// and whom to answer.
 struct Sealed {
     prepared: sealog_journal::PreparedCommit,
-    raw: Vec<(Vec<u8>, Vec<(Range<usize>, Option<i64>)>)>,
+    raw: Vec<RawEvents>,
     received_at: i64,
     replies: Vec<(u64, oneshot::Sender<Result<Receipt, CommitError>>)>,
     bytes: usize,
@@ -418,7 +421,8 @@ impl Committer {
             let records = s.records;
             match self.commit(s) {
                 Ok(()) => {}
-                Err((s, e)) => {
+                Err(failed) => {
+                    let (s, e) = *failed;
                     self.lost.fetch_add(records, Ordering::AcqRel);
                     fail_group(&self.realm, &self.metrics, &self.queued, s, e);
                 }
@@ -426,22 +430,22 @@ impl Committer {
         }
     }
 
-    fn commit(&mut self, mut s: Sealed) -> Result<(), (Sealed, CommitError)> {
+    fn commit(&mut self, mut s: Sealed) -> Result<(), Box<(Sealed, CommitError)>> {
         let at = match self.ready() {
             Ok(at) => at,
-            Err(e) => return Err((s, e)),
+            Err(e) => return Err(Box::new((s, e))),
         };
         if s.prepared.first_seq() != at {
             match prepare(&self.realm, at, &s.events(), s.received_at, self.level) {
                 Ok(p) => s.prepared = p,
-                Err(e) => return Err((s, CommitError::from(e))),
+                Err(e) => return Err(Box::new((s, CommitError::from(e)))),
             }
         }
         let prepared =
             std::mem::replace(&mut s.prepared, sealog_journal::PreparedCommit::empty(at));
         let receipt = match commit_unlocked(&self.journal, prepared) {
             Ok(r) => r,
-            Err(e) => return Err((s, e)),
+            Err(e) => return Err(Box::new((s, e))),
         };
         self.queued.fetch_sub(s.bytes, Ordering::AcqRel);
         self.metrics
