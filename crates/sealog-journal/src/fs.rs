@@ -291,6 +291,37 @@ impl Vfs for RealFs {
     }
 }
 
+/// Creates `path` and its missing parents, like [`Vfs::create_dir_all`], and
+/// makes the new entries durable: the parent of every directory it creates
+/// is synced. Without that, a power loss can take a new directory away with
+/// everything synced inside it.
+///
+/// # Errors
+/// I/O errors.
+pub fn create_dir_all_durable(fs: &dyn Vfs, path: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut p = path;
+    while !fs.is_dir(p) {
+        missing.push(p);
+        match p.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => p = parent,
+            _ => break,
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    fs.create_dir_all(path)?;
+    for created in missing.iter().rev() {
+        let parent = match created.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        fs.sync_dir(parent)?;
+    }
+    Ok(())
+}
+
 /// True when `e` means the disk (or a quota) is full.
 pub fn is_storage_full(e: &io::Error) -> bool {
     matches!(

@@ -517,12 +517,16 @@ pub enum FrameRead {
         /// Why it was refused.
         reason: &'static str,
         /// True when it looks like an interrupted write: the file ends inside
-        /// the frame, or ends in zero fill. Otherwise the bytes were damaged.
+        /// the frame, ends in zero fill, or has a sector of zeros after the
+        /// frame's start. Otherwise the bytes were damaged.
         torn: bool,
     },
 }
 
 const READ_WINDOW: usize = 1 << 20;
+/// The unit a disk writes atomically, at the least: what a torn write is
+/// made of.
+const TORN_SECTOR: u64 = 512;
 
 impl FrameReader {
     /// Opens a segment and checks its header.
@@ -622,7 +626,7 @@ impl FrameReader {
         let header = match FrameHeader::decode(&h) {
             Ok(h) => h,
             Err(reason) => {
-                let torn = self.ends_in_zero_fill()?;
+                let torn = self.looks_torn(offset)?;
                 return Ok(FrameRead::Bad {
                     offset,
                     reason,
@@ -644,7 +648,7 @@ impl FrameReader {
             let mut body = vec![0u8; header.body_len as usize];
             self.read_into(body_start, &mut body)?;
             if header.kind == FrameKind::Checkpoint && crc32c::crc32c(&body) != header.body_crc {
-                let torn = self.ends_in_zero_fill()?;
+                let torn = self.looks_torn(offset)?;
                 return Ok(FrameRead::Bad {
                     offset,
                     reason: "checkpoint frame checksum mismatch",
@@ -663,18 +667,37 @@ impl FrameReader {
         })
     }
 
-    /// True when the file's last byte is zero: blocks allocated by a write
+    /// True when the bytes from `offset` (a frame that does not check) to
+    /// the end of the file look like an interrupted write rather than
+    /// damage: the file's last byte is zero (blocks allocated by a write
     /// that never reached the disk read back as zeros, while every frame
-    /// sealog writes last (a checkpoint note) ends in a newline.
-    fn ends_in_zero_fill(&mut self) -> Result<bool> {
-        if self.file_len == 0 {
+    /// sealog writes last, a checkpoint note, ends in a newline), or a
+    /// 512-byte sector of them reads as all zeros (the part from `offset`
+    /// on of the first one). A disk writes the sectors of a write in any
+    /// order, so a power loss can keep later sectors of an appended frame
+    /// and lose earlier ones, leaving zeros before data. No frame holds a
+    /// sector of zeros: notes are text, block bodies are compressed.
+    fn looks_torn(&mut self, offset: u64) -> Result<bool> {
+        if offset >= self.file_len {
             return Ok(false);
         }
-        let mut b = [0u8; 1];
+        let mut rest = vec![0u8; (self.file_len - offset) as usize];
         self.file
-            .read_exact_at(&mut b, self.file_len - 1)
+            .read_exact_at(&mut rest, offset)
             .map_err(JournalError::io("read", &self.path))?;
-        Ok(b[0] == 0)
+        if rest.last() == Some(&0) {
+            return Ok(true);
+        }
+        let mut at = 0usize;
+        while at < rest.len() {
+            let sector_end = (offset + at as u64) / TORN_SECTOR * TORN_SECTOR + TORN_SECTOR;
+            let end = ((sector_end - offset) as usize).min(rest.len());
+            if rest[at..end].iter().all(|b| *b == 0) {
+                return Ok(true);
+            }
+            at = end;
+        }
+        Ok(false)
     }
 
     /// Looks for a valid checkpoint frame anywhere after `from`: used after

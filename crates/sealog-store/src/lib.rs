@@ -176,13 +176,9 @@ impl DataDir {
     /// format errors.
     pub fn open_in(fs: Arc<dyn Vfs>, root: &Path, holder: &str) -> Result<Self> {
         if !fs.exists(root) {
-            fs.create_dir_all(root)
+            // Durably: a realm created in it must not vanish with it.
+            sealog_journal::fs::create_dir_all_durable(&*fs, root)
                 .map_err(StoreError::io("create", root))?;
-            // The new directory's own entry must be durable too.
-            if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
-                fs.sync_dir(parent)
-                    .map_err(StoreError::io("fsync directory", parent))?;
-            }
         }
         let lock_path = root.join("LOCK");
         let lock = fs
@@ -220,7 +216,14 @@ impl DataDir {
             let _: DirMarker = meta::read(&*fs, &marker, "sealog-data")?;
         } else {
             let entries = fs.list(root).map_err(StoreError::io("list", root))?;
-            if entries.iter().any(|e| e != "LOCK") {
+            // The lock and the marker's temporary file are what a power
+            // loss during the directory's own creation can leave.
+            let leftover = marker.with_extension("tmp");
+            let leftover = leftover.file_name().and_then(|n| n.to_str());
+            if entries
+                .iter()
+                .any(|e| e != "LOCK" && Some(e.as_str()) != leftover)
+            {
                 return Err(StoreError::Format {
                     path: root.to_path_buf(),
                     reason: "directory is not empty and is not a sealog data directory".into(),

@@ -68,15 +68,7 @@ impl Journal {
         signer: Signer,
         opts: JournalOptions,
     ) -> Result<Self> {
-        if !fs.is_dir(dir) {
-            fs.create_dir_all(dir)
-                .map_err(JournalError::io("create", dir))?;
-            // The new directory's own entry must be durable too.
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                fs.sync_dir(parent)
-                    .map_err(JournalError::io("fsync directory", parent))?;
-            }
-        }
+        crate::fs::create_dir_all_durable(&*fs, dir).map_err(JournalError::io("create", dir))?;
         let verifier = signer.verifier();
         if verifier.name() != origin_for(realm) {
             return Err(JournalError::Batch(format!(
@@ -261,7 +253,16 @@ impl Journal {
             staged: None,
             tree_synced: Instant::now(),
         };
-        j.recover_tree(st.committed)?;
+        if let Err(e) = j.recover_tree(st.committed) {
+            // Tree hashes are derived data: a full disk must not keep the
+            // journal from opening (after a power loss, say). Proofs read
+            // the records until `recover()` or a later open rebuilds them.
+            if !e.is_storage_full() {
+                return Err(e);
+            }
+            tracing::error!(realm, cause = %e, "tree hashes not rebuilt: the disk is full; proofs read the records until the journal is recovered or reopened");
+            j.tree_degraded = true;
+        }
         j.committed.tree_entries = j.tree.entries();
         if let Some(cp) = marked.as_ref().and_then(|m| m.signed.as_ref()) {
             if j.root_at(cp.checkpoint.size)? != cp.checkpoint.root {
@@ -276,8 +277,14 @@ impl Journal {
                 .as_ref()
                 .is_some_and(|m| m.size() < latest.checkpoint.size)
             {
-                j.mark.record(&latest)?;
-                j.mark.maybe_sync(true)?;
+                // The checkpoint is durable in the segment; on a full disk
+                // the mark catches up with a later commit.
+                if let Err(e) = j.mark.record(&latest).and_then(|_| j.mark.maybe_sync(true)) {
+                    if !e.is_storage_full() {
+                        return Err(e);
+                    }
+                    tracing::error!(realm, cause = %e, "high-water mark not brought up to the last checkpoint: the disk is full");
+                }
             }
         }
         Ok(j)
@@ -341,11 +348,13 @@ impl Journal {
                 path: self.dir.clone(),
             });
         }
+        // The tree is known from here on; only the derived file is left
+        // to write.
+        self.frontier = frontier;
         self.tree
             .truncate(tree_file::entries_for_tiles(from_tiles))?;
         self.tree.append(&nodes)?;
         self.tree.sync()?;
-        self.frontier = frontier;
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 mod bundle;
 mod fixture;
 mod model;
+mod power_loss;
 mod proofs;
 mod recovery;
 mod util;
