@@ -240,3 +240,38 @@ fn staged_commit_is_invisible_until_finished_and_lost_if_never_finished() {
     assert!(report.ok(), "{report:?}");
     assert_eq!((report.records, report.committed), (160, 160));
 }
+
+/// Finding 5: the journal itself refuses an event over MAX_EVENT_BYTES
+/// where it builds blocks, so no ingest path can store a record that its
+/// readers would refuse; nothing of the batch is written.
+#[test]
+fn an_event_over_the_cap_is_refused_where_blocks_are_built() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let mut j = open(d.path());
+    append(&mut j, 0, 3);
+    let big = format!(
+        r#"{{"msg":"{}"}}"#,
+        "x".repeat(sealog_event::MAX_EVENT_BYTES)
+    );
+    let small = br#"{"msg":"ok"}"#;
+    let events = [
+        sealog_journal::EventRef {
+            bytes: small,
+            time_ns: None,
+        },
+        sealog_journal::EventRef {
+            bytes: big.as_bytes(),
+            time_ns: None,
+        },
+    ];
+    let err = j.append(&events).expect_err("over the cap");
+    assert!(
+        matches!(err, JournalError::EventTooLarge { index: 1, .. }),
+        "got {err}"
+    );
+    assert_eq!(j.size(), 3, "nothing of the batch was committed");
+    assert!(!j.is_poisoned());
+    append(&mut j, 3, 2);
+    drop(j);
+    assert_eq!(open(d.path()).size(), 5);
+}
