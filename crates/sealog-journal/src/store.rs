@@ -1,19 +1,30 @@
-//! The narrow storage interface the server and CLI use.
+//! The storage interface the server, the query engine and the CLI use.
 //!
-//! Everything above the journal (HTTP, listeners, query, export) talks to a
-//! realm's log through [`LogStore`], so a second backend (PostgreSQL, for
-//! the scale-out roles) can be dropped in and must pass the same
-//! conformance suite ([`crate::conformance`]).
+//! Everything above the journal (HTTP, listeners, query, proofs, the
+//! background verifier) talks to a realm's log through [`LogStore`], held as
+//! a `dyn LogStore`, never through [`Journal`] itself; a second backend
+//! (PostgreSQL, for the scale-out roles) implements it and must pass the
+//! same conformance suite ([`crate::conformance`]).
+//!
+//! The commit-in-steps methods ([`LogStore::stage_blocks`] to
+//! [`LogStore::finish_commit`]) let a caller that shares the store behind a
+//! lock release it while the store waits for stable storage. The staged
+//! commit ([`StagedCommit`]) is the embedded journal's today; a second
+//! backend will widen it when it exists, rather than guessing its shape now.
 
+use std::fmt;
 use std::ops::ControlFlow;
 
+use crate::block::DecodedBlock;
 use crate::checkpoint::{SignedCheckpoint, VerifierKey};
-use crate::error::Result;
-use crate::journal::{EventRef, Journal, Receipt};
+use crate::error::{JournalError, Result};
+use crate::journal::{
+    BlockMeta, EventRef, Journal, JournalOptions, Poison, PreparedCommit, Receipt, StagedCommit,
+};
 use crate::merkle::Hash;
 
 /// A realm's verifiable log, whatever stores it.
-pub trait LogStore {
+pub trait LogStore: Send + Sync + fmt::Debug {
     /// The realm.
     fn realm(&self) -> &str;
     /// Records committed.
@@ -22,11 +33,57 @@ pub trait LogStore {
     fn verifier(&self) -> &VerifierKey;
     /// The latest signed checkpoint.
     fn latest_checkpoint(&self) -> Option<&SignedCheckpoint>;
+    /// Options in force (the compression level batches are prepared with).
+    fn options(&self) -> JournalOptions;
+
     /// Appends `events`; returns only once they are durable.
     ///
     /// # Errors
     /// Storage errors; nothing is acknowledged on error.
     fn append(&mut self, events: &[EventRef<'_>]) -> Result<Receipt>;
+    /// First step of a commit in steps: write the batch, not yet visible.
+    ///
+    /// # Errors
+    /// Storage errors (which poison the store), a batch for another seq.
+    fn stage_blocks(&mut self, p: PreparedCommit) -> Result<StagedCommit>;
+    /// Second step, after [`StagedCommit::sync`]: sign and write the checkpoint.
+    ///
+    /// # Errors
+    /// Storage errors (which poison the store).
+    fn stage_checkpoint(&mut self, s: StagedCommit) -> Result<StagedCommit>;
+    /// Last step, after the second sync: publish and return the receipt.
+    ///
+    /// # Errors
+    /// A commit not staged here.
+    fn finish_commit(&mut self, s: StagedCommit) -> Result<Receipt>;
+    /// Gives up a staged commit whose sync failed; poisons the store.
+    fn abort_commit(&mut self, s: StagedCommit, cause: &JournalError);
+    /// Why the store refuses writes, if it does.
+    fn poison(&self) -> Option<&Poison>;
+    /// Cuts back to the last acknowledged commit and takes writes again
+    /// once a probe write succeeds.
+    ///
+    /// # Errors
+    /// The failure that keeps it poisoned.
+    fn recover(&mut self) -> Result<()>;
+    /// Makes derived data and the high-water mark durable (clean shutdown).
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn flush(&mut self) -> Result<()>;
+    /// Syncs the high-water mark if a write to it is due.
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn flush_mark(&mut self) -> Result<()>;
+
+    /// Block summaries in seq order (for pruned scans).
+    fn blocks(&self) -> &[BlockMeta];
+    /// Reads and decodes block `i`, checking it.
+    ///
+    /// # Errors
+    /// Storage errors; [`JournalError::Corrupt`] for a damaged block.
+    fn read_block(&self, i: usize) -> Result<DecodedBlock>;
     /// Visits leaf lines of seqs `[from, to)` in order until `visit` breaks.
     ///
     /// # Errors
@@ -47,6 +104,16 @@ pub trait LogStore {
     /// # Errors
     /// Out-of-range arguments; storage errors.
     fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>>;
+    /// The hashes that recompute the root of `size` from records `[from, to)`.
+    ///
+    /// # Errors
+    /// Out-of-range arguments; storage errors.
+    fn range_proof(&self, from: u64, to: u64, size: u64) -> Result<Vec<Hash>>;
+    /// MTH of the first `size` records.
+    ///
+    /// # Errors
+    /// Out-of-range size; storage errors.
+    fn root_at(&self, size: u64) -> Result<Hash>;
 }
 
 impl LogStore for Journal {
@@ -62,8 +129,41 @@ impl LogStore for Journal {
     fn latest_checkpoint(&self) -> Option<&SignedCheckpoint> {
         Journal::latest_checkpoint(self)
     }
+    fn options(&self) -> JournalOptions {
+        Journal::options(self)
+    }
     fn append(&mut self, events: &[EventRef<'_>]) -> Result<Receipt> {
         Journal::append(self, events)
+    }
+    fn stage_blocks(&mut self, p: PreparedCommit) -> Result<StagedCommit> {
+        Journal::stage_blocks(self, p)
+    }
+    fn stage_checkpoint(&mut self, s: StagedCommit) -> Result<StagedCommit> {
+        Journal::stage_checkpoint(self, s)
+    }
+    fn finish_commit(&mut self, s: StagedCommit) -> Result<Receipt> {
+        Journal::finish_commit(self, s)
+    }
+    fn abort_commit(&mut self, s: StagedCommit, cause: &JournalError) {
+        Journal::abort_commit(self, s, cause)
+    }
+    fn poison(&self) -> Option<&Poison> {
+        Journal::poison(self)
+    }
+    fn recover(&mut self) -> Result<()> {
+        Journal::recover(self)
+    }
+    fn flush(&mut self) -> Result<()> {
+        Journal::sync(self)
+    }
+    fn flush_mark(&mut self) -> Result<()> {
+        Journal::flush_mark(self)
+    }
+    fn blocks(&self) -> &[BlockMeta] {
+        Journal::blocks(self)
+    }
+    fn read_block(&self, i: usize) -> Result<DecodedBlock> {
+        Journal::read_block(self, i)
     }
     fn read(
         &self,
@@ -78,5 +178,11 @@ impl LogStore for Journal {
     }
     fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>> {
         Journal::consistency_proof(self, old, new)
+    }
+    fn range_proof(&self, from: u64, to: u64, size: u64) -> Result<Vec<Hash>> {
+        Journal::range_proof(self, from, to, size)
+    }
+    fn root_at(&self, size: u64) -> Result<Hash> {
+        Journal::root_at(self, size)
     }
 }

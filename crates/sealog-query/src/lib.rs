@@ -14,7 +14,7 @@
 use rayon::prelude::*;
 
 use sealog_journal::block::DecodedBlock;
-use sealog_journal::{BlockMeta, Journal, JournalError};
+use sealog_journal::{BlockMeta, JournalError, LogStore};
 use serde_json::Value;
 
 /// Why a query was refused.
@@ -378,13 +378,13 @@ pub fn scan(
     Ok(r)
 }
 
-/// Runs `filter` over all of `journal`, calling `emit(seq, line)` for up to
+/// Runs `filter` over all of `journal` (any [`LogStore`]), calling `emit(seq, line)` for up to
 /// `limit` matches in `order`.
 ///
 /// # Errors
 /// Journal read errors (a damaged block is reported, not skipped).
 pub fn run(
-    journal: &Journal,
+    journal: &dyn LogStore,
     filter: &Filter,
     order: Order,
     limit: Option<u64>,

@@ -161,7 +161,7 @@ impl Server {
             };
             tracing::info!(realm = %r.name, size = journal.size(), "realm opened");
             let h = RealmHandle::start(
-                journal,
+                Box::new(journal),
                 config.limits.commit_queue,
                 config.limits.max_queued_bytes,
                 config.limits.max_group_records,

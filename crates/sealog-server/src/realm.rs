@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use sealog_journal::{prepare, EventRef, Journal, JournalError, Receipt};
+use sealog_journal::{prepare, EventRef, JournalError, LogStore, Receipt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
@@ -84,11 +84,14 @@ pub enum QueueError {
     Closed,
 }
 
+/// A realm's log store, shared by its writer and its readers.
+pub type SharedLog = Arc<RwLock<Box<dyn LogStore>>>;
+
 /// A realm's journal and its writer.
 #[derive(Debug)]
 pub struct RealmHandle {
     name: String,
-    journal: Arc<RwLock<Journal>>,
+    journal: SharedLog,
     queue: RwLock<Option<mpsc::Sender<CommitRequest>>>,
     committed: watch::Receiver<u64>,
     writer: std::sync::Mutex<Option<JoinHandle<()>>>,
@@ -106,7 +109,7 @@ pub struct RealmHandle {
 impl RealmHandle {
     /// Starts the writer thread for `journal`.
     pub fn start(
-        journal: Journal,
+        journal: Box<dyn LogStore>,
         queue: usize,
         max_queued_bytes: usize,
         max_group: usize,
@@ -172,7 +175,7 @@ impl RealmHandle {
     }
 
     /// The journal, for reads (take the read lock briefly).
-    pub fn journal(&self) -> &Arc<RwLock<Journal>> {
+    pub fn journal(&self) -> &SharedLog {
         &self.journal
     }
 
@@ -242,7 +245,7 @@ impl RealmHandle {
             let _ = h.join();
         }
         if let Ok(mut j) = self.journal.write() {
-            if let Err(e) = j.sync() {
+            if let Err(e) = j.flush() {
                 tracing::error!(realm = %self.name, cause = %e, "final sync failed");
             }
         }
@@ -286,7 +289,7 @@ impl Sealed {
 /// reports the records that were not committed (`lost`) so the sealer
 /// steps back, and re-seals a group already sealed for the wrong seqs.
 fn writer_loop(
-    journal: Arc<RwLock<Journal>>,
+    journal: SharedLog,
     mut rx: mpsc::Receiver<CommitRequest>,
     size: watch::Sender<u64>,
     max_group: usize,
@@ -389,7 +392,7 @@ const RECOVERY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(2
 
 /// The committer thread of one realm.
 struct Committer {
-    journal: Arc<RwLock<Journal>>,
+    journal: SharedLog,
     size: watch::Sender<u64>,
     realm: String,
     metrics: Arc<Metrics>,
@@ -513,7 +516,7 @@ impl Committer {
 /// and publish, never across an fsync: queries, proofs and tails keep
 /// reading while a commit waits for the disk.
 fn commit_unlocked(
-    journal: &RwLock<Journal>,
+    journal: &RwLock<Box<dyn LogStore>>,
     prepared: sealog_journal::PreparedCommit,
 ) -> Result<Receipt, CommitError> {
     let locked = || {

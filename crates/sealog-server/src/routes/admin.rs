@@ -92,7 +92,7 @@ pub async fn create_realm(
         let journal = dd.open_journal(&req.name, opts)?;
         let limits = &state.config.limits;
         let handle = RealmHandle::start(
-            journal,
+            Box::new(journal),
             limits.commit_queue,
             limits.max_queued_bytes,
             limits.max_group_records,
