@@ -123,6 +123,15 @@ pub enum JournalError {
         /// The journal directory.
         path: PathBuf,
     },
+    /// A file or directory every realm made by this version has is gone:
+    /// deleted, not a crash (they are created before the realm exists).
+    #[error("{what} is missing ({path}): it was deleted, so acknowledged records may be gone; restore it from a backup or check clients' receipts")]
+    Missing {
+        /// What is missing.
+        what: &'static str,
+        /// Where it should be.
+        path: PathBuf,
+    },
     /// The journal's records do not match a checkpoint the realm signed.
     #[error("records 0..{size} do not match the checkpoint the realm signed for size {size}: history was rewritten ({path})")]
     Fork {

@@ -234,6 +234,17 @@ impl VFile for RealFile {
 
 impl Vfs for RealFs {
     fn open(&self, path: &Path, how: OpenHow) -> io::Result<Arc<dyn VFile>> {
+        // Only regular files: opening a FIFO planted where a metadata file
+        // belongs would block the server forever.
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_file() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a regular file",
+                ))
+            }
+            _ => {}
+        }
         let mut o = OpenOptions::new();
         o.read(true);
         match how {

@@ -18,7 +18,7 @@
 //!   0  magic    8  b"SLMARK\0\0"
 //!   8  version  4  u32 LE = 1
 //!  12  counter  8  u64 LE, one more than the previous write
-//!  20  note_len 4  u32 LE (0: nothing signed yet)
+//!  20  note_len 4  u32 LE, > 0
 //!  24  crc      4  CRC32C of bytes 0..24 and the note
 //!  28  note     note_len bytes, the checkpoint exactly as signed
 //! ```
@@ -64,13 +64,20 @@ pub const MARK_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 const MAGIC: &[u8; 8] = b"SLMARK\0\0";
 const VERSION: u32 = 1;
 const HEAD: usize = 28;
+/// Counters at or above this are refused (a real journal writes a few
+/// per second: 2^62 is never reached).
+const MAX_COUNTER: u64 = 1 << 62;
 
 /// What a mark says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mark {
-    /// The last checkpoint the realm signed (None: nothing signed yet).
+    /// The last checkpoint the realm signed (a new journal's mark is a
+    /// signed checkpoint of the empty tree: every valid slot is signed).
     pub signed: Option<SignedCheckpoint>,
     counter: u64,
+    /// True when the other slot did not decode: expected only after a
+    /// power loss while the mark was being written; otherwise tampering.
+    pub damaged_slot: bool,
 }
 
 impl Mark {
@@ -110,11 +117,10 @@ fn decode_slot(b: &[u8], key: &VerifierKey) -> Option<Mark> {
     if version != VERSION || crc32c::crc32c_append(crc32c::crc32c(&b[..24]), note) != crc {
         return None;
     }
-    if note.is_empty() {
-        return Some(Mark {
-            signed: None,
-            counter,
-        });
+    // Every slot carries a signed note (an unsigned "nothing yet" slot
+    // would let anyone reset the mark), and counters stay far from overflow.
+    if note.is_empty() || counter >= MAX_COUNTER {
+        return None;
     }
     let text = std::str::from_utf8(note).ok()?;
     let checkpoint = key.verify(text).ok()?;
@@ -124,6 +130,7 @@ fn decode_slot(b: &[u8], key: &VerifierKey) -> Option<Mark> {
             text: text.to_string(),
         }),
         counter,
+        damaged_slot: false,
     })
 }
 
@@ -140,8 +147,10 @@ pub fn read(fs: &dyn Vfs, dir: &Path, key: &VerifierKey) -> Result<Option<Mark>>
     let file = fs
         .open(&path, OpenHow::Read)
         .map_err(JournalError::io("open", &path))?;
-    let bytes = file
-        .read_to_end_at(0)
+    // Read at most the two slots: a mark file is never longer.
+    let len = file.len().map_err(JournalError::io("stat", &path))?;
+    let mut bytes = vec![0u8; len.min(2 * SLOT_LEN) as usize];
+    file.read_exact_at(&mut bytes, 0)
         .map_err(JournalError::io("read", &path))?;
     let slot = |i: u64| {
         let from = (i * SLOT_LEN) as usize;
@@ -151,7 +160,15 @@ pub fn read(fs: &dyn Vfs, dir: &Path, key: &VerifierKey) -> Result<Option<Mark>>
     };
     match (slot(0), slot(1)) {
         (Some(a), Some(b)) => Ok(Some(if b.counter > a.counter { b } else { a })),
-        (Some(m), None) | (None, Some(m)) => Ok(Some(m)),
+        (Some(mut m), None) | (None, Some(mut m)) => {
+            tracing::warn!(
+                path = %path.display(),
+                size = m.size(),
+                "one of the two high-water mark slots is damaged: expected only after a power loss while it was written; otherwise the mark was tampered with"
+            );
+            m.damaged_slot = true;
+            Ok(Some(m))
+        }
         (None, None) => Err(JournalError::Corrupt {
             seq: 0,
             reason: "the high-water mark holds no valid checkpoint signed by the realm's key"
@@ -179,14 +196,13 @@ impl MarkFile {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn create(fs: &dyn Vfs, dir: &Path, signed: Option<&SignedCheckpoint>) -> Result<Self> {
+    pub fn create(fs: &dyn Vfs, dir: &Path, signed: &SignedCheckpoint) -> Result<Self> {
         let path = dir.join(MARK_FILE);
         let tmp = dir.join("head.mark.tmp");
         let file = fs
             .open(&tmp, OpenHow::CreateTruncate { mode: 0o644 })
             .map_err(JournalError::io("create", &tmp))?;
-        let note = signed.map_or(&[][..], |s| s.text.as_bytes());
-        let slot = encode_slot(1, note);
+        let slot = encode_slot(1, signed.text.as_bytes());
         file.write_at(&slot, 0)
             .and_then(|_| file.write_at(&slot, SLOT_LEN))
             .and_then(|_| file.sync_all())
@@ -223,9 +239,10 @@ impl MarkFile {
             dirty: false,
             synced_at: Instant::now(),
         };
-        let bytes = m
-            .file
-            .read_to_end_at(0)
+        let len = m.file.len().map_err(JournalError::io("stat", &m.path))?;
+        let mut bytes = vec![0u8; len.min(2 * SLOT_LEN) as usize];
+        m.file
+            .read_exact_at(&mut bytes, 0)
             .map_err(JournalError::io("read", &m.path))?;
         let holds_current = |i: u64| {
             let from = (i * SLOT_LEN) as usize;
@@ -303,14 +320,22 @@ mod tests {
         let d = tempfile::tempdir().expect("tempdir");
         let s = signer();
         let key = s.verifier();
-        let mut m = MarkFile::create(&RealFs, d.path(), None).expect("create");
-        assert_eq!(
-            read(&RealFs, d.path(), &key)
-                .expect("read")
-                .expect("mark")
-                .size(),
-            0
-        );
+        let size = |d: &Path| read(&RealFs, d, &key).expect("read").expect("mark").size();
+        let mut m = MarkFile::create(&RealFs, d.path(), &cp(&s, 0)).expect("create");
+        assert_eq!(size(d.path()), 0);
+        // An unsigned slot with a high counter is not a mark (it would let
+        // anyone reset the mark to "nothing signed"), and it is reported.
+        let f0 = RealFs
+            .open(&d.path().join(MARK_FILE), OpenHow::ReadWrite)
+            .expect("open");
+        f0.write_at(&encode_slot(1000, b""), 0).expect("write");
+        let got = read(&RealFs, d.path(), &key).expect("read").expect("mark");
+        assert!(got.damaged_slot);
+        assert_eq!(got.size(), 0);
+        // So is a counter near overflow.
+        f0.write_at(&encode_slot(u64::MAX, cp(&s, 5).text.as_bytes()), 0)
+            .expect("write");
+        assert_eq!(size(d.path()), 0);
         m.record(&cp(&s, 10)).expect("record");
         m.maybe_sync(true).expect("sync");
         m.record(&cp(&s, 20)).expect("record");

@@ -363,6 +363,24 @@ impl SegmentWriter {
         Ok(w)
     }
 
+    /// Opens an existing segment for appending at `len` without cutting
+    /// anything after it yet (recovery cuts with [`SegmentWriter::truncate_to`]
+    /// once the journal passed its checks).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn open_at(fs: &dyn Vfs, path: &Path, first_seq: u64, len: u64) -> Result<Self> {
+        let file = fs
+            .open(path, OpenHow::ReadWrite)
+            .map_err(JournalError::io("open", path))?;
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+            len,
+            first_seq,
+        })
+    }
+
     /// Cuts the segment back to `len` bytes (never past what is there) and
     /// makes the cut durable: used by recovery to drop what was written but
     /// never acknowledged.

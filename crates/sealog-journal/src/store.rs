@@ -114,6 +114,14 @@ pub trait LogStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// Out-of-range size; storage errors.
     fn root_at(&self, size: u64) -> Result<Hash>;
+    /// The stored hash of the perfect subtree at `height` (≥
+    /// [`crate::tree_file::TILE_HEIGHT`]) and `index`, if the store keeps it:
+    /// proofs are built from these, so verifiers compare them with the
+    /// records.
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn stored_node(&self, height: u32, index: u64) -> Result<Option<Hash>>;
 }
 
 impl LogStore for Journal {
@@ -184,5 +192,8 @@ impl LogStore for Journal {
     }
     fn root_at(&self, size: u64) -> Result<Hash> {
         Journal::root_at(self, size)
+    }
+    fn stored_node(&self, height: u32, index: u64) -> Result<Option<Hash>> {
+        Journal::stored_node(self, height, index)
     }
 }

@@ -111,18 +111,28 @@ impl TreeFile {
             t.reset()?;
             return Ok(t);
         }
-        let rest = t
-            .file
-            .read_to_end_at(HEADER_LEN)
-            .map_err(JournalError::io("read", path))?;
+        // The valid prefix, read a window at a time (the file may be any
+        // size: never read it whole).
         let mut entries = 0u64;
-        for chunk in rest.chunks_exact(ENTRY_LEN as usize) {
-            if entry_crc(entries, &chunk[..32])
-                != u32::from_le_bytes(chunk[32..36].try_into().expect("4 bytes"))
-            {
+        let mut buf = vec![0u8; (ENTRY_LEN * 29_127) as usize];
+        'scan: loop {
+            let at = HEADER_LEN + entries * ENTRY_LEN;
+            let want =
+                (len.saturating_sub(at) / ENTRY_LEN * ENTRY_LEN).min(buf.len() as u64) as usize;
+            if want == 0 {
                 break;
             }
-            entries += 1;
+            t.file
+                .read_exact_at(&mut buf[..want], at)
+                .map_err(JournalError::io("read", path))?;
+            for chunk in buf[..want].chunks_exact(ENTRY_LEN as usize) {
+                if entry_crc(entries, &chunk[..32])
+                    != u32::from_le_bytes(chunk[32..36].try_into().expect("4 bytes"))
+                {
+                    break 'scan;
+                }
+                entries += 1;
+            }
         }
         t.entries = entries;
         t.truncate(entries)?;

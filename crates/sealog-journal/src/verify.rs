@@ -64,6 +64,9 @@ pub struct Evidence {
     pub checkpoints: Vec<String>,
     /// Receipts a client kept.
     pub receipts: Vec<Receipt>,
+    /// True when the journal must have a high-water mark (every realm
+    /// created with its journal): a missing mark is then a finding.
+    pub require_mark: bool,
 }
 
 /// The verifier's result.
@@ -118,15 +121,38 @@ pub fn verify_dir(
     evidence: &Evidence,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Report> {
+    let mut mark_note = None;
     // The mark: a checkpoint the realm signed, kept apart from the
     // segments, so a journal cut back or rolled back fails verification.
     let (mark, mark_problem) = match crate::mark::read(&crate::fs::RealFs, dir, key) {
-        Ok(m) => (m.and_then(|m| m.signed).map(|s| s.text), None),
+        Ok(Some(m)) => {
+            if m.damaged_slot {
+                mark_note = Some(
+                    "one of the two high-water mark slots is damaged: expected only after a power loss while it was written; otherwise the mark was tampered with".to_string(),
+                );
+            }
+            // The empty tree's mark says nothing the records could contradict.
+            (
+                m.signed.filter(|s| s.checkpoint.size > 0).map(|s| s.text),
+                None,
+            )
+        }
+        Ok(None) if evidence.require_mark => (
+            None,
+            Some(format!(
+                "{}: the realm's high-water mark is missing (deleted with the journal?)",
+                dir.join(crate::mark::MARK_FILE).display()
+            )),
+        ),
+        Ok(None) => (None, None),
         Err(e) => (None, Some(e.to_string())),
     };
     let mut v = Verifier::new(realm, key, evidence, mark);
     if let Some(problem) = mark_problem {
         v.finding(0, None, problem);
+    }
+    if let Some(n) = mark_note {
+        v.report.notes.push(n);
     }
     let segments = list_segments(&crate::fs::RealFs, dir)?;
     'segments: for (idx, (_, path)) in segments.iter().enumerate() {

@@ -154,7 +154,24 @@ impl From<sealog_journal::JournalError> for ApiError {
         match e {
             sealog_journal::JournalError::OutOfRange { .. }
             | sealog_journal::JournalError::Proof(_) => ApiError::BadRequest(e.to_string()),
+            // Committed data (or its derived hashes) read back damaged: the
+            // route fails the realm ([`crate::realm::RealmHandle::fail`]).
+            e if e.is_integrity() || matches!(e, sealog_journal::JournalError::Format { .. }) => {
+                ApiError::RealmFailed {
+                    realm: String::new(),
+                    reason: e.to_string(),
+                }
+            }
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<sealog_query::QueryError> for ApiError {
+    fn from(e: sealog_query::QueryError) -> Self {
+        match e {
+            sealog_query::QueryError::Journal(j) => ApiError::from(j),
+            other => ApiError::BadRequest(other.to_string()),
         }
     }
 }
@@ -167,6 +184,14 @@ impl From<sealog_store::StoreError> for ApiError {
             S::RealmExists(_) => ApiError::Conflict(e.to_string()),
             S::RealmName(_) => ApiError::BadRequest(e.to_string()),
             S::BadToken => ApiError::BadToken,
+            S::Io { ref source, .. } if sealog_journal::fs::is_storage_full(source) => {
+                ApiError::StorageFull(format!(
+                    "storage is full; nothing was changed; retry once space is freed ({e})"
+                ))
+            }
+            S::Journal(ref j) if j.is_storage_full() => ApiError::StorageFull(format!(
+                "storage is full; nothing was changed; retry once space is freed ({e})"
+            )),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sealog_journal::merkle::{leaf_hash, Frontier};
+use sealog_journal::tree_file::TILE_HEIGHT;
 use tokio_util::sync::CancellationToken;
 
 use crate::realm::RealmHandle;
@@ -107,16 +108,40 @@ pub fn verify_realm(
             j.read_block(block)
         };
         let decoded = decoded.map_err(|e| format!("background verifier: {e}"))?;
+        let mut completed = Vec::new();
         let mut visit = |line: &[u8]| {
             if frontier.size() >= size {
                 return ControlFlow::Break(());
             }
-            frontier.push(leaf_hash(line), |_, _, _| {});
+            frontier.push(leaf_hash(line), |height, index, hash| {
+                if height >= TILE_HEIGHT {
+                    completed.push((height, index, *hash));
+                }
+            });
             ControlFlow::Continue(())
         };
         for k in 0..decoded.len() {
             if visit(decoded.line(k)).is_break() {
                 break;
+            }
+        }
+        // Proofs are served from the stored subtree hashes: they must be
+        // the records' own, or clients get proofs of another tree.
+        if !completed.is_empty() {
+            let j = journal
+                .read()
+                .map_err(|_| "journal lock poisoned".to_string())?;
+            for (height, index, hash) in completed {
+                match j.stored_node(height, index) {
+                    Ok(Some(stored)) if stored != hash => {
+                        let (lo, hi) = (index << height, (index + 1) << height);
+                        return Err(format!(
+                            "background verifier: records {lo}..{hi} do not hash to the stored tree hash of that range: a record or tree.hashes was altered (run `sealog verify` to find which)"
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(format!("background verifier: {e}")),
+                }
             }
         }
         block += 1;

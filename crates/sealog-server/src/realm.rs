@@ -154,6 +154,30 @@ impl RealmHandle {
         }
     }
 
+    /// Passes `r` through; when it is [`ApiError::RealmFailed`] (committed
+    /// data read back damaged), fails the realm first and names it, so the
+    /// damage is not served or signed over until the next verifier pass.
+    ///
+    /// # Errors
+    /// `r`'s error, with the realm named.
+    pub fn guard<T>(
+        &self,
+        metrics: &Metrics,
+        r: Result<T, crate::error::ApiError>,
+    ) -> Result<T, crate::error::ApiError> {
+        match r {
+            Err(crate::error::ApiError::RealmFailed { reason, .. }) => {
+                metrics.realm_failed(&self.name);
+                self.fail(reason.clone());
+                Err(crate::error::ApiError::RealmFailed {
+                    realm: self.name.clone(),
+                    reason,
+                })
+            }
+            other => other,
+        }
+    }
+
     /// Why the realm is failed, if it is.
     pub fn failure(&self) -> Option<String> {
         self.failed.read().ok().and_then(|f| f.clone())

@@ -185,10 +185,9 @@ impl DataDir {
             .open(&lock_path, OpenHow::Create { mode: 0o600 })
             .map_err(StoreError::io("open", &lock_path))?;
         if lock.try_lock().is_err() {
-            let who = lock
-                .read_to_end_at(0)
-                .map(|b| String::from_utf8_lossy(&b).trim().to_string())
-                .unwrap_or_default();
+            let mut b = vec![0u8; 512];
+            let n = lock.read_at(&mut b, 0).unwrap_or(0);
+            let who = String::from_utf8_lossy(&b[..n]).trim().to_string();
             return Err(StoreError::Locked {
                 path: root.to_path_buf(),
                 holder: if who.is_empty() {
@@ -249,9 +248,18 @@ impl DataDir {
             if name.starts_with(CREATING) {
                 let p = realms.join(&name);
                 tracing::warn!(path = %p.display(), "removing an interrupted realm creation");
-                fs.remove_dir_all(&p)
-                    .map_err(StoreError::io("remove", &p))?;
-                removed = true;
+                let gone = if fs.is_dir(&p) {
+                    fs.remove_dir_all(&p)
+                } else {
+                    fs.remove_file(&p)
+                };
+                // Not a reason to refuse every realm: say so and go on.
+                match gone {
+                    Ok(()) => removed = true,
+                    Err(e) => {
+                        tracing::error!(path = %p.display(), cause = %e, "cannot remove a leftover of an interrupted realm creation; remove it by hand")
+                    }
+                }
             }
         }
         if removed {
@@ -302,15 +310,31 @@ impl DataDir {
             let _ = self.fs.remove_dir_all(&tmp);
             return Err(StoreError::io("rename", &dir)(e));
         }
-        self.fs
+        let tokens = self
+            .fs
             .sync_dir(&realms)
-            .map_err(StoreError::io("fsync directory", &realms))?;
-        let write = self.issue_token(name, Scope::Write)?;
-        let query = self.issue_token(name, Scope::Query)?;
+            .map_err(StoreError::io("fsync directory", &realms))
+            .and_then(|_| self.issue_tokens(name, &[Scope::Write, Scope::Query]));
+        let tokens = match tokens {
+            Ok(t) => t,
+            Err(e) => {
+                // No tokens were stored (one write for both): take the realm
+                // back, so a retry can create it (nothing was written to it).
+                if let Err(undo) = self
+                    .fs
+                    .remove_dir_all(&dir)
+                    .and_then(|_| self.fs.sync_dir(&realms))
+                {
+                    tracing::error!(realm = name, cause = %undo, "realm created without tokens and not removed; issue tokens with `sealog token issue`");
+                }
+                return Err(e);
+            }
+        };
+        let (write, query) = (&tokens[0], &tokens[1]);
         Ok(CreatedRealm {
             realm: name.to_string(),
-            write_token: write.token,
-            query_token: query.token,
+            write_token: write.token.clone(),
+            query_token: query.token.clone(),
             public_key: info.public_key,
         })
     }
@@ -470,12 +494,15 @@ impl DataDir {
         let signer = self.signer(name)?;
         let jdir = self.journal_dir(name);
         if info.journal_created && !self.fs.is_dir(&jdir) {
-            return Err(StoreError::Journal(JournalError::Rollback {
-                size: 0,
-                marked: 0,
+            return Err(StoreError::Journal(JournalError::Missing {
+                what: "the realm's journal directory",
                 path: jdir,
             }));
         }
+        let opts = JournalOptions {
+            require_mark: opts.require_mark || info.journal_created,
+            ..opts
+        };
         Ok(Journal::open_in(
             self.fs.clone(),
             &jdir,

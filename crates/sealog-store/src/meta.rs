@@ -23,15 +23,25 @@ use crate::{Result, StoreError};
 /// The format version this build writes and reads.
 pub const VERSION: u32 = 1;
 
+/// The largest metadata file read (tokens of 10,000 realms take ~6 MB).
+pub const MAX_META_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Reads a metadata file of `kind`.
 ///
 /// # Errors
 /// I/O errors; [`StoreError::Format`] naming what is wrong.
 pub fn read<T: DeserializeOwned>(fs: &dyn Vfs, path: &Path, kind: &str) -> Result<T> {
-    let bytes = fs
+    let f = fs
         .open(path, OpenHow::Read)
-        .and_then(|f| f.read_to_end_at(0))
         .map_err(StoreError::io("read", path))?;
+    let len = f.len().map_err(StoreError::io("stat", path))?;
+    if len > MAX_META_BYTES {
+        return Err(StoreError::Format {
+            path: path.to_path_buf(),
+            reason: format!("{len} bytes; a {kind} file is never over {MAX_META_BYTES} bytes"),
+        });
+    }
+    let bytes = f.read_to_end_at(0).map_err(StoreError::io("read", path))?;
     let bad = |reason: String| StoreError::Format {
         path: path.to_path_buf(),
         reason,

@@ -115,33 +115,47 @@ impl DataDir {
     /// # Errors
     /// Unknown realm; I/O errors.
     pub fn issue_token(&mut self, realm: &str, scope: Scope) -> Result<IssuedToken> {
-        let realm = if scope == Scope::Admin {
-            String::new()
-        } else {
-            self.realm(realm)?.name
-        };
-        let mut secret = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut secret);
-        let token = format!("{}{}", scope.prefix(), B64URL.encode(secret));
-        let mut idb = [0u8; 8];
-        rand::rngs::OsRng.fill_bytes(&mut idb);
-        let id = format!("tok_{}", hex::encode(idb));
+        let mut t = self.issue_tokens(realm, &[scope])?;
+        Ok(t.remove(0))
+    }
+
+    /// Issues one token per scope for `realm` in one write of the token
+    /// file: all of them are stored, or none.
+    ///
+    /// # Errors
+    /// Unknown realm; I/O errors.
+    pub fn issue_tokens(&mut self, realm: &str, scopes: &[Scope]) -> Result<Vec<IssuedToken>> {
         let mut f = self.load_tokens()?;
-        f.tokens.push(TokenInfo {
-            id: id.clone(),
-            realm: realm.clone(),
-            scope,
-            sha256: hash_hex(&token),
-            created_at: now(),
-            revoked_at: None,
-        });
+        let mut out = Vec::with_capacity(scopes.len());
+        for &scope in scopes {
+            let realm = if scope == Scope::Admin {
+                String::new()
+            } else {
+                self.realm(realm)?.name
+            };
+            let mut secret = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut secret);
+            let token = format!("{}{}", scope.prefix(), B64URL.encode(secret));
+            let mut idb = [0u8; 8];
+            rand::rngs::OsRng.fill_bytes(&mut idb);
+            let id = format!("tok_{}", hex::encode(idb));
+            f.tokens.push(TokenInfo {
+                id: id.clone(),
+                realm: realm.clone(),
+                scope,
+                sha256: hash_hex(&token),
+                created_at: now(),
+                revoked_at: None,
+            });
+            out.push(IssuedToken {
+                id,
+                realm,
+                scope,
+                token,
+            });
+        }
         self.save_tokens(&f)?;
-        Ok(IssuedToken {
-            id,
-            realm,
-            scope,
-            token,
-        })
+        Ok(out)
     }
 
     /// Tokens, optionally of one realm.

@@ -522,8 +522,19 @@ fn cmd_verify(
         evidence.receipts.extend(read_receipts(p)?);
     }
     let dir = dd.journal_dir(realm);
-    if !dir.exists() {
-        std::fs::create_dir_all(&dir)?;
+    // Every realm made by this version has its journal (and mark) from the
+    // start; a legacy realm that never took a record may have none.
+    let created = dd.realm(realm).map(|i| i.journal_created).unwrap_or(true);
+    evidence.require_mark = created;
+    if !dir.is_dir() {
+        if created {
+            return Err(Failure::verify(format!(
+                "verification FAILED for realm {realm}: its journal directory {} is missing",
+                dir.display()
+            )));
+        }
+        println!("ok: realm {realm}: no journal yet (0 records)");
+        return Ok(());
     }
     let pb = progress::bar(0, "verifying");
     pb.set_length(estimate_records(&dir));

@@ -357,7 +357,7 @@ async fn run_async(remote: &Remote, command: Command) -> Result<(), Failure> {
             realm,
             checkpoint,
             receipts,
-            ..
+            key,
         } => {
             let mut cps = Vec::new();
             for p in &checkpoint {
@@ -369,8 +369,15 @@ async fn run_async(remote: &Remote, command: Command) -> Result<(), Failure> {
             for p in &receipts {
                 rs.extend(crate::cmd::read_receipts(p)?);
             }
+            // A pinned key is checked here (a malformed one is a usage
+            // error) and sent, so the server verifies with it, not with
+            // whatever key realm.meta holds now.
+            if let Some(k) = &key {
+                k.parse::<sealog_journal::checkpoint::VerifierKey>()?;
+            }
             let body =
-                serde_json::json!({"realm": realm, "checkpoints": cps, "receipts": rs}).to_string();
+                serde_json::json!({"realm": realm, "checkpoints": cps, "receipts": rs, "key": key})
+                    .to_string();
             let v = json(
                 call(
                     remote,

@@ -54,6 +54,9 @@ pub struct JournalOptions {
     pub compression_level: i32,
     /// A segment is closed after the commit that takes it past this size.
     pub segment_max_bytes: u64,
+    /// Refuse to open without a high-water mark (set for every realm made
+    /// with its journal; a journal from before marks gets one on open).
+    pub require_mark: bool,
 }
 
 impl Default for JournalOptions {
@@ -62,6 +65,7 @@ impl Default for JournalOptions {
             durability: Durability::Fsync,
             compression_level: 1,
             segment_max_bytes: 256 * 1024 * 1024,
+            require_mark: false,
         }
     }
 }

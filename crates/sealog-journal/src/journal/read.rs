@@ -130,6 +130,19 @@ impl Journal {
         self.subtree(0, size)
     }
 
+    /// The stored hash of the perfect subtree at `height` (≥ the tile
+    /// height) and `index`, if `tree.hashes` holds it.
+    ///
+    /// # Errors
+    /// Read errors; a damaged entry.
+    pub fn stored_node(&self, height: u32, index: u64) -> Result<Option<Hash>> {
+        if height < TILE_HEIGHT || self.tree_degraded {
+            return Ok(None);
+        }
+        self.tree
+            .get(tree_file::position(height - TILE_HEIGHT, index))
+    }
+
     fn check_size(&self, size: u64) -> Result<()> {
         if size > self.size() {
             return Err(JournalError::OutOfRange {

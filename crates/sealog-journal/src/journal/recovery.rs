@@ -78,6 +78,12 @@ impl Journal {
             )));
         }
         let marked = mark::read(&*fs, dir, &verifier)?;
+        if marked.is_none() && opts.require_mark {
+            return Err(JournalError::Missing {
+                what: "the realm's high-water mark (head.mark)",
+                path: dir.join(mark::MARK_FILE),
+            });
+        }
         let mut listed = list_segments(&*fs, dir)?;
         // A last segment whose creation was interrupted before its header
         // was durable never held a frame.
@@ -140,6 +146,8 @@ impl Journal {
                 });
             }
         }
+        // A segment with no durable header never held a frame; it goes
+        // now (a new first segment may need its name).
         if let Some(path) = torn_create {
             tracing::warn!(path = %path.display(), "removing a segment whose creation was interrupted (no header, nothing written)");
             fs.remove_file(&path)
@@ -157,18 +165,6 @@ impl Journal {
             );
         }
         blocks.truncate(st.committed_blocks);
-        // Segments after the committed one hold nothing acknowledged.
-        let mut removed = false;
-        for (_, path) in listed.iter().skip(end_seg + 1) {
-            tracing::warn!(path = %path.display(), "removing segment with no committed records");
-            fs.remove_file(path)
-                .map_err(JournalError::io("remove", path))?;
-            removed = true;
-        }
-        if removed {
-            fs.sync_dir(dir)
-                .map_err(JournalError::io("fsync directory", dir))?;
-        }
         let writer = match listed.get(end_seg) {
             Some((seq, path)) => {
                 let actual = fs
@@ -182,7 +178,9 @@ impl Journal {
                         "truncated torn tail"
                     );
                 }
-                SegmentWriter::reopen(&*fs, path, *seq, end_off)?
+                // Cut later, once the mark checks pass: a refused journal
+                // is left exactly as found.
+                SegmentWriter::open_at(&*fs, path, *seq, end_off)?
             }
             None => SegmentWriter::create(&*fs, dir, 0)?,
         };
@@ -225,7 +223,16 @@ impl Journal {
                         "journal has no high-water mark (made before marks existed, or deleted); starting one at its last checkpoint"
                     );
                 }
-                MarkFile::create(&*fs, dir, st.latest.as_ref())?
+                let signed = match &st.latest {
+                    Some(cp) => cp.clone(),
+                    // A new journal's mark: the empty tree, signed.
+                    None => signer.sign(&crate::checkpoint::Checkpoint {
+                        origin: origin_for(realm),
+                        size: 0,
+                        root: crate::merkle::empty_root(),
+                    }),
+                };
+                MarkFile::create(&*fs, dir, &signed)?
             }
         };
         let committed = CommittedEnd {
@@ -272,6 +279,21 @@ impl Journal {
                 });
             }
         }
+        // The journal agrees with its mark: now cut what was never
+        // acknowledged.
+        // Segments after the committed one hold nothing acknowledged.
+        let mut removed = false;
+        for (_, path) in listed.iter().skip(end_seg + 1) {
+            tracing::warn!(path = %path.display(), "removing segment with no committed records");
+            j.fs.remove_file(path)
+                .map_err(JournalError::io("remove", path))?;
+            removed = true;
+        }
+        if removed {
+            j.fs.sync_dir(dir)
+                .map_err(JournalError::io("fsync directory", dir))?;
+        }
+        j.writer.truncate_to(end_off)?;
         if let Some(latest) = j.latest.clone() {
             if marked
                 .as_ref()

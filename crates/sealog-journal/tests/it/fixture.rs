@@ -44,6 +44,8 @@ fn format_v1_fixture_opens_reads_and_verifies() {
         &Evidence {
             checkpoints: vec![expected.clone()],
             receipts: vec![],
+            // A v1 journal from before high-water marks.
+            require_mark: false,
         },
         &|_| {},
     )

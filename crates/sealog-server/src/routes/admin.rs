@@ -176,6 +176,10 @@ pub struct VerifyRequest {
     /// Receipts a client kept.
     #[serde(default)]
     pub receipts: Vec<sealog_journal::Receipt>,
+    /// A verifier key the client pinned: used instead of the one in
+    /// `realm.meta`, which an attacker with the disk could have replaced.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// The verifier's report as JSON.
@@ -208,13 +212,39 @@ pub async fn verify(
 ) -> Result<Json<VerifyReport>, ApiError> {
     caller.admin()?;
     blocking(move || {
-        let (dir, key) = {
-            let dd = state.data_dir()?;
-            (dd.journal_dir(&req.realm), dd.verifier_key(&req.realm)?)
+        let pinned = match &req.key {
+            Some(k) => Some(
+                k.parse::<sealog_journal::checkpoint::VerifierKey>()
+                    .map_err(|e| ApiError::BadRequest(format!("key: {e}")))?,
+            ),
+            None => None,
         };
+        let (dir, key, require_mark) = {
+            let dd = state.data_dir()?;
+            let info = dd.realm(&req.realm);
+            let key = match (pinned, info.is_ok()) {
+                (Some(k), _) => k,
+                (None, _) => dd.verifier_key(&req.realm)?,
+            };
+            let require_mark = info.map(|i| i.journal_created).unwrap_or(true);
+            (dd.journal_dir(&req.realm), key, require_mark)
+        };
+        if !dir.is_dir() {
+            return Ok(Json(VerifyReport {
+                ok: false,
+                records: 0,
+                committed: 0,
+                checkpoints: 0,
+                evidence: 0,
+                findings: vec![serde_json::json!({"seq": 0, "end": null, "reason": "the journal directory is missing", "text": "seq 0: the journal directory is missing"})],
+                notes: Vec::new(),
+                key: key.to_string(),
+            }));
+        }
         let evidence = sealog_journal::verify::Evidence {
             checkpoints: req.checkpoints,
             receipts: req.receipts,
+            require_mark,
         };
         let r = sealog_journal::verify::verify_dir(&dir, &req.realm, &key, &evidence, &|_| {})?;
         Ok(Json(VerifyReport {

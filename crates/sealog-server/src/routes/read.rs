@@ -134,7 +134,7 @@ pub async fn query(
     }
     let journal = realm.journal().clone();
     let verified_through = realm.verified_through();
-    let (body, result) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+    let result = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
         let (blocks, size) = {
             let j = journal
                 .read()
@@ -168,12 +168,12 @@ pub async fn query(
                 body.extend_from_slice(line);
                 body.push(b'\n');
             },
-        )
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        )?;
         Ok((body, (r, size)))
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (body, result) = realm.guard(&state.metrics, result)?;
     let (r, size) = result;
     let mut resp = body.into_response();
     let h = resp.headers_mut();
@@ -260,7 +260,7 @@ pub async fn inclusion(
         false => None,
     };
     let journal = realm.journal().clone();
-    tokio::task::spawn_blocking(move || {
+    let r = tokio::task::spawn_blocking(move || {
         let j = journal
             .read()
             .map_err(|_| ApiError::Internal("journal lock poisoned".into()))?;
@@ -273,7 +273,8 @@ pub async fn inclusion(
         }))
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    realm.guard(&state.metrics, r)
 }
 
 /// `GET /v1/proof/consistency?from&to`
@@ -286,7 +287,7 @@ pub async fn consistency(
     let ps = params(raw.as_deref());
     let (from, to) = (need(&ps, "from")?, need(&ps, "to")?);
     let journal = realm.journal().clone();
-    tokio::task::spawn_blocking(move || {
+    let r = tokio::task::spawn_blocking(move || {
         let j = journal
             .read()
             .map_err(|_| ApiError::Internal("journal lock poisoned".into()))?;
@@ -298,7 +299,8 @@ pub async fn consistency(
         }))
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    realm.guard(&state.metrics, r)
 }
 
 /// `GET /v1/tail?q&where&since_seq`: Server-Sent Events, one record per
