@@ -222,9 +222,9 @@ pub async fn verify(
         let (dir, key, require_mark) = {
             let dd = state.data_dir()?;
             let info = dd.realm(&req.realm);
-            let key = match (pinned, info.is_ok()) {
-                (Some(k), _) => k,
-                (None, _) => dd.verifier_key(&req.realm)?,
+            let key = match pinned {
+                Some(k) => k,
+                None => dd.verifier_key(&req.realm)?,
             };
             let require_mark = info.map(|i| i.journal_created).unwrap_or(true);
             (dd.journal_dir(&req.realm), key, require_mark)

@@ -406,3 +406,156 @@ fn full_disk_answers_507_and_recovers_without_a_restart() {
         retry
     );
 }
+
+/// Review finding: `verify --key` through a running server used the key in
+/// `realm.meta` (which an attacker with the disk can replace along with the
+/// realm). The pinned key must be used.
+#[test]
+fn pinned_key_is_used_when_verifying_through_the_server() {
+    let s = Sealog::new();
+    s.realm("pay");
+    let f = s.file("a.ndjson", b"{\"to\":\"alice\",\"amount\":100}\n");
+    s.run(&["ingest", "--realm", "pay", path_str(&f)]).ok();
+    let pin = s
+        .run(&["realm", "key", "pay"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    // A forger builds a realm of the same name elsewhere and swaps it in.
+    let forger = Sealog::new();
+    forger.realm("pay");
+    let f = forger.file("m.ndjson", b"{\"to\":\"mallory\",\"amount\":100}\n");
+    forger.run(&["ingest", "--realm", "pay", path_str(&f)]).ok();
+    let ours = s.data().join("realms/pay");
+    std::fs::remove_dir_all(&ours).expect("rm");
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(forger.data().join("realms/pay"))
+        .arg(&ours)
+        .status()
+        .expect("cp");
+    assert!(st.success());
+    let offline = s.run(&["verify", "--realm", "pay", "--key", &pin]);
+    assert_eq!(offline.code, 1, "{}", offline.stderr);
+    let server = Server::start(&s);
+    let v = s.run(&["verify", "--realm", "pay", "--key", &pin]);
+    assert_eq!(v.code, 1, "through the server: {}{}", v.stdout, v.stderr);
+    // The forged mark and checkpoints carry no signature by the pinned key.
+    assert!(
+        v.stderr.contains("no signature by key") || v.stderr.contains("signed by the realm's key"),
+        "{}",
+        v.stderr
+    );
+    let bad = s.run(&["verify", "--realm", "pay", "--key", "sealog/pay+zz"]);
+    assert_eq!(
+        bad.code, 2,
+        "a malformed key is a usage error: {}",
+        bad.stderr
+    );
+    server.stop();
+}
+
+/// Review finding: a deleted (or emptied) journal directory was "ok" to
+/// `verify`, which re-created it, and the realm then took new records at
+/// seq 0. Both are refused now.
+#[test]
+fn deleted_or_emptied_journal_is_damage_not_a_fresh_realm() {
+    let (s, toks) = setup();
+    let jdir = s.data().join("realms/acme/journal");
+    std::fs::remove_dir_all(&jdir).expect("rm journal");
+    let v = s.run(&["verify", "--realm", "acme"]);
+    assert_eq!(v.code, 1, "{}{}", v.stdout, v.stderr);
+    assert!(
+        v.stderr.contains("journal directory") && v.stderr.contains("missing"),
+        "{}",
+        v.stderr
+    );
+    assert!(!jdir.exists(), "verify must not create anything");
+    let f = s.file("more.ndjson", &events(0, 1));
+    let r = s.run(&["ingest", "--realm", "acme", path_str(&f)]);
+    assert_ne!(r.code, 0, "a realm without its journal takes no records");
+    // Emptied instead of removed: the missing mark gives it away.
+    std::fs::create_dir(&jdir).expect("mkdir");
+    let v = s.run(&["verify", "--realm", "acme"]);
+    assert_eq!(v.code, 1, "{}{}", v.stdout, v.stderr);
+    assert!(
+        v.stderr.contains("high-water mark is missing"),
+        "{}",
+        v.stderr
+    );
+    let server = Server::start(&s);
+    let ready = server.wait_not_ready("acme");
+    assert!(ready.contains("high-water mark"), "{ready}");
+    assert_eq!(server.ingest(&toks[0], events(0, 1)).status().as_u16(), 503);
+    assert_eq!(
+        server.ingest(&toks[2], events(10, 1)).status().as_u16(),
+        200
+    );
+    server.stop();
+}
+
+/// Review finding: a block that reads back damaged while the server runs
+/// gave 500 "internal error" and the realm kept signing on top until the
+/// next verifier pass. It fails the realm at once now.
+#[test]
+fn damage_seen_by_a_read_fails_the_realm_at_once() {
+    let (s, toks) = setup();
+    let server = Server::start(&s);
+    // Let the first verifier pass finish on the intact journal.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.get("/ready", None).status().as_u16(), 200);
+    let seg = s.segment("acme");
+    let (off, _, _) = tamper::block_body_offset(&seg, 1500).expect("offset");
+    let f = OpenOptions::new().write(true).open(&seg).expect("open");
+    use std::os::unix::fs::FileExt;
+    let mut b = [0u8; 1];
+    std::fs::File::open(&seg)
+        .expect("open")
+        .read_exact_at(&mut b, off + 40)
+        .expect("read");
+    f.write_all_at(&[b[0] ^ 0xff], off + 40).expect("flip");
+    drop(f);
+    let r = server.get("/v1/query?limit=5000&order=oldest", Some(&toks[1]));
+    assert_eq!(r.status().as_u16(), 503);
+    let body = r.text().unwrap_or_default();
+    assert!(body.contains("acme") && body.contains("failed"), "{body}");
+    let ready = server.wait_not_ready("acme");
+    assert!(ready.contains("is failed"), "{ready}");
+    assert_eq!(
+        server.ingest(&toks[0], events(5000, 1)).status().as_u16(),
+        503
+    );
+    server.stop();
+}
+
+/// Review finding: one planted file took the whole server down (a
+/// `.creating-*` file instead of a directory; a FIFO as `realm.meta` hung
+/// it before it listened). Now the server starts and the rest serve.
+#[test]
+fn planted_files_do_not_take_the_server_down() {
+    let (s, toks) = setup();
+    std::fs::write(s.data().join("realms/.creating-x"), b"junk").expect("file");
+    let meta = s.data().join("realms/acme/realm.meta");
+    std::fs::remove_file(&meta).expect("rm");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&meta)
+        .status()
+        .expect("mkfifo");
+    assert!(st.success());
+    let server = Server::start(&s);
+    let ready = server.wait_not_ready("acme");
+    assert!(
+        ready.contains("regular file") || ready.contains("realm.meta"),
+        "{ready}"
+    );
+    assert_eq!(
+        server.ingest(&toks[2], events(10, 1)).status().as_u16(),
+        200
+    );
+    server.stop();
+    assert!(
+        !s.data().join("realms/.creating-x").exists(),
+        "leftover removed"
+    );
+}
