@@ -374,7 +374,24 @@ fn full_disk_answers_507_and_recovers_without_a_restart() {
     let ready = server.wait_not_ready("storage is full");
     assert!(ready.contains("acme"), "{ready}");
 
+    // Creating a realm on the full disk: 507, and nothing half-made.
+    let admin = std::fs::read_to_string(data.join("admin.token")).expect("admin token");
+    let create = || {
+        server
+            .http
+            .post(format!("{}/v1/admin/realms", server.base))
+            .bearer_auth(admin.trim())
+            .json(&serde_json::json!({"name": "late"}))
+            .send()
+            .expect("create realm")
+    };
+    let r = create();
+    assert_eq!(r.status().as_u16(), 507, "{}", r.text().unwrap_or_default());
+
     std::fs::remove_file(&filler).expect("free space");
+    // Once space is back, the same name can be created (nothing was left).
+    let r = create();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().unwrap_or_default());
     std::thread::sleep(Duration::from_millis(300));
     let r = server.ingest(&w, batch(next));
     assert_eq!(r.status().as_u16(), 200, "{}", r.text().unwrap_or_default());
