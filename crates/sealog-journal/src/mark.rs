@@ -244,9 +244,18 @@ impl MarkFile {
         m.file
             .read_exact_at(&mut bytes, 0)
             .map_err(JournalError::io("read", &m.path))?;
+        // The whole slot, not just its counter: a damaged slot 0 with the
+        // current counter must be the one overwritten, not the valid slot 1.
+        let slot = encode_slot(
+            current.counter,
+            current
+                .signed
+                .as_ref()
+                .map_or(&[][..], |s| s.text.as_bytes()),
+        );
         let holds_current = |i: u64| {
             let from = (i * SLOT_LEN) as usize;
-            bytes.get(from + 12..from + 20) == Some(&current.counter.to_le_bytes()[..])
+            bytes.get(from..from + slot.len()) == Some(&slot[..])
         };
         m.active = if holds_current(0) { 1 } else { 0 };
         Ok(m)
@@ -378,5 +387,42 @@ mod tests {
             read(&RealFs, d.path(), &other.verifier()),
             Err(JournalError::Corrupt { .. })
         ));
+    }
+
+    /// Found by the `mark` fuzz target: a damaged slot 0 that still held
+    /// the current counter made `open` pick slot 1, the only valid one, for
+    /// the next write, so a torn write there would have left no valid mark.
+    #[test]
+    fn a_damaged_slot_with_the_current_counter_is_written_first() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let s = signer();
+        let key = s.verifier();
+        drop(MarkFile::create(&RealFs, d.path(), &cp(&s, 10)).expect("create"));
+        // Both slots hold counter 1; damage slot 0's note, not its counter.
+        let f = RealFs
+            .open(&d.path().join(MARK_FILE), OpenHow::ReadWrite)
+            .expect("open");
+        f.write_at(b"X", HEAD as u64 + 3).expect("damage");
+        let cur = read(&RealFs, d.path(), &key).expect("read").expect("mark");
+        assert_eq!(cur.size(), 10);
+        let mut m = MarkFile::open(&RealFs, d.path(), &cur).expect("open");
+        m.record(&cp(&s, 20)).expect("record");
+        // Tear the write: whatever slot it went to reads as garbage. The
+        // mark read before must survive.
+        let bytes = f.read_to_end_at(0).expect("read");
+        let written = if bytes[12..20] == 2u64.to_le_bytes() {
+            0
+        } else {
+            SLOT_LEN
+        };
+        assert_eq!(written, 0, "the damaged slot is the one rewritten");
+        f.write_at(&[0; 64], written + 30).expect("tear");
+        assert_eq!(
+            read(&RealFs, d.path(), &key)
+                .expect("a valid slot is left")
+                .expect("mark")
+                .size(),
+            10
+        );
     }
 }

@@ -124,7 +124,8 @@ impl FrameHeader {
     /// Decodes and checks a header.
     ///
     /// # Errors
-    /// A static reason when the magic, kind, CRC or length is wrong.
+    /// A static reason when the magic, kind, CRC or length is wrong, or a
+    /// block claims no records or more than [`crate::block::MAX_BLOCK_RECORDS`].
     pub fn decode(h: &[u8; FRAME_HEADER_LEN]) -> Result<Self, &'static str> {
         if &h[0..4] != FRAME_MAGIC {
             return Err("bad frame magic");
@@ -154,6 +155,12 @@ impl FrameHeader {
         }
         if kind == FrameKind::Block && hdr.count == 0 {
             return Err("block frame with no records");
+        }
+        // No block holds more; a reader must not take a larger count on
+        // trust (the verifier keeps a placeholder hash per record of a
+        // damaged block).
+        if kind == FrameKind::Block && hdr.count as usize > crate::block::MAX_BLOCK_RECORDS {
+            return Err("block frame with more records than a block holds");
         }
         Ok(hdr)
     }
@@ -787,5 +794,28 @@ mod tests {
             FrameHeader::decode(&bytes),
             Err("frame header checksum mismatch")
         );
+    }
+
+    /// Found by the `segment` fuzz target: a block frame claiming 2^32 - 110
+    /// records (header CRC recomputed) and a damaged body made the verifier
+    /// allocate a placeholder hash per claimed record (137 GB) and abort.
+    #[test]
+    fn block_count_over_the_block_limit_is_refused() {
+        let h = |count| FrameHeader {
+            kind: FrameKind::Block,
+            seq: 0,
+            count,
+            body_len: 10,
+            min_time: 0,
+            max_time: 0,
+            body_crc: 0,
+        };
+        let max = crate::block::MAX_BLOCK_RECORDS as u32;
+        assert_eq!(FrameHeader::decode(&h(max).encode()), Ok(h(max)));
+        assert_eq!(
+            FrameHeader::decode(&h(max + 1).encode()),
+            Err("block frame with more records than a block holds")
+        );
+        assert!(FrameHeader::decode(&h(u32::MAX - 109).encode()).is_err());
     }
 }

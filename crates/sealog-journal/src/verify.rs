@@ -27,7 +27,7 @@ use crate::block::{self, BlockError};
 use crate::checkpoint::VerifierKey;
 use crate::error::{JournalError, Result};
 use crate::journal::Receipt;
-use crate::merkle::{leaf_hash, Frontier, Hash};
+use crate::merkle::{empty_root, leaf_hash, Frontier, Hash};
 use crate::segment::{list_segments, FrameHeader, FrameKind, FrameRead, FrameReader};
 use crate::tree_file::{self, TILE_HEIGHT};
 
@@ -45,7 +45,7 @@ pub struct Finding {
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.end {
-            Some(end) if end > self.seq + 1 => {
+            Some(end) if end > self.seq.saturating_add(1) => {
                 write!(
                     f,
                     "seq {} (range {}..{}): {}",
@@ -155,7 +155,7 @@ pub fn verify_dir(
         v.report.notes.push(n);
     }
     let segments = list_segments(&crate::fs::RealFs, dir)?;
-    'segments: for (idx, (_, path)) in segments.iter().enumerate() {
+    'segments: for (idx, (name_seq, path)) in segments.iter().enumerate() {
         let mut r = match FrameReader::open(&crate::fs::RealFs, path) {
             Ok(r) => r,
             Err(JournalError::Format { reason, .. }) => {
@@ -180,6 +180,18 @@ pub fn verify_dir(
                 ),
             );
             break;
+        }
+        if r.first_seq() != *name_seq {
+            // Recovery refuses such a segment; its frames are still checked.
+            v.finding(
+                v.queued_records,
+                None,
+                format!(
+                    "segment {} is named for seq {name_seq} but its header says it starts at seq {}",
+                    path.display(),
+                    r.first_seq()
+                ),
+            );
         }
         loop {
             match r.next_frame(true)? {
@@ -220,7 +232,7 @@ pub fn verify_dir(
                         )),
                         _ => v.finding(
                             v.last_cp.min(v.queued_records),
-                            Some(v.queued_records.max(v.last_cp + 1)),
+                            Some(v.queued_records.max(v.last_cp.saturating_add(1))),
                             format!(
                                 "{}: damaged frame at offset {offset}: {reason} (not an interrupted write)",
                                 path.display()
@@ -273,6 +285,10 @@ impl<'a> Verifier<'a> {
         }
         wanted.sort_by_key(|w| w.0);
         wanted.dedup_by_key(|w| w.0);
+        // No leaf is pushed to reach size 0: its root is known up front.
+        if let Some(w) = wanted.first_mut().filter(|w| w.0 == 0) {
+            w.1 = Some(empty_root());
+        }
         Self {
             realm,
             key,
@@ -461,7 +477,7 @@ impl<'a> Verifier<'a> {
                 if r.realm != self.realm
                     || r.count == 0
                     || r.last_seq < r.first_seq
-                    || r.last_seq - r.first_seq + 1 != r.count
+                    || (r.last_seq - r.first_seq).checked_add(1) != Some(r.count)
                     || r.last_seq >= cp.size
                 {
                     self.finding(
@@ -514,7 +530,9 @@ impl<'a> Verifier<'a> {
 /// Checks one block: checksum, decoding, each record's seq and realm, and
 /// each leaf hash against its stored hint.
 fn check_block(realm: &str, h: &FrameHeader, body: &[u8]) -> BlockResult {
-    let (first, end) = (h.seq, h.seq + u64::from(h.count));
+    // A header's seq is whatever the file says: near u64::MAX the range
+    // saturates rather than overflows.
+    let (first, end) = (h.seq, h.seq.saturating_add(u64::from(h.count)));
     let mut findings = Vec::new();
     let decoded = match block::decode(body, h.count, h.body_crc) {
         Ok(d) => d,
@@ -525,7 +543,7 @@ fn check_block(realm: &str, h: &FrameHeader, body: &[u8]) -> BlockResult {
                     .lines()
                     .enumerate()
                     .find(|(i, l)| leaf_hash(l)[..4] != d.hint(*i))
-                    .map(|(i, _)| first + i as u64),
+                    .map(|(i, _)| first.saturating_add(i as u64)),
                 _ => None,
             };
             findings.push(Finding {
@@ -542,7 +560,7 @@ fn check_block(realm: &str, h: &FrameHeader, body: &[u8]) -> BlockResult {
     let mut prefix = Vec::with_capacity(64);
     let mut hashes = Vec::with_capacity(decoded.len());
     for (i, line) in decoded.lines().enumerate() {
-        let seq = first + i as u64;
+        let seq = first.saturating_add(i as u64);
         let hash = leaf_hash(line);
         leaf_prefix(realm, seq, &mut prefix);
         if !findings.is_empty() {

@@ -108,13 +108,21 @@ impl Journal {
         for (idx, (name_seq, path)) in listed.iter().enumerate() {
             let mut r = FrameReader::open(&*fs, path)?;
             if r.first_seq() != *name_seq || r.first_seq() != st.records {
-                return Err(JournalError::Corrupt {
-                    seq: st.records,
-                    reason: format!(
+                let reason = if r.first_seq() != *name_seq {
+                    format!(
+                        "segment file is named for seq {name_seq} but its header says it starts at seq {}",
+                        r.first_seq()
+                    )
+                } else {
+                    format!(
                         "segment starts at seq {} but the journal before it ends at {}",
                         r.first_seq(),
                         st.records
-                    ),
+                    )
+                };
+                return Err(JournalError::Corrupt {
+                    seq: st.records,
+                    reason,
                     path: path.clone(),
                 });
             }

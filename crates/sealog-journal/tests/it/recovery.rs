@@ -132,6 +132,43 @@ fn foreign_file_is_a_precise_error() {
     assert!(err.to_string().contains("bad magic"), "got {err}");
 }
 
+/// Found by the `segment` fuzz target: a segment file renamed to another
+/// seq was refused by recovery but passed by the verifier, which checked
+/// the header's first seq only against the records before it.
+#[test]
+fn a_renamed_segment_is_refused_and_reported() {
+    use sealog_journal::verify::{verify_dir, Evidence};
+    let d = tempfile::tempdir().expect("tempdir");
+    let mut j = open(d.path());
+    append(&mut j, 0, 10);
+    drop(j);
+    std::fs::rename(segment(d.path()), d.path().join("00000000000000000007.seg")).expect("rename");
+    let report = verify_dir(
+        d.path(),
+        util::REALM,
+        &util::signer().verifier(),
+        &Evidence::default(),
+        &|_| {},
+    )
+    .expect("verify runs");
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.reason.contains("named for seq 7")),
+        "findings: {:?}",
+        report.findings
+    );
+    let err =
+        sealog_journal::Journal::open(d.path(), util::REALM, util::signer(), Default::default())
+            .expect_err("must refuse");
+    assert!(
+        matches!(err, JournalError::Corrupt { seq: 0, .. })
+            && err.to_string().contains("named for seq 7"),
+        "got {err}"
+    );
+}
+
 mod garbage {
     use proptest::prelude::*;
     use sealog_journal::segment::segment_header;
@@ -274,4 +311,114 @@ fn an_event_over_the_cap_is_refused_where_blocks_are_built() {
     append(&mut j, 3, 2);
     drop(j);
     assert_eq!(open(d.path()).size(), 5);
+}
+
+/// Found by the `segment` fuzz target: a checkpoint the realm signed for
+/// size 0 (the empty tree), given as the mark or as a client's evidence,
+/// was reported as not matching the records, because its root was only
+/// ever looked up after a leaf was pushed.
+#[test]
+fn a_signed_checkpoint_for_the_empty_tree_matches() {
+    use sealog_journal::checkpoint::{origin_for, Checkpoint};
+    use sealog_journal::verify::{verify_dir, Evidence};
+    let d = tempfile::tempdir().expect("tempdir");
+    let mut j = open(d.path());
+    append(&mut j, 0, 3);
+    drop(j);
+    let empty = util::signer().sign(&Checkpoint {
+        origin: origin_for(util::REALM),
+        size: 0,
+        root: sealog_journal::merkle::empty_root(),
+    });
+    let evidence = Evidence {
+        checkpoints: vec![empty.text],
+        receipts: Vec::new(),
+        require_mark: true,
+    };
+    let report = verify_dir(
+        d.path(),
+        util::REALM,
+        &util::signer().verifier(),
+        &evidence,
+        &|_| {},
+    )
+    .expect("verify runs");
+    assert!(report.ok(), "findings: {:?}", report.findings);
+    assert_eq!(report.evidence, 1);
+}
+
+/// Found by the `segment` fuzz target: a block frame whose header (CRC
+/// recomputed) claims first seq u64::MAX made the verifier overflow
+/// computing the block's seq range.
+#[test]
+fn a_block_at_the_end_of_the_seq_space_is_reported() {
+    use sealog_journal::block;
+    use sealog_journal::merkle::leaf_hash;
+    use sealog_journal::segment::{push_frame, segment_header, FrameHeader};
+    use sealog_journal::verify::{verify_dir, Evidence};
+    let d = tempfile::tempdir().expect("tempdir");
+    let lines: [&[u8]; 2] = [br#"{"a":1}"#, br#"{"a":2}"#];
+    let hashes: Vec<_> = lines.iter().map(|l| leaf_hash(l)).collect();
+    for damaged in [false, true] {
+        let mut b = block::encode(u64::MAX, &lines, &hashes, (0, 0), 1);
+        if damaged {
+            b.body[5] ^= 1;
+        }
+        let mut seg = segment_header(0).to_vec();
+        push_frame(&mut seg, &FrameHeader::for_block(&b), &b.body);
+        std::fs::write(segment(d.path()), &seg).expect("write");
+        let report = verify_dir(
+            d.path(),
+            util::REALM,
+            &util::signer().verifier(),
+            &Evidence::default(),
+            &|_| {},
+        )
+        .expect("verify runs");
+        assert!(!report.ok(), "damaged: {damaged}");
+        for f in &report.findings {
+            let _ = f.to_string();
+        }
+    }
+}
+
+/// Found by the `segment` fuzz target: a block frame claiming 2^32 - 110
+/// records (its header CRC recomputed) over a damaged body made the
+/// verifier allocate a placeholder hash per claimed record and abort. Such
+/// a frame is now refused as damaged, by the verifier and by recovery.
+#[test]
+fn a_block_claiming_too_many_records_is_damage() {
+    use sealog_journal::block;
+    use sealog_journal::merkle::leaf_hash;
+    use sealog_journal::segment::{push_frame, FrameHeader};
+    use sealog_journal::verify::{verify_dir, Evidence};
+    let d = tempfile::tempdir().expect("tempdir");
+    let mut j = open(d.path());
+    append(&mut j, 0, 3);
+    drop(j);
+    let line: &[u8] = br#"{"a":1}"#;
+    let b = block::encode(3, &[line], &[leaf_hash(line)], (0, 0), 1);
+    let mut h = FrameHeader::for_block(&b);
+    h.count = u32::MAX - 109;
+    let mut body = b.body.clone();
+    body[5] ^= 1;
+    let mut seg = std::fs::read(segment(d.path())).expect("read");
+    push_frame(&mut seg, &h, &body);
+    std::fs::write(segment(d.path()), &seg).expect("write");
+    let report = verify_dir(
+        d.path(),
+        util::REALM,
+        &util::signer().verifier(),
+        &Evidence::default(),
+        &|_| {},
+    )
+    .expect("verify runs");
+    assert!(!report.ok());
+    assert_eq!(report.records, 3);
+    // After the last checkpoint: damage, or a torn tail if the file happens
+    // to end in a zero byte; never records.
+    match sealog_journal::Journal::open(d.path(), util::REALM, util::signer(), Default::default()) {
+        Ok(j) => assert_eq!(j.size(), 3),
+        Err(e) => assert!(matches!(e, JournalError::Corrupt { .. }), "got {e}"),
+    }
 }
