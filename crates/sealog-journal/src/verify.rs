@@ -131,11 +131,9 @@ pub fn verify_dir(
                     "one of the two high-water mark slots is damaged: expected only after a power loss while it was written; otherwise the mark was tampered with".to_string(),
                 );
             }
-            // The empty tree's mark says nothing the records could contradict.
-            (
-                m.signed.filter(|s| s.checkpoint.size > 0).map(|s| s.text),
-                None,
-            )
+            // Even the empty tree's mark is checked: a size-0 checkpoint with
+            // another root is a statement recovery refuses too.
+            (m.signed.map(|s| s.text), None)
         }
         Ok(None) if evidence.require_mark => (
             None,
