@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// One refused input line (or array element) of an ingest request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LineError {
     /// 1-based line number (NDJSON) or 0-based index (JSON array).
     pub line: usize,
@@ -79,9 +79,13 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The one JSON body of every refusal.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorBody)]
+pub(crate) struct Body<'a> {
+    /// What was refused and why.
     error: String,
+    /// The refused lines of an ingest batch (the first 100).
     #[serde(skip_serializing_if = "Option::is_none")]
     lines: Option<&'a [LineError]>,
 }

@@ -28,6 +28,7 @@ pub mod error;
 pub mod integrity;
 pub mod listen;
 pub mod metrics;
+pub mod openapi;
 pub mod realm;
 pub mod refusal;
 pub mod routes;

@@ -123,6 +123,7 @@ pub struct RealmInfo {
 
 /// What `realm create` hands out, once.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedRealm {
     /// The realm.
     pub realm: String,

@@ -19,6 +19,7 @@ use crate::{meta, now, DataDir, Result, StoreError};
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Append to one realm.
@@ -51,6 +52,7 @@ impl fmt::Display for Scope {
 
 /// A stored token (never the secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TokenInfo {
     /// Public id.
@@ -70,6 +72,7 @@ pub struct TokenInfo {
 
 /// A freshly issued token: the only time the secret is seen.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IssuedToken {
     /// Public id.
     pub id: String,

@@ -82,6 +82,7 @@ pub struct EventRef<'a> {
 /// Proof that records were committed: their seq range and the signed
 /// checkpoint whose tree includes them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Receipt {
     /// The realm.
     pub realm: String,

@@ -15,7 +15,7 @@ use crate::realm::RealmHandle;
 use crate::state::AppState;
 
 /// `POST /v1/admin/realms` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRealm {
     /// The realm's name.
@@ -23,7 +23,7 @@ pub struct NewRealm {
 }
 
 /// `POST /v1/admin/tokens` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// The realm.
@@ -165,7 +165,7 @@ pub async fn revoke_token(
 }
 
 /// `POST /v1/admin/verify` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     /// The realm.
@@ -183,7 +183,7 @@ pub struct VerifyRequest {
 }
 
 /// The verifier's report as JSON.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct VerifyReport {
     /// True when nothing is wrong.
     pub ok: bool,
@@ -196,6 +196,7 @@ pub struct VerifyReport {
     /// Client checkpoints and receipts checked.
     pub evidence: u64,
     /// Problems, first bad seq first.
+    #[schema(value_type = Vec<crate::openapi::VerifyFinding>)]
     pub findings: Vec<serde_json::Value>,
     /// Remarks that are not failures.
     pub notes: Vec<String>,

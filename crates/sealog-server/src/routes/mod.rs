@@ -39,6 +39,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
+        .route("/v1/openapi.json", get(crate::openapi::serve))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(
             ServiceBuilder::new()

@@ -1,4 +1,5 @@
-//! `/health`, `/ready`, `/metrics`: the only routes that need no token.
+//! `/health`, `/ready`, `/metrics`: with `/v1/openapi.json`, the only routes
+//! that need no token.
 
 use std::sync::Arc;
 

@@ -216,7 +216,7 @@ pub async fn checkpoint(
 }
 
 /// An inclusion proof.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InclusionProof {
     /// The leaf's seq.
     pub seq: u64,
@@ -227,7 +227,7 @@ pub struct InclusionProof {
 }
 
 /// A consistency proof.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConsistencyProof {
     /// Older size.
     pub from: u64,

@@ -101,6 +101,7 @@ async fn every_endpoint_against_every_kind_of_token() {
         (Method::GET, "/health".into(), None, Needs::Nothing),
         (Method::GET, "/ready".into(), None, Needs::Nothing),
         (Method::GET, "/metrics".into(), None, Needs::Nothing),
+        (Method::GET, "/v1/openapi.json".into(), None, Needs::Nothing),
     ];
     let whos = [
         Who::None,
