@@ -9,8 +9,8 @@ use sealog_journal::JournalOptions;
 use sealog_store::{CreatedRealm, IssuedToken, Scope, TokenInfo};
 use serde::Deserialize;
 
-use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::auth::Admin;
+use crate::error::{ApiError, ApiJson};
 use crate::realm::RealmHandle;
 use crate::state::AppState;
 
@@ -43,9 +43,8 @@ async fn blocking<T: Send + 'static>(
 /// `GET /v1/admin/realms`
 pub async fn list_realms(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    _admin: Admin,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
-    caller.admin()?;
     blocking(move || {
         let dd = state.data_dir()?;
         let mut out = Vec::new();
@@ -78,10 +77,9 @@ pub async fn list_realms(
 /// `POST /v1/admin/realms`: 201 with the new realm's tokens and key.
 pub async fn create_realm(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Json(req): Json<NewRealm>,
+    _admin: Admin,
+    ApiJson(req): ApiJson<NewRealm>,
 ) -> Result<(StatusCode, Json<CreatedRealm>), ApiError> {
-    caller.admin()?;
     blocking(move || {
         let mut dd = state.data_dir()?;
         let created = dd.create_realm(&req.name)?;
@@ -90,14 +88,7 @@ pub async fn create_realm(
             ..JournalOptions::default()
         };
         let journal = dd.open_journal(&req.name, opts)?;
-        let limits = &state.config.limits;
-        let handle = RealmHandle::start(
-            Box::new(journal),
-            limits.commit_queue,
-            limits.max_queued_bytes,
-            limits.max_group_records,
-            state.metrics.clone(),
-        );
+        let handle = RealmHandle::start(Box::new(journal), &state.config.limits, state.metrics.clone());
         state
             .realms
             .write()
@@ -112,14 +103,20 @@ pub async fn create_realm(
 /// `GET /v1/admin/tokens?realm=R`
 pub async fn list_tokens(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    _admin: Admin,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
-    caller.admin()?;
-    let realm = raw
-        .as_deref()
-        .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("realm=")))
-        .map(str::to_string);
+    let mut realm = None;
+    for (k, v) in crate::routes::read::params(raw.as_deref()) {
+        match k.as_str() {
+            "realm" => realm = Some(v),
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown query parameter {other:?}"
+                )))
+            }
+        }
+    }
     blocking(move || {
         let dd = state.data_dir()?;
         Ok(Json(dd.tokens(realm.as_deref())?))
@@ -130,10 +127,9 @@ pub async fn list_tokens(
 /// `POST /v1/admin/tokens`: 201 with the secret (shown once).
 pub async fn issue_token(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Json(req): Json<NewToken>,
+    _admin: Admin,
+    ApiJson(req): ApiJson<NewToken>,
 ) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
-    caller.admin()?;
     if req.scope == Scope::Admin {
         return Err(ApiError::BadRequest(
             "admin tokens are issued only at first start".into(),
@@ -151,10 +147,9 @@ pub async fn issue_token(
 /// `DELETE /v1/admin/tokens/{id}`: revokes at once.
 pub async fn revoke_token(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    _admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<TokenInfo>, ApiError> {
-    caller.admin()?;
     blocking(move || {
         let mut dd = state.data_dir()?;
         let t = dd.revoke_token(&id)?;
@@ -207,10 +202,9 @@ pub struct VerifyReport {
 /// while the server keeps serving (an append in progress shows as a note).
 pub async fn verify(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Json(req): Json<VerifyRequest>,
+    _admin: Admin,
+    ApiJson(req): ApiJson<VerifyRequest>,
 ) -> Result<Json<VerifyReport>, ApiError> {
-    caller.admin()?;
     blocking(move || {
         let pinned = match &req.key {
             Some(k) => Some(
