@@ -137,6 +137,22 @@ fn trim(body: &[u8], mut r: Range<usize>) -> Range<usize> {
 }
 
 fn ndjson(body: Vec<u8>, max_line: usize, max_listed: usize) -> Result<Batch, BatchError> {
+    let events = ndjson_events(&body, max_line, max_listed)?;
+    Ok(Batch { buf: body, events })
+}
+
+/// The NDJSON events of `body` as ranges into it with their own times,
+/// for callers that keep the bytes themselves (the CLI reads a file once
+/// and commits straight from it). No emptiness check.
+///
+/// # Errors
+/// [`BatchError::BadLines`].
+pub fn ndjson_events(
+    body: &[u8],
+    max_line: usize,
+    max_listed: usize,
+) -> Result<Vec<(Range<usize>, Option<i64>)>, BatchError> {
+    let max_line = max_line.min(sealog_event::MAX_EVENT_BYTES);
     // Cut at newlines into chunks of about 1 MiB, validated in parallel.
     let mut chunks = Vec::new();
     let mut start = 0;
@@ -163,7 +179,7 @@ fn ndjson(body: Vec<u8>, max_line: usize, max_listed: usize) -> Result<Batch, Ba
         let mut at = chunk.start;
         for line in body[chunk.clone()].split(|b| *b == b'\n') {
             p.lines += 1;
-            let range = trim(&body, at..at + line.len());
+            let range = trim(body, at..at + line.len());
             at += line.len() + 1;
             if range.is_empty() {
                 continue;
@@ -203,7 +219,7 @@ fn ndjson(body: Vec<u8>, max_line: usize, max_listed: usize) -> Result<Batch, Ba
     for p in parts {
         events.extend(p.events);
     }
-    Ok(Batch { buf: body, events })
+    Ok(events)
 }
 
 fn array(body: &[u8], max_line: usize, max_listed: usize) -> Result<Batch, BatchError> {

@@ -150,12 +150,12 @@ impl Server {
                 Err(e) => {
                     tracing::error!(realm = %name, cause = %e, "realm failed to open; it answers 503 while the others serve");
                     metrics.realm_failed(&name);
-                    failed.insert(name, e.to_string());
+                    failed.insert(name.into_string(), e.to_string());
                     continue;
                 }
             };
             let r = sealog_store::RealmInfo {
-                name: name.clone(),
+                name: name.to_string(),
                 created_at: String::new(),
                 public_key: String::new(),
                 journal_created: true,

@@ -6,7 +6,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use sealog_journal::JournalOptions;
-use sealog_store::{CreatedRealm, IssuedToken, Scope, TokenInfo};
+use sealog_store::{CreatedRealm, IssuedToken, Scope, StoreError, TokenInfo};
 use serde::Deserialize;
 
 use crate::auth::Admin;
@@ -55,7 +55,7 @@ pub async fn list_realms(
                 .failed
                 .read()
                 .ok()
-                .and_then(|f| f.get(&name).cloned())
+                .and_then(|f| f.get(name.as_str()).cloned())
                 .or_else(|| state.realm(&name).err().map(|e| e.to_string()));
             let mut v = match info {
                 Ok(info) => {
@@ -81,13 +81,14 @@ pub async fn create_realm(
     ApiJson(req): ApiJson<NewRealm>,
 ) -> Result<(StatusCode, Json<CreatedRealm>), ApiError> {
     blocking(move || {
+        let name = sealog_event::RealmName::new(&req.name).map_err(StoreError::from)?;
         let mut dd = state.data_dir()?;
-        let created = dd.create_realm(&req.name)?;
+        let created = dd.create_realm(&name)?;
         let opts = JournalOptions {
             durability: state.config.durability,
             ..JournalOptions::default()
         };
-        let journal = dd.open_journal(&req.name, opts)?;
+        let journal = dd.open_journal(&name, opts)?;
         let handle = RealmHandle::start(Box::new(journal), &state.config.limits, state.metrics.clone());
         state
             .realms
@@ -213,15 +214,17 @@ pub async fn verify(
             ),
             None => None,
         };
+        let name = sealog_event::RealmName::new(&req.realm)
+            .map_err(|_| StoreError::UnknownRealm(req.realm.clone()))?;
         let (dir, key, require_mark) = {
             let dd = state.data_dir()?;
-            let info = dd.realm(&req.realm);
+            let info = dd.realm(&name);
             let key = match pinned {
                 Some(k) => k,
-                None => dd.verifier_key(&req.realm)?,
+                None => dd.verifier_key(&name)?,
             };
             let require_mark = info.map(|i| i.journal_created).unwrap_or(true);
-            (dd.journal_dir(&req.realm), key, require_mark)
+            (dd.journal_dir(&name), key, require_mark)
         };
         if !dir.is_dir() {
             return Ok(Json(VerifyReport {
