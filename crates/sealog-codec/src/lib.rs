@@ -1,5 +1,7 @@
 //! Wire formats sealog reads, without I/O.
 //!
+//! - [`batch`]: the one parser of ingest batches (NDJSON, JSON arrays,
+//!   logshuttle `LogSpec` lines), shared by the CLI and every HTTP path;
 //! - [`frame`]: Mojaloop sidecar framing, a 4-byte big-endian length and
 //!   that many bytes, with a maximum size (the seed had none);
 //! - [`sidecar`]: what a sidecar message becomes as an event, and the
@@ -14,6 +16,7 @@
 //! assert_eq!(d.decode(&mut buf).unwrap().as_deref(), Some(&b"{\"msg\":\"hi\"}"[..]));
 //! ```
 
+pub mod batch;
 pub mod frame;
 pub mod logshuttle;
 pub mod sidecar;

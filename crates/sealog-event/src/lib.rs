@@ -25,7 +25,7 @@ mod severity;
 mod time_fmt;
 mod validate;
 
-pub use realm::{validate_realm_name, RealmNameError, MAX_REALM_NAME};
+pub use realm::{validate_realm_name, RealmName, RealmNameError, MAX_REALM_NAME};
 pub use severity::{severity_of, SEVERITY_FIELDS};
 pub use time_fmt::{format_rfc3339_nanos, now_ns, parse_rfc3339, parse_time_value, TimeValue};
 pub use validate::{

@@ -223,6 +223,10 @@ pub struct Scan {
     pub order: Order,
     /// At most this many matches.
     pub limit: Option<u64>,
+    /// Stop after the match that brings the emitted lines (each counted
+    /// with one byte for its newline) to this many bytes: a page cap that
+    /// holds whatever the record sizes are. `None`: no cap.
+    pub max_bytes: Option<u64>,
     /// Only seqs at or after this.
     pub seq_from: u64,
     /// Only seqs before this.
@@ -271,6 +275,8 @@ pub fn scan(
         next_cursor: None,
     };
     let limit = bounds.limit.unwrap_or(u64::MAX);
+    let max_bytes = bounds.max_bytes.unwrap_or(u64::MAX);
+    let mut bytes = 0u64;
     if limit == 0 || bounds.seq_from >= bounds.seq_to {
         return Ok(r);
     }
@@ -335,7 +341,8 @@ pub fn scan(
             for (seq, line) in &part.matches {
                 emit(*seq, line);
                 r.stats.matched += 1;
-                if r.stats.matched >= limit {
+                bytes += line.len() as u64 + 1;
+                if r.stats.matched >= limit || bytes >= max_bytes {
                     stopped = Some(*seq);
                     break;
                 }
@@ -393,6 +400,7 @@ pub fn run(
     let bounds = Scan {
         order,
         limit,
+        max_bytes: None,
         seq_from: 0,
         seq_to: journal.size(),
     };

@@ -35,6 +35,11 @@ impl TokenTable {
         Self { entries }
     }
 
+    /// The live token with public id `id`, if any.
+    pub fn find_id(&self, id: &str) -> Option<&TokenInfo> {
+        self.entries.iter().map(|(_, t)| t).find(|t| t.id == id)
+    }
+
     /// The live token matching `token`, if any.
     pub fn find(&self, token: &str) -> Option<&TokenInfo> {
         let want: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -48,9 +53,56 @@ impl TokenTable {
     }
 }
 
+/// A token that was valid when a long-lived session (a tail, a sidecar or
+/// syslog connection) began, re-checked before every message, batch or
+/// event. The check costs one atomic load while the token table is
+/// unchanged; after any issue or revocation it looks the token up again,
+/// so a revoked token stops at its next message.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The token as it was found.
+    pub info: TokenInfo,
+    generation: u64,
+}
+
+impl Grant {
+    /// Finds `token` in the live table.
+    ///
+    /// # Errors
+    /// [`ApiError::BadToken`] for an unknown or revoked token.
+    pub fn find(state: &AppState, token: &str) -> Result<Self, ApiError> {
+        // Read the generation first: a revocation racing this lookup then
+        // shows as a changed generation at the first re-check.
+        let generation = state.token_generation();
+        let table = state
+            .tokens
+            .read()
+            .map_err(|_| ApiError::Internal("token table lock poisoned".into()))?;
+        let info = table.find(token).ok_or(ApiError::BadToken)?.clone();
+        Ok(Self { info, generation })
+    }
+
+    /// True while the token is still live.
+    pub fn still_valid(&mut self, state: &AppState) -> bool {
+        let now = state.token_generation();
+        if now == self.generation {
+            return true;
+        }
+        let live = state
+            .tokens
+            .read()
+            .map(|t| t.find_id(&self.info.id).is_some())
+            .unwrap_or(false);
+        if live {
+            self.generation = now;
+        }
+        live
+    }
+}
+
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
-pub struct Caller(pub TokenInfo);
+pub struct Caller(pub Grant);
 
 impl Caller {
     /// The caller's realm if its token has `scope`.
@@ -58,11 +110,11 @@ impl Caller {
     /// # Errors
     /// [`ApiError::Forbidden`] for any other scope.
     pub fn realm_for(&self, scope: Scope, want: &'static str) -> Result<&str, ApiError> {
-        if self.0.scope == scope {
-            Ok(&self.0.realm)
+        if self.0.info.scope == scope {
+            Ok(&self.0.info.realm)
         } else {
             Err(ApiError::Forbidden {
-                have: self.0.scope.to_string(),
+                have: self.0.info.scope.to_string(),
                 want,
             })
         }
@@ -95,11 +147,26 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 256)
             .ok_or(ApiError::Unauthenticated)?;
-        let table = state
-            .tokens
-            .read()
-            .map_err(|_| ApiError::Internal("token table lock poisoned".into()))?;
-        let info = table.find(token).ok_or(ApiError::BadToken)?;
-        Ok(Caller(info.clone()))
+        let grant = Grant::find(state, token)?;
+        Ok(Caller(grant))
+    }
+}
+
+/// An admin caller. As a request-parts extractor it runs before any body
+/// extractor, so a wrong token is answered 401/403 before the body is
+/// looked at (never 415 or 422 to a caller who may not call at all).
+#[derive(Debug, Clone)]
+pub struct Admin(pub Caller);
+
+impl FromRequestParts<Arc<AppState>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.admin()?;
+        Ok(Admin(caller))
     }
 }

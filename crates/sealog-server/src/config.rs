@@ -214,6 +214,33 @@ pub struct Limits {
     pub max_tail_sessions: usize,
     /// Distinct realms labelled in per-realm metrics; the rest are `other`.
     pub metrics_realm_cap: usize,
+    /// Ingest requests one realm may have in flight (reading a body or
+    /// waiting for its commit); more from that realm answer 503 while
+    /// other realms go on. One tenant cannot take every request slot.
+    pub max_realm_requests: usize,
+    /// Ingest body bytes one realm may hold in flight (its share of
+    /// `max_inflight_bytes`; at least `max_body_bytes` is always allowed).
+    pub max_realm_inflight_bytes: usize,
+    /// HTTP connections open at once; more wait in the kernel's backlog.
+    pub max_http_connections: usize,
+    /// Seconds a client has to send a request's headers (and, on a
+    /// keep-alive connection, to start the next request) before the
+    /// connection is closed.
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may go without sending a byte: 408.
+    pub body_timeout_secs: u64,
+    /// Seconds a sidecar or syslog TCP connection may stay silent before
+    /// it is closed (what it sent before is committed).
+    pub stream_idle_timeout_secs: u64,
+    /// Seconds a sidecar client has to send its hello, and a TLS client to
+    /// finish its handshake.
+    pub hello_timeout_secs: u64,
+    /// Most bytes of records one query page holds; the page ends early
+    /// with `x-sealog-next-cursor` when it would exceed this.
+    pub max_page_bytes: usize,
+    /// Most bytes of query pages held at once across all requests; beyond
+    /// it a query answers 503 with `Retry-After`.
+    pub max_query_buffer_bytes: usize,
 }
 
 impl Default for Config {
@@ -243,6 +270,15 @@ impl Default for Limits {
             max_group_records: 131_072,
             max_tail_sessions: 256,
             metrics_realm_cap: 100,
+            max_realm_requests: 64,
+            max_realm_inflight_bytes: 24 * 1024 * 1024,
+            max_http_connections: 16_384,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            stream_idle_timeout_secs: 600,
+            hello_timeout_secs: 10,
+            max_page_bytes: 4 * 1024 * 1024,
+            max_query_buffer_bytes: 128 * 1024 * 1024,
         }
     }
 }

@@ -41,6 +41,19 @@ pub enum ApiError {
         /// Which, with reasons (the first 100).
         lines: Vec<LineError>,
     },
+    /// The request body stalled.
+    #[error("{0}")]
+    Timeout(String),
+    /// The body's encoding or media type is not one the route takes.
+    #[error("{0}")]
+    UnsupportedEncoding(String),
+    /// The method is not allowed on this route.
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    /// The body is well-formed but not what the route takes (a JSON body
+    /// with a missing or unknown field).
+    #[error("{0}")]
+    Unprocessable(String),
     /// The body is too large.
     #[error("request body is larger than {limit} bytes")]
     TooLarge {
@@ -97,6 +110,10 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) | ApiError::BadLines { .. } => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Overloaded(_) | ApiError::ShuttingDown | ApiError::Unavailable(_) => {
@@ -197,6 +214,42 @@ impl From<sealog_store::StoreError> for ApiError {
                 "storage is full; nothing was changed; retry once space is freed ({e})"
             )),
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A JSON request body: axum's `Json` with its rejections answered in the
+/// API's one error shape (415 without a JSON content type, 400 for bad
+/// syntax, 422 for a missing or unknown field, 413 past the limit).
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        use axum::extract::rejection::JsonRejection as R;
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(R::MissingJsonContentType(_)) => Err(ApiError::UnsupportedEncoding(
+                "send the body as Content-Type: application/json".into(),
+            )),
+            Err(R::JsonSyntaxError(e)) => Err(ApiError::BadRequest(format!(
+                "body is not valid JSON: {}",
+                std::error::Error::source(&e).map_or_else(|| e.body_text(), |s| s.to_string())
+            ))),
+            Err(R::JsonDataError(e)) => Err(ApiError::Unprocessable(format!(
+                "body does not fit: {}",
+                std::error::Error::source(&e).map_or_else(|| e.body_text(), |s| s.to_string())
+            ))),
+            Err(R::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::TooLarge { limit: 2 * 1024 * 1024 })
+            }
+            Err(e) => Err(ApiError::BadRequest(e.body_text())),
         }
     }
 }

@@ -25,6 +25,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod front;
 pub mod integrity;
 pub mod listen;
 pub mod metrics;
@@ -150,24 +151,18 @@ impl Server {
                 Err(e) => {
                     tracing::error!(realm = %name, cause = %e, "realm failed to open; it answers 503 while the others serve");
                     metrics.realm_failed(&name);
-                    failed.insert(name, e.to_string());
+                    failed.insert(name.into_string(), e.to_string());
                     continue;
                 }
             };
             let r = sealog_store::RealmInfo {
-                name: name.clone(),
+                name: name.to_string(),
                 created_at: String::new(),
                 public_key: String::new(),
                 journal_created: true,
             };
             tracing::info!(realm = %r.name, size = journal.size(), "realm opened");
-            let h = RealmHandle::start(
-                Box::new(journal),
-                config.limits.commit_queue,
-                config.limits.max_queued_bytes,
-                config.limits.max_group_records,
-                metrics.clone(),
-            );
+            let h = RealmHandle::start(Box::new(journal), &config.limits, metrics.clone());
             realms.insert(r.name, h);
         }
         let tokens = TokenTable::new(dd.tokens(None)?);
@@ -176,15 +171,25 @@ impl Server {
             inflight_kib: Arc::new(Semaphore::new(
                 (config.limits.max_inflight_bytes / 1024).clamp(1, Semaphore::MAX_PERMITS),
             )),
+            query_kib: Arc::new(Semaphore::new(
+                (config.limits.max_query_buffer_bytes / 1024).clamp(1, Semaphore::MAX_PERMITS),
+            )),
             config,
             data: Mutex::new(dd),
             tokens: RwLock::new(tokens),
+            token_changes: tokio::sync::watch::channel(0).0,
             realms: RwLock::new(realms),
             failed: RwLock::new(failed),
             metrics,
             shutdown: CancellationToken::new(),
         });
         Ok((Self { state }, admin))
+    }
+
+    /// True when realm `name` exists (open or failed).
+    pub fn has_realm(&self, name: &str) -> bool {
+        self.state.realms.read().is_ok_and(|r| r.contains_key(name))
+            || self.state.failed.read().is_ok_and(|f| f.contains_key(name))
     }
 
     /// Serves on `listener` until `stop` is cancelled; then finishes
@@ -259,9 +264,8 @@ impl Server {
                 shutdown.cancel();
             })
         };
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
+        let limits = state.config.limits.clone();
+        listen::serve_http(listener, app, &limits, shutdown).await;
         watcher.abort();
         // Listeners first: their last batches still need the realms' writers.
         for t in side_tasks {
@@ -280,6 +284,6 @@ impl Server {
         })
         .await
         .map_err(std::io::Error::other)?;
-        result.map_err(ServerError::Io)
+        Ok(())
     }
 }

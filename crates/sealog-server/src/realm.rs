@@ -104,17 +104,26 @@ pub struct RealmHandle {
     /// Records whose hashes the background verifier recomputed and found
     /// to match a signed checkpoint (0 until its first pass ends).
     verified_through: AtomicU64,
+    /// This realm's fair share of HTTP ingest: requests in flight, and KiB
+    /// of bodies held ([`crate::front`]).
+    pub(crate) ingest_slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) inflight_kib: Arc<tokio::sync::Semaphore>,
 }
 
 impl RealmHandle {
-    /// Starts the writer thread for `journal`.
+    /// Starts the writer thread for `journal` under `limits`.
     pub fn start(
         journal: Box<dyn LogStore>,
-        queue: usize,
-        max_queued_bytes: usize,
-        max_group: usize,
+        limits: &crate::config::Limits,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
+        let (queue, max_queued_bytes, max_group) = (
+            limits.commit_queue,
+            limits.max_queued_bytes,
+            limits.max_group_records,
+        );
+        let share_kib = (limits.max_realm_inflight_bytes.max(limits.max_body_bytes) / 1024)
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         let name = journal.realm().to_string();
         let (tx, rx) = mpsc::channel(queue.max(1));
         let (size_tx, size_rx) = watch::channel(journal.size());
@@ -139,6 +148,8 @@ impl RealmHandle {
             max_queued: max_queued_bytes.max(1),
             failed,
             verified_through: AtomicU64::new(0),
+            ingest_slots: Arc::new(tokio::sync::Semaphore::new(limits.max_realm_requests.max(1))),
+            inflight_kib: Arc::new(tokio::sync::Semaphore::new(share_kib)),
         })
     }
 

@@ -6,9 +6,17 @@
 //! being refused, so a sender faster than the commit path stops being read
 //! and TCP flow control slows it; at most [`MAX_PENDING_BATCHES`] commits per
 //! connection are outstanding. After each commit an ack frame carries the
-//! receipt. Acks go through a bounded queue: a client that never reads
-//! them fills it, and from then on acks (never records) are dropped and
-//! counted.
+//! receipt and names the frames it covers (`"frames": [first, last]`,
+//! counted from 1 on the connection, the hello included). Acks and error
+//! frames leave in frame order: a batch is cut before a refused frame, and
+//! one task answers the commits in the order they were queued. Acks go
+//! through a bounded queue: a client that never reads them fills it, and
+//! from then on acks (never records) are dropped and counted.
+//!
+//! A connection is closed when its hello does not come within
+//! `hello_timeout_secs`, when it sends nothing for `stream_idle_timeout_secs`,
+//! or when its hello's token is revoked (checked before every frame; the
+//! frames before it are committed and acknowledged).
 //!
 //! Outcomes of bad input (each answered with an error frame and counted):
 //! an oversized length prefix closes the connection after everything before
@@ -72,21 +80,90 @@ fn error_frame(reason: &str, frame: u64) -> Vec<u8> {
     )
 }
 
-/// Sends acks without ever blocking the reader; a full queue drops the
-/// ack (never a record) and counts it at once.
+/// One answer owed to the client, in frame order.
+enum Ack {
+    /// A frame ready to send (an error for one frame).
+    Ready(Vec<u8>),
+    /// A commit's outcome, for frames `first..=last`.
+    Commit {
+        frames: (u64, u64),
+        reply: oneshot::Receiver<Result<sealog_journal::Receipt, crate::realm::CommitError>>,
+        _permit: tokio::sync::OwnedSemaphorePermit,
+    },
+}
+
+impl Ack {
+    async fn resolve(self) -> Vec<u8> {
+        match self {
+            Ack::Ready(f) => f,
+            Ack::Commit { frames, reply, .. } => {
+                let frames = [frames.0, frames.1];
+                match reply.await {
+                    Ok(Ok(receipt)) => {
+                        let mut v = serde_json::to_value(&receipt).unwrap_or_default();
+                        if let Some(o) = v.as_object_mut() {
+                            o.insert("type".into(), "receipt".into());
+                            o.insert("frames".into(), json!(frames));
+                        }
+                        encode(v.to_string().as_bytes())
+                    }
+                    Ok(Err(e)) => encode(
+                        json!({"type": "error", "error": format!("commit failed, not acknowledged: {e}"), "frames": frames, "frame": frames[0]})
+                            .to_string()
+                            .as_bytes(),
+                    ),
+                    Err(_) => encode(
+                        json!({"type": "error", "error": "server is shutting down; not committed", "frames": frames, "frame": frames[0]})
+                            .to_string()
+                            .as_bytes(),
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// The connection's answers: queued in frame order, resolved in that order
+/// by one task, then handed to the socket writer without ever blocking on
+/// it; a client that does not read its acks loses acks (never records),
+/// counted.
 struct Acks {
-    tx: mpsc::Sender<Vec<u8>>,
-    dropped: Arc<AtomicU64>,
-    metrics: Arc<crate::metrics::Metrics>,
-    realm: std::sync::Mutex<String>,
+    order: mpsc::Sender<Ack>,
+    realm: Arc<std::sync::Mutex<String>>,
 }
 
 impl Acks {
-    fn send(&self, frame: Vec<u8>) {
-        if self.tx.try_send(frame).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            let realm = self.realm.lock().map(|r| r.clone()).unwrap_or_default();
-            self.metrics.refused(&realm, "ack_dropped", 1);
+    /// Queues an error frame behind every earlier answer.
+    async fn send(&self, frame: Vec<u8>) {
+        let _ = self.order.send(Ack::Ready(frame)).await;
+    }
+
+    async fn commit(&self, ack: Ack) {
+        let _ = self.order.send(ack).await;
+    }
+
+    fn label(&self, name: &str) {
+        if let Ok(mut label) = self.realm.lock() {
+            *label = name.to_string();
+        }
+    }
+}
+
+/// Resolves answers in order and passes them to the writer; drops (and
+/// counts) those the writer has no room for.
+async fn ack_pipeline(
+    mut order: mpsc::Receiver<Ack>,
+    out: mpsc::Sender<Vec<u8>>,
+    dropped: Arc<AtomicU64>,
+    metrics: Arc<crate::metrics::Metrics>,
+    realm: Arc<std::sync::Mutex<String>>,
+) {
+    while let Some(ack) = order.recv().await {
+        let frame = ack.resolve().await;
+        if out.try_send(frame).is_err() {
+            dropped.fetch_add(1, Ordering::Relaxed);
+            let name = realm.lock().map(|r| r.clone()).unwrap_or_default();
+            metrics.refused(&name, "ack_dropped", 1);
         }
     }
 }
@@ -101,11 +178,13 @@ async fn serve_conn(
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(cfg.max_unread_acks.max(1));
     let dropped = Arc::new(AtomicU64::new(0));
+    // Answers waiting to be resolved: a reader ahead of its commits waits
+    // here, so this bounds memory too.
+    let (order_tx, order_rx) = mpsc::channel(cfg.max_unread_acks.max(1) + MAX_PENDING_BATCHES as usize);
+    let label = Arc::new(std::sync::Mutex::new(cfg.realm.clone().unwrap_or_default()));
     let acks = Arc::new(Acks {
-        tx,
-        dropped: dropped.clone(),
-        metrics: state.metrics.clone(),
-        realm: std::sync::Mutex::new(cfg.realm.clone().unwrap_or_default()),
+        order: order_tx,
+        realm: label.clone(),
     });
     let writer = tokio::spawn(async move {
         while let Some(f) = rx.recv().await {
@@ -117,33 +196,60 @@ async fn serve_conn(
         }
         let _ = wr.shutdown().await;
     });
+    // `acks` is dropped when the reader is done, which ends the pipeline.
+    let pipeline = tokio::spawn(ack_pipeline(
+        order_rx,
+        tx,
+        dropped.clone(),
+        state.metrics.clone(),
+        label.clone(),
+    ));
 
+    let limits = &state.config.limits;
+    let hello_timeout = std::time::Duration::from_secs(limits.hello_timeout_secs.max(1));
+    let idle_timeout = std::time::Duration::from_secs(limits.stream_idle_timeout_secs.max(1));
     let mut decoder = FrameDecoder::new(cfg.max_frame_bytes);
     let mut buf = BytesMut::with_capacity(256 * 1024);
     let mut frame_no = 0u64;
     let mut realm: Option<Arc<RealmHandle>> = match &cfg.realm {
         Some(name) => match state.realm(name) {
             Ok(r) => Some(r),
-            Err(_) => {
-                acks.send(error_frame(
-                    &format!("listener's realm {name:?} does not exist"),
-                    0,
-                ));
+            Err(e) => {
+                state.metrics.refused(name, "unknown_realm", 1);
+                acks.send(error_frame(&format!("{e}; closing"), 0)).await;
                 drop(acks);
+                let _ = pipeline.await;
                 let _ = writer.await;
                 return Ok(());
             }
         },
         None => None,
     };
+    let mut grant: Option<crate::auth::Grant> = None;
     let pending = Arc::new(Semaphore::new(MAX_PENDING_BATCHES as usize));
     let mut batch = Batch::default();
     let mut refusals = Refusals::new("sidecar", peer);
-    let mut closing = false;
     'conn: loop {
+        let wait = if realm.is_none() {
+            hello_timeout
+        } else {
+            idle_timeout
+        };
         let n = tokio::select! {
             _ = stop.cancelled() => 0,
-            r = rd.read_buf(&mut buf) => r.unwrap_or(0),
+            r = tokio::time::timeout(wait, rd.read_buf(&mut buf)) => match r {
+                Ok(r) => r.unwrap_or(0),
+                Err(_) => {
+                    let (what, reason) = if realm.is_none() {
+                        ("hello_timeout", "no hello within the hello timeout; closing")
+                    } else {
+                        ("idle_timeout", "connection idle past the idle timeout; closing")
+                    };
+                    state.metrics.refused(realm.as_ref().map_or("", |r| r.name()), what, 1);
+                    acks.send(error_frame(reason, frame_no)).await;
+                    break 'conn;
+                }
+            },
         };
         if n == 0 {
             if !buf.is_empty() {
@@ -167,8 +273,11 @@ async fn serve_conn(
                         1,
                     );
                     refusals.note("frame_too_large");
-                    acks.send(error_frame(&format!("{e}; closing"), frame_no));
-                    closing = true;
+                    if let Some(r) = realm.as_ref() {
+                        submit(r, std::mem::take(&mut batch), &pending, &acks).await;
+                    }
+                    acks.send(error_frame(&format!("{e}; closing"), frame_no))
+                        .await;
                     break 'conn;
                 }
             };
@@ -176,27 +285,41 @@ async fn serve_conn(
             let Some(r) = realm.as_ref() else {
                 // First frame of an unbound listener: the hello.
                 match hello_realm(state, &frame) {
-                    Ok(r) => {
-                        if let Ok(mut label) = acks.realm.lock() {
-                            *label = r.name().to_string();
-                        }
+                    Ok((r, g)) => {
+                        acks.label(r.name());
                         realm = Some(r);
+                        grant = Some(g);
                         continue;
                     }
                     Err(reason) => {
                         state.metrics.refused("", "bad_hello", 1);
-                        acks.send(error_frame(&reason, frame_no));
-                        closing = true;
+                        acks.send(error_frame(&reason, frame_no)).await;
                         break 'conn;
                     }
                 }
             };
+            if let Some(g) = grant.as_mut() {
+                if !g.still_valid(state) {
+                    // Revoked: what came before is committed and acked;
+                    // this frame and everything after it is not taken.
+                    state.metrics.refused(r.name(), "token_revoked", 1);
+                    submit(r, std::mem::take(&mut batch), &pending, &acks).await;
+                    acks.send(error_frame(
+                        "token is not valid (revoked); this frame and the rest were not taken; closing",
+                        frame_no,
+                    ))
+                    .await;
+                    break 'conn;
+                }
+            }
             match to_event(&frame, cfg.service.as_deref()) {
-                Ok((line, time)) => batch.push(&line, time),
+                Ok((line, time)) => batch.push(&line, time, frame_no),
                 Err(e) => {
                     state.metrics.refused(r.name(), "bad_message", 1);
                     refusals.note("bad_message");
-                    acks.send(error_frame(&e.to_string(), frame_no));
+                    // Cut the batch here so the answers stay in frame order.
+                    submit(r, std::mem::take(&mut batch), &pending, &acks).await;
+                    acks.send(error_frame(&e.to_string(), frame_no)).await;
                 }
             }
             if batch.len() >= cfg.batch_records.max(1) {
@@ -207,9 +330,7 @@ async fn serve_conn(
             if let Some(ev) = refusals.due() {
                 crate::refusal::record(r, ev).await;
             }
-            if !batch.is_empty() {
-                submit(r, std::mem::take(&mut batch), &pending, &acks).await;
-            }
+            submit(r, std::mem::take(&mut batch), &pending, &acks).await;
         }
     }
     if let Some(r) = realm.as_ref() {
@@ -217,12 +338,11 @@ async fn serve_conn(
         if let Some(ev) = refusals.flush() {
             crate::refusal::record(r, ev).await;
         }
-        if !batch.is_empty() {
-            submit(r, std::mem::take(&mut batch), &pending, &acks).await;
-        }
+        submit(r, std::mem::take(&mut batch), &pending, &acks).await;
     }
-    // Wait for every outstanding commit so its ack is queued before closing.
-    let _ = pending.acquire_many(MAX_PENDING_BATCHES).await;
+    // Every answer is queued; the pipeline ends once it has resolved them.
+    drop(acks);
+    let _ = pipeline.await;
     let lost = dropped.load(Ordering::Relaxed);
     if lost > 0 {
         tracing::info!(
@@ -230,7 +350,6 @@ async fn serve_conn(
             "sidecar client did not read its acks; some were dropped"
         );
     }
-    drop(acks);
     // A client that keeps its socket open but never reads would block the
     // ack writer forever: give it a moment, then stop writing to it.
     let abort = writer.abort_handle();
@@ -241,56 +360,63 @@ async fn serve_conn(
         abort.abort();
         tracing::info!(%peer, "sidecar client is not reading its acks; stopped writing to it");
     }
-    let _ = closing;
     Ok(())
 }
 
-fn hello_realm(state: &AppState, frame: &[u8]) -> Result<Arc<RealmHandle>, String> {
+fn hello_realm(
+    state: &AppState,
+    frame: &[u8],
+) -> Result<(Arc<RealmHandle>, crate::auth::Grant), String> {
     let token = parse_hello(frame).ok_or_else(|| {
         "the first frame must be a hello {\"token\": \"<write token>\"}; closing".to_string()
     })?;
-    let info = state
-        .tokens
-        .read()
-        .map_err(|_| "internal error".to_string())?
-        .find(&token)
-        .cloned()
-        .ok_or_else(|| "token is not valid; closing".to_string())?;
-    if info.scope != Scope::Write {
-        return Err(format!("token scope {} cannot write; closing", info.scope));
+    let grant = crate::auth::Grant::find(state, &token)
+        .map_err(|_| "token is not valid; closing".to_string())?;
+    if grant.info.scope != Scope::Write {
+        return Err(format!(
+            "token scope {} cannot write; closing",
+            grant.info.scope
+        ));
     }
-    state.realm(&info.realm).map_err(|e| e.to_string())
+    let realm = state
+        .realm(&grant.info.realm)
+        .map_err(|e| format!("{e}; closing"))?;
+    Ok((realm, grant))
 }
 
-/// Events gathered from one read.
+/// Events gathered from one read, and the frames they came from.
 #[derive(Default)]
 struct Batch {
     buf: Vec<u8>,
     events: Vec<(std::ops::Range<usize>, Option<i64>)>,
+    frames: Option<(u64, u64)>,
 }
 
 impl Batch {
-    fn push(&mut self, line: &[u8], time: Option<i64>) {
+    fn push(&mut self, line: &[u8], time: Option<i64>, frame: u64) {
         let at = self.buf.len();
         self.buf.extend_from_slice(line);
         self.events.push((at..self.buf.len(), time));
+        let first = self.frames.map_or(frame, |f| f.0);
+        self.frames = Some((first, frame));
     }
     fn len(&self) -> usize {
         self.events.len()
     }
-    fn is_empty(&self) -> bool {
-        self.events.is_empty()
-    }
 }
 
-/// Queues a batch (waiting for room) and acks it when durable, without
-/// waiting for the commit here unless too many are outstanding.
+/// Queues a batch (waiting for room) and its answer, without waiting for
+/// the commit here unless too many are outstanding. An empty batch is
+/// nothing to do.
 async fn submit(
     realm: &Arc<RealmHandle>,
     batch: Batch,
     pending: &Arc<Semaphore>,
     acks: &Arc<Acks>,
 ) {
+    let Some(frames) = batch.frames else {
+        return;
+    };
     let Ok(permit) = pending.clone().acquire_owned().await else {
         return;
     };
@@ -300,24 +426,12 @@ async fn submit(
         events: batch.events,
         reply: tx,
     };
-    if realm.submit_wait(req).await.is_err() {
-        acks.send(error_frame("server is shutting down; not committed", 0));
-        return;
-    }
-    let acks = acks.clone();
-    tokio::spawn(async move {
-        let frame = match rx.await {
-            Ok(Ok(receipt)) => {
-                let mut v = serde_json::to_value(&receipt).unwrap_or_default();
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("type".into(), "receipt".into());
-                }
-                encode(v.to_string().as_bytes())
-            }
-            Ok(Err(e)) => error_frame(&format!("commit failed, not acknowledged: {e}"), 0),
-            Err(_) => error_frame("server is shutting down; not committed", 0),
-        };
-        acks.send(frame);
-        drop(permit);
-    });
+    // A closed realm drops `tx`: the answer says "not committed".
+    let _ = realm.submit_wait(req).await;
+    acks.commit(Ack::Commit {
+        frames,
+        reply: rx,
+        _permit: permit,
+    })
+    .await;
 }

@@ -22,6 +22,9 @@ pub struct AppState {
     pub data: Mutex<DataDir>,
     /// Accepted tokens.
     pub tokens: RwLock<TokenTable>,
+    /// Bumped whenever the token table changes; long-lived sessions
+    /// re-check their token when it moves ([`crate::auth::Grant`]).
+    pub token_changes: tokio::sync::watch::Sender<u64>,
     /// Open realms.
     pub realms: RwLock<HashMap<String, Arc<RealmHandle>>>,
     /// Realms that could not be opened, with the reason: they answer 503
@@ -35,6 +38,8 @@ pub struct AppState {
     pub tail_sessions: Arc<Semaphore>,
     /// KiB of ingest bodies that may be held at once.
     pub inflight_kib: Arc<Semaphore>,
+    /// KiB of query pages that may be held at once.
+    pub query_kib: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -73,6 +78,11 @@ impl AppState {
             .map_err(|_| ApiError::Internal("data lock poisoned".into()))
     }
 
+    /// The token table's current generation.
+    pub fn token_generation(&self) -> u64 {
+        *self.token_changes.borrow()
+    }
+
     /// Reloads the token table from the data directory.
     ///
     /// # Errors
@@ -83,6 +93,9 @@ impl AppState {
             .tokens
             .write()
             .map_err(|_| ApiError::Internal("token table lock poisoned".into()))? = table;
+        // After the swap: a session that sees the new generation finds
+        // the new table.
+        self.token_changes.send_modify(|g| *g += 1);
         Ok(())
     }
 }

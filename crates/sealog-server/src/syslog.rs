@@ -22,6 +22,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Grant;
 use crate::config::SyslogListener;
 use crate::realm::{CommitRequest, RealmHandle};
 use crate::refusal::Refusals;
@@ -143,22 +144,33 @@ impl Chunk {
     }
 }
 
-/// Resolves the realm of one message.
+/// Resolves the realm of one message. A bound listener looks its realm up
+/// until it exists (a realm created after start starts receiving at once;
+/// before that its messages are refused as `unknown_realm`, counted). An
+/// unbound one caches each token's realm with its [`Grant`], re-checked
+/// before every message, so a revoked token stops at its next message.
 struct Router {
-    bound: Option<Arc<RealmHandle>>,
-    cache: HashMap<String, Arc<RealmHandle>>,
+    bound: Option<String>,
+    bound_handle: Option<Arc<RealmHandle>>,
+    cache: HashMap<String, (Arc<RealmHandle>, Grant)>,
 }
 
 impl Router {
-    fn new(state: &AppState, cfg: &SyslogListener) -> Result<Self, String> {
-        let bound = match &cfg.realm {
-            Some(name) => Some(state.realm(name).map_err(|e| e.to_string())?),
-            None => None,
-        };
-        Ok(Self {
-            bound,
+    fn new(cfg: &SyslogListener) -> Self {
+        Self {
+            bound: cfg.realm.clone(),
+            bound_handle: None,
             cache: HashMap::new(),
-        })
+        }
+    }
+
+    /// The bound realm, if the listener has one and it exists now.
+    fn bound(&mut self, state: &AppState) -> Option<Arc<RealmHandle>> {
+        if self.bound_handle.is_none() {
+            let name = self.bound.as_deref()?;
+            self.bound_handle = state.realm(name).ok();
+        }
+        self.bound_handle.clone()
     }
 
     fn route(
@@ -166,30 +178,29 @@ impl Router {
         state: &AppState,
         token: Option<&str>,
     ) -> Result<Arc<RealmHandle>, &'static str> {
-        if let Some(r) = &self.bound {
-            return Ok(r.clone());
+        if self.bound.is_some() {
+            return self.bound(state).ok_or("unknown_realm");
         }
         let token = token.ok_or("no_token")?;
-        if let Some(r) = self.cache.get(token) {
-            return Ok(r.clone());
-        }
-        let info = state
-            .tokens
-            .read()
-            .map_err(|_| "internal")?
-            .find(token)
-            .cloned()
-            .ok_or("bad_token")?;
-        if info.scope != Scope::Write {
+        if let Some((r, grant)) = self.cache.get_mut(token) {
+            if grant.still_valid(state) {
+                return Ok(r.clone());
+            }
+            self.cache.remove(token);
             return Err("bad_token");
         }
-        let r = state.realm(&info.realm).map_err(|_| "bad_token")?;
-        self.cache.insert(token.to_string(), r.clone());
+        let grant = Grant::find(state, token).map_err(|_| "bad_token")?;
+        if grant.info.scope != Scope::Write {
+            return Err("bad_token");
+        }
+        let r = state.realm(&grant.info.realm).map_err(|_| "bad_token")?;
+        self.cache
+            .insert(token.to_string(), (r.clone(), grant));
         Ok(r)
     }
 
     fn label(&self) -> &str {
-        self.bound.as_ref().map_or("", |r| r.name())
+        self.bound.as_deref().unwrap_or("")
     }
 }
 
@@ -226,13 +237,8 @@ async fn serve_tcp<S: AsyncRead + Unpin>(
     state: &Arc<AppState>,
     stop: CancellationToken,
 ) {
-    let mut router = match Router::new(state, cfg) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(cause = %e, "syslog listener's realm is missing");
-            return;
-        }
-    };
+    let mut router = Router::new(cfg);
+    let idle = std::time::Duration::from_secs(state.config.limits.stream_idle_timeout_secs.max(1));
     let mut framer = SyslogFramer::new(cfg.max_message_bytes);
     let mut refusals = Refusals::new(listener, peer);
     let mut buf = BytesMut::with_capacity(READ_BUF);
@@ -241,7 +247,14 @@ async fn serve_tcp<S: AsyncRead + Unpin>(
     'conn: loop {
         let n = tokio::select! {
             _ = stop.cancelled() => 0,
-            r = stream.read_buf(&mut buf) => r.unwrap_or(0),
+            r = tokio::time::timeout(idle, stream.read_buf(&mut buf)) => match r {
+                Ok(r) => r.unwrap_or(0),
+                Err(_) => {
+                    tracing::info!(%peer, "syslog connection idle past the idle timeout; closing");
+                    state.metrics.refused(router.label(), "idle_timeout", 1);
+                    0
+                }
+            },
         };
         if n == 0 {
             if let Some(last) = framer.finish(&mut buf) {
@@ -286,16 +299,20 @@ async fn serve_tcp<S: AsyncRead + Unpin>(
                 batches.submit(&pending).await;
             }
         }
-        if let (Some(r), Some(ev)) = (router.bound.clone(), refusals.due()) {
-            crate::refusal::record(&r, ev).await;
+        if let Some(ev) = refusals.due() {
+            if let Some(r) = router.bound(state) {
+                crate::refusal::record(&r, ev).await;
+            }
         }
         batches.submit(&pending).await;
         if framing_error {
             break 'conn;
         }
     }
-    if let (Some(r), Some(ev)) = (router.bound.clone(), refusals.flush()) {
-        crate::refusal::record(&r, ev).await;
+    if let Some(ev) = refusals.flush() {
+        if let Some(r) = router.bound(state) {
+            crate::refusal::record(&r, ev).await;
+        }
     }
     batches.submit(&pending).await;
     let _ = pending.acquire_many(MAX_PENDING as u32).await;
@@ -320,8 +337,15 @@ fn route_parsed(
 /// Routes a parsed chunk: whole to the bound realm, else message by message
 /// on each one's token.
 fn route_chunk(state: &AppState, router: &mut Router, batches: &mut Batches, chunk: Chunk) {
-    if let Some(realm) = router.bound.clone() {
-        batches.push_chunk(&realm, chunk);
+    if router.bound.is_some() {
+        match router.bound(state) {
+            Some(realm) => batches.push_chunk(&realm, chunk),
+            None => state.metrics.refused(
+                router.label(),
+                "unknown_realm",
+                chunk.events.len() as u64,
+            ),
+        }
         return;
     }
     for ((range, time), token) in chunk.events.iter().zip(&chunk.tokens) {
@@ -365,8 +389,8 @@ pub fn tls_acceptor(
 }
 
 /// Accepts TLS syslog connections (RFC 5425: TLS, then octet counting or
-/// LF as on plain TCP) until `stop`. A handshake that fails or takes over
-/// 10 s closes that connection and is counted.
+/// LF as on plain TCP) until `stop`. A handshake that fails or takes
+/// longer than `hello_timeout_secs` closes that connection and is counted.
 pub async fn run_tls(
     listener: TcpListener,
     cfg: SyslogListener,
@@ -386,10 +410,9 @@ pub async fn run_tls(
                 (cfg.clone(), state.clone(), stop.clone(), acceptor.clone());
             async move {
                 let label = cfg.realm.clone().unwrap_or_default();
-                match tokio::time::timeout(
-                    std::time::Duration::from_secs(10),
-                    acceptor.accept(stream),
-                )
+                let handshake =
+                    std::time::Duration::from_secs(state.config.limits.hello_timeout_secs.max(1));
+                match tokio::time::timeout(handshake, acceptor.accept(stream))
                 .await
                 {
                     Ok(Ok(tls)) => serve_tcp(tls, peer, "syslog-tls", &cfg, &state, stop).await,
@@ -415,13 +438,7 @@ pub async fn run_udp(
     state: Arc<AppState>,
     stop: CancellationToken,
 ) {
-    let mut router = match Router::new(&state, &cfg) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(cause = %e, "syslog listener's realm is missing");
-            return;
-        }
-    };
+    let mut router = Router::new(&cfg);
     let pending = Arc::new(Semaphore::new(MAX_PENDING));
     let mut batches = Batches::default();
     let mut buf = vec![0u8; 65_536];

@@ -37,6 +37,7 @@ use std::sync::Arc;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use ed25519_dalek::SigningKey;
+use sealog_event::RealmName;
 use sealog_journal::checkpoint::{origin_for, Signer, VerifierKey};
 use sealog_journal::fs::{OpenHow, VFile, Vfs};
 use sealog_journal::{Journal, JournalError, JournalOptions};
@@ -280,8 +281,10 @@ impl DataDir {
         &self.fs
     }
 
-    fn realm_dir(&self, name: &str) -> PathBuf {
-        self.root.join("realms").join(name)
+    /// The only place a realm name becomes a path: a [`RealmName`] is a
+    /// single safe path component.
+    fn realm_dir(&self, name: &RealmName) -> PathBuf {
+        self.root.join("realms").join(name.as_str())
     }
 
     /// Creates a realm with a fresh Ed25519 key, an empty journal and one
@@ -289,8 +292,7 @@ impl DataDir {
     ///
     /// # Errors
     /// A bad or taken name; I/O errors (then no realm exists).
-    pub fn create_realm(&mut self, name: &str) -> Result<CreatedRealm> {
-        sealog_event::validate_realm_name(name)?;
+    pub fn create_realm(&mut self, name: &RealmName) -> Result<CreatedRealm> {
         let dir = self.realm_dir(name);
         if self.fs.exists(&dir) {
             return Err(StoreError::RealmExists(name.to_string()));
@@ -326,7 +328,7 @@ impl DataDir {
                     .remove_dir_all(&dir)
                     .and_then(|_| self.fs.sync_dir(&realms))
                 {
-                    tracing::error!(realm = name, cause = %undo, "realm created without tokens and not removed; issue tokens with `sealog token issue`");
+                    tracing::error!(realm = %name, cause = %undo, "realm created without tokens and not removed; issue tokens with `sealog token issue`");
                 }
                 return Err(e);
             }
@@ -341,7 +343,7 @@ impl DataDir {
     }
 
     /// Writes a complete realm into `tmp`, everything synced.
-    fn build_realm(&self, tmp: &Path, name: &str) -> Result<RealmInfo> {
+    fn build_realm(&self, tmp: &Path, name: &RealmName) -> Result<RealmInfo> {
         self.fs
             .create_dir(tmp)
             .map_err(StoreError::io("create", tmp))?;
@@ -391,12 +393,15 @@ impl DataDir {
     ///
     /// # Errors
     /// Only when the realms directory cannot be listed.
-    pub fn realm_entries(&self) -> Result<Vec<(String, Result<RealmInfo>)>> {
+    pub fn realm_entries(&self) -> Result<Vec<(RealmName, Result<RealmInfo>)>> {
         let dir = self.root.join("realms");
         let mut out = Vec::new();
         for name in self.fs.list(&dir).map_err(StoreError::io("list", &dir))? {
-            if sealog_event::validate_realm_name(&name).is_ok() && self.fs.is_dir(&dir.join(&name))
-            {
+            // Anything else in `realms/` (a leftover, a planted file) is not a realm.
+            let Ok(name) = RealmName::try_from(name) else {
+                continue;
+            };
+            if self.fs.is_dir(&self.realm_dir(&name)) {
                 let r = self.realm(&name).and_then(|info| {
                     self.verifier_key(&name)?;
                     Ok(info)
@@ -426,9 +431,7 @@ impl DataDir {
     /// # Errors
     /// [`StoreError::UnknownRealm`] when there is no such realm directory;
     /// [`StoreError::Format`] when its `realm.meta` is missing or damaged.
-    pub fn realm(&self, name: &str) -> Result<RealmInfo> {
-        sealog_event::validate_realm_name(name)
-            .map_err(|_| StoreError::UnknownRealm(name.into()))?;
+    pub fn realm(&self, name: &RealmName) -> Result<RealmInfo> {
         let dir = self.realm_dir(name);
         if !self.fs.is_dir(&dir) {
             return Err(StoreError::UnknownRealm(name.to_string()));
@@ -442,7 +445,7 @@ impl DataDir {
             });
         }
         let info: RealmInfo = meta::read(&*self.fs, &path, "sealog-realm")?;
-        if info.name != name {
+        if info.name != name.as_str() {
             return Err(StoreError::Format {
                 path,
                 reason: format!("realm file names realm {:?}", info.name),
@@ -455,7 +458,7 @@ impl DataDir {
     ///
     /// # Errors
     /// Unknown realm; a damaged key in `realm.meta`.
-    pub fn verifier_key(&self, name: &str) -> Result<VerifierKey> {
+    pub fn verifier_key(&self, name: &RealmName) -> Result<VerifierKey> {
         let info = self.realm(name)?;
         info.public_key.parse().map_err(|e| StoreError::Format {
             path: self.realm_dir(name).join("realm.meta"),
@@ -463,7 +466,7 @@ impl DataDir {
         })
     }
 
-    fn signer(&self, name: &str) -> Result<Signer> {
+    fn signer(&self, name: &RealmName) -> Result<Signer> {
         let vk = self.verifier_key(name)?;
         let path = self.realm_dir(name).join("signing.key");
         let kf: KeyFile = meta::read(&*self.fs, &path, "sealog-key")?;
@@ -490,7 +493,7 @@ impl DataDir {
     /// # Errors
     /// Unknown realm; key and journal errors; a realm created with its
     /// journal whose journal directory is gone.
-    pub fn open_journal(&self, name: &str, opts: JournalOptions) -> Result<Journal> {
+    pub fn open_journal(&self, name: &RealmName, opts: JournalOptions) -> Result<Journal> {
         let info = self.realm(name)?;
         let signer = self.signer(name)?;
         let jdir = self.journal_dir(name);
@@ -513,8 +516,8 @@ impl DataDir {
         )?)
     }
 
-    /// Where a realm's journal lives.
-    pub fn journal_dir(&self, name: &str) -> PathBuf {
+    /// Where a realm's journal lives (whether or not the realm exists).
+    pub fn journal_dir(&self, name: &RealmName) -> PathBuf {
         self.realm_dir(name).join("journal")
     }
 }
@@ -526,6 +529,10 @@ fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rn(name: &str) -> RealmName {
+        RealmName::new(name).expect("a valid realm name")
+    }
 
     #[test]
     fn second_process_gets_a_clear_error() {
@@ -544,20 +551,26 @@ mod tests {
     fn realms_keys_and_journals() {
         let d = tempfile::tempdir().expect("tempdir");
         let mut dd = DataDir::open(d.path(), "test").expect("open");
-        let c = dd.create_realm("acme").expect("create");
+        let c = dd.create_realm(&rn("acme")).expect("create");
         assert!(c.public_key.starts_with("sealog/acme+"));
         assert!(matches!(
-            dd.create_realm("acme"),
+            dd.create_realm(&rn("acme")),
             Err(StoreError::RealmExists(_))
         ));
+        // A name that could leave `realms/` cannot even be made.
+        assert!(RealmName::new("../x").is_err());
+        // The token API takes plain names: a bad one names no realm.
         assert!(matches!(
-            dd.create_realm("../x"),
-            Err(StoreError::RealmName(_))
+            dd.issue_token("../x", Scope::Write),
+            Err(StoreError::UnknownRealm(_))
         ));
-        assert!(matches!(dd.realm("nope"), Err(StoreError::UnknownRealm(_))));
+        assert!(matches!(
+            dd.realm(&rn("nope")),
+            Err(StoreError::UnknownRealm(_))
+        ));
         assert_eq!(dd.realms().expect("list").len(), 1);
         let j = dd
-            .open_journal("acme", JournalOptions::default())
+            .open_journal(&rn("acme"), JournalOptions::default())
             .expect("journal");
         assert_eq!(j.verifier().to_string(), c.public_key);
         use std::os::unix::fs::PermissionsExt;
@@ -583,14 +596,14 @@ mod tests {
     fn damaged_key_file_is_a_precise_error() {
         let d = tempfile::tempdir().expect("tempdir");
         let mut dd = DataDir::open(d.path(), "test").expect("open");
-        dd.create_realm("acme").expect("create");
+        dd.create_realm(&rn("acme")).expect("create");
         let p = d.path().join("realms/acme/signing.key");
         let mut bytes = std::fs::read(&p).expect("read");
         let n = bytes.len();
         bytes[n - 5] ^= 1;
         std::fs::write(&p, bytes).expect("write");
         let err = dd
-            .open_journal("acme", JournalOptions::default())
+            .open_journal(&rn("acme"), JournalOptions::default())
             .expect_err("refuse");
         assert!(err.to_string().contains("checksum"), "{err}");
     }

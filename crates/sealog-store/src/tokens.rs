@@ -11,6 +11,7 @@ use std::fmt;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use rand::RngCore;
+use sealog_event::RealmName;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -90,6 +91,11 @@ struct TokenFile {
     tokens: Vec<TokenInfo>,
 }
 
+/// `name` as a realm name; a name that cannot be one names no realm.
+fn known_name(name: &str) -> Result<RealmName> {
+    RealmName::new(name).map_err(|_| StoreError::UnknownRealm(name.to_string()))
+}
+
 fn hash_hex(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
@@ -116,7 +122,8 @@ impl DataDir {
     /// Issues a token for `realm` (ignored for admin tokens).
     ///
     /// # Errors
-    /// Unknown realm; I/O errors.
+    /// Unknown realm (a name that is not a valid realm name is unknown
+    /// too); I/O errors.
     pub fn issue_token(&mut self, realm: &str, scope: Scope) -> Result<IssuedToken> {
         let mut t = self.issue_tokens(realm, &[scope])?;
         Ok(t.remove(0))
@@ -134,7 +141,7 @@ impl DataDir {
             let realm = if scope == Scope::Admin {
                 String::new()
             } else {
-                self.realm(realm)?.name
+                self.realm(&known_name(realm)?)?.name
             };
             let mut secret = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut secret);
@@ -167,7 +174,7 @@ impl DataDir {
     /// Unknown realm; I/O and format errors.
     pub fn tokens(&self, realm: Option<&str>) -> Result<Vec<TokenInfo>> {
         if let Some(r) = realm {
-            self.realm(r)?;
+            self.realm(&known_name(r)?)?;
         }
         let f = self.load_tokens()?;
         Ok(f.tokens
@@ -220,11 +227,15 @@ impl DataDir {
 mod tests {
     use super::*;
 
+    fn rn(name: &str) -> RealmName {
+        RealmName::new(name).expect("a valid realm name")
+    }
+
     #[test]
     fn issue_authenticate_revoke() {
         let d = tempfile::tempdir().expect("tempdir");
         let mut dd = DataDir::open(d.path(), "test").expect("open");
-        let c = dd.create_realm("acme").expect("create");
+        let c = dd.create_realm(&rn("acme")).expect("create");
         assert!(c.write_token.starts_with("slw_") && c.write_token.len() == 47);
         let w = dd.authenticate(&c.write_token).expect("valid");
         assert_eq!((w.realm.as_str(), w.scope), ("acme", Scope::Write));

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sealog_event::LeafBuilder;
+use sealog_event::{LeafBuilder, RealmName};
 use sealog_journal::fs::Vfs;
 use sealog_journal::sim_fs::SimFs;
 use sealog_journal::{prepare, EventRef, Journal, JournalOptions, Receipt};
@@ -98,12 +98,16 @@ fn lines(j: &Journal, from: u64, to: u64) -> Vec<Vec<u8>> {
     out
 }
 
+fn rn(name: &str) -> RealmName {
+    RealmName::new(name).expect("a valid realm name")
+}
+
 /// Appends a few events to `realm` and logs the receipt with its records.
 /// (Sealed with a known receive time, so the records are known without
 /// reading them back: the power may be off by the time the receipt is.)
 fn append(dd: &DataDir, realm: &str, tag: &str, log: &mut Log) -> Result<(), StoreError> {
     const RECEIVED_AT: i64 = 1_700_000_000_000_000_000;
-    let mut j = dd.open_journal(realm, opts())?;
+    let mut j = dd.open_journal(&rn(realm), opts())?;
     let bodies: Vec<Vec<u8>> = (0..3)
         .map(|i| format!(r#"{{"realm":"{realm}","tag":"{tag}","i":{i}}}"#).into_bytes())
         .collect();
@@ -136,7 +140,7 @@ fn realm_workload(fs: &Arc<SimFs>, log: &mut Log) -> Result<(), StoreError> {
     let mut dd = open_dir(fs)?;
     for name in REALMS {
         log.creating = Some(name.to_string());
-        let c = dd.create_realm(name)?;
+        let c = dd.create_realm(&rn(name))?;
         log.created(name, c.write_token, c.query_token);
         append(&dd, name, "first", log)?;
     }
@@ -153,7 +157,7 @@ fn token_workload(
 ) -> Result<(), StoreError> {
     let mut dd = open_dir(fs)?;
     log.creating = Some("acme".into());
-    let c = dd.create_realm("acme")?;
+    let c = dd.create_realm(&rn("acme"))?;
     log.created("acme", c.write_token, c.query_token);
     *setup_ops = fs.mutating_ops();
     let mut rng = StdRng::seed_from_u64(seed);
@@ -234,7 +238,7 @@ fn check_dir(img: &Arc<SimFs>, log: &Log, t: &mut Tally) -> DataDir {
             assert_eq!(latest.size, j.size());
             assert_eq!(j.root_at(j.size()).expect("root"), latest.root);
         }
-        for (realm, r, recs) in log.receipts.iter().filter(|(n, _, _)| n == name) {
+        for (realm, r, recs) in log.receipts.iter().filter(|(n, _, _)| n == name.as_str()) {
             let cp = key.verify(&r.checkpoint).expect("receipt verifies");
             assert!(j.size() > r.last_seq, "{realm}: receipted records lost");
             assert_eq!(&lines(&j, r.first_seq, r.last_seq + 1), recs);
@@ -297,7 +301,7 @@ fn check_writable(img: &Arc<SimFs>, dd: DataDir, log: &Log, seed: u64) {
         revoking: log.revoking.clone(),
     };
     let c = dd
-        .create_realm("after")
+        .create_realm(&rn("after"))
         .expect("create a realm after the crash");
     after.created("after", c.write_token.clone(), c.query_token);
     append(&dd, "after", "after", &mut after).expect("append after the crash");

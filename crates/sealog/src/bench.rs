@@ -120,12 +120,13 @@ pub fn journal(records: u64, batch: usize, dir: &Path, keep: bool) -> Result<(),
 
 fn run(records: u64, batch: usize, dir: &Path) -> Result<(), Failure> {
     let mut dd = DataDir::open(dir, "sealog bench journal")?;
-    dd.create_realm("bench")?;
+    let bench: sealog_event::RealmName = "bench".parse()?;
+    dd.create_realm(&bench)?;
     eprintln!("generating {records} records ...");
     let mut input = Vec::with_capacity(records as usize * 220);
     generate(records, &mut input);
     let raw = input.len() as u64;
-    let mut journal = dd.open_journal("bench", JournalOptions::default())?;
+    let mut journal = dd.open_journal(&bench, JournalOptions::default())?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     let (t0, c0) = (Instant::now(), cpu_seconds());
@@ -137,12 +138,12 @@ fn run(records: u64, batch: usize, dir: &Path) -> Result<(), Failure> {
     journal.sync()?;
     let (append_s, append_cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
     drop(events);
-    let disk = dir_bytes(&dd.journal_dir("bench"));
+    let disk = dir_bytes(&dd.journal_dir(&bench));
 
-    let key = dd.verifier_key("bench")?;
+    let key = dd.verifier_key(&bench)?;
     let (t1, c1) = (Instant::now(), cpu_seconds());
     let report = verify_dir(
-        &dd.journal_dir("bench"),
+        &dd.journal_dir(&bench),
         "bench",
         &key,
         &Evidence::default(),

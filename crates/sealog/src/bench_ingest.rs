@@ -177,7 +177,7 @@ fn run(n: u64, rounds: u32, dir: &Path) -> Result<(), Failure> {
     let data = dir.join("sealog");
     {
         let mut dd = sealog_store::DataDir::open(&data, "sealog bench ingest")?;
-        dd.create_realm("bench")?;
+        dd.create_realm(&"bench".parse()?)?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -358,7 +358,7 @@ fn memory_phase(dir: &Path, stream: &[u8], total: u64) -> Result<Memory, Failure
     let data = dir.join("data");
     let query_token = {
         let mut dd = sealog_store::DataDir::open(&data, "sealog bench ingest")?;
-        dd.create_realm("mem")?.query_token
+        dd.create_realm(&"mem".parse()?)?.query_token
     };
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)

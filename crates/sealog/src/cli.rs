@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use sealog_event::RealmName;
 
 /// sealog: a forensic log and audit hub. Every realm is a verifiable Merkle
 /// log with signed checkpoints.
@@ -25,7 +26,8 @@ pub struct Cli {
     pub url: Option<String>,
     /// Bearer token for --url: admin for realm, token and verify commands;
     /// the realm's write token for ingest; its query token for query and
-    /// checkpoint. Defaults to <data>/admin.token.
+    /// checkpoint. Defaults to <data>/admin.token, which is only ever sent
+    /// to the server recorded in <data>/server.json.
     #[arg(long, global = true, env = "SEALOG_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// What to do.
@@ -80,7 +82,7 @@ pub enum Command {
     Ingest {
         /// The realm.
         #[arg(long)]
-        realm: String,
+        realm: RealmName,
         /// NDJSON file, or - for standard input.
         #[arg(default_value = "-")]
         input: String,
@@ -95,7 +97,7 @@ pub enum Command {
     Query {
         /// The realm.
         #[arg(long)]
-        realm: String,
+        realm: RealmName,
         /// Records filed at or after this time (RFC 3339).
         #[arg(long)]
         from: Option<String>,
@@ -119,14 +121,14 @@ pub enum Command {
     Checkpoint {
         /// The realm.
         #[arg(long)]
-        realm: String,
+        realm: RealmName,
     },
     /// Verify every record, checkpoint and stored hash of a realm; with
     /// checkpoints or receipts a client kept, prove nothing they cover changed.
     Verify {
         /// The realm.
         #[arg(long)]
-        realm: String,
+        realm: RealmName,
         /// A signed checkpoint note a client kept. Repeatable.
         #[arg(long)]
         checkpoint: Vec<PathBuf>,
@@ -141,7 +143,7 @@ pub enum Command {
     Export {
         /// The realm.
         #[arg(long)]
-        realm: String,
+        realm: RealmName,
         /// First seq (default 0).
         #[arg(long)]
         from_seq: Option<u64>,
@@ -165,7 +167,7 @@ pub enum Command {
     Tail {
         /// The realm.
         #[arg(long)]
-        realm: String,
+        realm: RealmName,
         /// Records whose line contains this text.
         #[arg(long)]
         q: Option<String>,
@@ -186,8 +188,9 @@ pub enum Command {
 pub enum RealmCmd {
     /// Create a realm; prints JSON with its write and query tokens and public key.
     Create {
-        /// Lowercase letters, digits, '.', '_' or '-'.
-        name: String,
+        /// Lowercase letters, digits, '.', '_' or '-', starting with a
+        /// letter or digit; at most 63 bytes.
+        name: RealmName,
         /// Also write the JSON to this file (mode 0600).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -197,7 +200,7 @@ pub enum RealmCmd {
     /// Print a realm's checkpoint verifier key (for verify-bundle and clients).
     Key {
         /// The realm.
-        name: String,
+        name: RealmName,
     },
 }
 
@@ -217,7 +220,7 @@ pub enum TokenCmd {
     Issue {
         /// The realm.
         #[arg(long)]
-        realm: String,
+        realm: RealmName,
         /// What the token may do.
         #[arg(long, value_enum)]
         scope: ScopeArg,
@@ -229,7 +232,7 @@ pub enum TokenCmd {
     List {
         /// Only this realm's.
         #[arg(long)]
-        realm: Option<String>,
+        realm: Option<RealmName>,
     },
     /// Revoke a token by id.
     Revoke {

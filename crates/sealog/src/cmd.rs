@@ -1,19 +1,23 @@
-//! The local commands: each opens (and locks) the data directory, does one
-//! thing, and reports through stdout (data) and stderr (messages).
+//! Every command, written once: arguments, input validation, batching,
+//! receipts files, paging and output live here; a [`Backend`] (the data
+//! directory itself, or a running server's API) only carries out each
+//! operation. Data goes to stdout, messages to stderr.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use sealog_event::RealmName;
 use sealog_journal::checkpoint::VerifierKey;
-use sealog_journal::verify::{verify_dir, Evidence, Report};
-use sealog_journal::{bundle, JournalError, JournalOptions, Receipt};
-use sealog_query::{Filter, Order};
-use sealog_store::{DataDir, Scope, StoreError};
+use sealog_journal::verify::Evidence;
+use sealog_journal::{bundle, JournalError, Receipt};
+use sealog_store::Scope;
 use serde::Serialize;
 
+use crate::backend::{follow_pages, Backend, QuerySpec, TailSpec, Verdict};
 use crate::cli::{BenchCmd, Cli, Command, RealmCmd, ScopeArg, TokenCmd};
+use crate::local::Local;
 use crate::{ingest, progress, Failure};
 
 /// Runs one parsed command.
@@ -21,11 +25,15 @@ use crate::{ingest, progress, Failure};
 /// # Errors
 /// A [`Failure`] with the exit code and message.
 pub fn run(cli: Cli) -> Result<(), Failure> {
-    if let Some(remote) = crate::remote::target(&cli)? {
-        return crate::remote::run(&remote, cli.command);
-    }
-    let data = cli.data.as_path();
-    match cli.command {
+    let Cli {
+        data,
+        url,
+        token,
+        command,
+    } = cli;
+    let data = data.as_path();
+    // Commands that need the files themselves.
+    let command = match command {
         Command::Serve {
             config,
             http,
@@ -48,63 +56,86 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 }
                 _ => None,
             };
-            crate::serve::run(
+            return crate::serve::run(
                 data,
                 config.as_deref(),
                 http,
                 (sidecar, syslog_tcp, syslog_udp, tls),
-            )
+            );
         }
+        Command::Export {
+            realm,
+            from_seq,
+            to_seq,
+            out,
+        } => return cmd_export(data, &realm, from_seq, to_seq, &out),
+        Command::VerifyBundle { file, key } => return cmd_verify_bundle(&file, &key),
+        Command::Bench(BenchCmd::Ingest {
+            vs,
+            lines,
+            rounds,
+            dir,
+        }) => return crate::bench_ingest::ingest(&vs, lines, rounds, &dir),
+        Command::Bench(BenchCmd::Http {
+            records,
+            clients,
+            dir,
+        }) => return crate::bench_http::http(records, clients, &dir),
+        Command::Bench(BenchCmd::Journal {
+            records,
+            batch,
+            dir,
+            keep,
+        }) => return crate::bench::journal(records, batch, &dir, keep),
+        other => other,
+    };
+    let needs_server = matches!(command, Command::Tail { .. });
+    let backend: Box<dyn Backend> =
+        match crate::remote::target(data, url.as_deref(), token.as_deref(), needs_server)? {
+            Some(remote) => Box::new(remote),
+            None => Box::new(Local::new(data)),
+        };
+    run_on(&*backend, command)
+}
+
+/// Runs a command that works the same on either backend.
+fn run_on(backend: &dyn Backend, command: Command) -> Result<(), Failure> {
+    match command {
         Command::Realm(RealmCmd::Create { name, out }) => {
             // The output file first: a realm whose tokens cannot be saved
             // is not created.
             let out = out.as_deref().map(OutFile::prepare).transpose()?;
-            let mut dd = DataDir::open(data, "sealog realm create")?;
-            let created = dd.create_realm(&name)?;
+            let created = backend.create_realm(&name)?;
             emit_json(&created, out, &realm_created(&name))
         }
         Command::Realm(RealmCmd::List) => {
-            let dd = DataDir::open(data, "sealog realm list")?;
             // A damaged realm is listed with what is wrong, not hidden.
-            for (name, r) in dd.realm_entries()? {
-                let line = match r {
-                    Ok(info) => serde_json::to_string(&info)?,
-                    Err(e) => serde_json::json!({
-                        "name": name,
-                        "status": "failed",
-                        "error": e.to_string(),
-                    })
-                    .to_string(),
-                };
-                println!("{line}");
+            for r in backend.realms()? {
+                println!("{r}");
             }
             Ok(())
         }
         Command::Realm(RealmCmd::Key { name }) => {
-            let dd = DataDir::open(data, "sealog realm key")?;
-            println!("{}", dd.verifier_key(&name)?);
+            println!("{}", backend.realm_key(&name)?);
             Ok(())
         }
         Command::Token(TokenCmd::Issue { realm, scope, out }) => {
             let out = out.as_deref().map(OutFile::prepare).transpose()?;
-            let mut dd = DataDir::open(data, "sealog token issue")?;
             let scope = match scope {
                 ScopeArg::Write => Scope::Write,
                 ScopeArg::Query => Scope::Query,
             };
-            let t = dd.issue_token(&realm, scope)?;
+            let t = backend.issue_token(&realm, scope)?;
             emit_json(&t, out, &token_issued(&t.id, &realm))
         }
         Command::Token(TokenCmd::List { realm }) => {
-            let dd = DataDir::open(data, "sealog token list")?;
-            for t in dd.tokens(realm.as_deref())? {
+            for t in backend.tokens(realm.as_ref())? {
                 println!("{}", serde_json::to_string(&t)?);
             }
             Ok(())
         }
         Command::Token(TokenCmd::Revoke { token_id }) => {
-            let mut dd = DataDir::open(data, "sealog token revoke")?;
-            let t = dd.revoke_token(&token_id)?;
+            let t = backend.revoke_token(&token_id)?;
             println!("{}", serde_json::to_string(&t)?);
             Ok(())
         }
@@ -113,7 +144,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             input,
             batch,
             receipts_out,
-        } => cmd_ingest(data, &realm, &input, batch, receipts_out.as_deref()),
+        } => cmd_ingest(backend, &realm, &input, batch, receipts_out.as_deref()),
         Command::Query {
             realm,
             from,
@@ -123,51 +154,23 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             limit,
             newest,
         } => {
-            let mut filter = Filter::default();
-            if let Some(f) = from {
-                filter = filter.with_from(&f)?;
-            }
-            if let Some(t) = to {
-                filter = filter.with_to(&t)?;
-            }
-            if let Some(q) = q {
-                filter = filter.with_text(&q);
-            }
-            for w in &wheres {
-                filter = filter.with_where(w)?;
-            }
-            let dd = DataDir::open(data, "sealog query")?;
-            let j = dd.open_journal(&realm, JournalOptions::default())?;
+            let spec = QuerySpec::new(from, to, q, wheres, newest)?;
             let stdout = std::io::stdout();
             let mut out = BufWriter::new(stdout.lock());
-            let mut write_err = None;
-            let order = if newest { Order::Newest } else { Order::Oldest };
-            let stats = sealog_query::run(&j, &filter, order, limit, &mut |_, line| {
-                if write_err.is_none() {
-                    write_err = out.write_all(line).and_then(|_| out.write_all(b"\n")).err();
-                }
-            })?;
+            let n = follow_pages(
+                limit,
+                &mut |page, emit| backend.query_page(&realm, &spec, page, emit),
+                &mut |line| {
+                    out.write_all(line)?;
+                    out.write_all(b"\n")
+                },
+            )?;
             out.flush()?;
-            if let Some(e) = write_err {
-                return Err(e.into());
-            }
-            tracing::info!(
-                matched = stats.matched,
-                scanned = stats.scanned,
-                size = stats.size,
-                "query done"
-            );
+            tracing::info!(records = n, "query done");
             Ok(())
         }
         Command::Checkpoint { realm } => {
-            let dd = DataDir::open(data, "sealog checkpoint")?;
-            let j = dd.open_journal(&realm, JournalOptions::default())?;
-            let cp = j.latest_checkpoint().ok_or_else(|| {
-                Failure::from(format!(
-                    "realm {realm:?} has no records yet, so no checkpoint"
-                ))
-            })?;
-            print!("{}", cp.text);
+            print!("{}", backend.checkpoint(&realm)?);
             Ok(())
         }
         Command::Verify {
@@ -175,88 +178,100 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             checkpoint,
             receipts,
             key,
-        } => cmd_verify(data, &realm, &checkpoint, &receipts, key.as_deref()),
-        Command::Export {
-            realm,
-            from_seq,
-            to_seq,
-            out,
         } => {
-            let dd = DataDir::open(data, "sealog export")?;
-            let j = dd.open_journal(&realm, JournalOptions::default())?;
-            if j.size() == 0 {
-                return Err(format!("realm {realm:?} has no records to export").into());
+            // A malformed key is a usage error, found before anything is read.
+            let key: Option<VerifierKey> = key.as_deref().map(str::parse).transpose()?;
+            let mut evidence = Evidence::default();
+            for p in &checkpoint {
+                let text =
+                    std::fs::read_to_string(p).map_err(|e| format!("read {}: {e}", p.display()))?;
+                evidence.checkpoints.push(text);
             }
-            let from = from_seq.unwrap_or(0);
-            let to = to_seq.unwrap_or(j.size() - 1);
-            let pb = progress::bar(to.saturating_sub(from) + 1, "exporting");
-            let file = std::fs::File::create(&out)
-                .map_err(|e| format!("create {}: {e}", out.display()))?;
-            let mut w = BufWriter::new(file);
-            let header = bundle::export(&j, from, to, &mut w, &|n| pb.set_position(n))?;
-            w.into_inner().map_err(|e| e.to_string())?.sync_all()?;
-            pb.finish_and_clear();
-            eprintln!(
-                "exported seqs {}..={} ({} records) with a proof to the checkpoint of size {} into {}",
-                header.from_seq,
-                header.to_seq,
-                header.records,
-                header.tree_size,
-                out.display()
+            for p in &receipts {
+                evidence.receipts.extend(read_receipts(p)?);
+            }
+            let verdict = backend.verify(&realm, evidence, key.as_ref())?;
+            print_report(&realm, &verdict)
+        }
+        Command::Tail {
+            realm,
+            q,
+            wheres,
+            since_seq,
+        } => backend.tail(
+            &realm,
+            &TailSpec {
+                q,
+                wheres,
+                since_seq,
+            },
+        ),
+        Command::Serve { .. }
+        | Command::Export { .. }
+        | Command::VerifyBundle { .. }
+        | Command::Bench(_) => Err("this command needs the data directory itself".into()),
+    }
+}
+
+fn cmd_export(
+    data: &Path,
+    realm: &RealmName,
+    from_seq: Option<u64>,
+    to_seq: Option<u64>,
+    out: &Path,
+) -> Result<(), Failure> {
+    let dd = sealog_store::DataDir::open(data, "sealog export")?;
+    let j = dd.open_journal(realm, sealog_journal::JournalOptions::default())?;
+    if j.size() == 0 {
+        return Err(format!("realm {realm:?} has no records to export").into());
+    }
+    let from = from_seq.unwrap_or(0);
+    let to = to_seq.unwrap_or(j.size() - 1);
+    let pb = progress::bar(to.saturating_sub(from) + 1, "exporting");
+    let file = std::fs::File::create(out).map_err(|e| format!("create {}: {e}", out.display()))?;
+    let mut w = BufWriter::new(file);
+    let header = bundle::export(&j, from, to, &mut w, &|n| pb.set_position(n))?;
+    w.into_inner().map_err(|e| e.to_string())?.sync_all()?;
+    pb.finish_and_clear();
+    eprintln!(
+        "exported seqs {}..={} ({} records) with a proof to the checkpoint of size {} into {}",
+        header.from_seq,
+        header.to_seq,
+        header.records,
+        header.tree_size,
+        out.display()
+    );
+    Ok(())
+}
+
+fn cmd_verify_bundle(file: &Path, key: &str) -> Result<(), Failure> {
+    let key: VerifierKey = key.parse()?;
+    let f = std::fs::File::open(file).map_err(|e| format!("open {}: {e}", file.display()))?;
+    // Streamed: memory stays bounded whatever the file holds.
+    let r = match bundle::verify_bundle(&mut BufReader::with_capacity(1 << 16, f), &key) {
+        Ok(r) => r,
+        Err(JournalError::Format { reason, .. }) => {
+            return Err(format!("{}: {reason}", file.display()).into())
+        }
+        Err(e) => return Err(format!("{}: {e}", file.display()).into()),
+    };
+    match (r.findings.first(), &r.header) {
+        (None, Some(h)) => {
+            println!(
+                "ok: {} records (seqs {}..={}) of realm {} match the checkpoint signed for size {}",
+                h.records, h.from_seq, h.to_seq, h.realm, h.tree_size
             );
             Ok(())
         }
-        Command::VerifyBundle { file, key } => {
-            let key: VerifierKey = key.parse()?;
-            let f =
-                std::fs::File::open(&file).map_err(|e| format!("open {}: {e}", file.display()))?;
-            // Streamed: memory stays bounded whatever the file holds.
-            let r = match bundle::verify_bundle(&mut BufReader::with_capacity(1 << 16, f), &key) {
-                Ok(r) => r,
-                Err(JournalError::Format { reason, .. }) => {
-                    return Err(format!("{}: {reason}", file.display()).into())
-                }
-                Err(e) => return Err(format!("{}: {e}", file.display()).into()),
-            };
-            match (r.findings.first(), &r.header) {
-                (None, Some(h)) => {
-                    println!(
-                        "ok: {} records (seqs {}..={}) of realm {} match the checkpoint signed for size {}",
-                        h.records, h.from_seq, h.to_seq, h.realm, h.tree_size
-                    );
-                    Ok(())
-                }
-                (Some(first), _) => {
-                    for f in r.findings.iter().skip(1).take(9) {
-                        eprintln!("  also: {f}");
-                    }
-                    Err(Failure::verify(format!(
-                        "bundle verification FAILED: first bad {first}"
-                    )))
-                }
-                (None, None) => Err(Failure::verify("bundle has no header")),
+        (Some(first), _) => {
+            for f in r.findings.iter().skip(1).take(9) {
+                eprintln!("  also: {f}");
             }
+            Err(Failure::verify(format!(
+                "bundle verification FAILED: first bad {first}"
+            )))
         }
-        Command::Tail { .. } => {
-            Err("tail needs a running server: start `sealog serve` or pass --url".into())
-        }
-        Command::Bench(BenchCmd::Ingest {
-            vs,
-            lines,
-            rounds,
-            dir,
-        }) => crate::bench_ingest::ingest(&vs, lines, rounds, &dir),
-        Command::Bench(BenchCmd::Http {
-            records,
-            clients,
-            dir,
-        }) => crate::bench_http::http(records, clients, &dir),
-        Command::Bench(BenchCmd::Journal {
-            records,
-            batch,
-            dir,
-            keep,
-        }) => crate::bench::journal(records, batch, &dir, keep),
+        (None, None) => Err(Failure::verify("bundle has no header")),
     }
 }
 
@@ -336,7 +351,7 @@ impl Drop for OutFile {
 }
 
 /// What `realm create` did, for an error after it.
-pub(crate) fn realm_created(name: &str) -> String {
+fn realm_created(name: &str) -> String {
     format!(
         "realm {name:?} was created, but its tokens could not be saved; \
          they are on standard output, or issue new ones with \
@@ -345,7 +360,7 @@ pub(crate) fn realm_created(name: &str) -> String {
 }
 
 /// What `token issue` did, for an error after it.
-pub(crate) fn token_issued(id: &str, realm: &str) -> String {
+fn token_issued(id: &str, realm: &str) -> String {
     format!(
         "token {id} of realm {realm:?} was issued, but could not be saved; \
          it is on standard output, or revoke it with `sealog token revoke {id}`"
@@ -354,11 +369,7 @@ pub(crate) fn token_issued(id: &str, realm: &str) -> String {
 
 /// Prints `value` as JSON and, with an [`OutFile`], writes it there too;
 /// `done` says what already happened when writing the file fails.
-pub(crate) fn emit_json<T: Serialize>(
-    value: &T,
-    out: Option<OutFile>,
-    done: &str,
-) -> Result<(), Failure> {
+fn emit_json<T: Serialize>(value: &T, out: Option<OutFile>, done: &str) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value)?;
     if let Some(out) = out {
         let path = out.path.clone();
@@ -373,14 +384,12 @@ pub(crate) fn emit_json<T: Serialize>(
 }
 
 fn cmd_ingest(
-    data: &Path,
-    realm: &str,
+    backend: &dyn Backend,
+    realm: &RealmName,
     input: &str,
     batch: usize,
     receipts_out: Option<&Path>,
 ) -> Result<(), Failure> {
-    let dd = DataDir::open(data, "sealog ingest")?;
-    let mut journal = dd.open_journal(realm, JournalOptions::default())?;
     let bytes = if input == "-" {
         let mut v = Vec::new();
         std::io::stdin().lock().read_to_end(&mut v)?;
@@ -388,6 +397,7 @@ fn cmd_ingest(
     } else {
         std::fs::read(input).map_err(|e| format!("read {input}: {e}"))?
     };
+    // The whole input is checked before anything is sent or appended.
     let events = match ingest::validate_ndjson(&bytes, 20) {
         Ok(ev) => ev,
         Err(bad) => {
@@ -416,7 +426,8 @@ fn cmd_ingest(
     };
     let pb = progress::bar(events.len() as u64, "ingesting");
     let mut write_err = None;
-    let total = ingest::append_pipelined(&mut journal, &events, batch, &mut |r| {
+    let mut total: Option<Receipt> = None;
+    let result = backend.ingest(realm, &events, batch, &mut |r| {
         pb.inc(r.count);
         if let Some(f) = receipts_file.as_mut() {
             // One write(2) per receipt, newline included: `writeln!` issues
@@ -427,9 +438,34 @@ fn cmd_ingest(
                 write_err.get_or_insert(e);
             }
         }
-    })?;
+        total = Some(match total.take() {
+            None => r.clone(),
+            Some(t) => Receipt {
+                last_seq: r.last_seq,
+                count: t.count + r.count,
+                checkpoint: r.checkpoint.clone(),
+                ..t
+            },
+        });
+    });
     pb.finish_and_clear();
-    journal.sync()?;
+    if let Err(mut f) = result {
+        // Commits before the failure stand: say which.
+        if let Some(t) = &total {
+            f.message = format!(
+                "{}; {} records were committed before it (seqs {}..={}{})",
+                f.message,
+                t.count,
+                t.first_seq,
+                t.last_seq,
+                match receipts_out {
+                    Some(p) => format!(", receipts in {}", p.display()),
+                    None => String::new(),
+                }
+            );
+        }
+        return Err(f);
+    }
     if let Some(e) = write_err {
         return Err(format!("records are committed, but writing receipts failed: {e}").into());
     }
@@ -438,7 +474,7 @@ fn cmd_ingest(
     Ok(())
 }
 
-pub(crate) fn read_receipts(path: &Path) -> Result<Vec<Receipt>, Failure> {
+fn read_receipts(path: &Path) -> Result<Vec<Receipt>, Failure> {
     let f = std::fs::File::open(path).map_err(|e| format!("open {}: {e}", path.display()))?;
     let mut out = Vec::new();
     let mut text = String::new();
@@ -471,138 +507,34 @@ pub(crate) fn read_receipts(path: &Path) -> Result<Vec<Receipt>, Failure> {
     Ok(out)
 }
 
-fn cmd_verify(
-    data: &Path,
-    realm: &str,
-    checkpoints: &[std::path::PathBuf],
-    receipts: &[std::path::PathBuf],
-    key: Option<&str>,
-) -> Result<(), Failure> {
-    let realm_dir = data.join("realms").join(realm);
-    let known = sealog_event::validate_realm_name(realm).is_ok() && realm_dir.is_dir();
-    let dd = match DataDir::open(data, "sealog verify") {
-        Ok(dd) => dd,
-        Err(e) => {
-            return Err(match damage(data, &e) {
-                // The files of the realm cannot be trusted without it.
-                Some(what) if known => Failure::verify(format!(
-                    "verification FAILED for realm {realm}: {what}; the realm was not checked"
-                )),
-                Some(what) => format!("unknown realm {realm:?}; also, {what}").into(),
-                None => e.into(),
-            });
-        }
-    };
-    // realm.meta holds the verifier key; without it, a key the operator kept.
-    let meta = match dd.verifier_key(realm) {
-        Ok(k) => Ok(k),
-        Err(StoreError::UnknownRealm(_)) if known => Err(format!(
-            "{} is missing",
-            realm_dir.join("realm.meta").display()
-        )),
-        Err(e) => Err(damage(data, &e).ok_or(e)?),
-    };
-    let key: VerifierKey = match (key, &meta) {
-        (Some(k), _) => k.parse()?,
-        (None, Ok(k)) => k.clone(),
-        (None, Err(what)) => {
-            return Err(Failure::verify(format!(
-                "verification FAILED for realm {realm}: {what}; it holds the realm's verifier key: \
-                 pass the key you kept (`sealog/{realm}+...`, as `sealog realm key` printed it) \
-                 with --key to verify the journal without it"
-            )))
-        }
-    };
-    let mut evidence = Evidence::default();
-    for p in checkpoints {
-        let text = std::fs::read_to_string(p).map_err(|e| format!("read {}: {e}", p.display()))?;
-        evidence.checkpoints.push(text);
-    }
-    for p in receipts {
-        evidence.receipts.extend(read_receipts(p)?);
-    }
-    let dir = dd.journal_dir(realm);
-    // Every realm made by this version has its journal (and mark) from the
-    // start; a legacy realm that never took a record may have none.
-    let created = dd.realm(realm).map(|i| i.journal_created).unwrap_or(true);
-    evidence.require_mark = created;
-    if !dir.is_dir() {
-        if created {
-            return Err(Failure::verify(format!(
-                "verification FAILED for realm {realm}: its journal directory {} is missing",
-                dir.display()
-            )));
-        }
-        println!("ok: realm {realm}: no journal yet (0 records)");
-        return Ok(());
-    }
-    let pb = progress::bar(0, "verifying");
-    pb.set_length(estimate_records(&dir));
-    let report = verify_dir(&dir, realm, &key, &evidence, &|n| pb.set_position(n))?;
-    pb.finish_and_clear();
-    print_report(realm, &key, &report, meta.err())
-}
-
-/// When `e` says a file of the data directory is damaged or missing (not
-/// merely unreadable for lack of permission), what is wrong, naming it.
-fn damage(data: &Path, e: &StoreError) -> Option<String> {
-    match e {
-        StoreError::Format { path, .. } if path == data => Some(format!(
-            "{} is missing: the directory is not marked as a sealog data directory",
-            data.join("sealog.meta").display()
-        )),
-        StoreError::Format { .. } => Some(e.to_string()),
-        StoreError::Io { source, .. } if source.kind() != std::io::ErrorKind::PermissionDenied => {
-            Some(e.to_string())
-        }
-        _ => None,
-    }
-}
-
-/// A rough record count for the progress bar: segment bytes at ~50 bytes per record.
-fn estimate_records(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len() / 50)
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
-/// Prints the verdict; `meta` is damage to `realm.meta` found besides the
-/// journal (verified with a key given on the command line).
-fn print_report(
-    realm: &str,
-    key: &VerifierKey,
-    r: &Report,
-    meta: Option<String>,
-) -> Result<(), Failure> {
-    for n in &r.notes {
+/// Prints the verdict: ok, or the first finding (and up to nine more) as
+/// a verification failure.
+fn print_report(realm: &RealmName, v: &Verdict) -> Result<(), Failure> {
+    for n in &v.notes {
         eprintln!("note: {n}");
     }
-    match (r.first_bad(), meta) {
+    let key = &v.key;
+    match (v.findings.first(), &v.damage) {
         (None, Some(what)) => Err(Failure::verify(format!(
             "verification FAILED for realm {realm}: {what}; its journal ({} records, {} checkpoints) verified with key {key}",
-            r.committed, r.checkpoints
+            v.committed, v.checkpoints
         ))),
         (None, None) => {
             println!(
                 "ok: realm {realm}: {} records and {} checkpoints verified with key {key}; {} client checkpoints/receipts hold",
-                r.committed, r.checkpoints, r.evidence
+                v.committed, v.checkpoints, v.evidence
             );
             Ok(())
         }
-        (Some(first), meta) => {
-            if let Some(what) = meta {
+        (Some(first), damage) => {
+            if let Some(what) = damage {
                 eprintln!("  also: {what}");
             }
-            for f in r.findings.iter().skip(1).take(9) {
+            for f in v.findings.iter().skip(1).take(9) {
                 eprintln!("  also: {f}");
             }
-            if r.findings.len() > 10 {
-                eprintln!("  ... {} findings in all", r.findings.len());
+            if v.findings.len() > 10 {
+                eprintln!("  ... {} findings in all", v.findings.len());
             }
             Err(Failure::verify(format!(
                 "verification FAILED for realm {realm}: first bad {first}"

@@ -4,7 +4,6 @@
 
 use std::sync::mpsc::sync_channel;
 
-use rayon::prelude::*;
 use sealog_journal::{prepare, EventRef, Journal, JournalError, Receipt};
 
 /// One refused input line.
@@ -16,112 +15,34 @@ pub struct BadLine {
     pub reason: String,
 }
 
-/// Splits `input` into NDJSON lines (blank lines skipped) and validates them
-/// all, in parallel over chunks of the input. Returns the events, or the bad
-/// lines (up to `max_bad`, in order).
+/// Validates `input` as NDJSON with the one batch parser every ingest path
+/// uses ([`sealog_codec::batch`]; in parallel over ~1 MiB chunks) and
+/// returns the events borrowed from it, or the bad lines (up to
+/// `max_bad`, in order).
 ///
 /// # Errors
 /// The bad lines, in order.
 pub fn validate_ndjson(input: &[u8], max_bad: usize) -> Result<Vec<EventRef<'_>>, Vec<BadLine>> {
-    // Cut the input at newlines into chunks of about 1 MiB.
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    while start < input.len() {
-        let want = (start + (1 << 20)).min(input.len());
-        let end = match memchr::memchr(b'\n', &input[want..]) {
-            Some(at) if want < input.len() => want + at + 1,
-            _ => input.len(),
-        };
-        chunks.push(&input[start..end]);
-        start = end;
+    match sealog_codec::batch::ndjson_events(input, sealog_event::MAX_EVENT_BYTES, max_bad) {
+        Ok(events) => Ok(events
+            .into_iter()
+            .map(|(r, t)| EventRef {
+                bytes: &input[r],
+                time_ns: t,
+            })
+            .collect()),
+        Err(sealog_codec::batch::BatchError::BadLines { lines, .. }) => Err(lines
+            .into_iter()
+            .map(|b| BadLine {
+                line: b.line,
+                reason: b.reason,
+            })
+            .collect()),
+        Err(other) => Err(vec![BadLine {
+            line: 0,
+            reason: other.to_string(),
+        }]),
     }
-    struct Part<'a> {
-        lines: usize,
-        events: Vec<EventRef<'a>>,
-        bad: Vec<BadLine>,
-    }
-    let parts: Vec<Part<'_>> = chunks
-        .par_iter()
-        .map(|chunk| {
-            let mut p = Part {
-                lines: 0,
-                events: Vec::with_capacity(chunk.len() / 128),
-                bad: Vec::new(),
-            };
-            for line in chunk.split(|b| *b == b'\n') {
-                p.lines += 1;
-                let line = trim(line);
-                if line.is_empty() {
-                    continue;
-                }
-                if line.len() > sealog_event::MAX_EVENT_BYTES {
-                    if p.bad.len() < max_bad {
-                        p.bad.push(BadLine {
-                            line: p.lines,
-                            reason: format!(
-                                "event is {} bytes; the most one event may be is {} bytes",
-                                line.len(),
-                                sealog_event::MAX_EVENT_BYTES
-                            ),
-                        });
-                    }
-                    continue;
-                }
-                match sealog_event::validate(line) {
-                    Ok(info) => p.events.push(EventRef {
-                        bytes: line,
-                        time_ns: info.time_ns,
-                    }),
-                    Err(e) if p.bad.len() < max_bad => p.bad.push(BadLine {
-                        line: p.lines,
-                        reason: e.to_string(),
-                    }),
-                    Err(_) => {}
-                }
-            }
-            // A chunk ending in a newline did not start another line.
-            if chunk.last() == Some(&b'\n') {
-                p.lines -= 1;
-            }
-            p
-        })
-        .collect();
-    let mut bad = Vec::new();
-    let mut before = 0;
-    for p in &parts {
-        bad.extend(p.bad.iter().map(|b| BadLine {
-            line: before + b.line,
-            reason: b.reason.clone(),
-        }));
-        before += p.lines;
-    }
-    if !bad.is_empty() {
-        bad.truncate(max_bad);
-        return Err(bad);
-    }
-    let mut events = Vec::with_capacity(parts.iter().map(|p| p.events.len()).sum());
-    for p in parts {
-        events.extend(p.events);
-    }
-    Ok(events)
-}
-
-fn trim(mut l: &[u8]) -> &[u8] {
-    while let [first, rest @ ..] = l {
-        if first.is_ascii_whitespace() {
-            l = rest;
-        } else {
-            break;
-        }
-    }
-    while let [rest @ .., last] = l {
-        if last.is_ascii_whitespace() {
-            l = rest;
-        } else {
-            break;
-        }
-    }
-    l
 }
 
 /// Appends `events` in commits of `batch`, calling `on_commit` with each

@@ -1,11 +1,13 @@
 //! The `sealog` command line. Thin: parsing, then a call into a library.
 
+mod backend;
 mod bench;
 mod bench_http;
 mod bench_ingest;
 mod cli;
 mod cmd;
 mod ingest;
+mod local;
 mod progress;
 mod remote;
 mod serve;

@@ -1,146 +1,151 @@
-//! Commands through a running server's API: chosen with `--url`, or
+//! A running server's API as a [`Backend`]: chosen with `--url`, or
 //! automatically when a server holds the data directory (it records its
 //! address in `<data>/server.json` and its admin token in `admin.token`).
+//!
+//! The admin token of a data directory goes only to the server recorded in
+//! that directory: `--url` naming any other server needs `--token`.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use reqwest::{Method, StatusCode};
+use futures_util::StreamExt;
+use reqwest::{Method, StatusCode, Url};
+use sealog_event::RealmName;
+use sealog_journal::checkpoint::VerifierKey;
+use sealog_journal::verify::Evidence;
+use sealog_journal::{EventRef, Receipt};
+use sealog_query::Order;
+use sealog_store::{CreatedRealm, IssuedToken, Scope, TokenInfo};
 use serde_json::Value;
 
-use crate::cli::{Cli, Command, RealmCmd, ScopeArg, TokenCmd};
-use crate::cmd::{emit_json, realm_created, token_issued, OutFile};
+use crate::backend::{Backend, Emit, PageRequest, QuerySpec, TailSpec, Verdict};
 use crate::Failure;
+
+/// Most records the server returns in one query page (it caps `limit`
+/// there; it may also end a page early, with a cursor).
+const MAX_PAGE: u64 = 100_000;
 
 /// Where and as whom to call the API.
 #[derive(Debug)]
 pub struct Remote {
     url: String,
     token: String,
+    client: reqwest::Client,
+    rt: tokio::runtime::Runtime,
 }
 
-/// Decides whether this invocation goes through the API.
+/// What `<data>/server.json` says about the server holding the directory.
+fn recorded_server(data: &Path) -> Option<SocketAddr> {
+    let text = std::fs::read_to_string(data.join("server.json")).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    v["http"].as_str()?.parse().ok()
+}
+
+fn admin_token(data: &Path) -> Option<String> {
+    std::fs::read_to_string(data.join("admin.token"))
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+/// True when `url` names the server listening on `addr` (as recorded in
+/// `server.json`): plain HTTP, the same port, and the same address, where
+/// a server bound to every address is this host's loopback.
+fn names_recorded_server(url: &Url, addr: SocketAddr) -> bool {
+    if url.scheme() != "http" || url.port_or_known_default() != Some(addr.port()) {
+        return false;
+    }
+    let host = match url.host_str() {
+        Some(h) if h.eq_ignore_ascii_case("localhost") => IpAddr::from([127, 0, 0, 1]),
+        Some(h) => match h.trim_start_matches('[').trim_end_matches(']').parse() {
+            Ok(ip) => ip,
+            Err(_) => return false,
+        },
+        None => return false,
+    };
+    let recorded = addr.ip();
+    host == recorded
+        || (host.is_loopback() && (recorded.is_loopback() || recorded.is_unspecified()))
+}
+
+/// Decides whether `command` goes through the API, and with which token.
+///
+/// With `--url` it always does: with `--token` (or `SEALOG_TOKEN`), or with
+/// the data directory's admin token when `--url` names the server recorded
+/// in that directory. Without `--url` it does when a server holds the data
+/// directory.
 ///
 /// # Errors
-/// `--url` without any token to use.
-pub fn target(cli: &Cli) -> Result<Option<Remote>, Failure> {
-    let remote_capable = matches!(
-        cli.command,
-        Command::Realm(_)
-            | Command::Token(_)
-            | Command::Ingest { .. }
-            | Command::Query { .. }
-            | Command::Checkpoint { .. }
-            | Command::Verify { .. }
-            | Command::Tail { .. }
-    );
-    if !remote_capable {
-        return Ok(None);
+/// `--url` naming another server without `--token` (exit 2); a held data
+/// directory with no recorded address or token.
+pub fn target(
+    data: &Path,
+    url: Option<&str>,
+    token: Option<&str>,
+    needs_server: bool,
+) -> Result<Option<Remote>, Failure> {
+    if let Some(url) = url {
+        let parsed = Url::parse(url).map_err(|e| format!("--url {url}: {e}"))?;
+        let token = match token {
+            Some(t) => t.to_string(),
+            None => match recorded_server(data) {
+                Some(addr) if names_recorded_server(&parsed, addr) => admin_token(data)
+                    .ok_or_else(|| {
+                        format!(
+                            "--url {url} needs --token (or SEALOG_TOKEN): {} has no admin token",
+                            data.display()
+                        )
+                    })?,
+                recorded => {
+                    let which = match recorded {
+                        Some(addr) => format!(
+                            "the server recorded in {} (http://{addr})",
+                            data.join("server.json").display()
+                        ),
+                        None => format!(
+                            "a server recorded in {}, and there is none",
+                            data.join("server.json").display()
+                        ),
+                    };
+                    return Err(format!(
+                        "--url {url} needs --token (or SEALOG_TOKEN): the admin token of {} is sent only to {which}",
+                        data.display()
+                    )
+                    .into());
+                }
+            },
+        };
+        return Ok(Some(Remote::new(url, token)?));
     }
-    let token = |data: &Path| -> Option<String> {
-        cli.token.clone().or_else(|| {
-            std::fs::read_to_string(data.join("admin.token"))
-                .ok()
-                .map(|t| t.trim().to_string())
-        })
+    let no_server = || -> Result<Option<Remote>, Failure> {
+        if needs_server {
+            Err("tail needs a running server: start `sealog serve` or pass --url".into())
+        } else {
+            Ok(None)
+        }
     };
-    if let Some(url) = &cli.url {
-        let token = token(&cli.data).ok_or("--url needs --token (or SEALOG_TOKEN)")?;
-        return Ok(Some(Remote {
-            url: url.trim_end_matches('/').to_string(),
-            token,
-        }));
+    // A held directory has its lock file; without one nothing holds it (and
+    // probing would create the directory).
+    if !data.join("LOCK").exists() {
+        return no_server();
     }
     // Is a server holding the directory? Probe the lock; if it is free, drop it.
-    match sealog_store::DataDir::open(&cli.data, "sealog (probe)") {
-        Ok(_) if matches!(cli.command, Command::Tail { .. }) => {
-            Err("tail needs a running server: start `sealog serve` or pass --url".into())
-        }
-        Ok(_) => Ok(None),
+    match sealog_store::DataDir::open(data, "sealog (probe)") {
+        Ok(_) => no_server(),
         Err(sealog_store::StoreError::Locked { holder, .. }) => {
-            let info = std::fs::read_to_string(cli.data.join("server.json")).ok();
-            let addr = info
-                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                .and_then(|v| v["http"].as_str().map(str::to_string));
-            match (addr, token(&cli.data)) {
-                (Some(addr), Some(token)) => Ok(Some(Remote {
-                    url: format!("http://{addr}"),
-                    token,
-                })),
+            let token = token.map(str::to_string).or_else(|| admin_token(data));
+            match (recorded_server(data), token) {
+                (Some(addr), Some(token)) => Ok(Some(Remote::new(&format!("http://{addr}"), token)?)),
                 _ => Err(format!(
                     "data directory {} is in use by another process ({holder}) and no server address or token was found; pass --url and --token",
-                    cli.data.display()
+                    data.display()
                 )
                 .into()),
             }
         }
-        Err(_) if matches!(cli.command, Command::Tail { .. }) => {
-            Err("tail needs a running server: start `sealog serve` or pass --url".into())
-        }
-        Err(_) => Ok(None), // let the local command report the precise error
+        // Let the local command report the precise error.
+        Err(_) => no_server(),
     }
-}
-
-/// Runs `command` against the API.
-///
-/// # Errors
-/// HTTP failures and API errors (with the server's message).
-pub fn run(remote: &Remote, command: Command) -> Result<(), Failure> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(run_async(remote, command))
-}
-
-async fn call(
-    remote: &Remote,
-    method: Method,
-    path: &str,
-    body: Option<reqwest::Body>,
-    json: bool,
-) -> Result<reqwest::Response, Failure> {
-    let mut req = reqwest::Client::new()
-        .request(method, format!("{}{path}", remote.url))
-        .bearer_auth(&remote.token);
-    if let Some(b) = body {
-        req = req
-            .header(
-                "content-type",
-                if json {
-                    "application/json"
-                } else {
-                    "application/x-ndjson"
-                },
-            )
-            .body(b);
-    }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| format!("{}: {e}", remote.url))?;
-    if resp.status().is_success() {
-        return Ok(resp);
-    }
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    let msg = serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| {
-            let mut m = v["error"].as_str()?.to_string();
-            for l in v["lines"].as_array().into_iter().flatten() {
-                m.push_str(&format!(
-                    "\n  line {}: {}",
-                    l["line"],
-                    l["reason"].as_str().unwrap_or("")
-                ));
-            }
-            Some(m)
-        })
-        .unwrap_or(text);
-    let hint = match status {
-        StatusCode::FORBIDDEN => " (through a server: ingest needs the realm's write token, query and checkpoint its query token, the rest the admin token; pass --token)",
-        _ => "",
-    };
-    Err(format!("server answered {status}: {msg}{hint}").into())
 }
 
 /// Percent-encodes a query parameter value.
@@ -155,146 +160,307 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
-async fn json(resp: reqwest::Response) -> Result<Value, Failure> {
-    Ok(resp.json().await.map_err(|e| e.to_string())?)
+/// A `where` term as the API spells it (`key:value`).
+fn where_param(w: &str) -> String {
+    format!("where={}", enc(&w.replacen('=', ":", 1)))
 }
 
-async fn run_async(remote: &Remote, command: Command) -> Result<(), Failure> {
-    match command {
-        Command::Realm(RealmCmd::Create { name, out }) => {
-            // The output file first: a realm whose tokens cannot be saved
-            // is not created.
-            let out = out.as_deref().map(OutFile::prepare).transpose()?;
-            let body = serde_json::json!({"name": name}).to_string();
-            let v = json(
-                call(
-                    remote,
-                    Method::POST,
-                    "/v1/admin/realms",
-                    Some(body.into()),
-                    true,
-                )
-                .await?,
-            )
-            .await?;
-            emit_json(&v, out, &realm_created(&name))
+impl Remote {
+    fn new(url: &str, token: String) -> Result<Self, Failure> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        // No redirects: a token is for the server it was given for.
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            url: url.trim_end_matches('/').to_string(),
+            token,
+            client,
+            rt,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<reqwest::Response, Failure> {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token);
+        if let Some((content_type, b)) = body {
+            req = req.header("content-type", content_type).body(b);
         }
-        Command::Realm(RealmCmd::List) => {
-            let v = json(call(remote, Method::GET, "/v1/admin/realms", None, false).await?).await?;
-            for r in v.as_array().into_iter().flatten() {
-                println!("{r}");
+        let resp = req.send().await.map_err(|e| format!("{}: {e}", self.url))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let msg = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| {
+                let mut m = v["error"].as_str()?.to_string();
+                for l in v["lines"].as_array().into_iter().flatten() {
+                    m.push_str(&format!(
+                        "\n  line {}: {}",
+                        l["line"],
+                        l["reason"].as_str().unwrap_or("")
+                    ));
+                }
+                Some(m)
+            })
+            .unwrap_or(text);
+        let hint = match status {
+            StatusCode::FORBIDDEN => " (through a server: ingest needs the realm's write token, query and checkpoint its query token, the rest the admin token; pass --token)",
+            _ => "",
+        };
+        Err(format!("server answered {status}: {msg}{hint}").into())
+    }
+
+    /// A call whose answer is JSON of type `T`.
+    fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<T, Failure> {
+        self.rt.block_on(async {
+            let body = body.map(|b| ("application/json", b.to_string().into_bytes()));
+            let resp = self.call(method, path, body).await?;
+            let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+            serde_json::from_slice(&bytes)
+                .map_err(|e| format!("{}{path}: unexpected answer: {e}", self.url).into())
+        })
+    }
+}
+
+impl Backend for Remote {
+    fn create_realm(&self, name: &RealmName) -> Result<CreatedRealm, Failure> {
+        self.json(
+            Method::POST,
+            "/v1/admin/realms",
+            Some(serde_json::json!({ "name": name })),
+        )
+    }
+
+    fn realms(&self) -> Result<Vec<Value>, Failure> {
+        self.json(Method::GET, "/v1/admin/realms", None)
+    }
+
+    fn realm_key(&self, name: &RealmName) -> Result<String, Failure> {
+        self.realms()?
+            .iter()
+            .find(|r| r["name"] == name.as_str())
+            .and_then(|r| r["public_key"].as_str())
+            .map(str::to_string)
+            .ok_or_else(|| format!("unknown realm {:?}", name.as_str()).into())
+    }
+
+    fn issue_token(&self, realm: &RealmName, scope: Scope) -> Result<IssuedToken, Failure> {
+        self.json(
+            Method::POST,
+            "/v1/admin/tokens",
+            Some(serde_json::json!({ "realm": realm, "scope": scope })),
+        )
+    }
+
+    fn tokens(&self, realm: Option<&RealmName>) -> Result<Vec<TokenInfo>, Failure> {
+        let path = match realm {
+            // A realm name needs no escaping.
+            Some(r) => format!("/v1/admin/tokens?realm={r}"),
+            None => "/v1/admin/tokens".into(),
+        };
+        self.json(Method::GET, &path, None)
+    }
+
+    fn revoke_token(&self, id: &str) -> Result<TokenInfo, Failure> {
+        self.json(
+            Method::DELETE,
+            &format!("/v1/admin/tokens/{}", enc(id)),
+            None,
+        )
+    }
+
+    fn ingest(
+        &self,
+        realm: &RealmName,
+        events: &[EventRef<'_>],
+        batch: usize,
+        on_commit: &mut dyn FnMut(&Receipt),
+    ) -> Result<(), Failure> {
+        for chunk in events.chunks(batch.max(1)) {
+            let mut body = Vec::with_capacity(chunk.iter().map(|e| e.bytes.len() + 1).sum());
+            for e in chunk {
+                body.extend_from_slice(e.bytes);
+                body.push(b'\n');
             }
-            Ok(())
+            let receipt: Receipt = self.rt.block_on(async {
+                let resp = self
+                    .call(
+                        Method::POST,
+                        "/v1/ingest",
+                        Some(("application/x-ndjson", body)),
+                    )
+                    .await?;
+                let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| Failure::from(format!("/v1/ingest: not a receipt: {e}")))
+            })?;
+            on_commit(&receipt);
+            // The server takes the realm from the token: a token of another
+            // realm must not quietly fill it. Stop at the first commit.
+            if receipt.realm != realm.as_str() {
+                return Err(format!(
+                    "the token is for realm {:?}, not {realm:?}: {} records were committed to {:?} (seqs {}..={}); stopped",
+                    receipt.realm, receipt.count, receipt.realm, receipt.first_seq, receipt.last_seq
+                )
+                .into());
+            }
         }
-        Command::Realm(RealmCmd::Key { name }) => {
-            let v = json(call(remote, Method::GET, "/v1/admin/realms", None, false).await?).await?;
-            let key = v
+        Ok(())
+    }
+
+    fn query_page(
+        &self,
+        _realm: &RealmName,
+        spec: &QuerySpec,
+        page: PageRequest,
+        emit: &mut Emit<'_>,
+    ) -> Result<Option<u64>, Failure> {
+        let limit = page.limit.unwrap_or(MAX_PAGE).min(MAX_PAGE);
+        let mut params = vec![format!("limit={limit}")];
+        if let Some(f) = &spec.from {
+            params.push(format!("from={}", enc(f)));
+        }
+        if let Some(t) = &spec.to {
+            params.push(format!("to={}", enc(t)));
+        }
+        if let Some(q) = &spec.q {
+            params.push(format!("q={}", enc(q)));
+        }
+        params.extend(spec.wheres.iter().map(|w| where_param(w)));
+        if spec.order == Order::Newest {
+            params.push("order=newest".into());
+        }
+        if let Some(c) = page.cursor {
+            params.push(format!("cursor={c}"));
+        }
+        self.rt.block_on(async {
+            let resp = self
+                .call(
+                    Method::GET,
+                    &format!("/v1/query?{}", params.join("&")),
+                    None,
+                )
+                .await?;
+            let next = match resp.headers().get("x-sealog-next-cursor") {
+                Some(v) => Some(
+                    v.to_str()
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .ok_or("the server sent a malformed x-sealog-next-cursor")?,
+                ),
+                None => None,
+            };
+            // Lines are passed on as they arrive: a page is never held whole.
+            let mut stream = resp.bytes_stream();
+            let mut buf = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                buf.extend_from_slice(&chunk.map_err(|e| format!("query: {e}"))?);
+                let mut start = 0;
+                while let Some(at) = memchr::memchr(b'\n', &buf[start..]) {
+                    emit(&buf[start..start + at])?;
+                    start += at + 1;
+                }
+                buf.drain(..start);
+            }
+            if !buf.is_empty() {
+                return Err("query: the answer ended inside a line".into());
+            }
+            Ok(next)
+        })
+    }
+
+    fn checkpoint(&self, _realm: &RealmName) -> Result<String, Failure> {
+        self.rt.block_on(async {
+            let resp = self.call(Method::GET, "/v1/checkpoint", None).await?;
+            Ok(resp.text().await.map_err(|e| e.to_string())?)
+        })
+    }
+
+    fn verify(
+        &self,
+        realm: &RealmName,
+        evidence: Evidence,
+        key: Option<&VerifierKey>,
+    ) -> Result<Verdict, Failure> {
+        // A mistyped realm is a usage error, not a failed (or passed) verification.
+        if !self.realms()?.iter().any(|r| r["name"] == realm.as_str()) {
+            return Err(format!("no realm named {realm} on {}", self.url).into());
+        }
+        // A pinned key is sent, so the server verifies with it, not with
+        // whatever key realm.meta holds now.
+        let v: Value = self.json(
+            Method::POST,
+            "/v1/admin/verify",
+            Some(serde_json::json!({
+                "realm": realm,
+                "checkpoints": evidence.checkpoints,
+                "receipts": evidence.receipts,
+                "key": key.map(ToString::to_string),
+            })),
+        )?;
+        let strings = |field: &str, inner: Option<&str>| -> Vec<String> {
+            v[field]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .find(|r| r["name"] == name.as_str())
-                .and_then(|r| r["public_key"].as_str())
-                .ok_or_else(|| format!("unknown realm {name:?}"))?;
-            println!("{key}");
-            Ok(())
+                .map(|x| {
+                    inner
+                        .map_or(x, |k| &x[k])
+                        .as_str()
+                        .unwrap_or("unknown")
+                        .to_string()
+                })
+                .collect()
+        };
+        let mut findings = strings("findings", Some("text"));
+        if v["ok"] != true && findings.is_empty() {
+            findings.push("the server reported a failure without a finding".into());
         }
-        Command::Token(TokenCmd::Issue { realm, scope, out }) => {
-            let out = out.as_deref().map(OutFile::prepare).transpose()?;
-            let scope = match scope {
-                ScopeArg::Write => "write",
-                ScopeArg::Query => "query",
-            };
-            let body = serde_json::json!({"realm": realm, "scope": scope}).to_string();
-            let v = json(
-                call(
-                    remote,
-                    Method::POST,
-                    "/v1/admin/tokens",
-                    Some(body.into()),
-                    true,
-                )
-                .await?,
-            )
-            .await?;
-            let id = v["id"].as_str().unwrap_or("(id unknown)");
-            emit_json(&v, out, &token_issued(id, &realm))
+        Ok(Verdict {
+            committed: v["committed"].as_u64().unwrap_or(0),
+            checkpoints: v["checkpoints"].as_u64().unwrap_or(0),
+            evidence: v["evidence"].as_u64().unwrap_or(0),
+            findings,
+            notes: strings("notes", None),
+            key: v["key"].as_str().unwrap_or("").to_string(),
+            damage: None,
+        })
+    }
+
+    fn tail(&self, _realm: &RealmName, spec: &TailSpec) -> Result<(), Failure> {
+        use std::io::Write;
+        let mut params = Vec::new();
+        if let Some(q) = &spec.q {
+            params.push(format!("q={}", enc(q)));
         }
-        Command::Token(TokenCmd::List { realm }) => {
-            let path = match realm {
-                Some(r) => format!("/v1/admin/tokens?realm={r}"),
-                None => "/v1/admin/tokens".into(),
-            };
-            let v = json(call(remote, Method::GET, &path, None, false).await?).await?;
-            for t in v.as_array().into_iter().flatten() {
-                println!("{t}");
-            }
-            Ok(())
+        params.extend(spec.wheres.iter().map(|w| where_param(w)));
+        if let Some(s) = spec.since_seq {
+            params.push(format!("since_seq={s}"));
         }
-        Command::Token(TokenCmd::Revoke { token_id }) => {
-            let v = json(
-                call(
-                    remote,
-                    Method::DELETE,
-                    &format!("/v1/admin/tokens/{token_id}"),
-                    None,
-                    false,
-                )
-                .await?,
-            )
-            .await?;
-            println!("{v}");
-            Ok(())
-        }
-        Command::Ingest { input, .. } => {
-            let bytes = if input == "-" {
-                let mut v = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut v)?;
-                v
-            } else {
-                std::fs::read(&input).map_err(|e| format!("read {input}: {e}"))?
-            };
-            let v = json(
-                call(
-                    remote,
-                    Method::POST,
-                    "/v1/ingest",
-                    Some(bytes.into()),
-                    false,
-                )
-                .await?,
-            )
-            .await?;
-            println!("{v}");
-            Ok(())
-        }
-        Command::Tail {
-            q,
-            wheres,
-            since_seq,
-            ..
-        } => {
-            let mut params = Vec::new();
-            if let Some(q) = q {
-                params.push(format!("q={}", enc(&q)));
-            }
-            for w in wheres {
-                params.push(format!("where={}", enc(&w.replacen('=', ":", 1))));
-            }
-            if let Some(s) = since_seq {
-                params.push(format!("since_seq={s}"));
-            }
-            let resp = call(
-                remote,
-                Method::GET,
-                &format!("/v1/tail?{}", params.join("&")),
-                None,
-                false,
-            )
-            .await?;
+        self.rt.block_on(async {
+            let resp = self
+                .call(Method::GET, &format!("/v1/tail?{}", params.join("&")), None)
+                .await?;
             let mut stream = resp.bytes_stream();
             let mut buf = Vec::new();
-            use futures_util::StreamExt;
-            use std::io::Write;
             let stdout = std::io::stdout();
             while let Some(chunk) = stream.next().await {
                 buf.extend_from_slice(&chunk.map_err(|e| format!("tail stream: {e}"))?);
@@ -311,103 +477,30 @@ async fn run_async(remote: &Remote, command: Command) -> Result<(), Failure> {
                 }
             }
             Ok(())
-        }
-        Command::Query {
-            from,
-            to,
-            q,
-            wheres,
-            limit,
-            newest,
-            ..
-        } => {
-            let mut params = vec![format!("limit={}", limit.unwrap_or(100_000))];
-            if let Some(f) = from {
-                params.push(format!("from={}", enc(&f)));
-            }
-            if let Some(t) = to {
-                params.push(format!("to={}", enc(&t)));
-            }
-            if let Some(q) = q {
-                params.push(format!("q={}", enc(&q)));
-            }
-            for w in wheres {
-                params.push(format!("where={}", enc(&w.replacen('=', ":", 1))));
-            }
-            if newest {
-                params.push("order=newest".into());
-            }
-            let resp = call(
-                remote,
-                Method::GET,
-                &format!("/v1/query?{}", params.join("&")),
-                None,
-                false,
-            )
-            .await?;
-            print!("{}", resp.text().await.map_err(|e| e.to_string())?);
-            Ok(())
-        }
-        Command::Checkpoint { .. } => {
-            let resp = call(remote, Method::GET, "/v1/checkpoint", None, false).await?;
-            print!("{}", resp.text().await.map_err(|e| e.to_string())?);
-            Ok(())
-        }
-        Command::Verify {
-            realm,
-            checkpoint,
-            receipts,
-            key,
-        } => {
-            let mut cps = Vec::new();
-            for p in &checkpoint {
-                cps.push(
-                    std::fs::read_to_string(p).map_err(|e| format!("read {}: {e}", p.display()))?,
-                );
-            }
-            let mut rs = Vec::new();
-            for p in &receipts {
-                rs.extend(crate::cmd::read_receipts(p)?);
-            }
-            // A pinned key is checked here (a malformed one is a usage
-            // error) and sent, so the server verifies with it, not with
-            // whatever key realm.meta holds now.
-            if let Some(k) = &key {
-                k.parse::<sealog_journal::checkpoint::VerifierKey>()?;
-            }
-            let body =
-                serde_json::json!({"realm": realm, "checkpoints": cps, "receipts": rs, "key": key})
-                    .to_string();
-            let v = json(
-                call(
-                    remote,
-                    Method::POST,
-                    "/v1/admin/verify",
-                    Some(body.into()),
-                    true,
-                )
-                .await?,
-            )
-            .await?;
-            for n in v["notes"].as_array().into_iter().flatten() {
-                eprintln!("note: {}", n.as_str().unwrap_or(""));
-            }
-            if v["ok"] == true {
-                println!(
-                    "ok: realm {realm}: {} records and {} checkpoints verified with key {}; {} client checkpoints/receipts hold",
-                    v["committed"], v["checkpoints"], v["key"].as_str().unwrap_or(""), v["evidence"]
-                );
-                Ok(())
-            } else {
-                let first = v["findings"][0]["text"]
-                    .as_str()
-                    .unwrap_or("unknown")
-                    .to_string();
-                Err(Failure::verify(format!(
-                    "verification FAILED for realm {realm}: first bad {first}"
-                )))
-            }
-        }
-        _ => Err("this command needs the data directory itself; stop the server first".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_recorded_server_is_the_recorded_server() {
+        let url = |u: &str| Url::parse(u).expect("url");
+        let lo: SocketAddr = "127.0.0.1:7700".parse().expect("addr");
+        let any: SocketAddr = "0.0.0.0:7700".parse().expect("addr");
+        assert!(names_recorded_server(&url("http://127.0.0.1:7700"), lo));
+        assert!(names_recorded_server(&url("http://127.0.0.1:7700/"), lo));
+        assert!(names_recorded_server(&url("http://localhost:7700"), lo));
+        assert!(names_recorded_server(&url("http://127.0.0.1:7700"), any));
+        assert!(!names_recorded_server(&url("http://127.0.0.1:7701"), lo));
+        assert!(!names_recorded_server(&url("https://127.0.0.1:7700"), lo));
+        assert!(!names_recorded_server(&url("http://10.0.0.5:7700"), lo));
+        assert!(!names_recorded_server(&url("http://10.0.0.5:7700"), any));
+        assert!(!names_recorded_server(&url("http://evil.example:7700"), lo));
+        assert!(!names_recorded_server(&url("http://127.0.0.1"), lo));
+        let v6: SocketAddr = "[::1]:7700".parse().expect("addr");
+        assert!(names_recorded_server(&url("http://[::1]:7700"), v6));
     }
 }

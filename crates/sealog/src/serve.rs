@@ -34,6 +34,21 @@ pub fn run(
     cfg.syslog_tcp.extend(syslog_tcp);
     cfg.syslog_udp.extend(syslog_udp);
     cfg.syslog_tls.extend(syslog_tls);
+    // Every connection is a file descriptor: raise the soft limit to the
+    // hard one, and say when even that is short of the configured caps.
+    let want = cfg.limits.max_http_connections as u64
+        + cfg.sidecar.iter().map(|l| l.max_connections as u64).sum::<u64>()
+        + cfg.syslog_tcp.iter().map(|l| l.max_connections as u64).sum::<u64>()
+        + cfg.syslog_tls.len() as u64 * sealog_server::config::SyslogListener::default().max_connections as u64
+        + 256;
+    match sealog_server::listen::raise_fd_limit() {
+        Some(n) if n < want => eprintln!(
+            "sealog: warning: open-file limit is {n}, below the {want} the connection limits allow; \
+             connections past it wait in the backlog (raise the hard limit or lower max_http_connections)"
+        ),
+        Some(_) => {}
+        None => eprintln!("sealog: open-file limit is unlimited"),
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sealog-http")
@@ -44,6 +59,12 @@ pub fn run(
         let (tcp_cfgs, udp_cfgs) = (cfg.syslog_tcp.clone(), cfg.syslog_udp.clone());
         let tls_cfgs = cfg.syslog_tls.clone();
         let (server, admin) = Server::open(data, cfg)?;
+        let missing = |realm: &Option<String>| match realm {
+            Some(r) if !server.has_realm(r) => format!(
+                " (realm {r} does not exist yet: its messages are refused and counted until it is created)"
+            ),
+            _ => String::new(),
+        };
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| format!("bind {addr}: {e}"))?;
@@ -70,7 +91,11 @@ pub fn run(
                 .await
                 .map_err(|e| format!("bind syslog tcp {}: {e}", c.addr))?;
             tcp_addrs.push(l.local_addr()?.to_string());
-            eprintln!("sealog: syslog tcp listener on {}", l.local_addr()?);
+            eprintln!(
+                "sealog: syslog tcp listener on {}{}",
+                l.local_addr()?,
+                missing(&c.realm)
+            );
             listeners.syslog_tcp.push((l, c));
         }
         let mut udp_addrs = Vec::new();
@@ -79,7 +104,11 @@ pub fn run(
                 .await
                 .map_err(|e| format!("bind syslog udp {}: {e}", c.addr))?;
             udp_addrs.push(s.local_addr()?.to_string());
-            eprintln!("sealog: syslog udp listener on {}", s.local_addr()?);
+            eprintln!(
+                "sealog: syslog udp listener on {}{}",
+                s.local_addr()?,
+                missing(&c.realm)
+            );
             listeners.syslog_udp.push((s, c));
         }
         let mut tls_addrs = Vec::new();
@@ -89,7 +118,11 @@ pub fn run(
                 .await
                 .map_err(|e| format!("bind syslog tls {}: {e}", c.addr))?;
             tls_addrs.push(l.local_addr()?.to_string());
-            eprintln!("sealog: syslog tls listener on {}", l.local_addr()?);
+            eprintln!(
+                "sealog: syslog tls listener on {}{}",
+                l.local_addr()?,
+                missing(&c.realm)
+            );
             listeners.syslog_tls.push((l, c.syslog(), acceptor));
         }
         listeners.sidecar = sidecars;

@@ -6,11 +6,11 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use sealog_journal::JournalOptions;
-use sealog_store::{CreatedRealm, IssuedToken, Scope, TokenInfo};
+use sealog_store::{CreatedRealm, IssuedToken, Scope, StoreError, TokenInfo};
 use serde::Deserialize;
 
-use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::auth::Admin;
+use crate::error::{ApiError, ApiJson};
 use crate::realm::RealmHandle;
 use crate::state::AppState;
 
@@ -43,9 +43,8 @@ async fn blocking<T: Send + 'static>(
 /// `GET /v1/admin/realms`
 pub async fn list_realms(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    _admin: Admin,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
-    caller.admin()?;
     blocking(move || {
         let dd = state.data_dir()?;
         let mut out = Vec::new();
@@ -56,7 +55,7 @@ pub async fn list_realms(
                 .failed
                 .read()
                 .ok()
-                .and_then(|f| f.get(&name).cloned())
+                .and_then(|f| f.get(name.as_str()).cloned())
                 .or_else(|| state.realm(&name).err().map(|e| e.to_string()));
             let mut v = match info {
                 Ok(info) => {
@@ -78,26 +77,19 @@ pub async fn list_realms(
 /// `POST /v1/admin/realms`: 201 with the new realm's tokens and key.
 pub async fn create_realm(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Json(req): Json<NewRealm>,
+    _admin: Admin,
+    ApiJson(req): ApiJson<NewRealm>,
 ) -> Result<(StatusCode, Json<CreatedRealm>), ApiError> {
-    caller.admin()?;
     blocking(move || {
+        let name = sealog_event::RealmName::new(&req.name).map_err(StoreError::from)?;
         let mut dd = state.data_dir()?;
-        let created = dd.create_realm(&req.name)?;
+        let created = dd.create_realm(&name)?;
         let opts = JournalOptions {
             durability: state.config.durability,
             ..JournalOptions::default()
         };
-        let journal = dd.open_journal(&req.name, opts)?;
-        let limits = &state.config.limits;
-        let handle = RealmHandle::start(
-            Box::new(journal),
-            limits.commit_queue,
-            limits.max_queued_bytes,
-            limits.max_group_records,
-            state.metrics.clone(),
-        );
+        let journal = dd.open_journal(&name, opts)?;
+        let handle = RealmHandle::start(Box::new(journal), &state.config.limits, state.metrics.clone());
         state
             .realms
             .write()
@@ -112,14 +104,20 @@ pub async fn create_realm(
 /// `GET /v1/admin/tokens?realm=R`
 pub async fn list_tokens(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    _admin: Admin,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
-    caller.admin()?;
-    let realm = raw
-        .as_deref()
-        .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("realm=")))
-        .map(str::to_string);
+    let mut realm = None;
+    for (k, v) in crate::routes::read::params(raw.as_deref()) {
+        match k.as_str() {
+            "realm" => realm = Some(v),
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown query parameter {other:?}"
+                )))
+            }
+        }
+    }
     blocking(move || {
         let dd = state.data_dir()?;
         Ok(Json(dd.tokens(realm.as_deref())?))
@@ -130,10 +128,9 @@ pub async fn list_tokens(
 /// `POST /v1/admin/tokens`: 201 with the secret (shown once).
 pub async fn issue_token(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Json(req): Json<NewToken>,
+    _admin: Admin,
+    ApiJson(req): ApiJson<NewToken>,
 ) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
-    caller.admin()?;
     if req.scope == Scope::Admin {
         return Err(ApiError::BadRequest(
             "admin tokens are issued only at first start".into(),
@@ -151,10 +148,9 @@ pub async fn issue_token(
 /// `DELETE /v1/admin/tokens/{id}`: revokes at once.
 pub async fn revoke_token(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    _admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<TokenInfo>, ApiError> {
-    caller.admin()?;
     blocking(move || {
         let mut dd = state.data_dir()?;
         let t = dd.revoke_token(&id)?;
@@ -208,10 +204,9 @@ pub struct VerifyReport {
 /// while the server keeps serving (an append in progress shows as a note).
 pub async fn verify(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Json(req): Json<VerifyRequest>,
+    _admin: Admin,
+    ApiJson(req): ApiJson<VerifyRequest>,
 ) -> Result<Json<VerifyReport>, ApiError> {
-    caller.admin()?;
     blocking(move || {
         let pinned = match &req.key {
             Some(k) => Some(
@@ -220,15 +215,17 @@ pub async fn verify(
             ),
             None => None,
         };
+        let name = sealog_event::RealmName::new(&req.realm)
+            .map_err(|_| StoreError::UnknownRealm(req.realm.clone()))?;
         let (dir, key, require_mark) = {
             let dd = state.data_dir()?;
-            let info = dd.realm(&req.realm);
+            let info = dd.realm(&name);
             let key = match pinned {
                 Some(k) => k,
-                None => dd.verifier_key(&req.realm)?,
+                None => dd.verifier_key(&name)?,
             };
             let require_mark = info.map(|i| i.journal_created).unwrap_or(true);
-            (dd.journal_dir(&req.realm), key, require_mark)
+            (dd.journal_dir(&name), key, require_mark)
         };
         if !dir.is_dir() {
             return Ok(Json(VerifyReport {

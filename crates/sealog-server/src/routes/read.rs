@@ -32,7 +32,7 @@ use crate::state::AppState;
 /// Most records one query returns.
 pub const MAX_LIMIT: u64 = 100_000;
 
-fn params(raw: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn params(raw: Option<&str>) -> Vec<(String, String)> {
     raw.map(url_decode_pairs).unwrap_or_default()
 }
 
@@ -132,6 +132,23 @@ pub async fn query(
             }
         }
     }
+    // The page's bytes come out of the server's query budget: a page is cut
+    // short (with a next cursor) when the budget is tight, and refused only
+    // when not even a small page fits. Memory follows the server, not the
+    // number or the slowness of readers.
+    let limits = &state.config.limits;
+    let page_kib = (limits.max_page_bytes / 1024).max(MIN_PAGE_KIB);
+    let room = state.query_kib.available_permits().min(page_kib);
+    if room < MIN_PAGE_KIB {
+        state.metrics.refused(realm.name(), "query_bytes", 1);
+        return Err(ApiError::Overloaded("too many query bytes in flight"));
+    }
+    let mut budget = state
+        .query_kib
+        .clone()
+        .try_acquire_many_owned(room as u32)
+        .map_err(|_| ApiError::Overloaded("too many query bytes in flight"))?;
+    let max_bytes = (room as u64) * 1024;
     let journal = realm.journal().clone();
     let verified_through = realm.verified_through();
     let result = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
@@ -145,12 +162,14 @@ pub async fn query(
             Order::Oldest => Scan {
                 order,
                 limit: Some(limit),
+                max_bytes: Some(max_bytes),
                 seq_from: cursor.unwrap_or(0),
                 seq_to: size,
             },
             Order::Newest => Scan {
                 order,
                 limit: Some(limit),
+                max_bytes: Some(max_bytes),
                 seq_from: 0,
                 seq_to: cursor.unwrap_or(size).min(size),
             },
@@ -175,7 +194,12 @@ pub async fn query(
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     let (body, result) = realm.guard(&state.metrics, result)?;
     let (r, size) = result;
-    let mut resp = body.into_response();
+    // Keep only what the page holds charged, until it is sent.
+    let used = body.len().div_ceil(1024).max(1);
+    if used < budget.num_permits() {
+        drop(budget.split(budget.num_permits() - used));
+    }
+    let mut resp = chunked(body, budget).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -195,6 +219,25 @@ pub async fn query(
         h.insert("x-sealog-next-cursor", HeaderValue::from(c));
     }
     Ok(resp)
+}
+
+/// Smallest page worth serving from the query budget.
+const MIN_PAGE_KIB: usize = 64;
+
+/// A page as a streamed body of 64 KiB chunks that holds its share of the
+/// query budget until the last chunk is sent or the client goes away.
+fn chunked(body: Vec<u8>, budget: tokio::sync::OwnedSemaphorePermit) -> axum::body::Body {
+    const CHUNK: usize = 64 * 1024;
+    let body = bytes::Bytes::from(body);
+    let chunks: Vec<bytes::Bytes> = (0..body.len())
+        .step_by(CHUNK)
+        .map(|at| body.slice(at..(at + CHUNK).min(body.len())))
+        .collect();
+    let stream = stream::iter(chunks).map(move |c| {
+        let _held = &budget;
+        Ok::<_, Infallible>(c)
+    });
+    axum::body::Body::from_stream(stream)
 }
 
 /// `GET /v1/checkpoint`: the latest signed checkpoint note.
@@ -337,51 +380,91 @@ pub async fn tail(
         }
         None => now,
     };
-    let journal = realm.journal().clone();
-    let shutdown = state.shutdown.clone();
-    let filter = Arc::new(filter);
-    let stream = stream::unfold(
-        (cursor, committed, journal, filter, shutdown, permit),
-        |(mut cursor, mut rx, journal, filter, shutdown, permit)| async move {
-            loop {
-                let size = *rx.borrow_and_update();
-                if cursor < size {
-                    let to = size.min(cursor + 4096);
-                    let (j, f) = (journal.clone(), filter.clone());
-                    let from = cursor;
-                    let events = tokio::task::spawn_blocking(move || {
-                        let mut out = Vec::new();
-                        if let Ok(j) = j.read() {
-                            let _ = j.read(from, to, &mut |seq, line| {
-                                if f.matches(line) {
-                                    out.push(
-                                        Event::default()
-                                            .id(seq.to_string())
-                                            .data(String::from_utf8_lossy(line)),
-                                    );
-                                }
-                                std::ops::ControlFlow::Continue(())
-                            });
-                        }
-                        out
-                    })
-                    .await
-                    .unwrap_or_default();
-                    cursor = to;
-                    if !events.is_empty() {
-                        return Some((events, (cursor, rx, journal, filter, shutdown, permit)));
-                    }
-                    continue;
-                }
-                tokio::select! {
-                    _ = shutdown.cancelled() => return None,
-                    changed = rx.changed() => if changed.is_err() { return None },
-                }
-            }
-        },
-    )
+    let session = TailSession {
+        cursor,
+        committed,
+        journal: realm.journal().clone(),
+        filter: Arc::new(filter),
+        shutdown: state.shutdown.clone(),
+        tokens: state.token_changes.subscribe(),
+        grant: caller.0,
+        state: state.clone(),
+        done: false,
+        _permit: permit,
+    };
+    let stream = stream::unfold(session, |mut s| async move {
+        let events = s.next_events().await?;
+        Some((events, s))
+    })
     .flat_map(|events| stream::iter(events.into_iter().map(Ok)));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// One live tail: where it is, what it filters, and the token it runs
+/// under, re-checked before every batch of events it sends.
+struct TailSession {
+    cursor: u64,
+    committed: tokio::sync::watch::Receiver<u64>,
+    journal: crate::realm::SharedLog,
+    filter: Arc<Filter>,
+    shutdown: tokio_util::sync::CancellationToken,
+    tokens: tokio::sync::watch::Receiver<u64>,
+    grant: crate::auth::Grant,
+    state: Arc<AppState>,
+    done: bool,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl TailSession {
+    /// The next events to send; `None` ends the stream.
+    async fn next_events(&mut self) -> Option<Vec<Event>> {
+        if self.done {
+            return None;
+        }
+        loop {
+            if !self.grant.still_valid(&self.state) {
+                // Revoked: one last event says why, then the stream ends.
+                self.done = true;
+                return Some(vec![Event::default()
+                    .event("error")
+                    .data("token is not valid; the tail is closed")]);
+            }
+            let size = *self.committed.borrow_and_update();
+            if self.cursor < size {
+                let to = size.min(self.cursor + 4096);
+                let (j, f) = (self.journal.clone(), self.filter.clone());
+                let from = self.cursor;
+                let events = tokio::task::spawn_blocking(move || {
+                    let mut out = Vec::new();
+                    if let Ok(j) = j.read() {
+                        let _ = j.read(from, to, &mut |seq, line| {
+                            if f.matches(line) {
+                                out.push(
+                                    Event::default()
+                                        .id(seq.to_string())
+                                        .data(String::from_utf8_lossy(line)),
+                                );
+                            }
+                            std::ops::ControlFlow::Continue(())
+                        });
+                    }
+                    out
+                })
+                .await
+                .unwrap_or_default();
+                self.cursor = to;
+                if !events.is_empty() && self.grant.still_valid(&self.state) {
+                    return Some(events);
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return None,
+                changed = self.committed.changed() => if changed.is_err() { return None },
+                _ = self.tokens.changed() => {}
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -36,7 +36,9 @@ async fn start_with(
     let dir = tempfile::tempdir().expect("tempdir");
     let created = {
         let mut dd = sealog_store::DataDir::open(dir.path(), "test").expect("open");
-        let c = dd.create_realm("side").expect("realm");
+        let c = dd
+            .create_realm(&"side".parse().expect("realm name"))
+            .expect("realm");
         serde_json::to_value(c).expect("json")
     };
     let mut config = Config::default();

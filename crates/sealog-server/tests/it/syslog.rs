@@ -29,7 +29,11 @@ async fn start() -> Syslog {
     let dir = tempfile::tempdir().expect("tempdir");
     let realm = {
         let mut dd = sealog_store::DataDir::open(dir.path(), "test").expect("open");
-        serde_json::to_value(dd.create_realm("sys").expect("realm")).expect("json")
+        serde_json::to_value(
+            dd.create_realm(&"sys".parse().expect("realm name"))
+                .expect("realm"),
+        )
+        .expect("json")
     };
     let (server, _) = Server::open(dir.path(), Config::default()).expect("open");
     let http = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -55,7 +55,11 @@ async fn rsyslog_forwards_over_tls_and_junk_handshakes_are_refused() {
     cert(dir.path());
     let realm = {
         let mut dd = sealog_store::DataDir::open(&dir.path().join("data"), "test").expect("open");
-        serde_json::to_value(dd.create_realm("tls").expect("realm")).expect("json")
+        serde_json::to_value(
+            dd.create_realm(&"tls".parse().expect("realm name"))
+                .expect("realm"),
+        )
+        .expect("json")
     };
     let (server, _) = Server::open(&dir.path().join("data"), Config::default()).expect("open");
     let http = tokio::net::TcpListener::bind("127.0.0.1:0")

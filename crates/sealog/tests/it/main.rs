@@ -3,7 +3,9 @@
 mod bundle;
 mod cli;
 mod crash;
+mod realm_names;
 mod realm_out;
+mod remote_cli;
 mod server_crash;
 mod server_integrity;
 mod tamper;

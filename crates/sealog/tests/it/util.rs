@@ -1,7 +1,8 @@
 //! Runs the real `sealog` binary against a temporary data directory.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub struct Sealog {
     pub dir: tempfile::TempDir,
@@ -50,7 +51,10 @@ impl Sealog {
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
         c.arg("--data").arg(self.data()).args(args);
-        c.env_remove("SEALOG_DATA");
+        // The caller's environment must not pick a server or a token.
+        for var in ["SEALOG_DATA", "SEALOG_URL", "SEALOG_TOKEN"] {
+            c.env_remove(var);
+        }
         c
     }
 
@@ -121,4 +125,64 @@ pub fn events(from: u64, n: u64) -> Vec<u8> {
 
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
+}
+
+/// `sealog serve` on an ephemeral port over a [`Sealog`]'s data directory;
+/// killed when dropped.
+pub struct Served {
+    child: Child,
+    /// `http://ADDR`, as recorded in `server.json`.
+    pub base: String,
+}
+
+impl Served {
+    pub fn start(s: &Sealog) -> Self {
+        let _ = std::fs::remove_file(s.data().join("server.json"));
+        let log = std::fs::File::create(s.dir.path().join("serve.log")).expect("log file");
+        let mut child = s
+            .cmd(&["serve", "--http", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn serve");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(s.data().join("server.json")) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                    let addr = v["http"].as_str().expect("http").to_string();
+                    return Self {
+                        child,
+                        base: format!("http://{addr}"),
+                    };
+                }
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!(
+                    "server exited with {st}: {}",
+                    std::fs::read_to_string(s.dir.path().join("serve.log")).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not start within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then wait: the server removes `server.json` and lets the
+    /// directory go.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
