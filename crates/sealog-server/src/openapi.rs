@@ -297,7 +297,9 @@ mod responses {
     #[derive(ToResponse)]
     pub struct TooLarge(ErrorBody<'static>);
 
-    /// The body must be `application/json`.
+    /// The body's media type or encoding is not one the operation takes
+    /// (admin bodies must be `application/json`; ingest bodies identity or
+    /// gzip).
     #[derive(ToResponse)]
     pub struct UnsupportedMediaType(ErrorBody<'static>);
 
@@ -426,7 +428,7 @@ mod operations {
     #[utoipa::path(
         post, path = "/v1/ingest", tag = "ingest",
         security(("bearer" = ["write"])),
-        params(("Content-Encoding" = inline(Option<ContentEncoding>), Header, description = "`gzip` or `identity`; anything else is refused (400).")),
+        params(("Content-Encoding" = inline(Option<ContentEncoding>), Header, description = "`gzip` or `identity`; anything else is refused (415).")),
         request_body(description = "The events.", content(
             (String = "application/x-ndjson", example = json!("{\"app\":\"payments\",\"msg\":\"card authorised\"}\n{\"app\":\"search\",\"msg\":\"index rebuilt\"}\n")),
             (Vec<Event> = "application/json"),
@@ -438,6 +440,7 @@ mod operations {
             (status = 403, response = Forbidden),
             (status = 408, response = Timeout),
             (status = 413, response = TooLarge),
+            (status = 415, response = UnsupportedMediaType),
             (status = 503, response = Unavailable),
             (status = 507, response = StorageFull),
         ),
@@ -451,7 +454,7 @@ mod operations {
     #[utoipa::path(
         post, path = "/log-events", tag = "ingest",
         security(("bearer" = ["write"])),
-        params(("Content-Encoding" = inline(Option<ContentEncoding>), Header, description = "`gzip` or `identity`; anything else is refused (400).")),
+        params(("Content-Encoding" = inline(Option<ContentEncoding>), Header, description = "`gzip` or `identity`; anything else is refused (415).")),
         request_body(description = "The log lines.", content(
             (LogSpec = "application/json"),
             (String = "application/x-ndjson", example = json!("{\"log\":\"started\",\"kubernetes\":{\"container_name\":\"payments--web\"}}\n")),
@@ -463,6 +466,7 @@ mod operations {
             (status = 403, response = Forbidden),
             (status = 408, response = Timeout),
             (status = 413, response = TooLarge),
+            (status = 415, response = UnsupportedMediaType),
             (status = 503, response = Unavailable),
             (status = 507, response = StorageFull),
         ),
@@ -956,6 +960,13 @@ mod tests {
                 },
             ),
             ("TooLarge", ApiError::TooLarge { limit: 1 }),
+            ("Timeout", ApiError::Timeout("stalled".into())),
+            (
+                "UnsupportedMediaType",
+                ApiError::UnsupportedEncoding("br".into()),
+            ),
+            ("Unprocessable", ApiError::Unprocessable("no name".into())),
+            ("MethodNotAllowed", ApiError::MethodNotAllowed),
             ("NotFound", ApiError::NotFound("none".into())),
             ("Conflict", ApiError::Conflict("exists".into())),
             ("Unavailable", ApiError::Overloaded("busy")),
