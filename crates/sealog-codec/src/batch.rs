@@ -256,7 +256,9 @@ fn logspec(body: &[u8], max_line: usize, max_listed: usize) -> Result<Batch, Bat
             continue;
         }
         match crate::logshuttle::fluentd(line) {
-            Ok(_) if line.len() > max_line => bad.push(n + 1, too_long("line", line.len(), max_line)),
+            Ok(_) if line.len() > max_line => {
+                bad.push(n + 1, too_long("line", line.len(), max_line))
+            }
             Ok((ev, t)) if ev.len() <= max_line => {
                 let at = batch.buf.len();
                 batch.buf.extend_from_slice(&ev);
@@ -289,8 +291,13 @@ mod tests {
             }
             other => panic!("expected bad lines, got {other:?}"),
         }
-        let ok = parse(b"{\"a\":1}\r\n\n {\"b\" : 2}".to_vec(), Format::Ndjson, 1000, 10)
-            .expect("valid");
+        let ok = parse(
+            b"{\"a\":1}\r\n\n {\"b\" : 2}".to_vec(),
+            Format::Ndjson,
+            1000,
+            10,
+        )
+        .expect("valid");
         assert_eq!(lines(&ok), vec![&b"{\"a\":1}"[..], &b"{\"b\" : 2}"[..]]);
     }
 
@@ -298,7 +305,9 @@ mod tests {
     fn ndjson_line_numbers_cross_parallel_chunks() {
         let mut input = Vec::new();
         for i in 0..60_000 {
-            input.extend_from_slice(format!("{{\"i\":{i},\"pad\":\"xxxxxxxxxxxxxxxx\"}}\n").as_bytes());
+            input.extend_from_slice(
+                format!("{{\"i\":{i},\"pad\":\"xxxxxxxxxxxxxxxx\"}}\n").as_bytes(),
+            );
         }
         input.extend_from_slice(b"{oops}\n");
         let total = 60_001;
@@ -326,7 +335,10 @@ mod tests {
     fn arrays_are_compacted_in_order_and_elements_numbered_from_zero() {
         let body = b"[ {\"b\" : 1,\n \"a\": \"x y\\\" z\"}, {\"c\":[1, 2]} ]".to_vec();
         let p = parse(body, Format::JsonArray, 1000, 10).expect("valid");
-        assert_eq!(lines(&p), vec![&br#"{"b":1,"a":"x y\" z"}"#[..], &br#"{"c":[1,2]}"#[..]]);
+        assert_eq!(
+            lines(&p),
+            vec![&br#"{"b":1,"a":"x y\" z"}"#[..], &br#"{"c":[1,2]}"#[..]]
+        );
         match parse(b"[{\"a\":1}, 5]".to_vec(), Format::JsonArray, 1000, 10) {
             Err(BatchError::BadLines { lines, .. }) => assert_eq!(lines[0].line, 1),
             other => panic!("expected bad lines, got {other:?}"),

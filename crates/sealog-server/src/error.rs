@@ -247,7 +247,9 @@ where
                 std::error::Error::source(&e).map_or_else(|| e.body_text(), |s| s.to_string())
             ))),
             Err(R::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::TooLarge { limit: 2 * 1024 * 1024 })
+                Err(ApiError::TooLarge {
+                    limit: 2 * 1024 * 1024,
+                })
             }
             Err(e) => Err(ApiError::BadRequest(e.body_text())),
         }

@@ -73,7 +73,12 @@ pub fn admit(
         .ingest_slots
         .clone()
         .try_acquire_owned()
-        .map_err(|_| refuse("realm_requests", "this realm has too many ingest requests in flight"))?;
+        .map_err(|_| {
+            refuse(
+                "realm_requests",
+                "this realm has too many ingest requests in flight",
+            )
+        })?;
     // A body larger than a whole budget waits for all of it rather than
     // being refused forever.
     let realm_share = (limits.max_realm_inflight_bytes.max(limits.max_body_bytes) / 1024).max(1);
@@ -81,7 +86,12 @@ pub fn admit(
         .inflight_kib
         .clone()
         .try_acquire_many_owned(kib(charge, realm_share))
-        .map_err(|_| refuse("realm_inflight_bytes", "this realm has too many ingest bytes in flight"))?;
+        .map_err(|_| {
+            refuse(
+                "realm_inflight_bytes",
+                "this realm has too many ingest bytes in flight",
+            )
+        })?;
     let server_bytes = state
         .inflight_kib
         .clone()

@@ -148,7 +148,9 @@ impl RealmHandle {
             max_queued: max_queued_bytes.max(1),
             failed,
             verified_through: AtomicU64::new(0),
-            ingest_slots: Arc::new(tokio::sync::Semaphore::new(limits.max_realm_requests.max(1))),
+            ingest_slots: Arc::new(tokio::sync::Semaphore::new(
+                limits.max_realm_requests.max(1),
+            )),
             inflight_kib: Arc::new(tokio::sync::Semaphore::new(share_kib)),
         })
     }
@@ -224,6 +226,13 @@ impl RealmHandle {
     /// # Errors
     /// [`QueueError::Full`] or [`QueueError::Closed`].
     pub fn submit(&self, req: CommitRequest) -> Result<(), QueueError> {
+        if req.events.is_empty() {
+            // Nothing to commit is not a failed commit: answer it here.
+            let _ = req
+                .reply
+                .send(Err(CommitError::Invalid("nothing to commit".into())));
+            return Ok(());
+        }
         let guard = self.queue.read().map_err(|_| QueueError::Closed)?;
         let tx = guard.as_ref().ok_or(QueueError::Closed)?;
         // Bound the bytes waiting as well as the requests: one request may
@@ -250,6 +259,12 @@ impl RealmHandle {
     /// # Errors
     /// [`QueueError::Closed`] when the realm is closing.
     pub async fn submit_wait(&self, req: CommitRequest) -> Result<(), QueueError> {
+        if req.events.is_empty() {
+            let _ = req
+                .reply
+                .send(Err(CommitError::Invalid("nothing to commit".into())));
+            return Ok(());
+        }
         let tx = {
             let guard = self.queue.read().map_err(|_| QueueError::Closed)?;
             guard.as_ref().ok_or(QueueError::Closed)?.clone()

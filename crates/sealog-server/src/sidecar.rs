@@ -180,7 +180,8 @@ async fn serve_conn(
     let dropped = Arc::new(AtomicU64::new(0));
     // Answers waiting to be resolved: a reader ahead of its commits waits
     // here, so this bounds memory too.
-    let (order_tx, order_rx) = mpsc::channel(cfg.max_unread_acks.max(1) + MAX_PENDING_BATCHES as usize);
+    let (order_tx, order_rx) =
+        mpsc::channel(cfg.max_unread_acks.max(1) + MAX_PENDING_BATCHES as usize);
     let label = Arc::new(std::sync::Mutex::new(cfg.realm.clone().unwrap_or_default()));
     let acks = Arc::new(Acks {
         order: order_tx,

@@ -70,6 +70,11 @@ impl Batches {
     /// Adds a whole parsed chunk for one realm, taking its buffer as it is
     /// when the realm has nothing yet in this batch.
     fn push_chunk(&mut self, realm: &Arc<RealmHandle>, chunk: Chunk) {
+        // A read that held no whole message (half of one, at a close)
+        // adds nothing: an empty commit would be refused and logged.
+        if chunk.events.is_empty() {
+            return;
+        }
         self.count += chunk.events.len();
         match self.by_realm.get_mut(realm.name()) {
             None => {
@@ -93,6 +98,9 @@ impl Batches {
 
     async fn submit(&mut self, pending: &Arc<Semaphore>) {
         for (_, (realm, buf, events)) in self.by_realm.drain() {
+            if events.is_empty() {
+                continue;
+            }
             let Ok(permit) = pending.clone().acquire_owned().await else {
                 return;
             };
@@ -194,8 +202,7 @@ impl Router {
             return Err("bad_token");
         }
         let r = state.realm(&grant.info.realm).map_err(|_| "bad_token")?;
-        self.cache
-            .insert(token.to_string(), (r.clone(), grant));
+        self.cache.insert(token.to_string(), (r.clone(), grant));
         Ok(r)
     }
 
@@ -337,14 +344,17 @@ fn route_parsed(
 /// Routes a parsed chunk: whole to the bound realm, else message by message
 /// on each one's token.
 fn route_chunk(state: &AppState, router: &mut Router, batches: &mut Batches, chunk: Chunk) {
+    if chunk.events.is_empty() {
+        return;
+    }
     if router.bound.is_some() {
         match router.bound(state) {
             Some(realm) => batches.push_chunk(&realm, chunk),
-            None => state.metrics.refused(
-                router.label(),
-                "unknown_realm",
-                chunk.events.len() as u64,
-            ),
+            None => {
+                state
+                    .metrics
+                    .refused(router.label(), "unknown_realm", chunk.events.len() as u64)
+            }
         }
         return;
     }
@@ -412,9 +422,7 @@ pub async fn run_tls(
                 let label = cfg.realm.clone().unwrap_or_default();
                 let handshake =
                     std::time::Duration::from_secs(state.config.limits.hello_timeout_secs.max(1));
-                match tokio::time::timeout(handshake, acceptor.accept(stream))
-                .await
-                {
+                match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
                     Ok(Ok(tls)) => serve_tcp(tls, peer, "syslog-tls", &cfg, &state, stop).await,
                     Ok(Err(e)) => {
                         tracing::info!(%peer, cause = %e, "syslog tls handshake failed");

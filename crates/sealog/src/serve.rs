@@ -37,9 +37,18 @@ pub fn run(
     // Every connection is a file descriptor: raise the soft limit to the
     // hard one, and say when even that is short of the configured caps.
     let want = cfg.limits.max_http_connections as u64
-        + cfg.sidecar.iter().map(|l| l.max_connections as u64).sum::<u64>()
-        + cfg.syslog_tcp.iter().map(|l| l.max_connections as u64).sum::<u64>()
-        + cfg.syslog_tls.len() as u64 * sealog_server::config::SyslogListener::default().max_connections as u64
+        + cfg
+            .sidecar
+            .iter()
+            .map(|l| l.max_connections as u64)
+            .sum::<u64>()
+        + cfg
+            .syslog_tcp
+            .iter()
+            .map(|l| l.max_connections as u64)
+            .sum::<u64>()
+        + cfg.syslog_tls.len() as u64
+            * sealog_server::config::SyslogListener::default().max_connections as u64
         + 256;
     match sealog_server::listen::raise_fd_limit() {
         Some(n) if n < want => eprintln!(

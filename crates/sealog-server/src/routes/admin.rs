@@ -89,7 +89,11 @@ pub async fn create_realm(
             ..JournalOptions::default()
         };
         let journal = dd.open_journal(&name, opts)?;
-        let handle = RealmHandle::start(Box::new(journal), &state.config.limits, state.metrics.clone());
+        let handle = RealmHandle::start(
+            Box::new(journal),
+            &state.config.limits,
+            state.metrics.clone(),
+        );
         state
             .realms
             .write()

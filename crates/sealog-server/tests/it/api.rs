@@ -280,7 +280,10 @@ async fn bad_input_is_refused_whole_and_the_server_carries_on() {
     // RFC 9110 15.5.16: an unsupported content coding is 415.
     assert_eq!(resp.status(), 415);
     let text = resp.text().await.expect("text");
-    assert!(text.starts_with("{\"error\"") && text.contains("gzip"), "{text}");
+    assert!(
+        text.starts_with("{\"error\"") && text.contains("gzip"),
+        "{text}"
+    );
     // Unaffected: still healthy and still ingesting; still nothing from the refusals.
     assert_eq!(srv.get(None, "/health").await.status(), 200);
     let ok: Value = srv

@@ -3,6 +3,7 @@
 mod api;
 mod auth;
 mod faults;
+mod hostile;
 mod sidecar;
 mod syslog;
 mod tls;

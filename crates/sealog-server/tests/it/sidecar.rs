@@ -93,14 +93,14 @@ async fn size(srv: &SideServer, q: &str) -> u64 {
         .expect("number")
 }
 
-fn frame(payload: &[u8]) -> Vec<u8> {
+pub fn frame(payload: &[u8]) -> Vec<u8> {
     let mut f = (payload.len() as u32).to_be_bytes().to_vec();
     f.extend_from_slice(payload);
     f
 }
 
 /// Reads ack/error frames until the peer closes or `timeout`.
-fn read_frames(sock: &mut TcpStream, timeout: Duration) -> Vec<serde_json::Value> {
+pub fn read_frames(sock: &mut TcpStream, timeout: Duration) -> Vec<serde_json::Value> {
     sock.set_read_timeout(Some(timeout)).expect("timeout");
     let mut all = Vec::new();
     let mut buf = [0u8; 65536];

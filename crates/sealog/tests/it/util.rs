@@ -137,10 +137,35 @@ pub struct Served {
 
 impl Served {
     pub fn start(s: &Sealog) -> Self {
+        Self::start_with(s, &[], None)
+    }
+
+    /// Like [`Served::start`], with more `serve` arguments, and the soft
+    /// open-file limit set to `nofile` before exec when given.
+    pub fn start_with(s: &Sealog, extra: &[&str], nofile: Option<u64>) -> Self {
         let _ = std::fs::remove_file(s.data().join("server.json"));
         let log = std::fs::File::create(s.dir.path().join("serve.log")).expect("log file");
-        let mut child = s
-            .cmd(&["serve", "--http", "127.0.0.1:0"])
+        let mut args = vec!["serve", "--http", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut cmd = match nofile {
+            None => s.cmd(&args),
+            Some(n) => {
+                let inner = s.cmd(&args);
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -Sn {n} && exec \"$0\" \"$@\""))
+                    .arg(inner.get_program())
+                    .args(inner.get_args());
+                for (k, v) in inner.get_envs() {
+                    match v {
+                        Some(v) => c.env(k, v),
+                        None => c.env_remove(k),
+                    };
+                }
+                c
+            }
+        };
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -168,6 +193,11 @@ impl Served {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGTERM, then wait: the server removes `server.json` and lets the
