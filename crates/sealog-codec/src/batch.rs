@@ -58,13 +58,16 @@ pub enum BatchError {
     Malformed(String),
 }
 
+/// Events as ranges into a buffer, each with its own time.
+pub type EventRanges = Vec<(Range<usize>, Option<i64>)>;
+
 /// Parsed events: their bytes and, per event, its range and its own time.
 #[derive(Debug, Default)]
 pub struct Batch {
     /// The bytes the events live in.
     pub buf: Vec<u8>,
     /// Each event's range in `buf` and its own time.
-    pub events: Vec<(Range<usize>, Option<i64>)>,
+    pub events: EventRanges,
 }
 
 /// Parses and validates a whole body. Events longer than `max_line` bytes
@@ -151,7 +154,7 @@ pub fn ndjson_events(
     body: &[u8],
     max_line: usize,
     max_listed: usize,
-) -> Result<Vec<(Range<usize>, Option<i64>)>, BatchError> {
+) -> Result<EventRanges, BatchError> {
     let max_line = max_line.min(sealog_event::MAX_EVENT_BYTES);
     // Cut at newlines into chunks of about 1 MiB, validated in parallel.
     let mut chunks = Vec::new();

@@ -35,6 +35,10 @@ struct Full {
 }
 
 async fn full() -> Full {
+    full_with(Config::default()).await
+}
+
+async fn full_with(config: Config) -> Full {
     let dir = tempfile::tempdir().expect("tempdir");
     let realm = {
         let mut dd = sealog_store::DataDir::open(dir.path(), "test").expect("open");
@@ -44,7 +48,7 @@ async fn full() -> Full {
         )
         .expect("json")
     };
-    let (server, admin) = Server::open(dir.path(), Config::default()).expect("open");
+    let (server, admin) = Server::open(dir.path(), config).expect("open");
     let bind = || async {
         tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -538,4 +542,72 @@ async fn query_pages_are_capped_in_bytes() {
         let v: Value = serde_json::from_str(l).expect("json");
         assert_eq!(v["i"], i, "{l}");
     }
+}
+
+/// Finding 2 (listeners): a sidecar client that never says hello, and
+/// sidecar and syslog connections that go silent, are closed.
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_sidecar_and_syslog_connections_are_closed() {
+    let mut config = Config::default();
+    config.limits.hello_timeout_secs = 1;
+    config.limits.stream_idle_timeout_secs = 2;
+    let srv = full_with(config).await;
+    let wt = s(&srv.realm, "write_token").to_string();
+    let (side, tcp) = (srv.side, srv.tcp);
+    let (no_hello, idle_side, idle_syslog) = tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        let mut a = TcpStream::connect(side).expect("connect");
+        let frames = read_frames(&mut a, Duration::from_secs(10));
+        let no_hello = (t.elapsed(), frames);
+        let t = Instant::now();
+        let mut b = TcpStream::connect(side).expect("connect");
+        let mut wire = frame(format!("{{\"token\":\"{wt}\"}}").as_bytes());
+        wire.extend_from_slice(&frame(b"{\"then\":\"silence\"}"));
+        b.write_all(&wire).expect("write");
+        let frames = read_frames(&mut b, Duration::from_secs(10));
+        let idle_side = (t.elapsed(), frames);
+        let t = Instant::now();
+        let mut c = TcpStream::connect(tcp).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut buf = [0u8; 16];
+        let closed = matches!(c.read(&mut buf), Ok(0));
+        (no_hello, idle_side, (t.elapsed(), closed))
+    })
+    .await
+    .expect("join");
+    assert!(no_hello.0 < Duration::from_secs(5), "{:?}", no_hello.0);
+    assert!(
+        no_hello
+            .1
+            .iter()
+            .any(|f| f["error"].as_str().is_some_and(|e| e.contains("hello"))),
+        "{:?}",
+        no_hello.1
+    );
+    assert!(
+        idle_side.0 >= Duration::from_secs(2) && idle_side.0 < Duration::from_secs(6),
+        "{:?}",
+        idle_side.0
+    );
+    assert!(
+        idle_side.1.iter().any(|f| f["type"] == "receipt"),
+        "{:?}",
+        idle_side.1
+    );
+    assert!(
+        idle_side
+            .1
+            .iter()
+            .any(|f| f["error"].as_str().is_some_and(|e| e.contains("idle"))),
+        "{:?}",
+        idle_side.1
+    );
+    assert!(idle_syslog.1, "the silent syslog connection was closed");
+    assert!(
+        idle_syslog.0 < Duration::from_secs(6),
+        "{:?}",
+        idle_syslog.0
+    );
+    srv.stop().await;
 }
