@@ -9,7 +9,7 @@
 # Needs python3 with venv and curl. Schemathesis is pip-installed, pinned,
 # into a venv that is reused (SEALOG_SCHEMATHESIS_VENV). The server is
 # $SEALOG_BIN, else ${CARGO_TARGET_DIR:-target}/debug/sealog (built if
-# missing). SCHEMATHESIS_MAX_EXAMPLES (default 40) bounds the cases per
+# missing). SCHEMATHESIS_MAX_EXAMPLES (default 100) bounds the cases per
 # operation and phase; SCHEMATHESIS_SEED fixes the seed to reproduce a run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
