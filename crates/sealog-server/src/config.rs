@@ -227,8 +227,11 @@ pub struct Limits {
     /// keep-alive connection, to start the next request) before the
     /// connection is closed.
     pub header_timeout_secs: u64,
-    /// Seconds a request body may go without sending a byte: 408.
+    /// Seconds an ingest request body may take to arrive, whole: 408.
     pub body_timeout_secs: u64,
+    /// Live tail sessions one realm may hold (its share of
+    /// `max_tail_sessions`).
+    pub max_realm_tail_sessions: usize,
     /// Seconds a sidecar or syslog TCP connection may stay silent before
     /// it is closed (what it sent before is committed).
     pub stream_idle_timeout_secs: u64,
@@ -274,7 +277,8 @@ impl Default for Limits {
             max_realm_inflight_bytes: 24 * 1024 * 1024,
             max_http_connections: 16_384,
             header_timeout_secs: 10,
-            body_timeout_secs: 30,
+            body_timeout_secs: 60,
+            max_realm_tail_sessions: 32,
             stream_idle_timeout_secs: 600,
             hello_timeout_secs: 10,
             max_page_bytes: 4 * 1024 * 1024,

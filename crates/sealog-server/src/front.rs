@@ -104,23 +104,25 @@ pub fn admit(
     })
 }
 
-/// Reads a body up to `limit` bytes, each chunk within `idle`; over the
-/// limit, drains up to [`DRAIN_PAST_LIMIT`] more and answers 413.
+/// Reads a body up to `limit` bytes, the whole of it within `within` (a
+/// body trickled a byte at a time cannot hold its share for longer); over
+/// the limit, drains up to [`DRAIN_PAST_LIMIT`] more and answers 413.
 ///
 /// # Errors
 /// [`ApiError::TooLarge`], [`ApiError::Timeout`], or
 /// [`ApiError::BadRequest`] when the body cannot be read.
-pub async fn read_body(body: Body, limit: usize, idle: Duration) -> Result<Vec<u8>, ApiError> {
+pub async fn read_body(body: Body, limit: usize, within: Duration) -> Result<Vec<u8>, ApiError> {
     use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + within;
     let mut stream = body.into_data_stream();
     let mut out = Vec::new();
     let mut seen = 0usize;
     loop {
-        let chunk = match tokio::time::timeout(idle, stream.next()).await {
+        let chunk = match tokio::time::timeout_at(deadline, stream.next()).await {
             Err(_) => {
                 return Err(ApiError::Timeout(format!(
-                    "the request body sent nothing for {} s",
-                    idle.as_secs()
+                    "the request body did not arrive within {} s",
+                    within.as_secs()
                 )))
             }
             Ok(None) => break,
@@ -242,13 +244,15 @@ pub async fn commit(
     }
 }
 
-/// The whole door: admit, read, decode, commit. Refusals are counted by
+/// The whole door: admit, read, decode, re-check the token (it may have
+/// been revoked while the body arrived), commit. Refusals are counted by
 /// reason.
 ///
 /// # Errors
 /// Any [`ApiError`] of the steps.
 pub async fn ingest(
     state: &AppState,
+    grant: &mut crate::auth::Grant,
     realm: &RealmHandle,
     headers: &HeaderMap,
     body: Body,
@@ -275,5 +279,9 @@ pub async fn ingest(
                 .refused(realm.name(), "invalid_line", *count as u64);
         }
     })?;
+    if !grant.still_valid(state) {
+        state.metrics.refused(realm.name(), "token_revoked", 1);
+        return Err(ApiError::BadToken);
+    }
     commit(state, realm, parsed).await
 }

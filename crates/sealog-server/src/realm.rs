@@ -108,6 +108,8 @@ pub struct RealmHandle {
     /// of bodies held ([`crate::front`]).
     pub(crate) ingest_slots: Arc<tokio::sync::Semaphore>,
     pub(crate) inflight_kib: Arc<tokio::sync::Semaphore>,
+    /// This realm's share of live tail sessions.
+    pub(crate) tail_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl RealmHandle {
@@ -152,6 +154,9 @@ impl RealmHandle {
                 limits.max_realm_requests.max(1),
             )),
             inflight_kib: Arc::new(tokio::sync::Semaphore::new(share_kib)),
+            tail_slots: Arc::new(tokio::sync::Semaphore::new(
+                limits.max_realm_tail_sessions.max(1),
+            )),
         })
     }
 

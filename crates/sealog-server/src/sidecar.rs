@@ -13,8 +13,8 @@
 //! through a bounded queue: a client that never reads them fills it, and
 //! from then on acks (never records) are dropped and counted.
 //!
-//! A connection is closed when its hello does not come within
-//! `hello_timeout_secs`, when it sends nothing for `stream_idle_timeout_secs`,
+//! A connection is closed when its whole hello has not come within
+//! `hello_timeout_secs` of accept, when it sends nothing for `stream_idle_timeout_secs`,
 //! or when its hello's token is revoked (checked before every frame; the
 //! frames before it are committed and acknowledged).
 //!
@@ -227,18 +227,21 @@ async fn serve_conn(
         None => None,
     };
     let mut grant: Option<crate::auth::Grant> = None;
+    // The whole hello must arrive within the hello timeout of accept, not
+    // each byte of it.
+    let hello_deadline = tokio::time::Instant::now() + hello_timeout;
     let pending = Arc::new(Semaphore::new(MAX_PENDING_BATCHES as usize));
     let mut batch = Batch::default();
     let mut refusals = Refusals::new("sidecar", peer);
     'conn: loop {
-        let wait = if realm.is_none() {
-            hello_timeout
+        let until = if realm.is_none() {
+            hello_deadline
         } else {
-            idle_timeout
+            tokio::time::Instant::now() + idle_timeout
         };
         let n = tokio::select! {
             _ = stop.cancelled() => 0,
-            r = tokio::time::timeout(wait, rd.read_buf(&mut buf)) => match r {
+            r = tokio::time::timeout_at(until, rd.read_buf(&mut buf)) => match r {
                 Ok(r) => r.unwrap_or(0),
                 Err(_) => {
                     let (what, reason) = if realm.is_none() {

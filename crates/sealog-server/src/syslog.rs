@@ -246,6 +246,12 @@ async fn serve_tcp<S: AsyncRead + Unpin>(
 ) {
     let mut router = Router::new(cfg);
     let idle = std::time::Duration::from_secs(state.config.limits.stream_idle_timeout_secs.max(1));
+    // On an unbound listener a connection must send a message with a valid
+    // token within the hello timeout of accept; refused messages do not
+    // keep it open.
+    let mut authenticated = cfg.realm.is_some();
+    let hello_deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_secs(state.config.limits.hello_timeout_secs.max(1));
     let mut framer = SyslogFramer::new(cfg.max_message_bytes);
     let mut refusals = Refusals::new(listener, peer);
     let mut buf = BytesMut::with_capacity(READ_BUF);
@@ -254,11 +260,15 @@ async fn serve_tcp<S: AsyncRead + Unpin>(
     'conn: loop {
         let n = tokio::select! {
             _ = stop.cancelled() => 0,
-            r = tokio::time::timeout(idle, stream.read_buf(&mut buf)) => match r {
+            r = tokio::time::timeout_at(
+                if authenticated { tokio::time::Instant::now() + idle } else { hello_deadline },
+                stream.read_buf(&mut buf),
+            ) => match r {
                 Ok(r) => r.unwrap_or(0),
                 Err(_) => {
-                    tracing::info!(%peer, "syslog connection idle past the idle timeout; closing");
-                    state.metrics.refused(router.label(), "idle_timeout", 1);
+                    let reason = if authenticated { "idle_timeout" } else { "hello_timeout" };
+                    tracing::info!(%peer, reason, "syslog connection closed by a timeout");
+                    state.metrics.refused(router.label(), reason, 1);
                     0
                 }
             },
@@ -302,6 +312,7 @@ async fn serve_tcp<S: AsyncRead + Unpin>(
         };
         for chunk in chunks {
             route_chunk(state, &mut router, &mut batches, chunk);
+            authenticated |= batches.count > 0;
             if batches.count >= cfg.batch_records.max(1) {
                 batches.submit(&pending).await;
             }

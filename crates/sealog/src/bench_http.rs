@@ -262,8 +262,8 @@ fn run(records: u64, clients: usize, dir: &Path) -> Result<(), Failure> {
         // The whole filtered scan, page by page as a client must (a page
         // ends at the server's byte cap with a next cursor).
         let t = Instant::now();
-        let (mut matched, mut cursor, mut first_lo, mut last_hi) =
-            (0usize, None::<String>, None::<String>, String::new());
+        let (mut matched, mut cursor, mut first_lo) = (0usize, None::<String>, None::<String>);
+        let mut last_hi;
         loop {
             let mut url = format!(
                 "{base}/v1/query?where=app:ledger&where=status:500&q=upstream&limit=100000"

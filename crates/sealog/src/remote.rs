@@ -36,6 +36,11 @@ pub struct Remote {
 
 /// What `<data>/server.json` says about the server holding the directory.
 fn recorded_server(data: &Path) -> Option<SocketAddr> {
+    // A server.json left by a killed server names a port anyone may have
+    // bound since: trust it only while a process holds the directory.
+    if !server_holds(data) {
+        return None;
+    }
     let text = std::fs::read_to_string(data.join("server.json")).ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
     v["http"].as_str()?.parse().ok()
@@ -48,9 +53,20 @@ fn admin_token(data: &Path) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// True while some process holds `data`'s lock.
+fn server_holds(data: &Path) -> bool {
+    data.join("LOCK").exists()
+        && matches!(
+            sealog_store::DataDir::open(data, "sealog (probe)"),
+            Err(sealog_store::StoreError::Locked { .. })
+        )
+}
+
 /// True when `url` names the server listening on `addr` (as recorded in
 /// `server.json`): plain HTTP, the same port, and the same address, where
-/// a server bound to every address is this host's loopback.
+/// a server bound to every address answers on the loopback address of its
+/// own family (127.0.0.1 for 0.0.0.0, ::1 for ::), and `localhost` is
+/// 127.0.0.1. Another loopback address (127.0.0.2) is another listener.
 fn names_recorded_server(url: &Url, addr: SocketAddr) -> bool {
     if url.scheme() != "http" || url.port_or_known_default() != Some(addr.port()) {
         return false;
@@ -64,8 +80,11 @@ fn names_recorded_server(url: &Url, addr: SocketAddr) -> bool {
         None => return false,
     };
     let recorded = addr.ip();
-    host == recorded
-        || (host.is_loopback() && (recorded.is_loopback() || recorded.is_unspecified()))
+    let own_loopback = match recorded {
+        IpAddr::V4(_) => IpAddr::from([127, 0, 0, 1]),
+        IpAddr::V6(_) => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    };
+    host == recorded || (recorded.is_unspecified() && host == own_loopback)
 }
 
 /// Decides whether `command` goes through the API, and with which token.
@@ -502,5 +521,23 @@ mod tests {
         assert!(!names_recorded_server(&url("http://127.0.0.1"), lo));
         let v6: SocketAddr = "[::1]:7700".parse().expect("addr");
         assert!(names_recorded_server(&url("http://[::1]:7700"), v6));
+        // Another loopback address, or the other family, is another listener.
+        assert!(!names_recorded_server(&url("http://127.0.0.2:7700"), lo));
+        assert!(!names_recorded_server(&url("http://127.0.0.2:7700"), any));
+        assert!(!names_recorded_server(&url("http://[::1]:7700"), lo));
+        assert!(!names_recorded_server(&url("http://127.0.0.1:7700"), v6));
+    }
+
+    #[test]
+    fn a_server_json_without_a_holder_is_not_trusted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("server.json"),
+            r#"{"http":"127.0.0.1:7700"}"#,
+        )
+        .expect("write");
+        assert_eq!(recorded_server(dir.path()), None, "no LOCK file");
+        std::fs::write(dir.path().join("LOCK"), "").expect("write");
+        assert_eq!(recorded_server(dir.path()), None, "a LOCK nobody holds");
     }
 }

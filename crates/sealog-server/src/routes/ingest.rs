@@ -35,7 +35,8 @@ pub async fn ingest(
     } else {
         Format::Ndjson
     };
-    let receipt = crate::front::ingest(&state, &realm, &headers, body, format).await?;
+    let mut grant = caller.0;
+    let receipt = crate::front::ingest(&state, &mut grant, &realm, &headers, body, format).await?;
     Ok(Json(receipt))
 }
 
@@ -49,6 +50,8 @@ pub async fn log_events(
     body: Body,
 ) -> Result<(StatusCode, Json<Receipt>), ApiError> {
     let realm = state.realm(caller.realm_for(Scope::Write, "write")?)?;
-    let receipt = crate::front::ingest(&state, &realm, &headers, body, Format::LogSpec).await?;
+    let mut grant = caller.0;
+    let receipt =
+        crate::front::ingest(&state, &mut grant, &realm, &headers, body, Format::LogSpec).await?;
     Ok((StatusCode::CREATED, Json(receipt)))
 }

@@ -356,11 +356,18 @@ pub async fn tail(
     let realm = state.realm(caller.realm_for(Scope::Query, "read")?)?;
     let ps = params(raw.as_deref());
     let filter = filter_from(&ps)?;
+    let realm_slot = realm.tail_slots.clone().try_acquire_owned().map_err(|_| {
+        state
+            .metrics
+            .refused(realm.name(), "realm_tail_sessions", 1);
+        ApiError::Overloaded("this realm has too many tail sessions")
+    })?;
     let permit = state
         .tail_sessions
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::Overloaded("too many tail sessions"))?;
+    let permit = (permit, realm_slot);
     let committed = realm.committed();
     // "Now" is the journal's committed size, the same one receipts report.
     let now = realm
@@ -412,7 +419,10 @@ struct TailSession {
     grant: crate::auth::Grant,
     state: Arc<AppState>,
     done: bool,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _permit: (
+        tokio::sync::OwnedSemaphorePermit,
+        tokio::sync::OwnedSemaphorePermit,
+    ),
 }
 
 impl TailSession {

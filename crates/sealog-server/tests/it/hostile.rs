@@ -611,3 +611,145 @@ async fn silent_sidecar_and_syslog_connections_are_closed() {
     );
     srv.stop().await;
 }
+
+/// The hostile review's findings: a body trickled a byte at a time, a
+/// sidecar hello trickled likewise, and an unbound syslog connection that
+/// never sends a valid token are all cut off by their deadlines; a token
+/// revoked while its body arrives commits nothing; one realm cannot take
+/// every tail session.
+#[tokio::test(flavor = "multi_thread")]
+async fn trickles_mid_body_revocation_and_tail_shares() {
+    let mut config = Config::default();
+    config.limits.body_timeout_secs = 2;
+    config.limits.hello_timeout_secs = 2;
+    config.limits.max_realm_tail_sessions = 2;
+    let srv = full_with(config).await;
+    let created: Value = srv
+        .client
+        .post(format!("http://{}/v1/admin/realms", srv.http))
+        .bearer_auth(&srv.admin)
+        .json(&serde_json::json!({"name": "other"}))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let w = srv.issue("rev", "write").await;
+    let (http, side, tcp) = (srv.http, srv.side, srv.tcp);
+    let wt = s(&w, "token").to_string();
+
+    // A body trickled one byte every 300 ms: 408 once its 2 s are up.
+    let trickled = tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        let mut sock = TcpStream::connect(http).expect("connect");
+        write!(
+            sock,
+            "POST /v1/ingest HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {wt}\r\nContent-Length: 1000\r\n\r\n"
+        )
+        .expect("write");
+        sock.set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 512];
+        while t.elapsed() < Duration::from_secs(10) {
+            if sock.write_all(b" ").is_err() {
+                break;
+            }
+            match sock.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    break;
+                }
+                Err(_) => {}
+            }
+        }
+        (t.elapsed(), String::from_utf8_lossy(&answer).to_string())
+    });
+    // A sidecar hello trickled likewise, and a tokenless syslog sender.
+    let hello = tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        let mut sock = TcpStream::connect(side).expect("connect");
+        sock.write_all(&1000u32.to_be_bytes()).expect("prefix");
+        sock.set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        let mut buf = [0u8; 512];
+        while t.elapsed() < Duration::from_secs(10) {
+            if sock.write_all(b"x").is_err() {
+                break;
+            }
+            if sock.read(&mut buf).is_ok() {
+                break;
+            }
+        }
+        t.elapsed()
+    });
+    let syslog = tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        let mut sock = TcpStream::connect(tcp).expect("connect");
+        sock.set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        let mut buf = [0u8; 64];
+        while t.elapsed() < Duration::from_secs(10) {
+            if sock.write_all(b"<13>no token here\n").is_err() {
+                break;
+            }
+            if matches!(sock.read(&mut buf), Ok(0)) {
+                break;
+            }
+        }
+        t.elapsed()
+    });
+    let (took, answer) = trickled.await.expect("join");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let took = hello.await.expect("join");
+    assert!(
+        took < Duration::from_secs(5),
+        "trickled hello held {took:?}"
+    );
+    let took = syslog.await.expect("join");
+    assert!(
+        took < Duration::from_secs(5),
+        "tokenless syslog held {took:?}"
+    );
+
+    // Revoked while the body arrives: nothing is committed.
+    let w2 = srv.issue("rev", "write").await;
+    let wt2 = s(&w2, "token").to_string();
+    let mut sock = TcpStream::connect(http).expect("connect");
+    write!(
+        sock,
+        "POST /v1/ingest HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {wt2}\r\nContent-Length: 16\r\n\r\n{{\"late\":"
+    )
+    .expect("write");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    srv.revoke(&w2).await;
+    sock.write_all(b"true}\n\n\n").expect("rest of the body");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buf = [0u8; 256];
+    let n = sock.read(&mut buf).expect("answer");
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    let reader = s(&srv.realm, "query_token").to_string();
+    assert!(srv.records(&reader, 1).await.is_empty());
+
+    // Tail shares: rev's third tail is refused; another realm's is not.
+    let tail = |token: String| {
+        let c = srv.client.clone();
+        let url = format!("http://{}/v1/tail", srv.http);
+        async move { c.get(url).bearer_auth(token).send().await.expect("send") }
+    };
+    let t1 = tail(reader.clone()).await;
+    let t2 = tail(reader.clone()).await;
+    assert_eq!((t1.status().as_u16(), t2.status().as_u16()), (200, 200));
+    assert_eq!(tail(reader.clone()).await.status(), 503);
+    assert_eq!(
+        tail(s(&created, "query_token").to_string()).await.status(),
+        200
+    );
+    drop((t1, t2));
+    srv.stop().await;
+}
