@@ -96,7 +96,9 @@ fn admin_token_goes_only_to_the_server_recorded_in_the_data_directory() {
     let r = s.run(&["--url", &url, "verify", "--realm", "acme"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
 
-    // Another server recorded: still refused, naming the recorded one.
+    // Another server recorded (and the directory held, as by a live
+    // server): still refused, naming the recorded one.
+    let held = sealog_store::DataDir::open(&s.data(), "test (a server)").expect("hold");
     std::fs::write(
         s.data().join("server.json"),
         r#"{"http":"127.0.0.1:9","pid":1}"#,
@@ -127,13 +129,26 @@ fn admin_token_goes_only_to_the_server_recorded_in_the_data_directory() {
     assert!(rec.seen().contains("Bearer sla_chosen"), "{}", rec.seen());
     assert!(!rec.seen().contains(ADMIN), "{}", rec.seen());
 
-    // The recorded server does get it (so the listener above would have
-    // seen it, had it been sent).
+    // A server.json naming the listener, left behind with nothing holding
+    // the directory (a killed server; the port may be anyone's now): not
+    // trusted.
+    drop(held);
     std::fs::write(
         s.data().join("server.json"),
         format!(r#"{{"http":"{}","pid":1}}"#, rec.addr),
     )
     .expect("server.json");
+    let r = s.run(&["--url", &format!("{url}/"), "realm", "list"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !rec.seen().contains(ADMIN),
+        "a stale server.json was trusted"
+    );
+
+    // The recorded server of a held directory does get it (so the listener
+    // above would have seen it, had it been sent).
+    let _held = sealog_store::DataDir::open(&s.data(), "test (a server)").expect("hold");
     s.run(&["--url", &format!("{url}/"), "realm", "list"]).ok();
     let deadline = Instant::now() + Duration::from_secs(5);
     while !rec.seen().contains(ADMIN) && Instant::now() < deadline {
