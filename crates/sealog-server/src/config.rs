@@ -235,8 +235,9 @@ pub struct Limits {
     /// Seconds a sidecar or syslog TCP connection may stay silent before
     /// it is closed (what it sent before is committed).
     pub stream_idle_timeout_secs: u64,
-    /// Seconds a sidecar client has to send its hello, and a TLS client to
-    /// finish its handshake.
+    /// Seconds from accept for a whole sidecar hello, a syslog TLS
+    /// handshake, and the first message with a valid token on an unbound
+    /// syslog listener.
     pub hello_timeout_secs: u64,
     /// Most bytes of records one query page holds; the page ends early
     /// with `x-sealog-next-cursor` when it would exceed this.

@@ -10,7 +10,8 @@
 //! the realm's `max_realm_inflight_bytes` and the server's
 //! `max_inflight_bytes`, and holds them until its commit is answered. A
 //! realm over its share answers 503 while other realms go on; a body that
-//! stalls for `body_timeout_secs` answers 408 and frees its charge.
+//! has not arrived whole within `body_timeout_secs` answers 408 and frees
+//! its charge, and a token revoked while the body arrived commits nothing.
 
 use std::io::Read;
 use std::time::Duration;

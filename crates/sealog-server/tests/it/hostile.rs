@@ -127,27 +127,7 @@ impl Full {
 
     /// Records of the realm `q` reads, waiting up to 10 s for `want`.
     async fn records(&self, q: &str, want: usize) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let text = self
-                .client
-                .get(format!("http://{}/v1/query?limit=100000", self.http))
-                .bearer_auth(q)
-                .send()
-                .await
-                .expect("send")
-                .text()
-                .await
-                .expect("text");
-            let v: Vec<Value> = text
-                .lines()
-                .map(|l| serde_json::from_str(l).expect("json"))
-                .collect();
-            if v.len() >= want || Instant::now() > deadline {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::util::wait_records(self.http, q, want).await
     }
 
     async fn stop(self) {

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::net::TcpStream;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sealog_server::config::SyslogListener;
 use sealog_server::{Config, Listeners, Server};
@@ -83,26 +83,7 @@ async fn start() -> Syslog {
 }
 
 async fn records(srv: &Syslog, want: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = reqwest::Client::new()
-            .get(format!("http://{}/v1/query?limit=100000", srv.http))
-            .bearer_auth(s(&srv.realm, "query_token"))
-            .send()
-            .await
-            .expect("send")
-            .text()
-            .await
-            .expect("text");
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("json"))
-            .collect();
-        if lines.len() >= want || Instant::now() > deadline {
-            return lines;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::util::wait_records(srv.http, s(&srv.realm, "query_token"), want).await
 }
 
 fn logger(args: &[&str]) {

@@ -123,3 +123,31 @@ pub async fn metrics(http: std::net::SocketAddr) -> String {
         .await
         .expect("metrics text")
 }
+
+/// The records `query_token` reads at `http`, waiting up to 10 s for `want`.
+pub async fn wait_records(
+    http: std::net::SocketAddr,
+    query_token: &str,
+    want: usize,
+) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = reqwest::Client::new()
+            .get(format!("http://{http}/v1/query?limit=100000"))
+            .bearer_auth(query_token)
+            .send()
+            .await
+            .expect("send")
+            .text()
+            .await
+            .expect("text");
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        if lines.len() >= want || std::time::Instant::now() > deadline {
+            return lines;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
