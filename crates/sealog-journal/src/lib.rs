@@ -38,6 +38,7 @@ pub mod checkpoint;
 pub mod conformance;
 mod error;
 pub mod fs;
+pub mod fs_pool;
 mod journal;
 pub mod mark;
 pub mod merkle;

@@ -210,6 +210,16 @@ pub struct Limits {
     pub max_queued_bytes: usize,
     /// Most records one group commit takes from the queue.
     pub max_group_records: usize,
+    /// Threads that seal batches (leaf lines, hashes, compression), shared
+    /// by every realm; 0 = one per core.
+    pub seal_threads: usize,
+    /// Threads that write, fsync and sign commits, shared by every realm;
+    /// 0 = two per core (they mostly wait for the disk).
+    pub commit_threads: usize,
+    /// Journal file descriptors kept open across all realms; idle files
+    /// beyond it are closed and reopened on next use (never one with
+    /// unsynced writes).
+    pub max_open_files: usize,
     /// Live tail sessions at once.
     pub max_tail_sessions: usize,
     /// Distinct realms labelled in per-realm metrics; the rest are `other`.
@@ -272,6 +282,9 @@ impl Default for Limits {
             commit_queue: 1024,
             max_queued_bytes: 64 * 1024 * 1024,
             max_group_records: 131_072,
+            seal_threads: 0,
+            commit_threads: 0,
+            max_open_files: 512,
             max_tail_sessions: 256,
             metrics_realm_cap: 100,
             max_realm_requests: 64,

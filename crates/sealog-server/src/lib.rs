@@ -41,7 +41,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
-use sealog_journal::JournalOptions;
 use sealog_store::{DataDir, Scope, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -138,34 +137,8 @@ impl Server {
             admin = Some(t.token);
         }
         let metrics = Arc::new(Metrics::new(config.limits.metrics_realm_cap));
-        let mut realms = HashMap::new();
-        let opts = JournalOptions {
-            durability: config.durability,
-            ..JournalOptions::default()
-        };
-        let mut failed = HashMap::new();
-        for (name, info) in dd.realm_entries()? {
-            // A realm that cannot open fails alone: the others serve.
-            let journal = match info.and_then(|_| dd.open_journal(&name, opts)) {
-                Ok(j) => j,
-                Err(e) => {
-                    tracing::error!(realm = %name, cause = %e, "realm failed to open; it answers 503 while the others serve");
-                    metrics.realm_failed(&name);
-                    failed.insert(name.into_string(), e.to_string());
-                    continue;
-                }
-            };
-            let r = sealog_store::RealmInfo {
-                name: name.to_string(),
-                created_at: String::new(),
-                public_key: String::new(),
-                journal_created: true,
-            };
-            tracing::info!(realm = %r.name, size = journal.size(), "realm opened");
-            let h = RealmHandle::start(Box::new(journal), &config.limits, metrics.clone());
-            realms.insert(r.name, h);
-        }
         let tokens = TokenTable::new(dd.tokens(None)?);
+        let entries = dd.realm_entries()?;
         let state = Arc::new(AppState {
             tail_sessions: Arc::new(Semaphore::new(config.limits.max_tail_sessions)),
             inflight_kib: Arc::new(Semaphore::new(
@@ -174,15 +147,48 @@ impl Server {
             query_kib: Arc::new(Semaphore::new(
                 (config.limits.max_query_buffer_bytes / 1024).clamp(1, Semaphore::MAX_PERMITS),
             )),
+            workers: realm::Workers::start(
+                config.limits.seal_threads,
+                config.limits.commit_threads,
+            ),
+            journal_fs: Arc::new(sealog_journal::fs_pool::PooledFs::new(
+                fs.clone(),
+                config.limits.max_open_files,
+            )),
             config,
             data: Mutex::new(dd),
             tokens: RwLock::new(tokens),
             token_changes: tokio::sync::watch::channel(0).0,
-            realms: RwLock::new(realms),
-            failed: RwLock::new(failed),
+            realms: RwLock::new(HashMap::new()),
+            failed: RwLock::new(HashMap::new()),
             metrics,
             shutdown: CancellationToken::new(),
         });
+        {
+            let dd = state
+                .data_dir()
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let (mut realms, mut failed) = (HashMap::new(), HashMap::new());
+            for (name, info) in entries {
+                // A realm that cannot open fails alone: the others serve.
+                match info.and_then(|_| state.start_realm(&dd, &name)) {
+                    Ok(h) => {
+                        realms.insert(name.into_string(), h);
+                    }
+                    Err(e) => {
+                        tracing::error!(realm = %name, cause = %e, "realm failed to open; it answers 503 while the others serve");
+                        state.metrics.realm_failed(&name);
+                        failed.insert(name.into_string(), e.to_string());
+                    }
+                }
+            }
+            if let Ok(mut r) = state.realms.write() {
+                *r = realms;
+            }
+            if let Ok(mut f) = state.failed.write() {
+                *f = failed;
+            }
+        }
         Ok((Self { state }, admin))
     }
 
@@ -276,11 +282,13 @@ impl Server {
             .read()
             .map(|r| r.values().cloned().collect())
             .unwrap_or_default();
+        let st = state.clone();
         tokio::task::spawn_blocking(move || {
             for r in realms {
                 r.close();
                 tracing::info!(realm = %r.name(), "realm closed");
             }
+            st.workers.stop();
         })
         .await
         .map_err(std::io::Error::other)?;

@@ -1,18 +1,27 @@
 //! One realm in the server: its journal, the bounded queue of commit
-//! requests, and the writer thread that drains it.
+//! requests, and its lane on the shared writer threads ([`Workers`]).
 //!
-//! Only the writer thread appends. It takes every request waiting in the
-//! queue (up to `max_group_records` records), seals them as one commit with
-//! one pair of fsyncs and one signed checkpoint, and answers each request
+//! Threads are shared by every realm and sized by cores, not by realms: a
+//! realm with work is queued for a sealer (leaf lines, hashes, compression)
+//! and then for a committer (write, fsync, sign, answer). A realm is on at
+//! most one sealer and one committer at a time, so it still has exactly one
+//! sequencer and its commits land in order; sealing its next group overlaps
+//! the fsyncs of the one before, and different realms' fsyncs run side by
+//! side on different committers (the filesystem's journal groups them).
+//!
+//! A sealer takes every request waiting in the realm's queue (up to
+//! `max_group_records` records) and seals them as one commit with one pair
+//! of fsyncs and one signed checkpoint; the committer answers each request
 //! with a receipt for its own seqs. Readers take the journal's read lock per
-//! block, so a long query never holds up commits for long; the writer holds
-//! the write lock only to write and publish, not across its fsyncs.
+//! block, so a long query never holds up commits for long; the committer
+//! holds the write lock only to write and publish, not across its fsyncs.
 
+use std::collections::VecDeque;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sealog_journal::{prepare, EventRef, JournalError, LogStore, Receipt};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -94,7 +103,7 @@ pub struct RealmHandle {
     journal: SharedLog,
     queue: RwLock<Option<mpsc::Sender<CommitRequest>>>,
     committed: watch::Receiver<u64>,
-    writer: std::sync::Mutex<Option<JoinHandle<()>>>,
+    lane: Arc<Lane>,
     /// Event bytes queued or being committed, and the most allowed.
     queued: Arc<AtomicUsize>,
     max_queued: usize,
@@ -113,11 +122,12 @@ pub struct RealmHandle {
 }
 
 impl RealmHandle {
-    /// Starts the writer thread for `journal` under `limits`.
+    /// Puts `journal` on the shared writer threads under `limits`.
     pub fn start(
         journal: Box<dyn LogStore>,
         limits: &crate::config::Limits,
         metrics: Arc<Metrics>,
+        workers: &Workers,
     ) -> Arc<Self> {
         let (queue, max_queued_bytes, max_group) = (
             limits.commit_queue,
@@ -127,25 +137,41 @@ impl RealmHandle {
         let share_kib = (limits.max_realm_inflight_bytes.max(limits.max_body_bytes) / 1024)
             .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         let name = journal.realm().to_string();
+        let level = journal.options().compression_level;
+        let next_seq = journal.size();
         let (tx, rx) = mpsc::channel(queue.max(1));
         let (size_tx, size_rx) = watch::channel(journal.size());
         let journal = Arc::new(RwLock::new(journal));
-        let j = journal.clone();
         let queued = Arc::new(AtomicUsize::new(0));
-        let q = queued.clone();
         let failed = Arc::new(RwLock::new(None));
-        let f = failed.clone();
-        let thread_name = format!("sealog-seal-{name}");
-        let writer = std::thread::Builder::new()
-            .name(thread_name)
-            .spawn(move || writer_loop(j, rx, size_tx, max_group.max(1), metrics, q, f))
-            .expect("spawning a thread only fails when the OS is out of resources");
+        let lane = Arc::new(Lane {
+            realm: name.clone(),
+            journal: journal.clone(),
+            inbox: Mutex::new(rx),
+            state: Mutex::new(LaneState {
+                next_seq,
+                ..LaneState::default()
+            }),
+            idle: Condvar::new(),
+            size: size_tx,
+            metrics,
+            queued: queued.clone(),
+            failed: failed.clone(),
+            level,
+            max_group: max_group.max(1),
+            lost: AtomicU64::new(0),
+            last_recovery: Mutex::new(None),
+            mark_dirty: AtomicBool::new(false),
+            last_commit: Mutex::new(Instant::now()),
+            shared: workers.shared.clone(),
+        });
+        workers.register(&lane);
         Arc::new(Self {
             name,
             journal,
             queue: RwLock::new(Some(tx)),
             committed: size_rx,
-            writer: std::sync::Mutex::new(Some(writer)),
+            lane,
             queued,
             max_queued: max_queued_bytes.max(1),
             failed,
@@ -254,7 +280,9 @@ impl RealmHandle {
                 mpsc::error::TrySendError::Full(_) => QueueError::Full,
                 mpsc::error::TrySendError::Closed(_) => QueueError::Closed,
             }
-        })
+        })?;
+        self.lane.kick();
+        Ok(())
     }
 
     /// Queues a request, waiting for room instead of refusing: for stream
@@ -286,19 +314,18 @@ impl RealmHandle {
         tx.send(req).await.map_err(|_| {
             self.queued.fetch_sub(len, Ordering::AcqRel);
             QueueError::Closed
-        })
+        })?;
+        self.lane.kick();
+        Ok(())
     }
 
-    /// Stops taking requests, lets the writer commit what is queued, and
-    /// waits for it; then flushes the journal's derived files.
+    /// Stops taking requests, lets the writer threads commit what is
+    /// queued, and waits for it; then flushes the journal's derived files.
     pub fn close(&self) {
         if let Ok(mut q) = self.queue.write() {
             q.take();
         }
-        let handle = self.writer.lock().ok().and_then(|mut w| w.take());
-        if let Some(h) = handle {
-            let _ = h.join();
-        }
+        self.lane.drain();
         if let Ok(mut j) = self.journal.write() {
             if let Err(e) = j.flush() {
                 tracing::error!(realm = %self.name, cause = %e, "final sync failed");
@@ -313,6 +340,7 @@ type RawEvents = (Vec<u8>, Vec<(Range<usize>, Option<i64>)>);
 /// What the sealer hands the committer: the sealed batch, the events it
 /// was sealed from (to seal again at another seq after a failed commit),
 /// and whom to answer.
+#[derive(Debug)]
 struct Sealed {
     prepared: sealog_journal::PreparedCommit,
     raw: Vec<RawEvents>,
@@ -337,52 +365,247 @@ impl Sealed {
     }
 }
 
-/// Two stages so sealing the next group overlaps the fsyncs of this one:
-/// this thread seals (leaf lines, hashes, compression on rayon's pool) and
-/// a committer thread writes, fsyncs, signs and answers. The sealer
-/// assigns seqs ahead of the commits; when a commit fails, the committer
-/// reports the records that were not committed (`lost`) so the sealer
-/// steps back, and re-seals a group already sealed for the wrong seqs.
-fn writer_loop(
+/// Sealed groups a realm may have waiting for its committer: sealing runs
+/// at most this far ahead of the disk.
+const MAX_SEALED_AHEAD: usize = 2;
+
+/// How often the mark ticker looks for realms whose high-water mark is
+/// not yet synced after their last commit.
+const MARK_TICK: Duration = Duration::from_millis(250);
+
+/// The writer threads every realm shares: sealers, committers and one
+/// ticker that makes idle realms' high-water marks durable.
+#[derive(Debug)]
+pub struct Workers {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    seal: JobQueue,
+    commit: JobQueue,
+    /// Every realm's lane, for the mark ticker.
+    lanes: Mutex<Vec<Weak<Lane>>>,
+    stop: AtomicBool,
+}
+
+/// Realms waiting for a thread of one kind, in arrival order.
+#[derive(Debug, Default)]
+struct JobQueue {
+    q: Mutex<VecDeque<Arc<Lane>>>,
+    ready: Condvar,
+}
+
+impl JobQueue {
+    fn push(&self, lane: Arc<Lane>) {
+        if let Ok(mut q) = self.q.lock() {
+            q.push_back(lane);
+        }
+        self.ready.notify_one();
+    }
+
+    /// The next realm with work; `None` once stopping and empty.
+    fn pop(&self, stop: &AtomicBool) -> Option<Arc<Lane>> {
+        let mut q = self.q.lock().ok()?;
+        loop {
+            if let Some(l) = q.pop_front() {
+                return Some(l);
+            }
+            if stop.load(Ordering::Acquire) {
+                return None;
+            }
+            q = self.ready.wait(q).ok()?;
+        }
+    }
+}
+
+impl Workers {
+    /// Starts `seal` sealers and `commit` committers (0 = sized by the
+    /// cores: one sealer and two committers per core).
+    pub fn start(seal: usize, commit: usize) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let seal = if seal == 0 { cores } else { seal };
+        let commit = if commit == 0 {
+            (2 * cores).max(4)
+        } else {
+            commit
+        };
+        let shared = Arc::new(Shared::default());
+        let mut threads = Vec::new();
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(f)
+                .expect("spawning a thread only fails when the OS is out of resources")
+        };
+        for i in 0..seal {
+            let sh = shared.clone();
+            threads.push(spawn(
+                format!("sealog-seal-{i}"),
+                Box::new(move || {
+                    while let Some(lane) = sh.seal.pop(&sh.stop) {
+                        lane.seal_job();
+                    }
+                }),
+            ));
+        }
+        for i in 0..commit {
+            let sh = shared.clone();
+            threads.push(spawn(
+                format!("sealog-commit-{i}"),
+                Box::new(move || {
+                    while let Some(lane) = sh.commit.pop(&sh.stop) {
+                        lane.commit_job();
+                    }
+                }),
+            ));
+        }
+        let sh = shared.clone();
+        threads.push(spawn(
+            "sealog-marks".into(),
+            Box::new(move || mark_ticker(&sh)),
+        ));
+        Self {
+            shared,
+            threads: Mutex::new(threads),
+        }
+    }
+
+    fn register(&self, lane: &Arc<Lane>) {
+        if let Ok(mut lanes) = self.shared.lanes.lock() {
+            lanes.retain(|w| w.strong_count() > 0);
+            lanes.push(Arc::downgrade(lane));
+        }
+    }
+
+    /// Stops the threads once their queues are empty (close every realm
+    /// first) and waits for them.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::Release);
+        for q in [&self.shared.seal, &self.shared.commit] {
+            // Taking the lock orders the flag before a waiter's next check.
+            drop(q.q.lock());
+            q.ready.notify_all();
+        }
+        let threads = self
+            .threads
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Every [`MARK_TICK`], queues a mark sync for each realm that committed
+/// and has been idle for [`sealog_journal::mark::MARK_SYNC_INTERVAL`]:
+/// the mark is never much more than a second behind the last commit.
+fn mark_ticker(sh: &Shared) {
+    while !sh.stop.load(Ordering::Acquire) {
+        std::thread::sleep(MARK_TICK);
+        let lanes: Vec<Arc<Lane>> = sh
+            .lanes
+            .lock()
+            .map(|l| l.iter().filter_map(Weak::upgrade).collect())
+            .unwrap_or_default();
+        for lane in lanes {
+            if !lane.mark_dirty.load(Ordering::Acquire) {
+                continue;
+            }
+            let idle = lane
+                .last_commit
+                .lock()
+                .is_ok_and(|t| t.elapsed() >= sealog_journal::mark::MARK_SYNC_INTERVAL);
+            if idle && lane.mark_dirty.swap(false, Ordering::AcqRel) {
+                lane.schedule_mark();
+            }
+        }
+    }
+}
+
+/// One realm's place on the shared threads.
+#[derive(Debug)]
+struct Lane {
+    realm: String,
     journal: SharedLog,
-    mut rx: mpsc::Receiver<CommitRequest>,
+    /// Only the sealer holding the `sealing` flag takes from it.
+    inbox: Mutex<mpsc::Receiver<CommitRequest>>,
+    state: Mutex<LaneState>,
+    /// Notified whenever a job of this realm ends (for [`Lane::drain`]).
+    idle: Condvar,
     size: watch::Sender<u64>,
-    max_group: usize,
     metrics: Arc<Metrics>,
     queued: Arc<AtomicUsize>,
     failed: Arc<RwLock<Option<String>>>,
-) {
-    let (realm, level, mut next_seq) = match journal.read() {
-        Ok(j) => (
-            j.realm().to_string(),
-            j.options().compression_level,
-            j.size(),
-        ),
-        Err(_) => return,
-    };
-    let lost = Arc::new(AtomicU64::new(0));
-    let (tx, sealed_rx) = std::sync::mpsc::sync_channel::<Sealed>(1);
-    let committer = {
-        let c = Committer {
-            journal: journal.clone(),
-            size,
-            realm: realm.clone(),
-            metrics: metrics.clone(),
-            queued: queued.clone(),
-            lost: lost.clone(),
-            level,
-            last_recovery: None,
-            failed,
+    level: i32,
+    max_group: usize,
+    /// Records sealed ahead that a failed commit did not commit: the
+    /// sealer steps its next seq back by them.
+    lost: AtomicU64,
+    last_recovery: Mutex<Option<Instant>>,
+    /// A commit happened since the mark ticker last queued a mark sync.
+    mark_dirty: AtomicBool,
+    last_commit: Mutex<Instant>,
+    shared: Arc<Shared>,
+}
+
+/// Which threads hold a realm, and what is between them.
+#[derive(Debug, Default)]
+struct LaneState {
+    /// On a sealer, or queued for one.
+    sealing: bool,
+    /// On a committer, or queued for one.
+    committing: bool,
+    sealed: VecDeque<Sealed>,
+    next_seq: u64,
+    mark_due: bool,
+}
+
+impl Lane {
+    fn has_input(&self) -> bool {
+        self.inbox.lock().is_ok_and(|rx| !rx.is_empty())
+    }
+
+    /// Queues the realm for a sealer unless it is on one, or far enough
+    /// ahead of its committer (which then queues it).
+    fn kick(self: &Arc<Self>) {
+        let Ok(mut st) = self.state.lock() else {
+            return;
         };
-        std::thread::Builder::new()
-            .name(format!("sealog-commit-{realm}"))
-            .spawn(move || c.run(sealed_rx))
-            .expect("spawning a thread only fails when the OS is out of resources")
-    };
-    while let Some(first) = rx.blocking_recv() {
-        let mut reqs = vec![first];
-        let mut n = reqs[0].events.len();
-        while n < max_group {
+        if !st.sealing && st.sealed.len() < MAX_SEALED_AHEAD {
+            st.sealing = true;
+            drop(st);
+            self.shared.seal.push(self.clone());
+        }
+    }
+
+    fn schedule_mark(self: &Arc<Self>) {
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        st.mark_due = true;
+        if !st.committing {
+            st.committing = true;
+            drop(st);
+            self.shared.commit.push(self.clone());
+        }
+    }
+
+    fn take_requests(&self) -> Vec<CommitRequest> {
+        let mut reqs = Vec::new();
+        let Ok(mut rx) = self.inbox.lock() else {
+            return reqs;
+        };
+        let mut n = 0;
+        while n < self.max_group {
             match rx.try_recv() {
                 Ok(r) => {
                     n += r.events.len();
@@ -391,7 +614,33 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        next_seq -= lost.swap(0, Ordering::AcqRel);
+        reqs
+    }
+
+    /// One group: take what is queued, seal it, hand it to a committer.
+    /// Requeues itself behind other realms while it has more.
+    fn seal_job(self: &Arc<Self>) {
+        let reqs = self.take_requests();
+        if reqs.is_empty() {
+            if let Ok(mut st) = self.state.lock() {
+                st.sealing = false;
+            }
+            self.idle.notify_all();
+            // A request queued after the take and before the flag cleared
+            // found the realm still sealing and did not queue it.
+            if self.has_input() {
+                self.kick();
+            }
+            return;
+        }
+        let n: usize = reqs.iter().map(|r| r.events.len()).sum();
+        let next_seq = match self.state.lock() {
+            Ok(mut st) => {
+                st.next_seq -= self.lost.swap(0, Ordering::AcqRel);
+                st.next_seq
+            }
+            Err(_) => return,
+        };
         let started = Instant::now();
         let bytes: usize = reqs.iter().map(|r| r.buf.len()).sum();
         let mut replies = Vec::with_capacity(reqs.len());
@@ -410,85 +659,129 @@ fn writer_loop(
             records: n as u64,
             started,
         };
-        match prepare(&realm, next_seq, &sealed.events(), received_at, level) {
-            Ok(p) => sealed.prepared = p,
+        let prepared = prepare(
+            &self.realm,
+            next_seq,
+            &sealed.events(),
+            received_at,
+            self.level,
+        );
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        match prepared {
+            Ok(p) => {
+                sealed.prepared = p;
+                st.next_seq += n as u64;
+                st.sealed.push_back(sealed);
+                if !st.committing {
+                    st.committing = true;
+                    self.shared.commit.push(self.clone());
+                }
+            }
             Err(e) => {
                 // Listeners cap events below the journal's limit, so this is
                 // a listener bug; refuse the group, lose nothing acknowledged.
-                fail_group(&realm, &metrics, &queued, sealed, CommitError::from(e));
-                continue;
+                fail_group(
+                    &self.realm,
+                    &self.metrics,
+                    &self.queued,
+                    sealed,
+                    CommitError::from(e),
+                );
             }
         }
-        next_seq += n as u64;
-        if tx.send(sealed).is_err() {
-            break;
+        if st.sealed.len() >= MAX_SEALED_AHEAD {
+            // The committer queues the realm again when it catches up.
+            st.sealing = false;
+            drop(st);
+            self.idle.notify_all();
+        } else {
+            drop(st);
+            self.shared.seal.push(self.clone());
         }
     }
-    drop(tx);
-    let _ = committer.join();
-}
 
-fn fail_group(realm: &str, metrics: &Metrics, queued: &AtomicUsize, s: Sealed, e: CommitError) {
-    queued.fetch_sub(s.bytes, Ordering::AcqRel);
-    tracing::error!(realm = %realm, cause = %e, "commit failed; nothing in this group was acknowledged");
-    let reason = match e {
-        CommitError::StorageFull(_) => "storage_full",
-        _ => "commit_failed",
-    };
-    metrics.refused(realm, reason, s.records);
-    for (_, reply) in s.replies {
-        let _ = reply.send(Err(e.clone()));
-    }
-}
-
-/// Minimum time between two recovery attempts of a poisoned journal, so a
-/// full disk is probed a few times a second, not once per request.
-const RECOVERY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
-
-/// The committer thread of one realm.
-struct Committer {
-    journal: SharedLog,
-    size: watch::Sender<u64>,
-    realm: String,
-    metrics: Arc<Metrics>,
-    queued: Arc<AtomicUsize>,
-    lost: Arc<AtomicU64>,
-    level: i32,
-    last_recovery: Option<Instant>,
-    failed: Arc<RwLock<Option<String>>>,
-}
-
-impl Committer {
-    fn run(mut self, rx: std::sync::mpsc::Receiver<Sealed>) {
-        use std::sync::mpsc::RecvTimeoutError;
-        loop {
-            let s = match rx.recv_timeout(sealog_journal::mark::MARK_SYNC_INTERVAL) {
-                Ok(s) => s,
-                Err(RecvTimeoutError::Timeout) => {
-                    // Idle: make the last commit's high-water mark durable,
-                    // so the mark is never more than a second behind.
-                    if let Ok(mut j) = self.journal.write() {
-                        if let Err(e) = j.flush_mark() {
-                            tracing::warn!(realm = %self.realm, cause = %e, "high-water mark not synced");
-                        }
-                    }
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
+    /// One commit (or, with none waiting, a due mark sync); requeues
+    /// itself behind other realms while more are sealed.
+    fn commit_job(self: &Arc<Self>) {
+        let next = {
+            let Ok(mut st) = self.state.lock() else {
+                return;
             };
-            let records = s.records;
-            match self.commit(s) {
-                Ok(()) => {}
-                Err(failed) => {
+            match st.sealed.pop_front() {
+                Some(s) => Some(s),
+                None if st.mark_due => {
+                    st.mark_due = false;
+                    None
+                }
+                None => {
+                    st.committing = false;
+                    drop(st);
+                    self.idle.notify_all();
+                    return;
+                }
+            }
+        };
+        match next {
+            None => {
+                // Idle: make the last commit's high-water mark durable.
+                if let Ok(mut j) = self.journal.write() {
+                    if let Err(e) = j.flush_mark() {
+                        tracing::warn!(realm = %self.realm, cause = %e, "high-water mark not synced");
+                    }
+                }
+            }
+            Some(s) => {
+                let records = s.records;
+                if let Err(failed) = self.commit(s) {
                     let (s, e) = *failed;
                     self.lost.fetch_add(records, Ordering::AcqRel);
                     fail_group(&self.realm, &self.metrics, &self.queued, s, e);
                 }
             }
         }
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        let reseal = !st.sealing && st.sealed.len() < MAX_SEALED_AHEAD && self.has_input();
+        if reseal {
+            st.sealing = true;
+            self.shared.seal.push(self.clone());
+        }
+        if st.sealed.is_empty() && !st.mark_due {
+            st.committing = false;
+            drop(st);
+            self.idle.notify_all();
+        } else {
+            drop(st);
+            self.shared.commit.push(self.clone());
+        }
     }
 
-    fn commit(&mut self, mut s: Sealed) -> Result<(), Box<(Sealed, CommitError)>> {
+    /// Waits until everything queued is committed or refused and no
+    /// thread holds the realm (its sender is gone, so nothing new comes).
+    fn drain(self: &Arc<Self>) {
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        loop {
+            let input = self.has_input();
+            if !st.sealing && !st.committing && st.sealed.is_empty() && !input {
+                return;
+            }
+            if input && !st.sealing && st.sealed.len() < MAX_SEALED_AHEAD {
+                st.sealing = true;
+                self.shared.seal.push(self.clone());
+            }
+            st = match self.idle.wait_timeout(st, Duration::from_millis(50)) {
+                Ok((st, _)) => st,
+                Err(_) => return,
+            };
+        }
+    }
+
+    fn commit(&self, mut s: Sealed) -> Result<(), Box<(Sealed, CommitError)>> {
         let at = match self.ready() {
             Ok(at) => at,
             Err(e) => return Err(Box::new((s, e))),
@@ -508,6 +801,10 @@ impl Committer {
         self.queued.fetch_sub(s.bytes, Ordering::AcqRel);
         self.metrics
             .committed(&self.realm, s.records, s.bytes as u64, s.started.elapsed());
+        if let Ok(mut t) = self.last_commit.lock() {
+            *t = Instant::now();
+        }
+        self.mark_dirty.store(true, Ordering::Release);
         // Publish the new size before anyone holds a receipt for it, so a
         // tail opened right after an ack starts past it.
         let _ = self.size.send(receipt.last_seq + 1);
@@ -527,7 +824,7 @@ impl Committer {
 
     /// The journal's size when it takes writes; when it is poisoned, tries
     /// to recover it (at most every [`RECOVERY_BACKOFF`]).
-    fn ready(&mut self) -> Result<u64, CommitError> {
+    fn ready(&self) -> Result<u64, CommitError> {
         let lock_err = || CommitError::Io("journal lock poisoned".into());
         if let Some(reason) = self.failed.read().map_err(|_| lock_err())?.clone() {
             return Err(CommitError::Failed(reason));
@@ -546,13 +843,13 @@ impl Committer {
                 CommitError::Poisoned(p.cause.clone())
             }
         };
-        if self
-            .last_recovery
-            .is_some_and(|t| t.elapsed() < RECOVERY_BACKOFF)
         {
-            return Err(refused());
+            let mut last = self.last_recovery.lock().map_err(|_| lock_err())?;
+            if last.is_some_and(|t| t.elapsed() < RECOVERY_BACKOFF) {
+                return Err(refused());
+            }
+            *last = Some(Instant::now());
         }
-        self.last_recovery = Some(Instant::now());
         let mut j = self.journal.write().map_err(|_| lock_err())?;
         match j.recover() {
             Ok(()) => Ok(j.size()),
@@ -566,6 +863,23 @@ impl Committer {
         }
     }
 }
+
+fn fail_group(realm: &str, metrics: &Metrics, queued: &AtomicUsize, s: Sealed, e: CommitError) {
+    queued.fetch_sub(s.bytes, Ordering::AcqRel);
+    tracing::error!(realm = %realm, cause = %e, "commit failed; nothing in this group was acknowledged");
+    let reason = match e {
+        CommitError::StorageFull(_) => "storage_full",
+        _ => "commit_failed",
+    };
+    metrics.refused(realm, reason, s.records);
+    for (_, reply) in s.replies {
+        let _ = reply.send(Err(e.clone()));
+    }
+}
+
+/// Minimum time between two recovery attempts of a poisoned journal, so a
+/// full disk is probed a few times a second, not once per request.
+const RECOVERY_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Commits in the journal's steps, holding its write lock only to write
 /// and publish, never across an fsync: queries, proofs and tails keep

@@ -40,6 +40,11 @@ pub struct AppState {
     pub inflight_kib: Arc<Semaphore>,
     /// KiB of query pages that may be held at once.
     pub query_kib: Arc<Semaphore>,
+    /// The writer threads every realm shares.
+    pub workers: crate::realm::Workers,
+    /// The filesystem journals are opened on: the data directory's, with a
+    /// bound on open descriptors shared by all realms.
+    pub journal_fs: Arc<sealog_journal::fs_pool::PooledFs>,
 }
 
 impl AppState {
@@ -76,6 +81,29 @@ impl AppState {
         self.data
             .lock()
             .map_err(|_| ApiError::Internal("data lock poisoned".into()))
+    }
+
+    /// Opens realm `name`'s journal and puts it on the writer threads.
+    ///
+    /// # Errors
+    /// Store and journal errors.
+    pub fn start_realm(
+        &self,
+        dd: &DataDir,
+        name: &sealog_event::RealmName,
+    ) -> Result<Arc<RealmHandle>, sealog_store::StoreError> {
+        let opts = sealog_journal::JournalOptions {
+            durability: self.config.durability,
+            ..sealog_journal::JournalOptions::default()
+        };
+        let journal = dd.open_journal_on(self.journal_fs.clone(), name, opts)?;
+        tracing::info!(realm = %name, size = journal.size(), "realm opened");
+        Ok(RealmHandle::start(
+            Box::new(journal),
+            &self.config.limits,
+            self.metrics.clone(),
+            &self.workers,
+        ))
     }
 
     /// The token table's current generation.

@@ -293,53 +293,82 @@ impl DataDir {
     /// # Errors
     /// A bad or taken name; I/O errors (then no realm exists).
     pub fn create_realm(&mut self, name: &RealmName) -> Result<CreatedRealm> {
-        let dir = self.realm_dir(name);
-        if self.fs.exists(&dir) {
-            return Err(StoreError::RealmExists(name.to_string()));
-        }
+        let mut created = self.create_realms(std::slice::from_ref(name))?;
+        Ok(created.remove(0))
+    }
+
+    /// Creates several realms as [`DataDir::create_realm`] does, with one
+    /// directory sync and one write of the token file for all of them
+    /// (thousands of realms at once would otherwise rewrite the token file
+    /// once per realm). All of them appear, or none.
+    ///
+    /// # Errors
+    /// A bad, taken or repeated name; I/O errors (then none of them exist).
+    pub fn create_realms(&mut self, names: &[RealmName]) -> Result<Vec<CreatedRealm>> {
         let realms = self.root.join("realms");
-        let mut nonce = [0u8; 6];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
-        let tmp = realms.join(format!("{CREATING}{name}-{}", hex::encode(nonce)));
-        let built = self.build_realm(&tmp, name);
-        let info = match built {
-            Ok(info) => info,
-            Err(e) => {
-                let _ = self.fs.remove_dir_all(&tmp);
-                return Err(e);
+        let mut seen = std::collections::HashSet::new();
+        for name in names {
+            if !seen.insert(name.as_str()) || self.fs.exists(&self.realm_dir(name)) {
+                return Err(StoreError::RealmExists(name.to_string()));
             }
-        };
-        if let Err(e) = self.fs.rename(&tmp, &dir) {
-            let _ = self.fs.remove_dir_all(&tmp);
-            return Err(StoreError::io("rename", &dir)(e));
         }
+        let mut done: Vec<(PathBuf, RealmInfo)> = Vec::with_capacity(names.len());
+        let undo = |fs: &Arc<dyn Vfs>, done: &[(PathBuf, RealmInfo)]| {
+            for (dir, _) in done {
+                if let Err(e) = fs.remove_dir_all(dir) {
+                    tracing::error!(dir = %dir.display(), cause = %e, "realm created without tokens and not removed; issue tokens with `sealog token issue`");
+                }
+            }
+            let _ = fs.sync_dir(&realms);
+        };
+        for name in names {
+            let dir = self.realm_dir(name);
+            let mut nonce = [0u8; 6];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+            let tmp = realms.join(format!("{CREATING}{name}-{}", hex::encode(nonce)));
+            let built = self.build_realm(&tmp, name).and_then(|info| {
+                self.fs
+                    .rename(&tmp, &dir)
+                    .map_err(StoreError::io("rename", &dir))?;
+                Ok(info)
+            });
+            match built {
+                Ok(info) => done.push((dir, info)),
+                Err(e) => {
+                    let _ = self.fs.remove_dir_all(&tmp);
+                    undo(&self.fs, &done);
+                    return Err(e);
+                }
+            }
+        }
+        let scopes: Vec<(&str, Scope)> = names
+            .iter()
+            .flat_map(|n| [(n.as_str(), Scope::Write), (n.as_str(), Scope::Query)])
+            .collect();
         let tokens = self
             .fs
             .sync_dir(&realms)
             .map_err(StoreError::io("fsync directory", &realms))
-            .and_then(|_| self.issue_tokens(name, &[Scope::Write, Scope::Query]));
+            .and_then(|_| self.issue_tokens_for(&scopes));
         let tokens = match tokens {
             Ok(t) => t,
             Err(e) => {
-                // No tokens were stored (one write for both): take the realm
-                // back, so a retry can create it (nothing was written to it).
-                if let Err(undo) = self
-                    .fs
-                    .remove_dir_all(&dir)
-                    .and_then(|_| self.fs.sync_dir(&realms))
-                {
-                    tracing::error!(realm = %name, cause = %undo, "realm created without tokens and not removed; issue tokens with `sealog token issue`");
-                }
+                // No tokens were stored (one write for all): take the realms
+                // back, so a retry can create them (nothing was written to them).
+                undo(&self.fs, &done);
                 return Err(e);
             }
         };
-        let (write, query) = (&tokens[0], &tokens[1]);
-        Ok(CreatedRealm {
-            realm: name.to_string(),
-            write_token: write.token.clone(),
-            query_token: query.token.clone(),
-            public_key: info.public_key,
-        })
+        Ok(done
+            .into_iter()
+            .zip(tokens.chunks_exact(2))
+            .map(|((_, info), t)| CreatedRealm {
+                realm: info.name,
+                write_token: t[0].token.clone(),
+                query_token: t[1].token.clone(),
+                public_key: info.public_key,
+            })
+            .collect())
     }
 
     /// Writes a complete realm into `tmp`, everything synced.
@@ -494,6 +523,22 @@ impl DataDir {
     /// Unknown realm; key and journal errors; a realm created with its
     /// journal whose journal directory is gone.
     pub fn open_journal(&self, name: &RealmName, opts: JournalOptions) -> Result<Journal> {
+        self.open_journal_on(self.fs.clone(), name, opts)
+    }
+
+    /// [`DataDir::open_journal`] with the journal's files on `fs`, which
+    /// must be a view of this directory's filesystem (the server passes
+    /// one that bounds open descriptors,
+    /// [`sealog_journal::fs_pool::PooledFs`]).
+    ///
+    /// # Errors
+    /// As [`DataDir::open_journal`].
+    pub fn open_journal_on(
+        &self,
+        fs: Arc<dyn Vfs>,
+        name: &RealmName,
+        opts: JournalOptions,
+    ) -> Result<Journal> {
         let info = self.realm(name)?;
         let signer = self.signer(name)?;
         let jdir = self.journal_dir(name);
@@ -507,13 +552,7 @@ impl DataDir {
             require_mark: opts.require_mark || info.journal_created,
             ..opts
         };
-        Ok(Journal::open_in(
-            self.fs.clone(),
-            &jdir,
-            name,
-            signer,
-            opts,
-        )?)
+        Ok(Journal::open_in(fs, &jdir, name, signer, opts)?)
     }
 
     /// Where a realm's journal lives (whether or not the realm exists).

@@ -135,9 +135,19 @@ impl DataDir {
     /// # Errors
     /// Unknown realm; I/O errors.
     pub fn issue_tokens(&mut self, realm: &str, scopes: &[Scope]) -> Result<Vec<IssuedToken>> {
+        let pairs: Vec<(&str, Scope)> = scopes.iter().map(|&s| (realm, s)).collect();
+        self.issue_tokens_for(&pairs)
+    }
+
+    /// Issues a token per (realm, scope) pair, in order, in one write of
+    /// the token file: all of them are stored, or none.
+    ///
+    /// # Errors
+    /// Unknown realm; I/O errors.
+    pub fn issue_tokens_for(&mut self, pairs: &[(&str, Scope)]) -> Result<Vec<IssuedToken>> {
         let mut f = self.load_tokens()?;
-        let mut out = Vec::with_capacity(scopes.len());
-        for &scope in scopes {
+        let mut out = Vec::with_capacity(pairs.len());
+        for &(realm, scope) in pairs {
             let realm = if scope == Scope::Admin {
                 String::new()
             } else {

@@ -274,6 +274,33 @@ pub enum BenchCmd {
         #[arg(long, default_value = "./sealog-bench-http")]
         dir: PathBuf,
     },
+    /// Create many realms, start a server over them, and measure its idle
+    /// cost (RSS, threads, fds) and its ingest with clients spread over
+    /// every realm against the same load on one realm.
+    Realms {
+        /// Realms to create.
+        #[arg(long, default_value_t = 10_000)]
+        realms: usize,
+        /// Seconds of each load.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Records per batch.
+        #[arg(long, default_value_t = 100)]
+        batch: u64,
+        /// MiB of raw records written into each realm before the server
+        /// starts (measures startup over a full data directory).
+        #[arg(long, default_value_t = 0)]
+        fill_mib: u64,
+        /// Directory to run in (absent; removed after unless --keep).
+        #[arg(long, default_value = "./sealog-bench-realms")]
+        dir: PathBuf,
+        /// Keep the data directory.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Append records of ~200 bytes with durable group commit, then verify;
     /// prints records/s, MB/s, bytes on disk per record and verify rate.
     Journal {

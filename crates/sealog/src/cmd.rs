@@ -81,6 +81,24 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             clients,
             dir,
         }) => return crate::bench_http::http(records, clients, &dir),
+        Command::Bench(BenchCmd::Realms {
+            realms,
+            seconds,
+            clients,
+            batch,
+            fill_mib,
+            dir,
+            keep,
+        }) => {
+            let p = crate::bench_realms::Params {
+                realms,
+                seconds,
+                clients,
+                batch,
+                fill_mib,
+            };
+            return crate::bench_realms::realms(&p, &dir, keep);
+        }
         Command::Bench(BenchCmd::Journal {
             records,
             batch,

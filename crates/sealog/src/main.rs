@@ -4,6 +4,7 @@ mod backend;
 mod bench;
 mod bench_http;
 mod bench_ingest;
+mod bench_realms;
 mod cli;
 mod cmd;
 mod ingest;

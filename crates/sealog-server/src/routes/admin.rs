@@ -5,13 +5,11 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
-use sealog_journal::JournalOptions;
 use sealog_store::{CreatedRealm, IssuedToken, Scope, StoreError, TokenInfo};
 use serde::Deserialize;
 
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiJson};
-use crate::realm::RealmHandle;
 use crate::state::AppState;
 
 /// `POST /v1/admin/realms` body.
@@ -84,16 +82,7 @@ pub async fn create_realm(
         let name = sealog_event::RealmName::new(&req.name).map_err(StoreError::from)?;
         let mut dd = state.data_dir()?;
         let created = dd.create_realm(&name)?;
-        let opts = JournalOptions {
-            durability: state.config.durability,
-            ..JournalOptions::default()
-        };
-        let journal = dd.open_journal(&name, opts)?;
-        let handle = RealmHandle::start(
-            Box::new(journal),
-            &state.config.limits,
-            state.metrics.clone(),
-        );
+        let handle = state.start_realm(&dd, &name)?;
         state
             .realms
             .write()
