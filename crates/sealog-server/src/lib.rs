@@ -1,7 +1,8 @@
 //! The sealog server: the HTTP API over the embedded journal.
 //!
-//! [`Server::open`] takes the data directory (and its lock), opens every
-//! realm and starts its writer thread; [`Server::serve`] runs the API on a
+//! [`Server::open`] takes the data directory (and its lock) and lists the
+//! realms; [`Server::serve`] opens them in the background (a request for
+//! one not opened yet opens it on the spot) and runs the API on a
 //! listener the caller bound until a shutdown token is cancelled, then stops
 //! accepting, lets queued commits finish, and flushes. Tests bind
 //! `127.0.0.1:0`; the binary binds the configured address and cancels on
@@ -37,7 +38,7 @@ pub mod sidecar;
 pub mod state;
 pub mod syslog;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -99,7 +100,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens `data` (taking its lock), every realm's journal and writer.
+    /// Opens `data` (taking its lock) and lists its realms (their journals
+    /// are opened by [`Server::serve`], or on first use).
     /// On first start an admin token is issued, written to
     /// `<data>/admin.token` (0600) and returned so the caller prints it once.
     ///
@@ -160,20 +162,22 @@ impl Server {
             tokens: RwLock::new(tokens),
             token_changes: tokio::sync::watch::channel(0).0,
             realms: RwLock::new(HashMap::new()),
+            unopened: RwLock::new(HashSet::new()),
+            opening: Mutex::new(()),
             failed: RwLock::new(HashMap::new()),
             metrics,
             shutdown: CancellationToken::new(),
         });
         {
-            let dd = state
-                .data_dir()
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            let (mut realms, mut failed) = (HashMap::new(), HashMap::new());
+            // Realms are opened after the server starts serving (by the
+            // background opener, or by the first request for one), so a
+            // start with 10,000 realms answers at once.
+            let (mut unopened, mut failed) = (HashSet::new(), HashMap::new());
             for (name, info) in entries {
-                // A realm that cannot open fails alone: the others serve.
-                match info.and_then(|_| state.start_realm(&dd, &name)) {
-                    Ok(h) => {
-                        realms.insert(name.into_string(), h);
+                // A realm that cannot be read fails alone: the others serve.
+                match info {
+                    Ok(_) => {
+                        unopened.insert(name.into_string());
                     }
                     Err(e) => {
                         tracing::error!(realm = %name, cause = %e, "realm failed to open; it answers 503 while the others serve");
@@ -182,8 +186,8 @@ impl Server {
                     }
                 }
             }
-            if let Ok(mut r) = state.realms.write() {
-                *r = realms;
+            if let Ok(mut u) = state.unopened.write() {
+                *u = unopened;
             }
             if let Ok(mut f) = state.failed.write() {
                 *f = failed;
@@ -195,6 +199,7 @@ impl Server {
     /// True when realm `name` exists (open or failed).
     pub fn has_realm(&self, name: &str) -> bool {
         self.state.realms.read().is_ok_and(|r| r.contains_key(name))
+            || self.state.unopened.read().is_ok_and(|u| u.contains(name))
             || self.state.failed.read().is_ok_and(|f| f.contains_key(name))
     }
 
@@ -260,7 +265,14 @@ impl Server {
                 down.clone(),
             )));
         }
-        side_tasks.push(tokio::spawn(integrity::run(state.clone(), down.clone())));
+        // Open every realm in the background, then verify them.
+        let (st, stop_open) = (state.clone(), down.clone());
+        side_tasks.push(tokio::spawn(async move {
+            let opener = st.clone();
+            let stop_opening = stop_open.clone();
+            let _ = tokio::task::spawn_blocking(move || opener.open_all(&stop_opening)).await;
+            integrity::run(st, stop_open).await;
+        }));
         let app = routes::router(state.clone());
         let shutdown = state.shutdown.clone();
         let watcher = {

@@ -1,6 +1,6 @@
 //! What every request handler shares.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use sealog_store::DataDir;
@@ -27,6 +27,11 @@ pub struct AppState {
     pub token_changes: tokio::sync::watch::Sender<u64>,
     /// Open realms.
     pub realms: RwLock<HashMap<String, Arc<RealmHandle>>>,
+    /// Realms found at start and not opened yet: the background opener
+    /// ([`AppState::open_all`]) or the first request for one opens it.
+    pub unopened: RwLock<HashSet<String>>,
+    /// Held while a realm is opened, so it is opened once.
+    pub opening: Mutex<()>,
     /// Realms that could not be opened, with the reason: they answer 503
     /// while every other realm serves.
     pub failed: RwLock<HashMap<String, String>>,
@@ -52,7 +57,30 @@ impl AppState {
     ///
     /// # Errors
     /// [`ApiError::NotFound`] if it is not open.
+    ///
+    /// A realm found at start and not opened yet is opened now: its
+    /// journal's head is read and recovered (milliseconds; the rest of it
+    /// is read as queries need it). On a multi-threaded runtime the worker
+    /// hands its other tasks on meanwhile.
     pub fn realm(&self, name: &str) -> Result<Arc<RealmHandle>, ApiError> {
+        if let Some(r) = self.realm_now(name)? {
+            return Ok(r);
+        }
+        let on_runtime = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if on_runtime {
+            tokio::task::block_in_place(|| self.open_pending(name))
+        } else {
+            self.open_pending(name)
+        }
+    }
+
+    /// The realm `name` if it is open; `None` if it exists but is not
+    /// opened yet.
+    ///
+    /// # Errors
+    /// [`ApiError::NotFound`] for no such realm; [`ApiError::RealmFailed`].
+    pub fn realm_now(&self, name: &str) -> Result<Option<Arc<RealmHandle>>, ApiError> {
         let failed = |reason: String| ApiError::RealmFailed {
             realm: name.to_string(),
             reason,
@@ -60,16 +88,98 @@ impl AppState {
         if let Some(reason) = self.failed.read().ok().and_then(|f| f.get(name).cloned()) {
             return Err(failed(reason));
         }
-        let r = self
+        let open = self
             .realms
             .read()
             .map_err(|_| ApiError::Internal("realm table lock poisoned".into()))?
             .get(name)
-            .cloned()
-            .ok_or_else(|| ApiError::NotFound(format!("unknown realm {name:?}")))?;
-        match r.failure() {
-            Some(reason) => Err(failed(reason)),
-            None => Ok(r),
+            .cloned();
+        match open {
+            Some(r) => match r.failure() {
+                Some(reason) => Err(failed(reason)),
+                None => Ok(Some(r)),
+            },
+            None if self.unopened.read().is_ok_and(|u| u.contains(name)) => Ok(None),
+            None => Err(ApiError::NotFound(format!("unknown realm {name:?}"))),
+        }
+    }
+
+    /// Opens realm `name`, found at start, unless someone else did; a
+    /// realm that cannot open is failed alone (503 naming the reason)
+    /// while the others serve.
+    ///
+    /// # Errors
+    /// As [`AppState::realm_now`].
+    pub fn open_pending(&self, name: &str) -> Result<Arc<RealmHandle>, ApiError> {
+        let _one = self
+            .opening
+            .lock()
+            .map_err(|_| ApiError::Internal("realm open lock poisoned".into()))?;
+        if let Some(r) = self.realm_now(name)? {
+            return Ok(r);
+        }
+        let opened = sealog_event::RealmName::new(name)
+            .map_err(sealog_store::StoreError::from)
+            .and_then(|rn| {
+                let dd = self.data.lock().map_err(|_| sealog_store::StoreError::Io {
+                    op: "lock",
+                    path: "data directory".into(),
+                    source: std::io::Error::other("data lock poisoned"),
+                })?;
+                self.start_realm(&dd, &rn)
+            });
+        if let Ok(mut u) = self.unopened.write() {
+            u.remove(name);
+        }
+        match opened {
+            Ok(h) => {
+                self.realms
+                    .write()
+                    .map_err(|_| ApiError::Internal("realm table lock poisoned".into()))?
+                    .insert(name.to_string(), h.clone());
+                Ok(h)
+            }
+            Err(e) => {
+                tracing::error!(realm = %name, cause = %e, "realm failed to open; it answers 503 while the others serve");
+                self.metrics.realm_failed(name);
+                if let Ok(mut f) = self.failed.write() {
+                    f.insert(name.to_string(), e.to_string());
+                }
+                Err(ApiError::RealmFailed {
+                    realm: name.to_string(),
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Opens every realm not opened yet, in name order, until `stop`:
+    /// the background half of a start that serves before it has read
+    /// every realm.
+    pub fn open_all(&self, stop: &CancellationToken) {
+        let started = std::time::Instant::now();
+        let mut names: Vec<String> = self
+            .unopened
+            .read()
+            .map(|u| u.iter().cloned().collect())
+            .unwrap_or_default();
+        names.sort();
+        let mut opened = 0usize;
+        for name in &names {
+            if stop.is_cancelled() {
+                return;
+            }
+            if self.open_pending(name).is_ok() {
+                opened += 1;
+            }
+        }
+        if !names.is_empty() {
+            tracing::info!(
+                realms = names.len(),
+                opened,
+                took_ms = started.elapsed().as_millis() as u64,
+                "every realm opened"
+            );
         }
     }
 

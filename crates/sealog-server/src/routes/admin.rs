@@ -54,7 +54,7 @@ pub async fn list_realms(
                 .read()
                 .ok()
                 .and_then(|f| f.get(name.as_str()).cloned())
-                .or_else(|| state.realm(&name).err().map(|e| e.to_string()));
+                .or_else(|| state.realm_now(&name).err().map(|e| e.to_string()));
             let mut v = match info {
                 Ok(info) => {
                     serde_json::to_value(&info).map_err(|e| ApiError::Internal(e.to_string()))?
