@@ -48,6 +48,8 @@ struct Pool {
     closed: AtomicU64,
     /// Files with an open descriptor, swept by the clock hand.
     ring: Mutex<Ring>,
+    /// Every live file, open or not, for renames.
+    all: Mutex<Vec<Weak<PooledFile>>>,
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +70,7 @@ impl PooledFs {
                 reopened: AtomicU64::new(0),
                 closed: AtomicU64::new(0),
                 ring: Mutex::new(Ring::default()),
+                all: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -89,7 +92,10 @@ impl PooledFs {
 /// One file of a [`PooledFs`].
 #[derive(Debug)]
 pub struct PooledFile {
-    path: PathBuf,
+    /// Where the file is now: a rename through the pool moves it, and a
+    /// rename over it marks it replaced (`None`), as a descriptor would
+    /// keep the old inode that no path names any more.
+    path: Mutex<Option<PathBuf>>,
     reopen: OpenHow,
     inner_fs: Arc<dyn Vfs>,
     pool: Weak<Pool>,
@@ -103,6 +109,10 @@ pub struct PooledFile {
     /// A sync the pool ran (to close the file) failed: the owner's next
     /// sync returns this error.
     failed_sync: Mutex<Option<(io::ErrorKind, String)>>,
+    /// Held across every sync of the file, the owner's and the pool's: the
+    /// kernel reports a writeback error to one fsync only, and whichever
+    /// takes it, the other must learn of it.
+    sync_lock: Mutex<()>,
 }
 
 /// What [`PooledFile::try_close`] did.
@@ -133,7 +143,18 @@ impl PooledFile {
         if let Some(f) = slot.as_ref() {
             return Ok(f.clone());
         }
-        let f = self.inner_fs.open(&self.path, self.reopen)?;
+        let path = self
+            .path
+            .lock()
+            .map_err(|_| io::Error::other("file path lock poisoned"))?
+            .clone()
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "the file was replaced by a rename after its descriptor was closed",
+                )
+            })?;
+        let f = self.inner_fs.open(&path, self.reopen)?;
         *slot = Some(f.clone());
         drop(slot);
         if let Some(pool) = self.pool.upgrade() {
@@ -156,6 +177,10 @@ impl PooledFile {
 
     fn sync_op(self: &Arc<Self>, op: impl FnOnce(&dyn VFile) -> io::Result<()>) -> io::Result<()> {
         let f = self.get()?;
+        let _one = self
+            .sync_lock
+            .lock()
+            .map_err(|_| io::Error::other("file sync lock poisoned"))?;
         if let Some((kind, msg)) = self.failed_sync.lock().ok().and_then(|mut e| e.take()) {
             return Err(io::Error::new(kind, msg));
         }
@@ -195,6 +220,9 @@ impl PooledFile {
             return false;
         };
         let Some(f) = slot.clone() else {
+            return false;
+        };
+        let Ok(_one) = self.sync_lock.lock() else {
             return false;
         };
         let at = self.written.load(Ordering::Acquire);
@@ -326,7 +354,7 @@ impl Vfs for PooledFs {
             _ => OpenHow::ReadWrite,
         };
         let file = Arc::new(PooledFile {
-            path: path.to_path_buf(),
+            path: Mutex::new(Some(path.to_path_buf())),
             reopen,
             inner_fs: self.inner.clone(),
             pool: Arc::downgrade(&self.pool),
@@ -335,7 +363,14 @@ impl Vfs for PooledFs {
             written: AtomicU64::new(0),
             synced: AtomicU64::new(0),
             failed_sync: Mutex::new(None),
+            sync_lock: Mutex::new(()),
         });
+        if let Ok(mut all) = self.pool.all.lock() {
+            if all.len() >= 64 && all.len().is_power_of_two() {
+                all.retain(|w| w.strong_count() > 0);
+            }
+            all.push(Arc::downgrade(&file));
+        }
         self.pool.admit(&file);
         Ok(Arc::new(file))
     }
@@ -361,7 +396,30 @@ impl Vfs for PooledFs {
         self.inner.remove_dir_all(path)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
+        self.inner.rename(from, to)?;
+        // A handle follows its file, as a descriptor would: files at or
+        // under `from` are now at or under `to`; a file that was at `to`
+        // is no longer reachable by any path.
+        let files: Vec<Arc<PooledFile>> = self
+            .pool
+            .all
+            .lock()
+            .map(|all| all.iter().filter_map(Weak::upgrade).collect())
+            .unwrap_or_default();
+        for f in files {
+            let Ok(mut p) = f.path.lock() else { continue };
+            let Some(cur) = p.clone() else { continue };
+            if let Ok(rest) = cur.strip_prefix(from) {
+                *p = Some(if rest.as_os_str().is_empty() {
+                    to.to_path_buf()
+                } else {
+                    to.join(rest)
+                });
+            } else if cur.starts_with(to) {
+                *p = None;
+            }
+        }
+        Ok(())
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.inner.sync_dir(dir)
@@ -374,7 +432,7 @@ mod tests {
 
     #[test]
     fn descriptors_stay_under_the_bound_and_files_reopen() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test io");
         let fs = PooledFs::new(crate::fs::real(), 8);
         let mut files = Vec::new();
         for i in 0..100u32 {
@@ -383,20 +441,20 @@ mod tests {
                     &dir.path().join(format!("f{i}")),
                     OpenHow::CreateNew { mode: 0o644 },
                 )
-                .unwrap();
-            f.write_at(&i.to_le_bytes(), 0).unwrap();
-            f.sync_data().unwrap();
+                .expect("test io");
+            f.write_at(&i.to_le_bytes(), 0).expect("test io");
+            f.sync_data().expect("test io");
             files.push(f);
         }
         assert!(fs.open_descriptors() <= 9, "{}", fs.open_descriptors());
         // Every file still reads and writes, through a reopened descriptor.
         for (i, f) in files.iter().enumerate() {
             let mut b = [0u8; 4];
-            f.read_exact_at(&mut b, 0).unwrap();
+            f.read_exact_at(&mut b, 0).expect("test io");
             assert_eq!(u32::from_le_bytes(b), i as u32);
-            f.write_at(b"more", 4).unwrap();
-            f.sync_all().unwrap();
-            assert_eq!(f.len().unwrap(), 8);
+            f.write_at(b"more", 4).expect("test io");
+            f.sync_all().expect("test io");
+            assert_eq!(f.len().expect("test io"), 8);
         }
         assert!(fs.open_descriptors() <= 9);
         let (closed, reopened) = fs.churn();
@@ -406,23 +464,29 @@ mod tests {
     }
 
     fn is_open(fs: &PooledFs, name: &str) -> bool {
-        fs.pool.ring.lock().unwrap().files.iter().any(|w| {
-            w.upgrade()
-                .is_some_and(|f| f.path.ends_with(name) && f.slot.lock().unwrap().is_some())
+        fs.pool.ring.lock().expect("test io").files.iter().any(|w| {
+            w.upgrade().is_some_and(|f| {
+                f.path
+                    .lock()
+                    .expect("test io")
+                    .as_ref()
+                    .is_some_and(|p| p.ends_with(name))
+                    && f.slot.lock().expect("test io").is_some()
+            })
         })
     }
 
     #[test]
     fn an_idle_file_with_unsynced_writes_is_synced_before_it_is_closed() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test io");
         let fs = PooledFs::new(crate::fs::real(), 2);
         let dirty = fs
             .open(
                 &dir.path().join("dirty"),
                 OpenHow::CreateNew { mode: 0o644 },
             )
-            .unwrap();
-        dirty.write_at(b"not yet durable", 0).unwrap();
+            .expect("test io");
+        dirty.write_at(b"not yet durable", 0).expect("test io");
         let mut others = Vec::new();
         for i in 0..20 {
             let f = fs
@@ -430,8 +494,8 @@ mod tests {
                     &dir.path().join(format!("o{i}")),
                     OpenHow::CreateNew { mode: 0o644 },
                 )
-                .unwrap();
-            f.sync_all().unwrap();
+                .expect("test io");
+            f.sync_all().expect("test io");
             others.push(f);
         }
         // Closed under pressure, but only after the pool synced it.
@@ -443,11 +507,11 @@ mod tests {
         let (closed, _) = fs.churn();
         assert!(closed >= 18, "{closed}");
         let mut b = [0u8; 15];
-        dirty.read_exact_at(&mut b, 0).unwrap();
+        dirty.read_exact_at(&mut b, 0).expect("test io");
         assert_eq!(&b, b"not yet durable");
         // A file written and then used again is not closed while busy.
-        dirty.write_at(b"more", 15).unwrap();
-        dirty.len().unwrap();
+        dirty.write_at(b"more", 15).expect("test io");
+        dirty.len().expect("test io");
         assert!(is_open(&fs, "dirty"));
     }
 
@@ -458,49 +522,91 @@ mod tests {
         let fs = PooledFs::new(sim.clone(), 1);
         let dirty = fs
             .open(Path::new("/dirty"), OpenHow::CreateNew { mode: 0o644 })
-            .unwrap();
-        dirty.write_at(b"lost?", 0).unwrap();
+            .expect("test io");
+        dirty.write_at(b"lost?", 0).expect("test io");
         sim.fail_syncs(1);
         let other = fs
             .open(Path::new("/other"), OpenHow::CreateNew { mode: 0o644 })
-            .unwrap();
+            .expect("test io");
         let _third = fs
             .open(Path::new("/third"), OpenHow::CreateNew { mode: 0o644 })
-            .unwrap();
-        other.len().unwrap();
+            .expect("test io");
+        other.len().expect("test io");
         // The pool's first sync failed (the kernel reports a writeback
         // error once); a later one closed the file. The owner's next sync
         // still fails, as its own would have.
         let (closed, _) = fs.churn();
         assert!(closed >= 1, "{closed}");
-        let err = dirty.sync_data().unwrap_err();
+        let err = dirty.sync_data().expect_err("must fail");
         assert!(err.to_string().contains("fsync before closing"), "{err}");
         // Reported once: the owner rewrites and syncs again.
-        dirty.write_at(b"lost?", 0).unwrap();
-        dirty.sync_data().unwrap();
-        assert_eq!(sim.durable_file(Path::new("/dirty")).unwrap(), b"lost?");
+        dirty.write_at(b"lost?", 0).expect("test io");
+        dirty.sync_data().expect("test io");
+        assert_eq!(
+            sim.durable_file(Path::new("/dirty")).expect("test io"),
+            b"lost?"
+        );
+    }
+
+    #[test]
+    fn a_renamed_file_reopens_at_its_new_path_and_a_replaced_one_does_not() {
+        let dir = tempfile::tempdir().expect("test io");
+        let fs = PooledFs::new(crate::fs::real(), 1);
+        let (tmp, fin) = (dir.path().join("head.tmp"), dir.path().join("head"));
+        let old = fs
+            .open(&fin, OpenHow::CreateNew { mode: 0o644 })
+            .expect("test io");
+        old.write_at(b"old", 0).expect("test io");
+        old.sync_all().expect("test io");
+        let f = fs
+            .open(&tmp, OpenHow::CreateNew { mode: 0o644 })
+            .expect("test io");
+        f.write_at(b"mark", 0).expect("test io");
+        f.sync_all().expect("test io");
+        fs.rename(&tmp, &fin).expect("test io");
+        for i in 0..4 {
+            let o = fs
+                .open(
+                    &dir.path().join(format!("o{i}")),
+                    OpenHow::CreateNew { mode: 0o644 },
+                )
+                .expect("test io");
+            o.len().expect("test io");
+        }
+        // Closed by the bound; the next write reopens it at its new path.
+        f.write_at(b"MARK", 0).expect("test io");
+        f.sync_all().expect("test io");
+        assert_eq!(std::fs::read(&fin).expect("test io"), b"MARK");
+        assert!(!tmp.exists());
+        // The file renamed over is gone from every path: no reopen of the
+        // new file in its place.
+        let err = old.read_to_end_at(0).expect_err("must fail");
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
     }
 
     #[test]
     fn open_errors_surface_at_open_and_reopen_never_truncates() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test io");
         let fs = PooledFs::new(crate::fs::real(), 1);
         let missing = fs.open(&dir.path().join("nope"), OpenHow::Read);
-        assert_eq!(missing.unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            missing.expect_err("must fail").kind(),
+            io::ErrorKind::NotFound
+        );
         let p = dir.path().join("t");
         let t = fs
             .open(&p, OpenHow::CreateTruncate { mode: 0o600 })
-            .unwrap();
-        t.write_at(b"kept", 0).unwrap();
-        t.sync_all().unwrap();
+            .expect("test io");
+        t.write_at(b"kept", 0).expect("test io");
+        t.sync_all().expect("test io");
         let _other = fs
             .open(&dir.path().join("u"), OpenHow::Create { mode: 0o600 })
-            .unwrap();
+            .expect("test io");
         let _third = fs
             .open(&dir.path().join("v"), OpenHow::Create { mode: 0o600 })
-            .unwrap();
+            .expect("test io");
         // t was closed by the bound; reading reopens it without truncating.
-        assert_eq!(t.read_to_end_at(0).unwrap(), b"kept");
+        assert_eq!(t.read_to_end_at(0).expect("test io"), b"kept");
         assert!(t.try_lock().is_err());
     }
 }

@@ -164,6 +164,7 @@ impl Server {
             realms: RwLock::new(HashMap::new()),
             unopened: RwLock::new(HashSet::new()),
             opening: Mutex::new(()),
+            open_waiters: std::sync::atomic::AtomicUsize::new(0),
             failed: RwLock::new(HashMap::new()),
             metrics,
             shutdown: CancellationToken::new(),

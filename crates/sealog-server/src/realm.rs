@@ -264,6 +264,10 @@ impl RealmHandle {
                 .send(Err(CommitError::Invalid("nothing to commit".into())));
             return Ok(());
         }
+        if let Some(reason) = self.failure() {
+            let _ = req.reply.send(Err(CommitError::Failed(reason)));
+            return Ok(());
+        }
         let guard = self.queue.read().map_err(|_| QueueError::Closed)?;
         let tx = guard.as_ref().ok_or(QueueError::Closed)?;
         // Bound the bytes waiting as well as the requests: one request may
@@ -296,6 +300,10 @@ impl RealmHandle {
             let _ = req
                 .reply
                 .send(Err(CommitError::Invalid("nothing to commit".into())));
+            return Ok(());
+        }
+        if let Some(reason) = self.failure() {
+            let _ = req.reply.send(Err(CommitError::Failed(reason)));
             return Ok(());
         }
         let tx = {
@@ -445,7 +453,10 @@ impl Workers {
                 format!("sealog-seal-{i}"),
                 Box::new(move || {
                     while let Some(lane) = sh.seal.pop(&sh.stop) {
-                        lane.seal_job();
+                        let job = std::panic::AssertUnwindSafe(|| lane.seal_job());
+                        if std::panic::catch_unwind(job).is_err() {
+                            lane.panicked("sealer");
+                        }
                     }
                 }),
             ));
@@ -456,7 +467,10 @@ impl Workers {
                 format!("sealog-commit-{i}"),
                 Box::new(move || {
                     while let Some(lane) = sh.commit.pop(&sh.stop) {
-                        lane.commit_job();
+                        let job = std::panic::AssertUnwindSafe(|| lane.commit_job());
+                        if std::panic::catch_unwind(job).is_err() {
+                            lane.panicked("committer");
+                        }
                     }
                 }),
             ));
@@ -570,6 +584,32 @@ struct LaneState {
 }
 
 impl Lane {
+    /// A job of this realm panicked (a bug): the shared thread lives on
+    /// for the other realms; this realm is failed (no writes, 503 naming
+    /// it), what it held is answered with an error by dropping the reply
+    /// senders, and nothing holds it, so closing it does not hang.
+    fn panicked(&self, role: &str) {
+        let reason = format!(
+            "internal error: the realm's {role} job panicked; nothing in flight was acknowledged"
+        );
+        tracing::error!(realm = %self.realm, %reason);
+        {
+            let mut f = self.failed.write().unwrap_or_else(|e| e.into_inner());
+            f.get_or_insert(reason);
+        }
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.sealing = false;
+        st.committing = false;
+        st.mark_due = false;
+        st.sealed.clear();
+        drop(st);
+        let mut rx = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        while rx.try_recv().is_ok() {}
+        drop(rx);
+        self.queued.store(0, Ordering::Release);
+        self.idle.notify_all();
+    }
+
     fn has_input(&self) -> bool {
         self.inbox.lock().is_ok_and(|rx| !rx.is_empty())
     }

@@ -32,6 +32,10 @@ pub struct AppState {
     pub unopened: RwLock<HashSet<String>>,
     /// Held while a realm is opened, so it is opened once.
     pub opening: Mutex<()>,
+    /// Requests waiting to open a realm: the background opener gives way
+    /// to them (a std mutex is not fair, and it would otherwise re-take
+    /// `opening` ahead of them until every realm is open).
+    pub open_waiters: std::sync::atomic::AtomicUsize,
     /// Realms that could not be opened, with the reason: they answer 503
     /// while every other realm serves.
     pub failed: RwLock<HashMap<String, String>>,
@@ -68,11 +72,15 @@ impl AppState {
         }
         let on_runtime = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if on_runtime {
+        use std::sync::atomic::Ordering;
+        self.open_waiters.fetch_add(1, Ordering::AcqRel);
+        let r = if on_runtime {
             tokio::task::block_in_place(|| self.open_pending(name))
         } else {
             self.open_pending(name)
-        }
+        };
+        self.open_waiters.fetch_sub(1, Ordering::AcqRel);
+        r
     }
 
     /// The realm `name` if it is open; `None` if it exists but is not
@@ -128,16 +136,21 @@ impl AppState {
                 })?;
                 self.start_realm(&dd, &rn)
             });
-        if let Ok(mut u) = self.unopened.write() {
-            u.remove(name);
-        }
+        // Listed as open (or failed) before it leaves `unopened`, so a
+        // concurrent lookup never finds it in neither.
+        let done = |r: Result<Arc<RealmHandle>, ApiError>| {
+            if let Ok(mut u) = self.unopened.write() {
+                u.remove(name);
+            }
+            r
+        };
         match opened {
             Ok(h) => {
                 self.realms
                     .write()
                     .map_err(|_| ApiError::Internal("realm table lock poisoned".into()))?
                     .insert(name.to_string(), h.clone());
-                Ok(h)
+                done(Ok(h))
             }
             Err(e) => {
                 tracing::error!(realm = %name, cause = %e, "realm failed to open; it answers 503 while the others serve");
@@ -145,10 +158,10 @@ impl AppState {
                 if let Ok(mut f) = self.failed.write() {
                     f.insert(name.to_string(), e.to_string());
                 }
-                Err(ApiError::RealmFailed {
+                done(Err(ApiError::RealmFailed {
                     realm: name.to_string(),
                     reason: e.to_string(),
-                })
+                }))
             }
         }
     }
@@ -168,6 +181,11 @@ impl AppState {
         for name in &names {
             if stop.is_cancelled() {
                 return;
+            }
+            while self.open_waiters.load(std::sync::atomic::Ordering::Acquire) > 0
+                && !stop.is_cancelled()
+            {
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
             if self.open_pending(name).is_ok() {
                 opened += 1;
