@@ -701,8 +701,9 @@ mod operations {
 
     /// Readiness
     ///
-    /// Every realm opened and passed the verifier, every journal accepts
-    /// writes, and the data directory is writable.
+    /// No realm failed to open or failed the verifier, every open journal
+    /// accepts writes, and the data directory is writable (realms still
+    /// being opened after a start are not waited for).
     #[utoipa::path(
         get, path = "/ready", tag = "ops",
         responses(

@@ -16,9 +16,11 @@ pub async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness: every realm opened and passed the verifier, every journal
-/// accepts writes, and the data directory is writable. A 503 names every
-/// realm that is not.
+/// Readiness: no realm failed to open or failed the verifier, every open
+/// journal accepts writes, and the data directory is writable. A 503 names
+/// every realm that is not. Realms still being opened in the background
+/// after a start are not waited for (a request opens one on the spot); one
+/// that fails to open is named as soon as it is found.
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let st = state.clone();
     let problem = tokio::task::spawn_blocking(move || -> Option<String> {
