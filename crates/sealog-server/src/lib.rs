@@ -193,6 +193,7 @@ impl Server {
             if let Ok(mut f) = state.failed.write() {
                 *f = failed;
             }
+            state.publish_realm_counts();
         }
         Ok((Self { state }, admin))
     }

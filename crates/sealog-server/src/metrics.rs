@@ -85,6 +85,15 @@ impl Metrics {
         metrics::gauge!("sealog_realm_failed", "realm" => realm).set(1.0);
     }
 
+    /// How many realms are open, not opened yet (after a start, until the
+    /// background opener reaches them) and failed:
+    /// `sealog_realms{state="open|unopened|failed"}`.
+    pub fn realm_counts(&self, open: usize, unopened: usize, failed: usize) {
+        for (state, n) in [("open", open), ("unopened", unopened), ("failed", failed)] {
+            metrics::gauge!("sealog_realms", "state" => state).set(n as f64);
+        }
+    }
+
     /// Records a verifier pass: records re-hashed and matched, and the pass.
     pub fn verified(&self, realm: &str, through: u64) {
         let realm = self.label(realm);

@@ -142,6 +142,7 @@ impl AppState {
             if let Ok(mut u) = self.unopened.write() {
                 u.remove(name);
             }
+            self.publish_realm_counts();
             r
         };
         match opened {
@@ -164,6 +165,14 @@ impl AppState {
                 }))
             }
         }
+    }
+
+    /// Publishes the realm counts ([`Metrics::realm_counts`]).
+    pub fn publish_realm_counts(&self) {
+        let open = self.realms.read().map_or(0, |r| r.len());
+        let unopened = self.unopened.read().map_or(0, |u| u.len());
+        let failed = self.failed.read().map_or(0, |f| f.len());
+        self.metrics.realm_counts(open, unopened, failed);
     }
 
     /// Opens every realm not opened yet, in name order, until `stop`:

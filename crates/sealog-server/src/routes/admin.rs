@@ -88,6 +88,7 @@ pub async fn create_realm(
             .write()
             .map_err(|_| ApiError::Internal("realm table lock poisoned".into()))?
             .insert(req.name.clone(), handle);
+        state.publish_realm_counts();
         state.reload_tokens(&dd)?;
         Ok((StatusCode::CREATED, Json(created)))
     })

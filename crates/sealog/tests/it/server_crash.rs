@@ -376,7 +376,19 @@ fn kill_9_mid_load_over_1000_realms_loses_no_acknowledged_record() {
                 ok
             }));
         }
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        // Mid-load, the server's descriptors stay near the pool's 64
+        // (plus sockets and listeners), not 2-3 per realm.
+        let mut most_fds = 0;
+        for _ in 0..25 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let fds =
+                std::fs::read_dir(format!("/proc/{}/fd", served.pid())).map_or(0, |d| d.count());
+            most_fds = most_fds.max(fds);
+        }
+        assert!(
+            (1..200).contains(&most_fds),
+            "{most_fds} descriptors open over 1,000 realms with max_open_files = 64"
+        );
         let pid = served.pid().to_string();
         let st = std::process::Command::new("kill")
             .args(["-KILL", &pid])
@@ -401,6 +413,31 @@ fn kill_9_mid_load_over_1000_realms_loses_no_acknowledged_record() {
         crate::util::Served::start_with(&s, &["--config", crate::util::path_str(&config)], None);
     let mut records = 0usize;
     rt.block_on(async {
+        // The background opener opens every realm after the restart.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let m = http
+                .get(format!("{}/metrics", served.base))
+                .send()
+                .await
+                .expect("send")
+                .text()
+                .await
+                .expect("text");
+            let gauge = |state: &str| {
+                m.lines()
+                    .find(|l| l.starts_with(&format!("sealog_realms{{state=\"{state}\"}}")))
+                    .and_then(|l| l.split_whitespace().last())
+                    .and_then(|v| v.parse::<f64>().ok())
+            };
+            if gauge("unopened") == Some(0.0) {
+                assert_eq!(gauge("open"), Some(REALMS as f64), "{m}");
+                assert_eq!(gauge("failed"), Some(0.0), "{m}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "realms still unopened: {m}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         for &realm in &realms_hit {
             let text = http
                 .get(format!("{}/v1/query?limit=100000", served.base))
