@@ -165,6 +165,7 @@ impl Server {
             unopened: RwLock::new(HashSet::new()),
             opening: Mutex::new(()),
             open_waiters: std::sync::atomic::AtomicUsize::new(0),
+            open_gate: tokio::sync::Mutex::new(()),
             failed: RwLock::new(HashMap::new()),
             metrics,
             shutdown: CancellationToken::new(),

@@ -36,6 +36,9 @@ pub struct AppState {
     /// to them (a std mutex is not fair, and it would otherwise re-take
     /// `opening` ahead of them until every realm is open).
     pub open_waiters: std::sync::atomic::AtomicUsize,
+    /// Async requests open realms one at a time through this gate, so a
+    /// crowd of first requests after a start waits without holding threads.
+    pub open_gate: tokio::sync::Mutex<()>,
     /// Realms that could not be opened, with the reason: they answer 503
     /// while every other realm serves.
     pub failed: RwLock<HashMap<String, String>>,
@@ -72,15 +75,33 @@ impl AppState {
         }
         let on_runtime = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        use std::sync::atomic::Ordering;
-        self.open_waiters.fetch_add(1, Ordering::AcqRel);
-        let r = if on_runtime {
+        let _waiting = Waiting::new(&self.open_waiters);
+        if on_runtime {
             tokio::task::block_in_place(|| self.open_pending(name))
         } else {
             self.open_pending(name)
-        };
-        self.open_waiters.fetch_sub(1, Ordering::AcqRel);
-        r
+        }
+    }
+
+    /// [`AppState::realm`] for async callers: a realm not opened yet is
+    /// opened on the blocking pool, one at a time, while other requests
+    /// for unopened realms wait asynchronously (no thread each).
+    ///
+    /// # Errors
+    /// As [`AppState::realm`].
+    pub async fn realm_async(self: &Arc<Self>, name: &str) -> Result<Arc<RealmHandle>, ApiError> {
+        if let Some(r) = self.realm_now(name)? {
+            return Ok(r);
+        }
+        let _waiting = Waiting::new(&self.open_waiters);
+        let _gate = self.open_gate.lock().await;
+        if let Some(r) = self.realm_now(name)? {
+            return Ok(r);
+        }
+        let (st, n) = (self.clone(), name.to_string());
+        tokio::task::spawn_blocking(move || st.open_pending(&n))
+            .await
+            .map_err(|e| ApiError::Internal(format!("realm open task: {e}")))?
     }
 
     /// The realm `name` if it is open; `None` if it exists but is not
@@ -152,6 +173,15 @@ impl AppState {
                     .map_err(|_| ApiError::Internal("realm table lock poisoned".into()))?
                     .insert(name.to_string(), h.clone());
                 done(Ok(h))
+            }
+            Err(e) if transient(&e) => {
+                // Out of descriptors or memory for a moment: not the
+                // realm's fault. It stays unopened; the next request tries
+                // again.
+                tracing::warn!(realm = %name, cause = %e, "realm could not be opened now; the next request retries");
+                Err(ApiError::Unavailable(format!(
+                    "realm {name} could not be opened now ({e}); retry"
+                )))
             }
             Err(e) => {
                 tracing::error!(realm = %name, cause = %e, "realm failed to open; it answers 503 while the others serve");
@@ -263,4 +293,39 @@ impl AppState {
         self.token_changes.send_modify(|g| *g += 1);
         Ok(())
     }
+}
+
+/// Counts a waiter for as long as it lives (also when its request is
+/// dropped mid-wait).
+struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(n: &'a std::sync::atomic::AtomicUsize) -> Self {
+        n.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Self(n)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// An open error that says nothing about the realm: the process is out of
+/// descriptors or memory, or a call was interrupted.
+fn transient(e: &sealog_store::StoreError) -> bool {
+    use sealog_journal::JournalError;
+    use sealog_store::StoreError;
+    let io = match e {
+        StoreError::Io { source, .. } | StoreError::Journal(JournalError::Io { source, .. }) => {
+            source
+        }
+        _ => return false,
+    };
+    use rustix::io::Errno;
+    matches!(
+        Errno::from_io_error(io),
+        Some(Errno::MFILE | Errno::NFILE | Errno::NOMEM | Errno::AGAIN | Errno::INTR)
+    )
 }

@@ -25,7 +25,9 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Receipt>, ApiError> {
-    let realm = state.realm(caller.realm_for(Scope::Write, "write")?)?;
+    let realm = state
+        .realm_async(caller.realm_for(Scope::Write, "write")?)
+        .await?;
     let json_array = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -49,7 +51,9 @@ pub async fn log_events(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Receipt>), ApiError> {
-    let realm = state.realm(caller.realm_for(Scope::Write, "write")?)?;
+    let realm = state
+        .realm_async(caller.realm_for(Scope::Write, "write")?)
+        .await?;
     let mut grant = caller.0;
     let receipt =
         crate::front::ingest(&state, &mut grant, &realm, &headers, body, Format::LogSpec).await?;

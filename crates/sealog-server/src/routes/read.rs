@@ -103,7 +103,9 @@ pub async fn query(
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let realm = state.realm(caller.realm_for(Scope::Query, "read")?)?;
+    let realm = state
+        .realm_async(caller.realm_for(Scope::Query, "read")?)
+        .await?;
     let ps = params(raw.as_deref());
     let filter = filter_from(&ps)?;
     let mut limit = 1000u64;
@@ -245,7 +247,9 @@ pub async fn checkpoint(
     State(state): State<Arc<AppState>>,
     caller: Caller,
 ) -> Result<Response, ApiError> {
-    let realm = state.realm(caller.realm_for(Scope::Query, "read")?)?;
+    let realm = state
+        .realm_async(caller.realm_for(Scope::Query, "read")?)
+        .await?;
     let text = realm
         .journal()
         .read()
@@ -295,7 +299,9 @@ pub async fn inclusion(
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<InclusionProof>, ApiError> {
-    let realm = state.realm(caller.realm_for(Scope::Query, "read")?)?;
+    let realm = state
+        .realm_async(caller.realm_for(Scope::Query, "read")?)
+        .await?;
     let ps = params(raw.as_deref());
     let seq = need(&ps, "seq")?;
     let size = match ps.iter().any(|(k, _)| k == "size") {
@@ -326,7 +332,9 @@ pub async fn consistency(
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ConsistencyProof>, ApiError> {
-    let realm = state.realm(caller.realm_for(Scope::Query, "read")?)?;
+    let realm = state
+        .realm_async(caller.realm_for(Scope::Query, "read")?)
+        .await?;
     let ps = params(raw.as_deref());
     let (from, to) = (need(&ps, "from")?, need(&ps, "to")?);
     let journal = realm.journal().clone();
@@ -353,7 +361,9 @@ pub async fn tail(
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let realm = state.realm(caller.realm_for(Scope::Query, "read")?)?;
+    let realm = state
+        .realm_async(caller.realm_for(Scope::Query, "read")?)
+        .await?;
     let ps = params(raw.as_deref());
     let filter = filter_from(&ps)?;
     let realm_slot = realm.tail_slots.clone().try_acquire_owned().map_err(|_| {
