@@ -2,6 +2,8 @@
 //!
 //! - [`batch`]: the one parser of ingest batches (NDJSON, JSON arrays,
 //!   logshuttle `LogSpec` lines), shared by the CLI and every HTTP path;
+//! - [`drain`]: what goes out to drains: destination URLs checked at
+//!   create time, logshuttle's syslog packet, stream framing, logplex;
 //! - [`frame`]: Mojaloop sidecar framing, a 4-byte big-endian length and
 //!   that many bytes, with a maximum size (the seed had none);
 //! - [`sidecar`]: what a sidecar message becomes as an event, and the
@@ -17,6 +19,7 @@
 //! ```
 
 pub mod batch;
+pub mod drain;
 pub mod frame;
 pub mod logshuttle;
 pub mod sidecar;
