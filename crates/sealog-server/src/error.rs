@@ -202,7 +202,9 @@ impl From<sealog_store::StoreError> for ApiError {
         use sealog_store::StoreError as S;
         match e {
             S::UnknownRealm(_) | S::UnknownToken(_) => ApiError::NotFound(e.to_string()),
-            S::RealmExists(_) => ApiError::Conflict(e.to_string()),
+            S::RealmExists(_) | S::DrainExists(_) => ApiError::Conflict(e.to_string()),
+            S::UnknownDrain(_) => ApiError::NotFound(e.to_string()),
+            S::InvalidDrain(_) => ApiError::Unprocessable(e.to_string()),
             S::RealmName(_) => ApiError::BadRequest(e.to_string()),
             S::BadToken => ApiError::BadToken,
             S::Io { ref source, .. } if sealog_journal::fs::is_storage_full(source) => {

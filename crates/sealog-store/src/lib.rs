@@ -6,6 +6,7 @@
 //!   LOCK                         flock held by the owning process; says who
 //!   sealog.meta                  marks the directory and its format version
 //!   tokens.meta          (0600)  token ids, realms, scopes, SHA-256 hashes
+//!   drains.meta          (0600)  drains: realm, selection, destination
 //!   realms/<name>/realm.meta     name, creation time, public verifier key
 //!   realms/<name>/signing.key    (0600) the realm's Ed25519 seed
 //!   realms/<name>/journal/       segments and tree hashes (sealog-journal)
@@ -28,6 +29,7 @@
 //! All file operations go through a [`Vfs`], so tests can run the store on
 //! a simulated filesystem that loses unsynced writes.
 
+mod drains;
 pub mod meta;
 mod tokens;
 
@@ -43,6 +45,7 @@ use sealog_journal::fs::{OpenHow, VFile, Vfs};
 use sealog_journal::{Journal, JournalError, JournalOptions};
 use serde::{Deserialize, Serialize};
 
+pub use drains::{DrainInfo, Select, StoredFraming, MAX_DRAINS_PER_REALM};
 pub use tokens::{IssuedToken, Scope, TokenInfo};
 
 /// Errors of the data directory.
@@ -93,6 +96,15 @@ pub enum StoreError {
     /// A journal error.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// A drain's destination or selection is not acceptable.
+    #[error("{0}")]
+    InvalidDrain(String),
+    /// The realm has a drain with that url and selection already.
+    #[error("a drain to {0} with this selection exists already")]
+    DrainExists(String),
+    /// No drain with that id in this realm.
+    #[error("no such log drain {0:?}")]
+    UnknownDrain(String),
 }
 
 impl StoreError {
