@@ -141,9 +141,12 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .get(axum::http::header::AUTHORIZATION)
             .ok_or(ApiError::Unauthenticated)?;
         let text = value.to_str().map_err(|_| ApiError::Unauthenticated)?;
+        // `Bearer <token>`, or the bare token as logshuttle's clients send
+        // their `AUTH_KEY` (one word: `Basic …` and the like stay refused).
         let token = text
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))
+            .or_else(|| (!text.contains(char::is_whitespace)).then_some(text))
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 256)
             .ok_or(ApiError::Unauthenticated)?;

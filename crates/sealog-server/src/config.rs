@@ -27,6 +27,76 @@ pub struct Config {
     pub syslog_tls: Vec<SyslogTlsListener>,
     /// The background verifier.
     pub integrity: Integrity,
+    /// Delivery to drains and log sessions.
+    pub drains: Drains,
+}
+
+/// Delivery to drains (syslog and HTTP destinations) and log sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Drains {
+    /// Most connections open at once to one destination (transport, host
+    /// and port) across all drains; logshuttle's `MAX_SYSLOG_CONNECTIONS`.
+    pub max_connections_per_destination: usize,
+    /// PEM file of CA certificates trusted for `syslog+tls://` and
+    /// `https://` besides the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate chain presented to TLS destinations (with
+    /// `client_key`).
+    pub client_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `client_cert`.
+    pub client_key: Option<std::path::PathBuf>,
+    /// Largest `syslog+udp://` datagram; a longer packet is cut and counted
+    /// (logshuttle's 1024).
+    pub udp_max_datagram: usize,
+    /// Records read from the journal per delivery batch.
+    pub batch_records: usize,
+    /// Frames per logplex HTTP POST.
+    pub http_max_frames: usize,
+    /// Ceiling of the exponential backoff between failed attempts.
+    pub max_backoff_secs: u64,
+    /// A stream destination (syslog TCP/TLS) has no acknowledgements: records
+    /// written to a connection less than this long before it broke are sent
+    /// again on the next one, and the persisted cursor stays this far behind.
+    pub resend_window_secs: u64,
+    /// A write or HTTP request that makes no progress for this long breaks
+    /// the connection (and is retried).
+    pub write_timeout_secs: u64,
+    /// How often a failing drain (its destination refused the records with
+    /// an HTTP 4xx) tries its batch again.
+    pub failing_retry_secs: u64,
+    /// Base URL of this server as log-session clients reach it, for
+    /// `logplex_url` (default: from the request's `Host`).
+    pub session_url: Option<String>,
+    /// How long a log session's id may be used to start reading it.
+    pub session_ttl_secs: u64,
+    /// A session stream that sends nothing new for this long ends (0:
+    /// never), as logshuttle's after 60 s.
+    pub session_idle_secs: u64,
+    /// Most records a session's `lines` may ask for.
+    pub session_max_lines: usize,
+}
+
+impl Default for Drains {
+    fn default() -> Self {
+        Self {
+            max_connections_per_destination: 40,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            udp_max_datagram: 1024,
+            batch_records: 4096,
+            http_max_frames: 1000,
+            max_backoff_secs: 30,
+            resend_window_secs: 10,
+            write_timeout_secs: 30,
+            failing_retry_secs: 600,
+            session_url: None,
+            session_ttl_secs: 300,
+            session_idle_secs: 60,
+            session_max_lines: 10_000,
+        }
+    }
 }
 
 /// The background verifier: it re-hashes every realm's records after start
@@ -268,6 +338,7 @@ impl Default for Config {
             syslog_udp: Vec::new(),
             syslog_tls: Vec::new(),
             integrity: Integrity::default(),
+            drains: Drains::default(),
         }
     }
 }
@@ -408,6 +479,22 @@ impl Config {
         }
         if let Some(v) = get("SEALOG_VERIFY_RECORDS_PER_SEC") {
             self.integrity.verify_records_per_sec = parse("SEALOG_VERIFY_RECORDS_PER_SEC", v)?;
+        }
+        // logshuttle's variables: MAX_SYSLOG_CONNECTIONS (1..=1024; logshuttle
+        // fell back to 40 silently, sealog says what is wrong) and SESSION_URL.
+        if let Some(v) = get("MAX_SYSLOG_CONNECTIONS") {
+            let n: usize = parse("MAX_SYSLOG_CONNECTIONS", v.clone())?;
+            if !(1..=1024).contains(&n) {
+                return Err(ConfigError::Env {
+                    name: "MAX_SYSLOG_CONNECTIONS".into(),
+                    value: v,
+                    reason: "expected 1 to 1024".into(),
+                });
+            }
+            self.drains.max_connections_per_destination = n;
+        }
+        if let Some(v) = get("SESSION_URL") {
+            self.drains.session_url = Some(v);
         }
         // The Mojaloop sidecar's variables: SIDE_PORT opens (or moves) a
         // sidecar listener on 127.0.0.1, SIDE_SERVICE names the service,

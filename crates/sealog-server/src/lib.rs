@@ -25,6 +25,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod drain;
 pub mod error;
 pub mod front;
 pub mod integrity;
@@ -157,6 +158,8 @@ impl Server {
                 fs.clone(),
                 config.limits.max_open_files,
             )),
+            drains: drain::Engine::new(fs.clone(), data.to_path_buf(), config.drains.clone()),
+            sessions: drain::session::Sessions::default(),
             config,
             data: Mutex::new(dd),
             tokens: RwLock::new(tokens),
@@ -268,6 +271,8 @@ impl Server {
                 down.clone(),
             )));
         }
+        // Drains start at once; each waits for its realm to open.
+        state.drains.start_all(&state);
         // Open every realm in the background, then verify them.
         let (st, stop_open) = (state.clone(), down.clone());
         side_tasks.push(tokio::spawn(async move {
@@ -288,6 +293,11 @@ impl Server {
         let limits = state.config.limits.clone();
         listen::serve_http(listener, app, &limits, shutdown).await;
         watcher.abort();
+        // Drains save their cursors and stop.
+        state
+            .drains
+            .shutdown(std::time::Duration::from_secs(5))
+            .await;
         // Listeners first: their last batches still need the realms' writers.
         for t in side_tasks {
             let _ = t.await;

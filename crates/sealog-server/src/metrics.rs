@@ -102,6 +102,28 @@ impl Metrics {
         metrics::counter!("sealog_verifier_passes_total", "realm" => realm).increment(1);
     }
 
+    /// How many drains are in `state`: `sealog_drains{state}`.
+    pub fn drains(&self, state: &'static str, n: usize) {
+        metrics::gauge!("sealog_drains", "state" => state).set(n as f64);
+    }
+
+    /// Records delivered by a realm's drains, and UDP packets cut.
+    pub fn drain_delivered(&self, realm: &str, records: u64, truncated: u64) {
+        let realm = self.label(realm);
+        metrics::counter!("sealog_drain_delivered_records_total", "realm" => realm.clone())
+            .increment(records);
+        if truncated > 0 {
+            metrics::counter!("sealog_drain_truncated_total", "realm" => realm)
+                .increment(truncated);
+        }
+    }
+
+    /// A failed delivery attempt of one of a realm's drains.
+    pub fn drain_retry(&self, realm: &str) {
+        let realm = self.label(realm);
+        metrics::counter!("sealog_drain_failures_total", "realm" => realm).increment(1);
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         self.handle

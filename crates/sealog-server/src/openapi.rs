@@ -26,8 +26,12 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
+use crate::drain::{DrainState, StatusView};
 use crate::error::{Body as ErrorBody, LineError};
 use crate::routes::admin::{NewRealm, NewToken, VerifyReport, VerifyRequest};
+use crate::routes::drains::{
+    Addon, CreatedSession, DrainView, NewDrain, NewFilterDrain, NewSession,
+};
 use crate::routes::read::{ConsistencyProof, InclusionProof};
 
 /// The document as served: JSON, built once.
@@ -122,7 +126,9 @@ live tail and administration.
 realm is always the token's. No token, a malformed header, or an unknown \
 or revoked token: 401 with `WWW-Authenticate: Bearer`. A token of another \
 scope: 403. `/health`, `/ready`, `/metrics` and `/v1/openapi.json` need no \
-token.
+token; `/octhc` (logshuttle's health text) needs none, and \
+`GET /log-sessions/{id}` takes the session's id as its only credential. \
+Drain routes also take the bare write token, as logshuttle's `AUTH_KEY`.
 
 **Errors.** Every refusal is JSON `{\"error\": \"<message>\"}`; a refused \
 ingest batch adds `lines`, `[{\"line\", \"reason\"}]`. Besides the \
@@ -142,9 +148,15 @@ server is over its concurrency limit.";
         operations::list_realms, operations::create_realm, operations::list_tokens,
         operations::issue_token, operations::revoke_token, operations::verify,
         operations::health, operations::ready, operations::metrics, operations::openapi_json,
+        operations::create_app_drain, operations::list_app_drains, operations::get_app_drain,
+        operations::delete_app_drain, operations::create_site_drain, operations::list_site_drains,
+        operations::get_site_drain, operations::delete_site_drain, operations::create_filter_drain,
+        operations::list_drains, operations::get_drain, operations::delete_drain,
+        operations::create_session, operations::read_session, operations::octhc,
     ),
     components(
-        schemas(ErrorBody, LineError, Receipt, Scope, TokenInfo, IssuedToken, CreatedRealm),
+        schemas(ErrorBody, LineError, Receipt, Scope, TokenInfo, IssuedToken, CreatedRealm,
+            DrainView, Addon, StatusView, DrainState, NewDrain, NewFilterDrain, NewSession, CreatedSession),
         responses(
             responses::BadRequest, responses::BadLines, responses::Unauthorized, responses::Forbidden, responses::NotFound,
             responses::MethodNotAllowed, responses::Timeout,
@@ -157,6 +169,7 @@ server is over its concurrency limit.";
         (name = "ingest", description = "Append events (write tokens)."),
         (name = "read", description = "Query, checkpoints, proofs and tail (query tokens)."),
         (name = "admin", description = "Realms, tokens and the verifier (admin tokens)."),
+        (name = "drains", description = "Drains and log sessions, logshuttle's API (realm write tokens, bare or Bearer)."),
         (name = "ops", description = "Health, readiness, metrics and this document (no token)."),
     ),
 )]
@@ -689,6 +702,268 @@ mod operations {
     )]
     fn verify() {}
 
+    /// Add a drain for an app
+    ///
+    /// logshuttle's call: the realm's records of `app` in `space` go to `url`. The URL is checked now
+    /// (422 naming the problem). The write token may be sent bare, as logshuttle's `AUTH_KEY`.
+    #[utoipa::path(
+        post, path = "/apps/{key}/log-drains", tag = "drains",
+        security(("bearer" = ["write"])),
+        params(("key" = String, Path, description = "`<app>-<space>`, split at the first `-`.")),
+        request_body = NewDrain,
+        responses(
+            (status = 201, description = "Created; delivery starts at once from the realm's first record.", body = DrainView),
+            (status = 400, response = BadRequest),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 408, response = Timeout),
+            (status = 409, response = Conflict),
+            (status = 413, response = TooLarge),
+            (status = 422, response = Unprocessable),
+            (status = 503, response = Unavailable),
+            (status = 507, response = StorageFull),
+        ),
+    )]
+    fn create_app_drain() {}
+
+    /// List an app's drains
+    #[utoipa::path(
+        get, path = "/apps/{key}/log-drains", tag = "drains",
+        security(("bearer" = ["write"])),
+        params(("key" = String, Path, description = "`<app>-<space>`, split at the first `-`.")),
+        responses(
+            (status = 200, description = "The drains with their status.", body = Vec<DrainView>),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 422, response = Unprocessable),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn list_app_drains() {}
+
+    /// Show an app's drain
+    ///
+    /// With its delivery status: state, cursor, lag, last error, delivered count and the latest
+    /// checkpoint covering its cursor.
+    #[utoipa::path(
+        get, path = "/apps/{key}/log-drains/{id}", tag = "drains",
+        security(("bearer" = ["write"])),
+        params(("key" = String, Path, description = "`<app>-<space>`, split at the first `-`."), ("id" = String, Path, description = "The drain's id.")),
+        responses(
+            (status = 200, description = "The drain.", body = DrainView),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 404, response = NotFound),
+            (status = 422, response = Unprocessable),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn get_app_drain() {}
+
+    /// Remove an app's drain
+    ///
+    /// Delivery stops at once. Only the drain's own key and realm may remove it.
+    #[utoipa::path(
+        delete, path = "/apps/{key}/log-drains/{id}", tag = "drains",
+        security(("bearer" = ["write"])),
+        params(("key" = String, Path, description = "`<app>-<space>`, split at the first `-`."), ("id" = String, Path, description = "The drain's id.")),
+        responses(
+            (status = 200, description = "Removed; the drain as it was.", body = DrainView),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 404, response = NotFound),
+            (status = 422, response = Unprocessable),
+            (status = 503, response = Unavailable),
+            (status = 507, response = StorageFull),
+        ),
+    )]
+    fn delete_app_drain() {}
+
+    /// Add a drain for a site
+    #[utoipa::path(
+        post, path = "/sites/{site}/log-drains", tag = "drains",
+        security(("bearer" = ["write"])),
+        params(("site" = String, Path, description = "The site's domain.")),
+        request_body = NewDrain,
+        responses(
+            (status = 201, description = "Created.", body = DrainView),
+            (status = 400, response = BadRequest),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 408, response = Timeout),
+            (status = 409, response = Conflict),
+            (status = 413, response = TooLarge),
+            (status = 422, response = Unprocessable),
+            (status = 503, response = Unavailable),
+            (status = 507, response = StorageFull),
+        ),
+    )]
+    fn create_site_drain() {}
+
+    /// List a site's drains
+    #[utoipa::path(
+        get, path = "/sites/{site}/log-drains", tag = "drains",
+        security(("bearer" = ["write"])),
+        params(("site" = String, Path, description = "The site's domain.")),
+        responses(
+            (status = 200, description = "The drains with their status.", body = Vec<DrainView>),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn list_site_drains() {}
+
+    /// Show a site's drain
+    #[utoipa::path(
+        get, path = "/sites/{site}/log-drains/{id}", tag = "drains",
+        security(("bearer" = ["write"])),
+        params(("site" = String, Path, description = "The site's domain."), ("id" = String, Path, description = "The drain's id.")),
+        responses(
+            (status = 200, description = "The drain.", body = DrainView),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 404, response = NotFound),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn get_site_drain() {}
+
+    /// Remove a site's drain
+    #[utoipa::path(
+        delete, path = "/sites/{site}/log-drains/{id}", tag = "drains",
+        security(("bearer" = ["write"])),
+        params(("site" = String, Path, description = "The site's domain."), ("id" = String, Path, description = "The drain's id.")),
+        responses(
+            (status = 200, description = "Removed; the drain as it was.", body = DrainView),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 404, response = NotFound),
+            (status = 503, response = Unavailable),
+            (status = 507, response = StorageFull),
+        ),
+    )]
+    fn delete_site_drain() {}
+
+    /// Add a drain on a query filter
+    ///
+    /// Records matching every `where` term (`field=value`) and containing `q`, as `/v1/query` takes them.
+    #[utoipa::path(
+        post, path = "/v1/drains", tag = "drains",
+        security(("bearer" = ["write"])),
+        request_body = NewFilterDrain,
+        responses(
+            (status = 201, description = "Created.", body = DrainView),
+            (status = 400, response = BadRequest),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 408, response = Timeout),
+            (status = 409, response = Conflict),
+            (status = 413, response = TooLarge),
+            (status = 422, response = Unprocessable),
+            (status = 503, response = Unavailable),
+            (status = 507, response = StorageFull),
+        ),
+    )]
+    fn create_filter_drain() {}
+
+    /// List every drain of the realm
+    #[utoipa::path(
+        get, path = "/v1/drains", tag = "drains",
+        security(("bearer" = ["write"])),
+        responses(
+            (status = 200, description = "The drains with their status.", body = Vec<DrainView>),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn list_drains() {}
+
+    /// Show a drain
+    #[utoipa::path(
+        get, path = "/v1/drains/{id}", tag = "drains",
+        security(("bearer" = ["write"])),
+        params(("id" = String, Path, description = "The drain's id.")),
+        responses(
+            (status = 200, description = "The drain.", body = DrainView),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 404, response = NotFound),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn get_drain() {}
+
+    /// Remove a drain
+    ///
+    /// Delivery stops at once.
+    #[utoipa::path(
+        delete, path = "/v1/drains/{id}", tag = "drains",
+        security(("bearer" = ["write"])),
+        params(("id" = String, Path, description = "The drain's id.")),
+        responses(
+            (status = 200, description = "Removed; the drain as it was.", body = DrainView),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 404, response = NotFound),
+            (status = 503, response = Unavailable),
+            (status = 507, response = StorageFull),
+        ),
+    )]
+    fn delete_drain() {}
+
+    /// Open a log session
+    ///
+    /// A capability to read an app's or a site's lines for `session_ttl_secs` (5 minutes):
+    /// the last `lines` records, then new ones while `tail` is true. A realm's write or
+    /// query token.
+    #[utoipa::path(
+        post, path = "/log-sessions", tag = "drains",
+        security(("bearer" = ["write"]), ("bearer" = ["query"])),
+        request_body = NewSession,
+        responses(
+            (status = 201, description = "Opened.", body = CreatedSession),
+            (status = 400, response = BadRequest),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 408, response = Timeout),
+            (status = 413, response = TooLarge),
+            (status = 422, response = Unprocessable),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn create_session() {}
+
+    /// Read a log session
+    ///
+    /// No token: the id is the credential. Plain-text lines in logshuttle's session format
+    /// (`<time> <app>-<space> app[<type>.<pod>]: <msg>`), history first; with `tail` the
+    /// body stays open for new lines until nothing new comes for `session_idle_secs`.
+    #[utoipa::path(
+        get, path = "/log-sessions/{id}", tag = "drains",
+        params(("id" = String, Path, description = "The session's id.")),
+        responses(
+            (status = 200, description = "The lines.", content_type = "text/plain", body = String),
+            (status = 404, response = NotFound),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn read_session() {}
+
+    /// logshuttle's health check
+    ///
+    /// No token, as logshuttle: `overall_status=good`, or `overall_status=bad,…` naming the
+    /// failed check (always 200, as logshuttle).
+    #[utoipa::path(
+        get, path = "/octhc", tag = "ops",
+        responses(
+            (status = 200, description = "The health text.", content_type = "text/plain", body = String),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn octhc() {}
+
     /// Liveness
     #[utoipa::path(
         get, path = "/health", tag = "ops",
@@ -861,6 +1136,12 @@ mod tests {
                     .body(HttpBody::empty())
                     .expect("request");
                 let status = app.clone().oneshot(req).await.expect("infallible").status();
+                // A session id is its own credential: an unknown one is a
+                // lookup miss (404), not an unrouted path.
+                if m == "GET" && path == "/log-sessions/{id}" {
+                    assert_eq!(status, StatusCode::NOT_FOUND, "{m} {path}");
+                    continue;
+                }
                 if documented.contains(&(m.to_string(), path.clone())) {
                     assert!(
                         status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,

@@ -57,6 +57,10 @@ pub struct AppState {
     /// The filesystem journals are opened on: the data directory's, with a
     /// bound on open descriptors shared by all realms.
     pub journal_fs: Arc<sealog_journal::fs_pool::PooledFs>,
+    /// Delivery to drains.
+    pub drains: crate::drain::Engine,
+    /// Open log sessions.
+    pub sessions: crate::drain::session::Sessions,
 }
 
 impl AppState {

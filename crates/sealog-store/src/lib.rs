@@ -7,6 +7,7 @@
 //!   sealog.meta                  marks the directory and its format version
 //!   tokens.meta          (0600)  token ids, realms, scopes, SHA-256 hashes
 //!   drains.meta          (0600)  drains: realm, selection, destination
+//!   drains/<id>.cursor   (0600)  where each drain's delivery stands
 //!   realms/<name>/realm.meta     name, creation time, public verifier key
 //!   realms/<name>/signing.key    (0600) the realm's Ed25519 seed
 //!   realms/<name>/journal/       segments and tree hashes (sealog-journal)
@@ -45,7 +46,9 @@ use sealog_journal::fs::{OpenHow, VFile, Vfs};
 use sealog_journal::{Journal, JournalError, JournalOptions};
 use serde::{Deserialize, Serialize};
 
-pub use drains::{DrainInfo, Select, StoredFraming, MAX_DRAINS_PER_REALM};
+pub use drains::{
+    load_cursor, save_cursor, DrainCursor, DrainInfo, Select, StoredFraming, MAX_DRAINS_PER_REALM,
+};
 pub use tokens::{IssuedToken, Scope, TokenInfo};
 
 /// Errors of the data directory.

@@ -1,6 +1,7 @@
 //! The HTTP routes and the layers around them.
 
 pub mod admin;
+pub mod drains;
 pub mod ingest;
 pub mod ops;
 pub mod read;
@@ -36,6 +37,33 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/admin/tokens/{id}", delete(admin::revoke_token))
         .route("/v1/admin/verify", post(admin::verify))
+        .route(
+            "/apps/{key}/log-drains",
+            get(drains::list_app).post(drains::create_app),
+        )
+        .route(
+            "/apps/{key}/log-drains/{id}",
+            get(drains::get_app).delete(drains::delete_app),
+        )
+        .route(
+            "/sites/{site}/log-drains",
+            get(drains::list_site).post(drains::create_site),
+        )
+        .route(
+            "/sites/{site}/log-drains/{id}",
+            get(drains::get_site).delete(drains::delete_site),
+        )
+        .route(
+            "/v1/drains",
+            get(drains::list_all).post(drains::create_filter),
+        )
+        .route(
+            "/v1/drains/{id}",
+            get(drains::get_any).delete(drains::delete_any),
+        )
+        .route("/log-sessions", post(drains::create_session))
+        .route("/log-sessions/{id}", get(drains::read_session))
+        .route("/octhc", get(drains::octhc))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

@@ -1,0 +1,402 @@
+//! From a stored record to what a drain or a log session sends: which
+//! records a selection takes, logshuttle's syslog packet (with sealog's
+//! structured data) and logshuttle's session line.
+//!
+//! A record's stream fields are read once with a borrowing deserializer;
+//! unknown fields are skipped without being built.
+
+use std::borrow::Cow;
+
+use sealog_codec::drain::{logshuttle_host, logshuttle_tag, write_packet, Packet};
+use sealog_store::Select;
+use serde::Deserialize;
+
+/// The fields of a stored record a drain uses.
+#[derive(Debug, Default, Deserialize)]
+pub struct Fields<'a> {
+    /// The record's seq.
+    #[serde(default)]
+    pub seq: u64,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    received_at: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    time: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    when: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "@timestamp", deserialize_with = "lenient")]
+    at_timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    app: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    space: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    site: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    site_domain: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    host: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    dyno: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    proc_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    source: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    stream: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    severity: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    level: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    msg: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    message: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    log: Option<Cow<'a, str>>,
+}
+
+/// A string field, or `None` when the field holds anything else (a
+/// numeric `level`, an object `host`): a record is never refused for it.
+fn lenient<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    struct Lenient;
+    impl<'de> serde::de::Visitor<'de> for Lenient {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v)))
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut a: A,
+        ) -> Result<Self::Value, A::Error> {
+            while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut a: A,
+        ) -> Result<Self::Value, A::Error> {
+            while a
+                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                .is_some()
+            {}
+            Ok(None)
+        }
+    }
+    d.deserialize_any(Lenient)
+}
+
+/// A selection ready to test records against.
+#[derive(Debug)]
+pub enum Matcher {
+    /// `app` and `space` equal.
+    App {
+        /// The app.
+        app: String,
+        /// The space.
+        space: String,
+    },
+    /// `site` or `site_domain` equal.
+    Site(String),
+    /// A query filter.
+    Filter(Box<sealog_query::Filter>),
+}
+
+impl Matcher {
+    /// The matcher of a stored selection.
+    ///
+    /// # Errors
+    /// A filter term the query API would refuse (the store checked it, so
+    /// only a hand-edited file gets here).
+    pub fn new(s: &Select) -> Result<Self, String> {
+        Ok(match s {
+            Select::App { app, space } => Self::App {
+                app: app.clone(),
+                space: space.clone(),
+            },
+            Select::Site { site } => Self::Site(site.clone()),
+            Select::Filter { terms, q } => {
+                let mut f = sealog_query::Filter::default();
+                for t in terms {
+                    f = f.with_where(t).map_err(|e| e.to_string())?;
+                }
+                if let Some(q) = q {
+                    f = f.with_text(q);
+                }
+                Self::Filter(Box::new(f))
+            }
+        })
+    }
+
+    /// True when the record (its stored `line`, its parsed `fields`) is
+    /// selected.
+    pub fn matches(&self, line: &[u8], fields: &Fields<'_>) -> bool {
+        match self {
+            Self::App { app, space } => {
+                fields.app.as_deref() == Some(app.as_str())
+                    && fields.space.as_deref() == Some(space.as_str())
+            }
+            Self::Site(site) => {
+                fields.site.as_deref() == Some(site.as_str())
+                    || fields.site_domain.as_deref() == Some(site.as_str())
+            }
+            Self::Filter(f) => f.matches(line),
+        }
+    }
+
+    /// The site name when this selects a site (the packet's HOSTNAME then).
+    fn site(&self) -> Option<&str> {
+        match self {
+            Self::Site(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Parses a stored line's fields; `None` if it is not a JSON object (a
+/// stored record always is).
+pub fn fields(line: &[u8]) -> Option<Fields<'_>> {
+    serde_json::from_slice(line).ok()
+}
+
+impl Fields<'_> {
+    /// The record's own time, else when it was received, in ns.
+    pub fn time_ns(&self) -> i64 {
+        [&self.time, &self.when, &self.timestamp, &self.at_timestamp]
+            .into_iter()
+            .flatten()
+            .find_map(|t| sealog_event::parse_rfc3339(t))
+            .or_else(|| {
+                self.received_at
+                    .as_deref()
+                    .and_then(sealog_event::parse_rfc3339)
+            })
+            .unwrap_or(0)
+    }
+
+    /// The message: `msg`, `message` or `log`; `None` when there is none.
+    fn text(&self) -> Option<&str> {
+        self.msg
+            .as_deref()
+            .or(self.message.as_deref())
+            .or(self.log.as_deref())
+    }
+
+    /// True for stderr lines and severities `err` and worse.
+    fn is_error(&self) -> bool {
+        if self.stream.as_deref() == Some("stderr") {
+            return true;
+        }
+        [&self.severity, &self.level]
+            .into_iter()
+            .flatten()
+            .find_map(|s| sealog_event::severity_of(s))
+            .is_some_and(|s| s <= 3)
+    }
+
+    /// HOSTNAME: the site for a site drain, `<app>-<space>` for app
+    /// records, else the record's `host`.
+    fn hostname(&self, m: &Matcher) -> String {
+        if let Some(site) = m.site() {
+            return site.to_string();
+        }
+        match (&self.app, &self.space, &self.host) {
+            (Some(app), space, _) => logshuttle_host(app, space.as_deref().unwrap_or("")),
+            (None, _, Some(h)) => h.to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// APP-NAME: logshuttle's `<type>.<pod>` for app records, the dyno
+    /// (`akkeris/router`) for router and build lines, else the `source`.
+    fn tag(&self) -> String {
+        match (&self.app, &self.proc_type, &self.dyno) {
+            (Some(app), Some(t), Some(d)) => logshuttle_tag(app, t, d),
+            (_, _, Some(d)) => d.to_string(),
+            _ => self
+                .source
+                .as_deref()
+                .or(self.app.as_deref())
+                .unwrap_or("")
+                .to_string(),
+        }
+    }
+}
+
+/// Appends the record's syslog packet (unframed) to `out`.
+pub fn packet(out: &mut Vec<u8>, realm: &str, line: &[u8], f: &Fields<'_>, m: &Matcher) {
+    let host = f.hostname(m);
+    let tag = f.tag();
+    let text = f
+        .text()
+        .map_or_else(|| String::from_utf8_lossy(line), Cow::Borrowed);
+    write_packet(
+        out,
+        &Packet {
+            time_ns: f.time_ns(),
+            host: &host,
+            tag: &tag,
+            stderr: f.is_error(),
+            realm,
+            seq: f.seq,
+            msg: &text,
+        },
+    );
+}
+
+/// Appends the record's log-session line, as logshuttle's sessions print
+/// them (seed-systems §3.8), and a newline:
+/// `<time> <app>-<space> app[<type>.<pod>]: <msg>`, or for router and
+/// build lines `<time> <host> akkeris/router: <msg>`.
+pub fn session_line(out: &mut Vec<u8>, line: &[u8], f: &Fields<'_>, m: &Matcher) {
+    // RFC 3339 in whole seconds, UTC, as logshuttle's sessions print it.
+    let time = sealog_event::format_rfc3339_nanos(f.time_ns());
+    let secs = time.split_once('.').map_or(time.as_str(), |(s, _)| s);
+    out.extend_from_slice(secs.trim_end_matches('Z').as_bytes());
+    out.push(b'Z');
+    out.push(b' ');
+    let host = f.hostname(m);
+    out.extend_from_slice(if host.is_empty() { "-" } else { &host }.as_bytes());
+    out.push(b' ');
+    let tag = f.tag();
+    if tag.starts_with("akkeris/") {
+        out.extend_from_slice(tag.as_bytes());
+    } else {
+        out.extend_from_slice(b"app[");
+        out.extend_from_slice(tag.as_bytes());
+        out.push(b']');
+    }
+    out.extend_from_slice(b": ");
+    let text = f
+        .text()
+        .map_or_else(|| String::from_utf8_lossy(line), Cow::Borrowed);
+    for b in text.trim().bytes() {
+        out.push(if matches!(b, b'\n' | b'\r' | 0) {
+            b' '
+        } else {
+            b
+        });
+    }
+    out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHUTTLE: &[u8] = br#"{"realm":"acme","seq":7,"received_at":"2026-11-23T10:00:00.5Z","app":"api","space":"prod","dyno":"api-1234567-abcde","proc_type":"web","source":"app","log":"GET /x\n","stream":"stdout","time":"2026-11-23T09:59:59.123456789Z"}"#;
+
+    fn app() -> Matcher {
+        Matcher::new(&Select::App {
+            app: "api".into(),
+            space: "prod".into(),
+        })
+        .expect("matcher")
+    }
+
+    #[test]
+    fn a_logshuttle_record_becomes_logshuttles_packet_with_realm_and_seq() {
+        let f = fields(SHUTTLE).expect("fields");
+        let m = app();
+        assert!(m.matches(SHUTTLE, &f));
+        let mut out = Vec::new();
+        packet(&mut out, "acme", SHUTTLE, &f, &m);
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "<14>1 2026-11-23T09:59:59.123456Z api-prod web.1234567-abcde - - \
+             [sealog@32473 realm=\"acme\" seq=\"7\"] GET /x "
+        );
+        let mut line = Vec::new();
+        session_line(&mut line, SHUTTLE, &f, &m);
+        assert_eq!(
+            String::from_utf8(line).expect("utf8"),
+            "2026-11-23T09:59:59Z api-prod app[web.1234567-abcde]: GET /x\n"
+        );
+    }
+
+    #[test]
+    fn selections_take_only_their_records() {
+        let other = br#"{"realm":"acme","seq":1,"received_at":"2026-11-23T10:00:00Z","app":"api","space":"dev","msg":"x"}"#;
+        let f = fields(other).expect("fields");
+        assert!(!app().matches(other, &f));
+        let site = br#"{"realm":"acme","seq":2,"received_at":"2026-11-23T10:00:00Z","site_domain":"www.example.com","dyno":"akkeris/router","msg":"status=200","severity":"error"}"#;
+        let f = fields(site).expect("fields");
+        let m = Matcher::new(&Select::Site {
+            site: "www.example.com".into(),
+        })
+        .expect("matcher");
+        assert!(m.matches(site, &f));
+        let mut out = Vec::new();
+        packet(&mut out, "acme", site, &f, &m);
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(
+            text.starts_with("<11>1 2026-11-23T10:00:00Z www.example.com akkeris/router - - "),
+            "{text}"
+        );
+        let mut line = Vec::new();
+        session_line(&mut line, site, &f, &m);
+        assert_eq!(
+            String::from_utf8(line).expect("utf8"),
+            "2026-11-23T10:00:00Z www.example.com akkeris/router: status=200\n"
+        );
+        let filter = Matcher::new(&Select::Filter {
+            terms: vec!["space=dev".into()],
+            q: Some("x".into()),
+        })
+        .expect("matcher");
+        let f = fields(other).expect("fields");
+        assert!(filter.matches(other, &f));
+        assert!(!filter.matches(SHUTTLE, &fields(SHUTTLE).expect("fields")));
+    }
+
+    #[test]
+    fn fields_of_other_types_are_skipped_not_refused() {
+        let odd = br#"{"realm":"acme","seq":4,"received_at":"2026-11-23T10:00:00Z","level":50,"host":{"name":"h"},"time":1700000000,"msg":"esc\"aped"}"#;
+        let f = fields(odd).expect("fields");
+        assert!(!f.is_error() && f.host.is_none());
+        assert_eq!(f.text(), Some("esc\"aped"));
+    }
+
+    #[test]
+    fn a_record_without_stream_fields_still_makes_a_packet() {
+        let bare = br#"{"realm":"acme","seq":3,"received_at":"2026-11-23T10:00:00Z","n":1}"#;
+        let f = fields(bare).expect("fields");
+        let mut out = Vec::new();
+        packet(&mut out, "acme", bare, &f, &app());
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(
+            text.starts_with(
+                "<14>1 2026-11-23T10:00:00Z - - - - [sealog@32473 realm=\"acme\" seq=\"3\"] {"
+            ),
+            "{text}"
+        );
+    }
+}
