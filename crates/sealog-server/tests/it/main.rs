@@ -2,6 +2,7 @@
 
 mod api;
 mod auth;
+mod drains;
 mod faults;
 mod hostile;
 mod sidecar;
