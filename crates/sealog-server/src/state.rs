@@ -64,6 +64,33 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// A live stream's permits: one of the server's tail sessions and one
+    /// of `realm`'s.
+    ///
+    /// # Errors
+    /// [`ApiError::Overloaded`] when either is used up (counted).
+    pub fn tail_permits(
+        &self,
+        realm: &RealmHandle,
+    ) -> Result<
+        (
+            tokio::sync::OwnedSemaphorePermit,
+            tokio::sync::OwnedSemaphorePermit,
+        ),
+        ApiError,
+    > {
+        let realm_slot = realm.tail_slots.clone().try_acquire_owned().map_err(|_| {
+            self.metrics.refused(realm.name(), "realm_tail_sessions", 1);
+            ApiError::Overloaded("this realm has too many tail sessions")
+        })?;
+        let permit = self
+            .tail_sessions
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::Overloaded("too many tail sessions"))?;
+        Ok((permit, realm_slot))
+    }
+
     /// The open realm `name`.
     ///
     /// # Errors

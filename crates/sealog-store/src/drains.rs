@@ -102,8 +102,8 @@ struct DrainFile {
     drains: Vec<DrainInfo>,
 }
 
-/// A random version 4 UUID.
-fn uuid_v4() -> String {
+/// A random version 4 UUID (drain ids, log session ids).
+pub fn uuid_v4() -> String {
     let mut b = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;

@@ -47,7 +47,8 @@ use sealog_journal::{Journal, JournalError, JournalOptions};
 use serde::{Deserialize, Serialize};
 
 pub use drains::{
-    load_cursor, save_cursor, DrainCursor, DrainInfo, Select, StoredFraming, MAX_DRAINS_PER_REALM,
+    load_cursor, save_cursor, uuid_v4, DrainCursor, DrainInfo, Select, StoredFraming,
+    MAX_DRAINS_PER_REALM,
 };
 pub use tokens::{IssuedToken, Scope, TokenInfo};
 

@@ -386,7 +386,9 @@ fn read_batch(
         .read()
         .map_err(|_| "journal lock poisoned".to_string())?;
     j.read(from, to, &mut |seq, line| {
-        if let Some(f) = record::fields(line) {
+        if !m.may_match(line) {
+            // Not selected; no parse.
+        } else if let Some(f) = record::fields(line) {
             if m.matches(line, &f) {
                 let start = b.buf.len();
                 record::packet(&mut b.buf, realm, line, &f, m);

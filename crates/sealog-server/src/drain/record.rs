@@ -156,6 +156,23 @@ impl Matcher {
         })
     }
 
+    /// False when the stored `line` cannot be selected, found without
+    /// parsing it: an app or site name that needs no JSON escaping must
+    /// appear in it verbatim, and a filter is tested whole. Records of
+    /// other apps then cost a substring search, not a parse.
+    pub fn may_match(&self, line: &[u8]) -> bool {
+        let verbatim = |v: &str| {
+            !v.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+                || memchr::memmem::find(line, v.as_bytes()).is_some()
+        };
+        match self {
+            Self::App { app, space } => verbatim(app) && verbatim(space),
+            Self::Site(site) => verbatim(site),
+            Self::Filter(f) => f.matches(line),
+        }
+    }
+
     /// True when the record (its stored `line`, its parsed `fields`) is
     /// selected.
     pub fn matches(&self, line: &[u8], fields: &Fields<'_>) -> bool {
@@ -375,6 +392,23 @@ mod tests {
         let f = fields(other).expect("fields");
         assert!(filter.matches(other, &f));
         assert!(!filter.matches(SHUTTLE, &fields(SHUTTLE).expect("fields")));
+    }
+
+    #[test]
+    fn the_prefilter_never_drops_a_selected_record() {
+        let m = app();
+        assert!(m.may_match(SHUTTLE));
+        let other = br#"{"realm":"acme","seq":1,"app":"web","space":"prod","msg":"x"}"#;
+        assert!(!m.may_match(other), "app api does not appear");
+        // A name that JSON escapes cannot be searched verbatim: parsed.
+        let quoted = Matcher::new(&Select::App {
+            app: "a\"b".into(),
+            space: "prod".into(),
+        })
+        .expect("matcher");
+        let line = br#"{"realm":"acme","seq":1,"app":"a\"b","space":"prod"}"#;
+        assert!(quoted.may_match(line));
+        assert!(quoted.matches(line, &fields(line).expect("fields")));
     }
 
     #[test]

@@ -156,6 +156,19 @@ impl Drop for Conn {
     }
 }
 
+/// Reads (and drops) what the receiver sends until it closes or resets
+/// the connection, then cancels `closed` (logshuttle's watcher).
+fn watch<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    mut r: R,
+    closed: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        while matches!(r.read(&mut buf).await, Ok(n) if n > 0) {}
+        closed.cancel();
+    })
+}
+
 /// One drain's sender.
 pub struct Sender {
     dest: Destination,
@@ -284,13 +297,8 @@ impl Sender {
                 },
                 () = stop.cancelled() => return Err(Failure::Stopped),
             };
-            let (mut r, w) = tokio::io::split(stream);
-            let c = closed.clone();
-            let reader = tokio::spawn(async move {
-                let mut buf = [0u8; 512];
-                while matches!(r.read(&mut buf).await, Ok(n) if n > 0) {}
-                c.cancel();
-            });
+            let (r, w) = tokio::io::split(stream);
+            let reader = watch(r, closed.clone());
             Conn {
                 write: Box::new(w),
                 closed,
@@ -298,13 +306,8 @@ impl Sender {
                 _slot: slot,
             }
         } else {
-            let (mut r, w) = tcp.into_split();
-            let c = closed.clone();
-            let reader = tokio::spawn(async move {
-                let mut buf = [0u8; 512];
-                while matches!(r.read(&mut buf).await, Ok(n) if n > 0) {}
-                c.cancel();
-            });
+            let (r, w) = tcp.into_split();
+            let reader = watch(r, closed.clone());
             Conn {
                 write: Box::new(w),
                 closed,

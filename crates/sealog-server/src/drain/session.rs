@@ -56,7 +56,7 @@ fn key(id: &str) -> [u8; 32] {
 
 impl Sessions {
     /// Opens a session; returns its id, or `None` when [`MAX_SESSIONS`]
-    /// are open (or the system's RNG failed).
+    /// are open.
     pub fn create(&self, s: Session) -> Option<String> {
         let mut map = self.map.lock().ok()?;
         let now = Instant::now();
@@ -64,7 +64,7 @@ impl Sessions {
         if map.len() >= MAX_SESSIONS {
             return None;
         }
-        let id = uuid_v4()?;
+        let id = sealog_store::uuid_v4();
         map.insert(key(&id), s);
         Some(id)
     }
@@ -82,33 +82,14 @@ impl Sessions {
     }
 }
 
-/// A random version 4 UUID from the system's RNG (through ring, which
-/// rustls already links); `None` if the RNG fails: never a guessable id.
-fn uuid_v4() -> Option<String> {
-    let mut b = [0u8; 16];
-    rustls::crypto::ring::default_provider()
-        .secure_random
-        .fill(&mut b)
-        .ok()?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    Some(format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    ))
-}
-
 /// The session lines of records `[from, to)` that `m` selects.
 fn lines_of(j: &SharedLog, m: &Matcher, from: u64, to: u64) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     if let Ok(j) = j.read() {
         let _ = j.read(from, to, &mut |_, line| {
-            if let Some(f) = record::fields(line) {
+            if !m.may_match(line) {
+                // Not selected; no parse.
+            } else if let Some(f) = record::fields(line) {
                 if m.matches(line, &f) {
                     let mut l = Vec::new();
                     record::session_line(&mut l, line, &f, m);

@@ -540,18 +540,8 @@ pub async fn read_session(
         .get(&state, &id)
         .ok_or_else(|| ApiError::NotFound("no such log session (or it expired)".into()))?;
     let realm = state.realm_async(&session.realm).await?;
-    let realm_slot = realm.tail_slots.clone().try_acquire_owned().map_err(|_| {
-        state
-            .metrics
-            .refused(realm.name(), "realm_tail_sessions", 1);
-        ApiError::Overloaded("this realm has too many tail sessions")
-    })?;
-    let permit = state
-        .tail_sessions
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::Overloaded("too many tail sessions"))?;
-    let body = crate::drain::session::body(state.clone(), &realm, session, (permit, realm_slot))
+    let permits = state.tail_permits(&realm)?;
+    let body = crate::drain::session::body(state.clone(), &realm, session, permits)
         .map_err(ApiError::Internal)?;
     Ok((
         [

@@ -366,18 +366,7 @@ pub async fn tail(
         .await?;
     let ps = params(raw.as_deref());
     let filter = filter_from(&ps)?;
-    let realm_slot = realm.tail_slots.clone().try_acquire_owned().map_err(|_| {
-        state
-            .metrics
-            .refused(realm.name(), "realm_tail_sessions", 1);
-        ApiError::Overloaded("this realm has too many tail sessions")
-    })?;
-    let permit = state
-        .tail_sessions
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::Overloaded("too many tail sessions"))?;
-    let permit = (permit, realm_slot);
+    let permit = state.tail_permits(&realm)?;
     let committed = realm.committed();
     // "Now" is the journal's committed size, the same one receipts report.
     let now = realm
