@@ -178,9 +178,55 @@ pub enum Command {
         #[arg(long)]
         since_seq: Option<u64>,
     },
+    /// Manage a realm's drains through the server (logshuttle's drain API;
+    /// --token is the realm's write token).
+    #[command(subcommand)]
+    Drains(DrainsCmd),
     /// Benchmarks that print their figures.
     #[command(subcommand)]
     Bench(BenchCmd),
+}
+
+/// `sealog drains ...`
+#[derive(Debug, Subcommand)]
+pub enum DrainsCmd {
+    /// Add a drain; prints it as JSON. Select records by --app with
+    /// --space, by --site, or by --where/--q (a query filter).
+    Add {
+        /// Destination: syslog://, syslog+tcp://, syslog+udp://,
+        /// syslog+tls:// (HOST:PORT), http:// or https://.
+        #[arg(value_name = "URL")]
+        destination: String,
+        /// The app (with --space).
+        #[arg(long, requires = "space", conflicts_with_all = ["site", "wheres", "q"])]
+        app: Option<String>,
+        /// The space (with --app).
+        #[arg(long, requires = "app")]
+        space: Option<String>,
+        /// The site.
+        #[arg(long, conflicts_with_all = ["wheres", "q"])]
+        site: Option<String>,
+        /// Records whose field equals a value: key=value. Repeatable.
+        #[arg(long = "where")]
+        wheres: Vec<String>,
+        /// Records whose line contains this text.
+        #[arg(long)]
+        q: Option<String>,
+        /// Stream framing for syslog: newline (default) or octet-counting.
+        #[arg(long)]
+        framing: Option<String>,
+    },
+    /// List the realm's drains with their delivery state.
+    List {
+        /// Print the JSON the server answered.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a drain; delivery stops at once.
+    Rm {
+        /// The drain's id.
+        id: String,
+    },
 }
 
 /// `sealog realm ...`

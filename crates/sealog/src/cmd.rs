@@ -105,6 +105,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             dir,
             keep,
         }) => return crate::bench::journal(records, batch, &dir, keep),
+        Command::Drains(cmd) => {
+            let remote = crate::remote::target(data, url.as_deref(), token.as_deref(), true)?
+                .ok_or("drains needs a running server")?;
+            return drains(&remote, cmd);
+        }
         other => other,
     };
     let needs_server = matches!(command, Command::Tail { .. });
@@ -225,6 +230,7 @@ fn run_on(backend: &dyn Backend, command: Command) -> Result<(), Failure> {
             },
         ),
         Command::Serve { .. }
+        | Command::Drains(_)
         | Command::Export { .. }
         | Command::VerifyBundle { .. }
         | Command::Bench(_) => Err("this command needs the data directory itself".into()),
@@ -559,4 +565,91 @@ fn print_report(realm: &RealmName, v: &Verdict) -> Result<(), Failure> {
             )))
         }
     }
+}
+
+/// `sealog drains ...` over the API.
+fn drains(remote: &crate::remote::Remote, cmd: crate::cli::DrainsCmd) -> Result<(), Failure> {
+    use crate::cli::DrainsCmd;
+    match cmd {
+        DrainsCmd::Add {
+            destination,
+            app,
+            space,
+            site,
+            wheres,
+            q,
+            framing,
+        } => {
+            let mut body = serde_json::json!({ "url": destination });
+            if let Some(f) = framing {
+                body["framing"] = f.into();
+            }
+            let path = match (app, space, site) {
+                (Some(app), Some(space), _) => {
+                    if app.contains('-') {
+                        return Err(format!(
+                            "--app {app:?}: logshuttle splits <app>-<space> at the first '-', so an app name cannot contain one"
+                        )
+                        .into());
+                    }
+                    format!("/apps/{}-{}/log-drains", enc_path(&app), enc_path(&space))
+                }
+                (_, _, Some(site)) => format!("/sites/{}/log-drains", enc_path(&site)),
+                _ => {
+                    if wheres.is_empty() && q.is_none() {
+                        return Err(
+                            "say which records: --app with --space, --site, or --where/--q".into(),
+                        );
+                    }
+                    body["where"] = wheres.into();
+                    if let Some(q) = q {
+                        body["q"] = q.into();
+                    }
+                    "/v1/drains".into()
+                }
+            };
+            let d = remote.drain_call(reqwest::Method::POST, &path, Some(body))?;
+            println!("{}", serde_json::to_string_pretty(&d)?);
+            Ok(())
+        }
+        DrainsCmd::List { json } => {
+            let all = remote.drain_call(reqwest::Method::GET, "/v1/drains", None)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+                return Ok(());
+            }
+            for d in all.as_array().into_iter().flatten() {
+                let st = &d["status"];
+                println!(
+                    "{}  {:<10} cursor {} lag {} delivered {}  {}  {}{}",
+                    d["id"].as_str().unwrap_or(""),
+                    st["state"].as_str().unwrap_or("-"),
+                    st["cursor"],
+                    st["lag"],
+                    st["delivered"],
+                    d["url"].as_str().unwrap_or(""),
+                    d["select"],
+                    st["last_error"]
+                        .as_str()
+                        .map(|e| format!("  last error: {e}"))
+                        .unwrap_or_default(),
+                );
+            }
+            Ok(())
+        }
+        DrainsCmd::Rm { id } => {
+            let d = remote.drain_call(
+                reqwest::Method::DELETE,
+                &format!("/v1/drains/{}", enc_path(&id)),
+                None,
+            )?;
+            println!("{}", serde_json::to_string_pretty(&d)?);
+            Ok(())
+        }
+    }
+}
+
+/// Percent-encodes one path segment.
+fn enc_path(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

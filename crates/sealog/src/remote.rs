@@ -236,7 +236,7 @@ impl Remote {
             })
             .unwrap_or(text);
         let hint = match status {
-            StatusCode::FORBIDDEN => " (through a server: ingest needs the realm's write token, query and checkpoint its query token, the rest the admin token; pass --token)",
+            StatusCode::FORBIDDEN => " (through a server: ingest and drains need the realm's write token, query and checkpoint its query token, the rest the admin token; pass --token)",
             _ => "",
         };
         Err(format!("server answered {status}: {msg}{hint}").into())
@@ -256,6 +256,21 @@ impl Remote {
             serde_json::from_slice(&bytes)
                 .map_err(|e| format!("{}{path}: unexpected answer: {e}", self.url).into())
         })
+    }
+}
+
+impl Remote {
+    /// A drain API call (the realm's write token); the answer's JSON.
+    ///
+    /// # Errors
+    /// The server's refusal with its reason.
+    pub fn drain_call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Failure> {
+        self.json(method, path, body)
     }
 }
 

@@ -381,3 +381,59 @@ fn remote_query_follows_the_cursor_past_one_page() {
     assert_eq!((newest[0], newest[100_001]), (N - 1, N - 100_002));
     server.stop();
 }
+
+/// `sealog drains add|list|rm` over the API with the realm's write token:
+/// each selection, a refused URL with its reason, and the admin token
+/// refused (drains belong to a realm).
+#[test]
+fn drains_add_list_rm_through_the_server() {
+    let s = Sealog::new();
+    let realm = s.realm("shop");
+    let w = realm["write_token"].as_str().expect("token");
+    let server = Served::start(&s);
+    let add = |extra: &[&str]| {
+        let mut args = vec!["drains", "add", "--token", w];
+        args.extend_from_slice(extra);
+        s.run(&args)
+    };
+    let app = add(&["syslog://127.0.0.1:9", "--app", "api", "--space", "prod"]).ok();
+    let app: serde_json::Value = serde_json::from_str(&app.stdout).expect("json");
+    assert_eq!(app["token"], "api-prod");
+    add(&["syslog+udp://127.0.0.1:9", "--site", "www.example.com"]).ok();
+    add(&[
+        "http://u:p@127.0.0.1:9/logs",
+        "--where",
+        "app=api",
+        "--q",
+        "error",
+        "--framing",
+        "octet-counting",
+    ])
+    .ok();
+    let bad = add(&["gopher://h:70", "--app", "api", "--space", "prod"]);
+    assert_eq!(bad.code, 2, "a refused input: {}", bad.stderr);
+    assert!(
+        bad.stderr.contains("422") && bad.stderr.contains("not supported"),
+        "{}",
+        bad.stderr
+    );
+    let none = add(&["syslog://127.0.0.1:9"]);
+    assert_ne!(none.code, 0);
+    assert!(none.stderr.contains("say which records"), "{}", none.stderr);
+    let list = s.run(&["drains", "list", "--token", w]).ok().stdout;
+    assert_eq!(list.lines().count(), 3, "{list}");
+    assert!(
+        list.contains("http://u:***@127.0.0.1:9/logs"),
+        "passwords are not shown: {list}"
+    );
+    let id = app["id"].as_str().expect("id");
+    s.run(&["drains", "rm", "--token", w, id]).ok();
+    let list = s.run(&["drains", "list", "--token", w]).ok().stdout;
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(!list.contains(id));
+    // The admin token manages realms, not a realm's drains.
+    let admin = s.run(&["drains", "list"]);
+    assert_ne!(admin.code, 0);
+    assert!(admin.stderr.contains("403"), "{}", admin.stderr);
+    server.stop();
+}
