@@ -65,14 +65,14 @@ fn send_all(
 /// the last call: re-reading the whole output every poll would take CPU
 /// from the peer being measured.
 #[derive(Default)]
-struct LineCounter {
+pub(crate) struct LineCounter {
     file: Option<std::fs::File>,
     lines: u64,
     buf: Vec<u8>,
 }
 
 impl LineCounter {
-    fn poll(&mut self, path: &Path) -> u64 {
+    pub(crate) fn poll(&mut self, path: &Path) -> u64 {
         use std::io::Read;
         if self.file.is_none() {
             self.file = std::fs::File::open(path).ok();
@@ -90,7 +90,7 @@ impl LineCounter {
     }
 }
 
-fn free_port() -> Result<u16, Failure> {
+pub(crate) fn free_port() -> Result<u16, Failure> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -319,7 +319,7 @@ fn run(n: u64, rounds: u32, dir: &Path) -> Result<(), Failure> {
 }
 
 /// The median of `v` (the mean of the middle two for an even count).
-fn median(v: &[f64]) -> f64 {
+pub(crate) fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     match s.len() {
@@ -329,7 +329,7 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-fn rsyslog_version() -> String {
+pub(crate) fn rsyslog_version() -> String {
     Command::new("rsyslogd")
         .arg("-v")
         .output()

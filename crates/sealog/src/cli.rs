@@ -290,6 +290,20 @@ pub enum TokenCmd {
 /// `sealog bench ...`
 #[derive(Debug, Subcommand)]
 pub enum BenchCmd {
+    /// Records/s from the journal to one rsyslog imptcp receiver through a
+    /// drain, against rsyslog relaying the same lines to it (omfwd over
+    /// TCP); then a log session's commit-to-line latency.
+    Drain {
+        /// Records to deliver.
+        #[arg(long, default_value_t = 500_000)]
+        records: u64,
+        /// Rounds, alternating rsyslog and sealog; medians are compared.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Directory to run in (absent; removed after).
+        #[arg(long, default_value = "./sealog-bench-drain")]
+        dir: PathBuf,
+    },
     /// The same RFC 5424 stream into rsyslog (imptcp -> omfile) and into
     /// sealog (syslog TCP -> durable journal), then sealog's sidecar; prints
     /// both rates and the ratio.

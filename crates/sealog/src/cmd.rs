@@ -99,6 +99,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             };
             return crate::bench_realms::realms(&p, &dir, keep);
         }
+        Command::Bench(BenchCmd::Drain {
+            records,
+            rounds,
+            dir,
+        }) => return crate::bench_drain::drain(records, rounds, &dir),
         Command::Bench(BenchCmd::Journal {
             records,
             batch,

@@ -2,6 +2,7 @@
 
 mod backend;
 mod bench;
+mod bench_drain;
 mod bench_http;
 mod bench_ingest;
 mod bench_realms;
