@@ -467,7 +467,10 @@ async fn run(
         delivered: status.delivered.load(Ordering::Relaxed),
         failing: None,
     };
-    let mut last_save = Instant::now();
+    // The first delivery is saved at once; then about once a second.
+    let mut last_save = Instant::now()
+        .checked_sub(Duration::from_secs(1))
+        .unwrap_or_else(Instant::now);
     let mut backoff = Duration::from_millis(100);
     let max_backoff = Duration::from_secs(cfg.max_backoff_secs.max(1));
     let batch_records = cfg.batch_records.max(1) as u64;
@@ -475,6 +478,12 @@ async fn run(
         status.set(DrainState::Delivering, None);
         engine.publish(&state);
     }
+    let read_at = |from: u64, size: u64| {
+        let to = size.min(from + batch_records);
+        let (j, name, m) = (realm.journal().clone(), info.realm.clone(), matcher.clone());
+        tokio::task::spawn_blocking(move || read_batch(&j, &name, &m, from, to))
+    };
+    let mut prefetched: Option<(u64, tokio::task::JoinHandle<Result<Batch, String>>)> = None;
     let persist = |cursor_now: u64, failing: Option<String>, saved: &mut DrainCursor| {
         let c = DrainCursor {
             cursor: cursor_now,
@@ -532,11 +541,12 @@ async fn run(
             }
             continue;
         }
-        let to = size.min(cursor + batch_records);
-        let (j, name) = (realm.journal().clone(), info.realm.clone());
-        let m = matcher.clone();
-        let from = cursor;
-        let read = tokio::task::spawn_blocking(move || read_batch(&j, &name, &m, from, to)).await;
+        let read = match prefetched.take() {
+            // The batch read while the last one was sent, if it starts here
+            // (after a failure the cursor moved back and it is dropped).
+            Some((from, h)) if from == cursor => h.await,
+            _ => read_at(cursor, size).await,
+        };
         let batch = match read {
             Ok(Ok(b)) => b,
             _ if stop.is_cancelled() => break,
@@ -555,6 +565,13 @@ async fn run(
                 continue;
             }
         };
+        // Read the next batch while this one is sent, so the receiver never
+        // waits for the journal.
+        let size_now = *committed.borrow();
+        if batch.next < size_now {
+            let from = batch.next;
+            prefetched = Some((from, read_at(from, size_now)));
+        }
         match sender.send(&batch, &stop).await {
             Ok(sent) => {
                 let n = batch.spans.len() as u64;

@@ -3,6 +3,7 @@
 mod bundle;
 mod cli;
 mod crash;
+mod drain_crash;
 mod hostile;
 mod realm_names;
 mod realm_out;
