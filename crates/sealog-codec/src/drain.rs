@@ -104,6 +104,13 @@ pub fn parse_destination(raw: &str) -> Result<Destination, DestinationError> {
     if raw.len() > MAX_URL_BYTES {
         return Err(malformed(format!("longer than {MAX_URL_BYTES} bytes")));
     }
+    // The URL parser would quietly drop them, so two spellings of one
+    // destination would be two drains and the stored URL not the used one.
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(malformed(
+            "contains whitespace or control characters".into(),
+        ));
+    }
     let bad_port = |reason| DestinationError::BadPort {
         url: raw.to_string(),
         reason,
@@ -439,6 +446,8 @@ mod tests {
         assert!(!err("syslog://u:secret@h:514").contains("secret"));
         assert!(err("syslog://h:514/path").contains("host:port only"));
         assert!(err("not a url").contains("not a valid URL"));
+        assert!(err("syslog://h:514\n").contains("whitespace or control"));
+        assert!(err(" syslog://h:514").contains("whitespace or control"));
         assert!(err(&format!("http://h/{}", "a".repeat(3000))).contains("longer than"));
     }
 

@@ -128,9 +128,13 @@ impl Filter {
                 return false;
             }
         }
-        // Cheap rejection before parsing: a plain value must appear verbatim.
+        // Cheap rejection before parsing: a plain value must appear verbatim,
+        // unless the line spells characters as `\u0061` or `\/`.
+        let escaped = !self.wheres.is_empty()
+            && (memchr::memmem::find(line, br"\u").is_some()
+                || memchr::memmem::find(line, br"\/").is_some());
         for w in &self.wheres {
-            if w.verbatim.as_ref().is_some_and(|f| f.find(line).is_none()) {
+            if !escaped && w.verbatim.as_ref().is_some_and(|f| f.find(line).is_none()) {
                 return false;
             }
         }
@@ -464,5 +468,18 @@ mod tests {
         assert!(Filter::default().with_from("yesterday").is_err());
         assert!(Filter::default().with_text("payments").matches(LINE));
         assert!(!Filter::default().with_text("Payments").matches(LINE));
+    }
+}
+
+#[cfg(test)]
+mod escape_tests {
+    use super::Filter;
+
+    #[test]
+    fn a_value_spelled_with_escapes_still_matches() {
+        let f = Filter::default().with_where("app=api").expect("term");
+        assert!(f.matches(br#"{"realm":"r","seq":0,"app":"\u0061pi"}"#));
+        assert!(f.matches(br#"{"realm":"r","seq":0,"app":"api"}"#));
+        assert!(!f.matches(br#"{"realm":"r","seq":0,"app":"\u0062pi"}"#));
     }
 }

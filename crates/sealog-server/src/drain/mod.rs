@@ -368,6 +368,31 @@ impl Engine {
     }
 }
 
+/// Saves one drain's cursor on the blocking pool, one save at a time: a
+/// save still running is never raced by the next (which waits for a later
+/// turn) nor by the last one when the drain stops.
+#[derive(Default)]
+struct Saver(Option<tokio::task::JoinHandle<()>>);
+
+impl Saver {
+    fn idle(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(tokio::task::JoinHandle::is_finished)
+    }
+
+    fn start(&mut self, state: &Arc<AppState>, id: &str, c: DrainCursor) {
+        let (st, id) = (state.clone(), id.to_string());
+        self.0 = Some(tokio::task::spawn_blocking(move || st.drains.save(&id, &c)));
+    }
+
+    async fn finish(&mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.await;
+        }
+    }
+}
+
 /// Reads records `[from, to)` and builds the packets of those `m` selects.
 fn read_batch(
     journal: &crate::realm::SharedLog,
@@ -393,6 +418,7 @@ fn read_batch(
                 let start = b.buf.len();
                 record::packet(&mut b.buf, realm, line, &f, m);
                 b.spans.push((start, b.buf.len()));
+                b.seqs.push(seq);
             }
         }
         b.next = seq + 1;
@@ -462,6 +488,15 @@ async fn run(
     // Stream batches written but not yet confirmed: (when, first seq).
     let mut unconfirmed: std::collections::VecDeque<(Instant, u64)> = Default::default();
     let mut cursor = status.cursor.load(Ordering::Relaxed);
+    // A cursor past the journal's end (a restored backup, a journal that
+    // lost its unsynced tail) would skip the records that take those seqs.
+    let size = realm.journal().read().map_or(cursor, |j| j.size());
+    if cursor > size {
+        tracing::warn!(drain = %info.id, cursor, size, "drain cursor is past the realm's end; delivering from the end");
+        cursor = size;
+        status.cursor.store(cursor, Ordering::Relaxed);
+        status.confirmed.store(cursor, Ordering::Relaxed);
+    }
     let mut saved = DrainCursor {
         cursor,
         delivered: status.delivered.load(Ordering::Relaxed),
@@ -484,21 +519,30 @@ async fn run(
         tokio::task::spawn_blocking(move || read_batch(&j, &name, &m, from, to))
     };
     let mut prefetched: Option<(u64, tokio::task::JoinHandle<Result<Batch, String>>)> = None;
-    let persist = |cursor_now: u64, failing: Option<String>, saved: &mut DrainCursor| {
+    let mut saver = Saver::default();
+    let mut persist = |cursor_now: u64, failing: Option<String>, saved: &mut DrainCursor| {
         let c = DrainCursor {
             cursor: cursor_now,
             delivered: status.delivered.load(Ordering::Relaxed),
             failing,
         };
-        if c != *saved {
+        if c != *saved && saver.idle() {
             *saved = c.clone();
-            let (st, id) = (state.clone(), info.id.clone());
-            // Small and rare (about once a second); on the blocking pool.
-            tokio::task::spawn_blocking(move || st.drains.save(&id, &c));
+            saver.start(&state, &info.id, c);
         }
     };
     loop {
-        // Confirm stream batches older than the window.
+        // A stream the receiver closed or reset: what was written on it in
+        // the window may be lost, so it goes again on the next connection.
+        if sender.broken() {
+            cursor = unconfirmed.front().map_or(cursor, |(_, s)| *s);
+            unconfirmed.clear();
+            status.cursor.store(cursor, Ordering::Relaxed);
+            sender.disconnect();
+            prefetched = None;
+        }
+        // Confirm stream batches older than the window (on a connection
+        // that is still up: checked just above).
         let now = Instant::now();
         while unconfirmed
             .front()
@@ -534,10 +578,17 @@ async fn run(
             } else {
                 Duration::from_millis(250)
             };
+            let broken = sender.broken_signal().unwrap_or_default();
             tokio::select! {
                 r = committed.changed() => if r.is_err() { break },
                 () = tokio::time::sleep(tick) => {},
+                () = broken.cancelled(), if sender.broken_signal().is_some() => {},
                 () = stop.cancelled() => break,
+            }
+            // An idle connection gives its slot to a drain waiting for one
+            // (once what it carried is confirmed).
+            if unconfirmed.is_empty() {
+                sender.release_if_contended();
             }
             continue;
         }
@@ -654,11 +705,16 @@ async fn run(
         delivered: status.delivered.load(Ordering::Relaxed),
         failing: failing_text,
     };
-    let (st, id) = (state.clone(), info.id.clone());
+    saver.finish().await;
     // Removed drains have no cursor to save.
-    let still_there =
-        st.drains.running.lock().is_ok_and(|r| r.contains_key(&id)) || st.shutdown.is_cancelled();
+    let still_there = state
+        .drains
+        .running
+        .lock()
+        .is_ok_and(|r| r.contains_key(&info.id))
+        || state.shutdown.is_cancelled();
     if still_there {
-        let _ = tokio::task::spawn_blocking(move || st.drains.save(&id, &c)).await;
+        saver.start(&state, &info.id, c);
+        saver.finish().await;
     }
 }

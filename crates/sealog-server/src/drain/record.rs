@@ -161,9 +161,15 @@ impl Matcher {
     /// appear in it verbatim, and a filter is tested whole. Records of
     /// other apps then cost a substring search, not a parse.
     pub fn may_match(&self, line: &[u8]) -> bool {
+        // JSON may spell a plain character as `\u0061` or `\/`: such a
+        // line is parsed, never judged by its text.
+        let escaped = memchr::memmem::find(line, br"\u").is_some()
+            || memchr::memmem::find(line, br"\/").is_some();
         let verbatim = |v: &str| {
-            !v.bytes()
-                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+            escaped
+                || !v
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
                 || memchr::memmem::find(line, v.as_bytes()).is_some()
         };
         match self {
@@ -201,7 +207,47 @@ impl Matcher {
 /// Parses a stored line's fields; `None` if it is not a JSON object (a
 /// stored record always is).
 pub fn fields(line: &[u8]) -> Option<Fields<'_>> {
-    serde_json::from_slice(line).ok()
+    serde_json::from_slice(line)
+        .ok()
+        .or_else(|| owned_fields(line))
+}
+
+/// The fields of a line the borrowing reader refused: one with a repeated
+/// key, which ingest accepts (the last one wins here). Never a reason to
+/// skip a record.
+fn owned_fields(line: &[u8]) -> Option<Fields<'static>> {
+    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+    let o = v.as_object()?;
+    let g = |k: &str| {
+        o.get(k)
+            .and_then(serde_json::Value::as_str)
+            .map(|s| Cow::Owned(s.to_string()))
+    };
+    Some(Fields {
+        seq: o
+            .get("seq")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0),
+        received_at: g("received_at"),
+        time: g("time"),
+        when: g("when"),
+        timestamp: g("timestamp"),
+        at_timestamp: g("@timestamp"),
+        app: g("app"),
+        space: g("space"),
+        site: g("site"),
+        site_domain: g("site_domain"),
+        host: g("host"),
+        dyno: g("dyno"),
+        proc_type: g("proc_type"),
+        source: g("source"),
+        stream: g("stream"),
+        severity: g("severity"),
+        level: g("level"),
+        msg: g("msg"),
+        message: g("message"),
+        log: g("log"),
+    })
 }
 
 impl Fields<'_> {
@@ -289,6 +335,10 @@ pub fn packet(out: &mut Vec<u8>, realm: &str, line: &[u8], f: &Fields<'_>, m: &M
     );
 }
 
+/// Longest message text in a session line (a record may hold 1 MiB; a
+/// terminal tail does not need it, and a session's memory stays bounded).
+pub const MAX_SESSION_TEXT: usize = 8192;
+
 /// Appends the record's log-session line, as logshuttle's sessions print
 /// them (seed-systems §3.8), and a newline:
 /// `<time> <app>-<space> app[<type>.<pod>]: <msg>`, or for router and
@@ -315,7 +365,9 @@ pub fn session_line(out: &mut Vec<u8>, line: &[u8], f: &Fields<'_>, m: &Matcher)
     let text = f
         .text()
         .map_or_else(|| String::from_utf8_lossy(line), Cow::Borrowed);
-    for b in text.trim().bytes() {
+    let text = text.trim();
+    let keep = sealog_codec::drain::cut(text.as_bytes(), MAX_SESSION_TEXT);
+    for b in text[..keep].bytes() {
         out.push(if matches!(b, b'\n' | b'\r' | 0) {
             b' '
         } else {
@@ -409,6 +461,21 @@ mod tests {
         let line = br#"{"realm":"acme","seq":1,"app":"a\"b","space":"prod"}"#;
         assert!(quoted.may_match(line));
         assert!(quoted.matches(line, &fields(line).expect("fields")));
+    }
+
+    #[test]
+    fn repeated_keys_and_escapes_never_drop_a_record() {
+        let m = app();
+        let dup = br#"{"realm":"acme","seq":6,"app":"api","space":"prod","msg":"a","msg":"b"}"#;
+        let f = fields(dup).expect("a repeated key still parses");
+        assert!(m.may_match(dup) && m.matches(dup, &f));
+        assert_eq!((f.seq, f.text()), (6, Some("b")));
+        let esc = br#"{"realm":"acme","seq":7,"app":"\u0061pi","space":"pr\/od","msg":"x"}"#;
+        let f = fields(esc).expect("fields");
+        assert!(m.may_match(esc), "an escaped name is parsed, not searched");
+        assert!(!m.matches(esc, &f), "pr/od is not prod");
+        let esc = br#"{"realm":"acme","seq":7,"app":"\u0061pi","space":"prod","msg":"x"}"#;
+        assert!(m.may_match(esc) && m.matches(esc, &fields(esc).expect("fields")));
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct Batch {
     pub buf: Vec<u8>,
     /// Each packet's `(start, end)` in `buf`.
     pub spans: Vec<(usize, usize)>,
+    /// Each packet's seq.
+    pub seqs: Vec<u64>,
 }
 
 impl Batch {
@@ -178,7 +180,6 @@ pub struct Sender {
     slots: Arc<Semaphore>,
     conn: Option<Conn>,
     udp: Option<UdpSocket>,
-    frame_id: u64,
     out: Vec<u8>,
 }
 
@@ -216,7 +217,6 @@ impl Sender {
             slots,
             conn: None,
             udp: None,
-            frame_id: 0,
             out: Vec::new(),
         }
     }
@@ -228,6 +228,27 @@ impl Sender {
             self.dest.transport,
             Transport::SyslogTcp | Transport::SyslogTls
         )
+    }
+
+    /// True when the receiver closed or reset the stream connection:
+    /// what was written on it lately may not have been read.
+    pub fn broken(&self) -> bool {
+        self.conn.as_ref().is_some_and(|c| c.closed.is_cancelled())
+    }
+
+    /// Cancelled when the stream connection breaks; `None` without one.
+    pub fn broken_signal(&self) -> Option<CancellationToken> {
+        self.conn.as_ref().map(|c| c.closed.clone())
+    }
+
+    /// Closes an idle stream connection (gracefully: what was written is
+    /// read) when other drains wait for this destination's slots.
+    pub fn release_if_contended(&mut self) -> bool {
+        if self.conn.is_some() && self.slots.available_permits() == 0 && !self.broken() {
+            self.conn = None;
+            return true;
+        }
+        false
     }
 
     /// Drops the connection (after a failure, or when stopping).
@@ -260,11 +281,34 @@ impl Sender {
         Duration::from_secs(self.shared.cfg.write_timeout_secs.max(1))
     }
 
+    /// One of the destination's connection slots. Waiting is bounded: a
+    /// drain that finds them all busy retries with backoff and says why
+    /// (idle connections give theirs up meanwhile).
+    fn slot(
+        &self,
+        stop: &CancellationToken,
+    ) -> impl std::future::Future<Output = Result<OwnedSemaphorePermit, Failure>> + Send + 'static
+    {
+        let (slots, stop) = (self.slots.clone(), stop.clone());
+        let busy = format!(
+            "all {} connections to {}:{} are in use by other drains (drains.max_connections_per_destination)",
+            self.shared.cfg.max_connections_per_destination, self.dest.host, self.dest.port
+        );
+        async move {
+            let wait = tokio::time::timeout(Duration::from_secs(5), slots.acquire_owned());
+            tokio::select! {
+                r = wait => match r {
+                    Ok(Ok(p)) => Ok(p),
+                    Ok(Err(_)) => Err(Failure::Stopped),
+                    Err(_) => Err(Failure::Retry(busy)),
+                },
+                () = stop.cancelled() => Err(Failure::Stopped),
+            }
+        }
+    }
+
     async fn connect(&mut self, stop: &CancellationToken) -> Result<(), Failure> {
-        let slot = tokio::select! {
-            s = self.slots.clone().acquire_owned() => s.map_err(|_| Failure::Stopped)?,
-            () = stop.cancelled() => return Err(Failure::Stopped),
-        };
+        let slot = self.slot(stop).await?;
         let addr = (self.dest.host.as_str(), self.dest.port);
         let dial = tokio::time::timeout(self.timeout().min(Duration::from_secs(10)), async {
             TcpStream::connect(addr).await
@@ -406,27 +450,26 @@ impl Sender {
         }
         let url = self.dest.http_url.clone().unwrap_or_default();
         let per = self.shared.cfg.http_max_frames.max(1);
-        let spans: Vec<_> = batch.spans.chunks(per).collect();
-        for chunk in spans {
+        for (i, chunk) in batch.spans.chunks(per).enumerate() {
             let mut body = Vec::new();
             for (s, e) in chunk {
                 logplex_frame(&mut body, &batch.buf[*s..*e]);
             }
-            self.frame_id += 1;
+            // The same records get the same frame id, on a retry and after
+            // a restart, so a receiver can drop a repeated frame.
+            let first = batch.seqs.get(i * per).copied().unwrap_or_default();
+            let frame_id = format!("{first}-{}", chunk.len());
             let mut req = client
                 .post(&url)
                 .header("content-type", "application/logplex-1")
                 .header("logplex-msg-count", chunk.len().to_string())
-                .header("logplex-frame-id", self.frame_id.to_string())
+                .header("logplex-frame-id", frame_id)
                 .header("logplex-drain-token", self.id.as_str())
                 .body(body);
             if let Some((u, p)) = &self.dest.basic_auth {
                 req = req.basic_auth(u, Some(p));
             }
-            let _slot = tokio::select! {
-                s = self.slots.clone().acquire_owned() => s.map_err(|_| Failure::Stopped)?,
-                () = stop.cancelled() => return Err(Failure::Stopped),
-            };
+            let _slot = self.slot(stop).await?;
             let resp = tokio::select! {
                 r = req.send() => r,
                 () = stop.cancelled() => return Err(Failure::Stopped),
@@ -436,12 +479,20 @@ impl Sender {
             if status.is_success() {
                 continue;
             }
-            let text = tokio::time::timeout(Duration::from_secs(2), resp.text())
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
-            let text: String = text.chars().take(200).collect();
+            // At most 4 KiB of the answer is read, whatever it sends.
+            let mut resp = resp;
+            let mut head = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                while head.len() < 4096 {
+                    match resp.chunk().await {
+                        Ok(Some(c)) => head.extend_from_slice(&c),
+                        _ => break,
+                    }
+                }
+            })
+            .await;
+            drop(resp);
+            let text: String = String::from_utf8_lossy(&head).chars().take(200).collect();
             let why = format!("HTTP {status} from {}: {}", redact(&url), text.trim());
             // Frames already acknowledged in this batch are delivered
             // again with the retry: at least once.

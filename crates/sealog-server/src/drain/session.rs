@@ -24,6 +24,10 @@ use crate::state::AppState;
 /// Most sessions open (not expired) at once.
 pub const MAX_SESSIONS: usize = 10_000;
 
+/// Most sessions of one realm open at once, so one realm cannot take them
+/// all.
+pub const MAX_REALM_SESSIONS: usize = 500;
+
 /// Most records looked at backwards for a session's history.
 const MAX_HISTORY_SCAN: u64 = 2_000_000;
 
@@ -56,12 +60,14 @@ fn key(id: &str) -> [u8; 32] {
 
 impl Sessions {
     /// Opens a session; returns its id, or `None` when [`MAX_SESSIONS`]
-    /// are open.
+    /// are open, or [`MAX_REALM_SESSIONS`] of its realm.
     pub fn create(&self, s: Session) -> Option<String> {
         let mut map = self.map.lock().ok()?;
         let now = Instant::now();
         map.retain(|_, s| s.expires > now);
-        if map.len() >= MAX_SESSIONS {
+        if map.len() >= MAX_SESSIONS
+            || map.values().filter(|o| o.realm == s.realm).count() >= MAX_REALM_SESSIONS
+        {
             return None;
         }
         let id = sealog_store::uuid_v4();

@@ -508,7 +508,9 @@ pub async fn create_session(
             expires: std::time::Instant::now() + ttl,
             grant: caller.0,
         })
-        .ok_or(ApiError::Overloaded("too many log sessions"))?;
+        .ok_or(ApiError::Overloaded(
+            "too many log sessions (of this realm or in all); they expire after session_ttl_secs",
+        ))?;
     let base = match &state.config.drains.session_url {
         Some(u) => u.trim_end_matches('/').to_string(),
         None => {

@@ -438,7 +438,7 @@ async fn a_receiver_down_for_10s_and_a_sealog_restart_lose_nothing() {
 /// What the test's HTTP receiver saw.
 #[derive(Default)]
 struct Seen {
-    posts: Vec<(u64, Option<String>, Vec<String>)>,
+    posts: Vec<(u64, Option<String>, Vec<String>, String)>,
     answers: Vec<u16>,
 }
 
@@ -464,7 +464,10 @@ async fn http_receiver(script: Vec<u16>) -> (std::net::SocketAddr, Arc<Mutex<See
                     .expect("count");
                 assert_eq!(count, frames.len(), "Logplex-Msg-Count matches the frames");
                 assert_eq!(headers["content-type"], "application/logplex-1");
-                assert!(headers.contains_key("logplex-frame-id"));
+                let frame_id = headers["logplex-frame-id"]
+                    .to_str()
+                    .expect("ascii")
+                    .to_string();
                 assert!(headers.contains_key("logplex-drain-token"));
                 let auth = headers
                     .get("authorization")
@@ -479,7 +482,7 @@ async fn http_receiver(script: Vec<u16>) -> (std::net::SocketAddr, Arc<Mutex<See
                     .iter()
                     .map(|f| String::from_utf8_lossy(f).trim_end().to_string())
                     .collect();
-                s.posts.push((u64::from(status), auth, lines));
+                s.posts.push((u64::from(status), auth, lines, frame_id));
                 StatusCode::from_u16(status).expect("status")
             }
         }
@@ -546,6 +549,11 @@ async fn http_drains_retry_a_500_and_fail_on_a_400() {
         let s = seen.lock().expect("lock");
         assert_eq!(s.posts[0].0, 500);
         assert_eq!(s.posts[1].0, 500, "a 500 is retried");
+        assert_eq!(
+            s.posts[0].3, s.posts[1].3,
+            "a retried frame keeps its Logplex-Frame-Id"
+        );
+        assert_eq!(s.posts[0].3, s.posts[2].3);
         // The retried frames arrive: every seq in 200 answers, in order.
         let seqs: Vec<u64> = s
             .posts
@@ -1099,4 +1107,59 @@ async fn log_sessions_send_history_then_tail_and_expire() {
         .await
         .expect("send");
     assert_eq!(r.status(), 403);
+}
+
+/// A receiver that drops its first connection unread, while no new record
+/// comes: the records written on it are sent again at once on the next
+/// one, not confirmed by the passing of the resend window.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_on_a_connection_the_receiver_dropped_go_again_while_idle() {
+    let mut config = Config::default();
+    config.drains.resend_window_secs = 3;
+    config.drains.max_backoff_secs = 1;
+    let srv = TestServer::start_with(config).await;
+    let r = srv.realm("idle").await;
+    let wt = s(&r, "write_token").to_string();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        // The first connection: held 1 s unread, then dropped.
+        let (first, _) = l.accept().await.expect("accept");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(first);
+        while let Ok((c, _)) = l.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut r = tokio::io::BufReader::new(c).lines();
+                while let Ok(Some(line)) = r.next_line().await {
+                    for s in seqs_in(&line) {
+                        let _ = tx.send(s);
+                    }
+                }
+            });
+        }
+    });
+    add_drain(
+        &srv,
+        &wt,
+        "/apps/api-prod/log-drains",
+        json!({"url": format!("syslog://127.0.0.1:{port}")}),
+    )
+    .await;
+    post_events(&srv, &wt, shuttle("prod", 0, 5)).await;
+    let mut got = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while got.len() < 5 && Instant::now() < deadline {
+        if let Ok(Some(seq)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+            got.insert(seq);
+        }
+    }
+    assert_eq!(
+        got,
+        (0..5).collect::<BTreeSet<u64>>(),
+        "sent again without a new record"
+    );
 }
