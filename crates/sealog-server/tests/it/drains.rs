@@ -435,6 +435,26 @@ async fn a_receiver_down_for_10s_and_a_sealog_restart_lose_nothing() {
     );
 }
 
+/// Accepts connections on `l` and sends the seq of every line any of them
+/// carries.
+fn seq_receiver(l: tokio::net::TcpListener) -> tokio::sync::mpsc::UnboundedReceiver<u64> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((c, _)) = l.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut r = tokio::io::BufReader::new(c).lines();
+                while let Ok(Some(line)) = r.next_line().await {
+                    for s in seqs_in(&line) {
+                        let _ = tx.send(s);
+                    }
+                }
+            });
+        }
+    });
+    rx
+}
+
 /// What the test's HTTP receiver saw.
 #[derive(Default)]
 struct Seen {
@@ -896,20 +916,7 @@ async fn a_dead_and_a_stalled_drain_do_not_slow_a_live_one_or_ingest() {
         .await
         .expect("bind");
     let live_port = live.local_addr().expect("addr").port();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((c, _)) = live.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut r = tokio::io::BufReader::new(c).lines();
-                while let Ok(Some(line)) = r.next_line().await {
-                    for s in seqs_in(&line) {
-                        let _ = tx.send(s);
-                    }
-                }
-            });
-        }
-    });
+    let mut rx = seq_receiver(live);
     // Best of three rounds each: one round swings ±20% on a 2-core machine.
     let mut rate_alone: f64 = 0.0;
     for _ in 0..3 {
@@ -1124,23 +1131,13 @@ async fn records_on_a_connection_the_receiver_dropped_go_again_while_idle() {
         .await
         .expect("bind");
     let port = l.local_addr().expect("addr").port();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    // The first connection: held 1 s unread, then dropped; then a reader.
+    let (give, back) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        // The first connection: held 1 s unread, then dropped.
         let (first, _) = l.accept().await.expect("accept");
         tokio::time::sleep(Duration::from_secs(1)).await;
         drop(first);
-        while let Ok((c, _)) = l.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut r = tokio::io::BufReader::new(c).lines();
-                while let Ok(Some(line)) = r.next_line().await {
-                    for s in seqs_in(&line) {
-                        let _ = tx.send(s);
-                    }
-                }
-            });
-        }
+        let _ = give.send(l);
     });
     add_drain(
         &srv,
@@ -1150,6 +1147,7 @@ async fn records_on_a_connection_the_receiver_dropped_go_again_while_idle() {
     )
     .await;
     post_events(&srv, &wt, shuttle("prod", 0, 5)).await;
+    let mut rx = seq_receiver(back.await.expect("listener"));
     let mut got = BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(8);
     while got.len() < 5 && Instant::now() < deadline {
