@@ -11,7 +11,6 @@
 //!   receiver can see a gap or a repeat;
 //! - octet counting (RFC 6587 §3.4.1) is offered besides newline framing.
 
-use std::fmt::Write as _;
 
 /// How a drain's records travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +198,9 @@ pub fn redacted(raw: &str) -> String {
 pub struct Packet<'a> {
     /// The record's time (its own, else when sealog received it), ns.
     pub time_ns: i64,
+    /// The same time as the record spells it, when that is RFC 3339 in UTC
+    /// (`...Z`): written from the text, without formatting `time_ns`.
+    pub time_text: Option<&'a str>,
     /// HOSTNAME: `<app>-<space>`, or the site ([`logshuttle_host`]).
     pub host: &'a str,
     /// APP-NAME: `<type>.<dyno>` ([`logshuttle_tag`]).
@@ -252,17 +254,18 @@ fn header_field(out: &mut Vec<u8>, s: &str, max: usize) {
 /// TIME is UTC with at most 6 fractional digits, trailing zeros trimmed,
 /// as logshuttle formats it; MSG has `\n`, `\r` and NUL made spaces.
 pub fn write_packet(out: &mut Vec<u8>, p: &Packet<'_>) {
-    let pri = 8 + if p.stderr { 3 } else { 6 };
-    let mut head = String::with_capacity(48);
-    let _ = write!(head, "<{pri}>1 {} ", micros_time(p.time_ns));
-    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(if p.stderr { b"<11>1 " } else { b"<14>1 " });
+    if !p.time_text.is_some_and(|t| micros_from_text(out, t)) {
+        out.extend_from_slice(micros_time(p.time_ns).as_bytes());
+    }
+    out.push(b' ');
     header_field(out, p.host, 255);
     out.push(b' ');
     header_field(out, p.tag, 48);
     out.extend_from_slice(b" - - [sealog@32473 realm=\"");
     sd_value(out, p.realm);
     out.extend_from_slice(b"\" seq=\"");
-    out.extend_from_slice(p.seq.to_string().as_bytes());
+    sealog_event::push_decimal(out, p.seq);
     out.extend_from_slice(b"\"] ");
     for b in p.msg.bytes() {
         out.push(if matches!(b, b'\n' | b'\r' | 0) {
@@ -280,6 +283,52 @@ fn sd_value(out: &mut Vec<u8>, s: &str) {
             out.push(b'\\');
         }
         out.push(b);
+    }
+}
+
+/// Appends `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` from RFC 3339 text already in
+/// UTC, with at most 6 fractional digits and trailing zeros trimmed (what
+/// [`micros_time`] makes of the same instant); false, appending nothing,
+/// for any other spelling.
+fn micros_from_text(out: &mut Vec<u8>, t: &str) -> bool {
+    let Some(digits) = plain_utc_fraction(t) else {
+        return false;
+    };
+    out.extend_from_slice(&t.as_bytes()[..19]);
+    let keep = &digits[..digits.len().min(6)];
+    let end = keep.iter().rposition(|d| *d != b'0').map_or(0, |i| i + 1);
+    if end > 0 {
+        out.push(b'.');
+        out.extend_from_slice(&keep[..end]);
+    }
+    out.push(b'Z');
+    true
+}
+
+/// True when `t` is `YYYY-MM-DDTHH:MM:SS[.digits]Z`, which
+/// [`write_packet`] writes from the text ([`Packet::time_text`]).
+pub fn is_plain_utc(t: &str) -> bool {
+    plain_utc_fraction(t).is_some()
+}
+
+/// The fractional digits of a plain UTC RFC 3339 time (empty for none).
+fn plain_utc_fraction(t: &str) -> Option<&[u8]> {
+    let b = t.as_bytes();
+    let shape = b.len() >= 20
+        && b[..19].iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        })
+        && b[b.len() - 1] == b'Z';
+    if !shape {
+        return None;
+    }
+    match &b[19..b.len() - 1] {
+        [] => Some(&[][..]),
+        [b'.', d @ ..] if !d.is_empty() && d.iter().all(u8::is_ascii_digit) => Some(d),
+        _ => None,
     }
 }
 
@@ -470,6 +519,7 @@ mod tests {
             &mut out,
             &Packet {
                 time_ns: 1_700_000_000_123_400_000,
+                time_text: None,
                 host: &host,
                 tag: &tag,
                 stderr: true,
@@ -488,6 +538,7 @@ mod tests {
             &mut out,
             &Packet {
                 time_ns: 1_700_000_000_000_000_000,
+                time_text: None,
                 host: "",
                 tag: "a b",
                 stderr: false,
@@ -558,6 +609,35 @@ mod tests {
         fn parsers_never_panic(body in proptest::collection::vec(any::<u8>(), 0..200), url in ".{0,80}") {
             let _ = parse_logplex(&body);
             let _ = parse_destination(&url);
+        }
+    }
+
+    #[test]
+    fn a_utc_time_text_is_written_as_formatting_its_instant_would() {
+        for (text, want) in [
+            (
+                "2026-11-23T09:59:59.123456789Z",
+                "2026-11-23T09:59:59.123456Z",
+            ),
+            ("2026-11-23T09:59:59.120Z", "2026-11-23T09:59:59.12Z"),
+            ("2026-11-23T09:59:59.000Z", "2026-11-23T09:59:59Z"),
+            ("2026-11-23T09:59:59Z", "2026-11-23T09:59:59Z"),
+        ] {
+            let mut out = Vec::new();
+            assert!(micros_from_text(&mut out, text), "{text}");
+            assert_eq!(String::from_utf8(out).expect("utf8"), want);
+            let ns = sealog_event::parse_rfc3339(text).expect("time");
+            assert_eq!(micros_time(ns), want, "the same as formatting {text}");
+        }
+        for other in [
+            "2026-11-23T09:59:59+01:00",
+            "2026-11-23 09:59:59Z",
+            "2026-11-23T09:59:59.Z",
+            "x",
+        ] {
+            let mut out = Vec::new();
+            assert!(!micros_from_text(&mut out, other), "{other}");
+            assert!(out.is_empty());
         }
     }
 }

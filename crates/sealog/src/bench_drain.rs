@@ -240,11 +240,19 @@ ruleset(name="fwd") {{ action(type="omfwd" target="127.0.0.1" port="{to_relay_ou
             app: "api".into(),
             space: "prod".into(),
         })?;
+        let mut memo = sealog_server::drain::record::Memo::default();
         for line in text.lines() {
             let f = sealog_server::drain::record::fields(line.as_bytes())
                 .ok_or("a stored record that is not JSON")?;
             let mut p = Vec::new();
-            sealog_server::drain::record::packet(&mut p, "bench", line.as_bytes(), &f, &m);
+            sealog_server::drain::record::packet(
+                &mut p,
+                "bench",
+                line.as_bytes(),
+                &f,
+                &m,
+                &mut memo,
+            );
             sealog_codec::drain::frame_stream(&mut out, &p, sealog_codec::drain::Framing::Newline);
         }
         out

@@ -405,8 +405,14 @@ fn read_batch(
     let mut b = Batch {
         from,
         next: from,
+        // Sized once: growing a multi-MiB buffer by doubling copied it and
+        // faulted in fresh pages for every batch.
+        buf: Vec::with_capacity(
+            (to.saturating_sub(from) as usize * 256).min(MAX_BATCH_BYTES + (64 << 10)),
+        ),
         ..Batch::default()
     };
+    let mut memo = record::Memo::default();
     let j = journal
         .read()
         .map_err(|_| "journal lock poisoned".to_string())?;
@@ -416,7 +422,7 @@ fn read_batch(
         } else if let Some(f) = record::fields(line) {
             if m.matches(line, &f) {
                 let start = b.buf.len();
-                record::packet(&mut b.buf, realm, line, &f, m);
+                record::packet(&mut b.buf, realm, line, &f, m, &mut memo);
                 b.spans.push((start, b.buf.len()));
                 b.seqs.push(seq);
             }

@@ -314,19 +314,65 @@ impl Fields<'_> {
     }
 }
 
+/// The last record's HOSTNAME and APP-NAME, kept while the next has the
+/// same stream fields: a batch is mostly lines of a few dynos, and building
+/// the tag takes string searches and allocations.
+#[derive(Debug, Default)]
+pub struct Memo {
+    key: Vec<Option<String>>,
+    host: String,
+    tag: String,
+}
+
+impl Memo {
+    fn host_and_tag(&mut self, f: &Fields<'_>, m: &Matcher) -> (&str, &str) {
+        let now = [&f.app, &f.space, &f.host, &f.proc_type, &f.dyno, &f.source];
+        let same = self.key.len() == now.len()
+            && self
+                .key
+                .iter()
+                .zip(now)
+                .all(|(a, b)| a.as_deref() == b.as_deref());
+        if !same {
+            self.key = now
+                .iter()
+                .map(|v| v.as_deref().map(str::to_string))
+                .collect();
+            self.host = f.hostname(m);
+            self.tag = f.tag();
+        }
+        (&self.host, &self.tag)
+    }
+}
+
 /// Appends the record's syslog packet (unframed) to `out`.
-pub fn packet(out: &mut Vec<u8>, realm: &str, line: &[u8], f: &Fields<'_>, m: &Matcher) {
-    let host = f.hostname(m);
-    let tag = f.tag();
+pub fn packet(
+    out: &mut Vec<u8>,
+    realm: &str,
+    line: &[u8],
+    f: &Fields<'_>,
+    m: &Matcher,
+    memo: &mut Memo,
+) {
+    let (host, tag) = memo.host_and_tag(f, m);
     let text = f
         .text()
         .map_or_else(|| String::from_utf8_lossy(line), Cow::Borrowed);
+    // A time the record spells as plain UTC is copied, not parsed and
+    // formatted again (the same text either way).
+    let own = [&f.time, &f.when, &f.timestamp, &f.at_timestamp]
+        .into_iter()
+        .flatten()
+        .next()
+        .map(|t| t.as_ref());
+    let time_text = own.filter(|t| sealog_codec::drain::is_plain_utc(t));
     write_packet(
         out,
         &Packet {
-            time_ns: f.time_ns(),
-            host: &host,
-            tag: &tag,
+            time_ns: if time_text.is_some() { 0 } else { f.time_ns() },
+            time_text,
+            host,
+            tag,
             stderr: f.is_error(),
             realm,
             seq: f.seq,
@@ -397,7 +443,7 @@ mod tests {
         let m = app();
         assert!(m.matches(SHUTTLE, &f));
         let mut out = Vec::new();
-        packet(&mut out, "acme", SHUTTLE, &f, &m);
+        packet(&mut out, "acme", SHUTTLE, &f, &m, &mut Memo::default());
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
             "<14>1 2026-11-23T09:59:59.123456Z api-prod web.1234567-abcde - - \
@@ -424,7 +470,7 @@ mod tests {
         .expect("matcher");
         assert!(m.matches(site, &f));
         let mut out = Vec::new();
-        packet(&mut out, "acme", site, &f, &m);
+        packet(&mut out, "acme", site, &f, &m, &mut Memo::default());
         let text = String::from_utf8(out).expect("utf8");
         assert!(
             text.starts_with("<11>1 2026-11-23T10:00:00Z www.example.com akkeris/router - - "),
@@ -491,7 +537,7 @@ mod tests {
         let bare = br#"{"realm":"acme","seq":3,"received_at":"2026-11-23T10:00:00Z","n":1}"#;
         let f = fields(bare).expect("fields");
         let mut out = Vec::new();
-        packet(&mut out, "acme", bare, &f, &app());
+        packet(&mut out, "acme", bare, &f, &app(), &mut Memo::default());
         let text = String::from_utf8(out).expect("utf8");
         assert!(
             text.starts_with(
