@@ -11,7 +11,6 @@
 //!   receiver can see a gap or a repeat;
 //! - octet counting (RFC 6587 §3.4.1) is offered besides newline framing.
 
-
 /// How a drain's records travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {

@@ -400,16 +400,18 @@ fn read_batch(
     m: &Matcher,
     from: u64,
     to: u64,
+    mut buf: Vec<u8>,
 ) -> Result<Batch, String> {
     const MAX_BATCH_BYTES: usize = 4 << 20;
+    // Sized once, and reused from batch to batch: growing a multi-MiB
+    // buffer by doubling copied it, and a fresh one faulted in (and the
+    // kernel zeroed) new pages every time.
+    buf.clear();
+    buf.reserve((to.saturating_sub(from) as usize * 256).min(MAX_BATCH_BYTES + (64 << 10)));
     let mut b = Batch {
         from,
         next: from,
-        // Sized once: growing a multi-MiB buffer by doubling copied it and
-        // faulted in fresh pages for every batch.
-        buf: Vec::with_capacity(
-            (to.saturating_sub(from) as usize * 256).min(MAX_BATCH_BYTES + (64 << 10)),
-        ),
+        buf,
         ..Batch::default()
     };
     let mut memo = record::Memo::default();
@@ -519,11 +521,13 @@ async fn run(
         status.set(DrainState::Delivering, None);
         engine.publish(&state);
     }
-    let read_at = |from: u64, size: u64| {
+    let read_at = |from: u64, size: u64, buf: Vec<u8>| {
         let to = size.min(from + batch_records);
         let (j, name, m) = (realm.journal().clone(), info.realm.clone(), matcher.clone());
-        tokio::task::spawn_blocking(move || read_batch(&j, &name, &m, from, to))
+        tokio::task::spawn_blocking(move || read_batch(&j, &name, &m, from, to, buf))
     };
+    // Two batch buffers take turns (one being sent, one being filled).
+    let mut spare: Vec<Vec<u8>> = Vec::new();
     let mut prefetched: Option<(u64, tokio::task::JoinHandle<Result<Batch, String>>)> = None;
     let mut saver = Saver::default();
     let mut persist = |cursor_now: u64, failing: Option<String>, saved: &mut DrainCursor| {
@@ -602,7 +606,7 @@ async fn run(
             // The batch read while the last one was sent, if it starts here
             // (after a failure the cursor moved back and it is dropped).
             Some((from, h)) if from == cursor => h.await,
-            _ => read_at(cursor, size).await,
+            _ => read_at(cursor, size, spare.pop().unwrap_or_default()).await,
         };
         let batch = match read {
             Ok(Ok(b)) => b,
@@ -627,7 +631,10 @@ async fn run(
         let size_now = *committed.borrow();
         if batch.next < size_now {
             let from = batch.next;
-            prefetched = Some((from, read_at(from, size_now)));
+            prefetched = Some((
+                from,
+                read_at(from, size_now, spare.pop().unwrap_or_default()),
+            ));
         }
         match sender.send(&batch, &stop).await {
             Ok(sent) => {
@@ -697,6 +704,9 @@ async fn run(
                     break;
                 }
             }
+        }
+        if spare.len() < 2 {
+            spare.push(batch.buf);
         }
     }
     sender.disconnect();
