@@ -401,6 +401,7 @@ fn read_batch(
     from: u64,
     to: u64,
     mut buf: Vec<u8>,
+    newline: bool,
 ) -> Result<Batch, String> {
     const MAX_BATCH_BYTES: usize = 4 << 20;
     // Sized once, and reused from batch to batch: growing a multi-MiB
@@ -412,6 +413,7 @@ fn read_batch(
         from,
         next: from,
         buf,
+        newline_framed: newline,
         ..Batch::default()
     };
     let mut memo = record::Memo::default();
@@ -425,7 +427,19 @@ fn read_batch(
             if m.matches(line, &f) {
                 let start = b.buf.len();
                 record::packet(&mut b.buf, realm, line, &f, m, &mut memo);
-                b.spans.push((start, b.buf.len()));
+                if newline {
+                    // As frame_stream would: cut (not inside a character),
+                    // then the newline, outside the span.
+                    let keep = sealog_codec::drain::cut(
+                        &b.buf[start..],
+                        sealog_codec::drain::MAX_STREAM_PACKET,
+                    );
+                    b.buf.truncate(start + keep);
+                    b.spans.push((start, b.buf.len()));
+                    b.buf.push(b'\n');
+                } else {
+                    b.spans.push((start, b.buf.len()));
+                }
                 b.seqs.push(seq);
             }
         }
@@ -521,10 +535,11 @@ async fn run(
         status.set(DrainState::Delivering, None);
         engine.publish(&state);
     }
+    let newline = sender.wants_newline_framing();
     let read_at = |from: u64, size: u64, buf: Vec<u8>| {
         let to = size.min(from + batch_records);
         let (j, name, m) = (realm.journal().clone(), info.realm.clone(), matcher.clone());
-        tokio::task::spawn_blocking(move || read_batch(&j, &name, &m, from, to, buf))
+        tokio::task::spawn_blocking(move || read_batch(&j, &name, &m, from, to, buf, newline))
     };
     // Two batch buffers take turns (one being sent, one being filled).
     let mut spare: Vec<Vec<u8>> = Vec::new();

@@ -32,6 +32,9 @@ pub struct Batch {
     pub spans: Vec<(usize, usize)>,
     /// Each packet's seq.
     pub seqs: Vec<u64>,
+    /// Each packet in `buf` is followed by a newline (outside its span),
+    /// so a newline-framed stream writes `buf` as it is.
+    pub newline_framed: bool,
 }
 
 impl Batch {
@@ -221,6 +224,11 @@ impl Sender {
         }
     }
 
+    /// True when batches should be built newline-framed for this sender.
+    pub fn wants_newline_framing(&self) -> bool {
+        self.is_stream() && self.framing == Framing::Newline
+    }
+
     /// True for transports without acknowledgements, whose recent records
     /// are sent again after a break.
     pub fn is_stream(&self) -> bool {
@@ -376,16 +384,21 @@ impl Sender {
         }
         let mut out = std::mem::take(&mut self.out);
         out.clear();
-        for p in batch.packets() {
-            frame_stream(&mut out, p, self.framing);
-        }
+        let bytes: &[u8] = if batch.newline_framed && self.framing == Framing::Newline {
+            &batch.buf
+        } else {
+            for p in batch.packets() {
+                frame_stream(&mut out, p, self.framing);
+            }
+            &out
+        };
         let limit = self.timeout();
         let r = {
             let Some(conn) = self.conn.as_mut() else {
                 return Err(Failure::Retry("not connected".into()));
             };
             let write = async {
-                conn.write.write_all(&out).await?;
+                conn.write.write_all(bytes).await?;
                 conn.write.flush().await
             };
             tokio::select! {
