@@ -617,6 +617,36 @@ async fn run(
             }
             continue;
         }
+        if let Err(f) = sender.ready(&stop).await {
+            let e = match f {
+                Failure::Stopped => break,
+                Failure::Retry(e) => e,
+                Failure::Refused(e) => {
+                    failing = true;
+                    e
+                }
+            };
+            state.metrics.drain_retry(&info.realm);
+            status.set(
+                if failing {
+                    DrainState::Failing
+                } else {
+                    DrainState::Retrying
+                },
+                Some(e),
+            );
+            engine.publish(&state);
+            let wait = if failing {
+                Duration::from_secs(cfg.failing_retry_secs.max(1))
+            } else {
+                backoff
+            };
+            backoff = (backoff * 2).min(max_backoff);
+            if !pause(wait, &stop).await {
+                break;
+            }
+            continue;
+        }
         let read = match prefetched.take() {
             // The batch read while the last one was sent, if it starts here
             // (after a failure the cursor moved back and it is dropped).

@@ -259,6 +259,23 @@ impl Sender {
         false
     }
 
+    /// Connects a stream transport that is not connected, so a dead
+    /// destination costs a connect attempt, not a batch read from the
+    /// journal as well; other transports are always ready.
+    ///
+    /// # Errors
+    /// As [`Sender::send`].
+    pub async fn ready(&mut self, stop: &CancellationToken) -> Result<(), Failure> {
+        if self.is_stream() && self.conn.is_none() {
+            let r = self.connect(stop).await;
+            if r.is_err() {
+                self.disconnect();
+            }
+            return r;
+        }
+        Ok(())
+    }
+
     /// Drops the connection (after a failure, or when stopping).
     pub fn disconnect(&mut self) {
         self.conn = None;
