@@ -75,6 +75,23 @@ fn rsyslogd(dir: &Path, conf: &str, ports: &[u16]) -> Result<Rsyslogd, Failure> 
     Ok(r)
 }
 
+/// CPU seconds (user + system) process `pid` (or `self`) has used, from
+/// `/proc/<pid>/stat` (in USER_HZ ticks, 100 a second on Linux).
+fn cpu_secs(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // Fields after the command name's closing parenthesis start at the 3rd.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
 /// Waits until `path` has `want` lines; the seconds since `t0`.
 fn wait_lines(c: &mut LineCounter, path: &Path, want: u64, t0: Instant) -> Result<f64, Failure> {
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -129,7 +146,7 @@ ruleset(name="r") {{ action(type="omfile" file="{b}" template="raw") }}
     )?;
     // The relay: imptcp in, omfwd over TCP to the receiver, the lines as
     // they came.
-    let _relay = rsyslogd(
+    let relay = rsyslogd(
         &dir.join("relay"),
         &format!(
             r#"global(workDirectory="{w}")
@@ -259,13 +276,16 @@ ruleset(name="fwd") {{ action(type="omfwd" target="127.0.0.1" port="{to_relay_ou
     };
     let bytes_per = stream.len() as f64 / n as f64;
 
+    let relay_pid = relay.0.id().to_string();
     let (mut rs_times, mut sl_times) = (Vec::new(), Vec::new());
+    let (mut rs_cpu, mut sl_cpu) = (Vec::new(), Vec::new());
     let (mut rs_count, mut sl_count) = (LineCounter::default(), LineCounter::default());
     for round in 0..u64::from(rounds) {
         eprintln!(
             "round {}: rsyslog relay, then sealog drain, {n} lines each ...",
             round + 1
         );
+        let c0 = cpu_secs(&relay_pid);
         let t0 = Instant::now();
         let bytes = stream.clone();
         let sender = std::thread::spawn(move || -> std::io::Result<()> {
@@ -279,7 +299,9 @@ ruleset(name="fwd") {{ action(type="omfwd" target="127.0.0.1" port="{to_relay_ou
             Ok(())
         });
         rs_times.push(wait_lines(&mut rs_count, &got_relay, n * (round + 1), t0)?);
+        rs_cpu.push(cpu_secs(&relay_pid) - c0);
         let _ = sender.join();
+        let c0 = cpu_secs("self");
         let t0 = Instant::now();
         let d = call(
             reqwest::Method::POST,
@@ -292,6 +314,7 @@ ruleset(name="fwd") {{ action(type="omfwd" target="127.0.0.1" port="{to_relay_ou
             ),
         )?;
         sl_times.push(wait_lines(&mut sl_count, &got_sealog, n * (round + 1), t0)?);
+        sl_cpu.push(cpu_secs("self") - c0);
         let id = d["id"].as_str().unwrap_or_default();
         call(
             reqwest::Method::DELETE,
@@ -327,6 +350,13 @@ ruleset(name="fwd") {{ action(type="omfwd" target="127.0.0.1" port="{to_relay_ou
         rates(&sl_times)
     );
     println!("ratio sealog / rsyslog: {:.2}x", sl_rate / rs_rate);
+    let (rc, sc) = (median(&rs_cpu), median(&sl_cpu));
+    println!(
+        "CPU per record (user + system, medians): rsyslog relay {:.2} us, sealog drain {:.2} us (the whole bench process, its file polling included); ratio {:.2}",
+        rc * 1e6 / n as f64,
+        sc * 1e6 / n as f64,
+        sc / rc
+    );
     println!(
         "log session, commit -> line ({PROBES} single-record commits with fsync, 10 ms apart): p50 {:.1} ms, p99 {:.1} ms; send -> line (the fsync included) p99 {:.1} ms",
         lat.p50, lat.p99, lat.send99
