@@ -40,7 +40,8 @@ fn record(i: u64) -> String {
     )
 }
 
-struct Rsyslogd(Child);
+/// A running rsyslogd, killed when dropped.
+pub(crate) struct Rsyslogd(Child);
 
 impl Drop for Rsyslogd {
     fn drop(&mut self) {
@@ -49,7 +50,9 @@ impl Drop for Rsyslogd {
     }
 }
 
-fn rsyslogd(dir: &Path, conf: &str, ports: &[u16]) -> Result<Rsyslogd, Failure> {
+/// Writes `conf` into `dir`, starts rsyslogd on it and waits until it
+/// listens on every port in `ports`.
+pub(crate) fn rsyslogd(dir: &Path, conf: &str, ports: &[u16]) -> Result<Rsyslogd, Failure> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("rsyslog.conf"), conf)?;
     let child = Command::new("rsyslogd")

@@ -97,7 +97,6 @@ pub(crate) fn free_port() -> Result<u16, Failure> {
 }
 
 fn rsyslog(dir: &Path, stream: &[u8], n: u64) -> Result<f64, Failure> {
-    std::fs::create_dir_all(dir)?;
     let port = free_port()?;
     let out = dir.join("out.log");
     let conf = format!(
@@ -111,48 +110,27 @@ ruleset(name="bench") {{
         w = dir.display(),
         out = out.display()
     );
-    std::fs::write(dir.join("rsyslog.conf"), conf)?;
-    let mut child = Command::new("rsyslogd")
-        .arg("-n")
-        .arg("-f")
-        .arg(dir.join("rsyslog.conf"))
-        .arg("-i")
-        .arg(dir.join("rsyslog.pid"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("start rsyslogd (Debian package rsyslog): {e}"))?;
-    let result = (|| {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(addr).is_err() {
-            if Instant::now() > deadline {
-                return Err(Failure::from("rsyslogd did not start listening"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    // Started (and killed when dropped) as the drain bench starts its own.
+    let _rsyslogd = crate::bench_drain::rsyslogd(dir, &conf, &[port])?;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let t0 = Instant::now();
+    let sender = send_all(addr, stream.to_vec());
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut counter = LineCounter::default();
+    loop {
+        if counter.poll(&out) >= n {
+            break;
         }
-        let t0 = Instant::now();
-        let sender = send_all(addr, stream.to_vec());
-        let deadline = Instant::now() + Duration::from_secs(600);
-        let mut counter = LineCounter::default();
-        loop {
-            if counter.poll(&out) >= n {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(Failure::from(
-                    "rsyslog did not write every line within 600 s",
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if Instant::now() > deadline {
+            return Err(Failure::from(
+                "rsyslog did not write every line within 600 s",
+            ));
         }
-        let took = t0.elapsed().as_secs_f64();
-        let _ = sender.join();
-        Ok(took)
-    })();
-    let _ = child.kill();
-    let _ = child.wait();
-    result
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = t0.elapsed().as_secs_f64();
+    let _ = sender.join();
+    Ok(took)
 }
 
 /// Runs the comparison in `dir` (removed afterwards).

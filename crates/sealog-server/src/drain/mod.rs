@@ -454,6 +454,23 @@ fn read_batch(
     Ok(b)
 }
 
+/// How long to wait after a failed attempt: `failing_retry_secs` for a
+/// failing drain, else the backoff, which then doubles up to its cap.
+fn next_wait(
+    failing: bool,
+    backoff: &mut Duration,
+    max_backoff: Duration,
+    cfg: &config::Drains,
+) -> Duration {
+    let wait = if failing {
+        Duration::from_secs(cfg.failing_retry_secs.max(1))
+    } else {
+        *backoff
+    };
+    *backoff = (*backoff * 2).min(max_backoff);
+    wait
+}
+
 /// Sleeps `d` unless stopped first; false when stopped.
 async fn pause(d: Duration, stop: &CancellationToken) -> bool {
     tokio::select! {
@@ -636,13 +653,7 @@ async fn run(
                 Some(e),
             );
             engine.publish(&state);
-            let wait = if failing {
-                Duration::from_secs(cfg.failing_retry_secs.max(1))
-            } else {
-                backoff
-            };
-            backoff = (backoff * 2).min(max_backoff);
-            if !pause(wait, &stop).await {
+            if !pause(next_wait(failing, &mut backoff, max_backoff, &cfg), &stop).await {
                 break;
             }
             continue;
@@ -725,13 +736,7 @@ async fn run(
                     status.set(DrainState::Retrying, Some(e));
                     engine.publish(&state);
                 }
-                let wait = if failing {
-                    Duration::from_secs(cfg.failing_retry_secs.max(1))
-                } else {
-                    backoff
-                };
-                backoff = (backoff * 2).min(max_backoff);
-                if !pause(wait, &stop).await {
+                if !pause(next_wait(failing, &mut backoff, max_backoff, &cfg), &stop).await {
                     break;
                 }
             }
