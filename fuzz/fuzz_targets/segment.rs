@@ -798,6 +798,22 @@ fn run(
     }
     let report: Report = verify_dir(real, REALM, &key, &Evidence::default(), &|_| {})
         .expect("the verifier reports; it fails only on I/O errors");
+    // The per-commit checker (forensic inquiries) on the same files: it
+    // reports, never panics, and on a journal the verifier passes every
+    // commit verifies.
+    let everything = sealog_journal::commits::Window {
+        start_ns: i64::MIN,
+        end_ns: i64::MAX,
+        deadline: None,
+    };
+    let commits = sealog_journal::commits::check_commits(real, REALM, &key, everything, &mut |_| {})
+        .expect("the commit checker reports; it fails only on I/O errors");
+    if report.ok() {
+        assert!(
+            commits.iter().all(|c| c.verified),
+            "commit checker disagrees with the verifier: {commits:?}"
+        );
+    }
     let opened = Journal::open_in(fs.clone(), dir, REALM, s.clone(), options());
     if stats() {
         // One line per input, to see how deep a corpus gets:

@@ -28,6 +28,10 @@ pub enum Format {
     JsonArray,
     /// logshuttle `LogSpec` objects, one per line.
     LogSpec,
+    /// AWS VPC flow-log lines (version 2), each a record of kind `flow`
+    /// ([`crate::vpcflow`]); the header and `NODATA`/`SKIPDATA` lines are
+    /// skipped and counted in [`Batch::skipped`].
+    VpcFlow,
 }
 
 /// One refused line or element.
@@ -68,6 +72,9 @@ pub struct Batch {
     pub buf: Vec<u8>,
     /// Each event's range in `buf` and its own time.
     pub events: EventRanges,
+    /// Lines the format skips by design, not errors (a VPC flow-log
+    /// header, `NODATA` and `SKIPDATA` lines).
+    pub skipped: u64,
 }
 
 /// Parses and validates a whole body. Events longer than `max_line` bytes
@@ -86,6 +93,7 @@ pub fn parse(
         Format::Ndjson => ndjson(body, max_line, max_listed)?,
         Format::JsonArray => array(&body, max_line, max_listed)?,
         Format::LogSpec => logspec(&body, max_line, max_listed)?,
+        Format::VpcFlow => vpcflow(&body, max_line, max_listed)?,
     };
     if batch.events.is_empty() {
         return Err(BatchError::Empty);
@@ -141,7 +149,11 @@ fn trim(body: &[u8], mut r: Range<usize>) -> Range<usize> {
 
 fn ndjson(body: Vec<u8>, max_line: usize, max_listed: usize) -> Result<Batch, BatchError> {
     let events = ndjson_events(&body, max_line, max_listed)?;
-    Ok(Batch { buf: body, events })
+    Ok(Batch {
+        buf: body,
+        events,
+        skipped: 0,
+    })
 }
 
 /// The NDJSON events of `body` as ranges into it with their own times,
@@ -275,9 +287,59 @@ fn logspec(body: &[u8], max_line: usize, max_listed: usize) -> Result<Batch, Bat
     Ok(batch)
 }
 
+/// Flow-log lines, numbered from 1; a batch of only skipped lines is
+/// empty, and refused as such.
+fn vpcflow(body: &[u8], max_line: usize, max_listed: usize) -> Result<Batch, BatchError> {
+    let mut batch = Batch::default();
+    let mut bad = Bad::new(max_listed);
+    for (n, line) in body.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if line.len() > max_line {
+            bad.push(n + 1, too_long("line", line.len(), max_line));
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(line) else {
+            bad.push(n + 1, "line is not UTF-8".into());
+            continue;
+        };
+        match crate::vpcflow::parse_line(text) {
+            Ok(crate::vpcflow::Line::Flow(ev, t)) => {
+                let at = batch.buf.len();
+                batch.buf.extend_from_slice(&ev);
+                batch.events.push((at..batch.buf.len(), Some(t)));
+            }
+            Ok(crate::vpcflow::Line::Skip(_)) => batch.skipped += 1,
+            Err(e) => bad.push(n + 1, e),
+        }
+    }
+    bad.check()?;
+    Ok(batch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vpcflow_skips_counts_and_names_bad_lines() {
+        let body = b"version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n\
+2 1 eni-1 10.0.0.1 10.0.0.2 443 5000 6 1 60 1600000000 1600000060 ACCEPT OK\n\
+2 1 eni-1 - - - - - - - 1600000000 1600000060 - NODATA\n";
+        let b = parse(body.to_vec(), Format::VpcFlow, 4096, 10).expect("batch");
+        assert_eq!((b.events.len(), b.skipped), (1, 2));
+        let bad = b"2 1 eni-1 10.0.0.1 10.0.0.2 443 5000 6 1 60 1600000000 1600000060 ACCEPT OK\n2 1 eni\n2 1 eni-1 a b x 1 6 1 1 1 1 ACCEPT OK\n";
+        match parse(bad.to_vec(), Format::VpcFlow, 4096, 10) {
+            Err(BatchError::BadLines { count, lines }) => {
+                assert_eq!(count, 2);
+                assert_eq!(lines[0].line, 2);
+                assert_eq!(lines[1].line, 3);
+                assert!(lines[1].reason.contains("srcport"), "{}", lines[1].reason);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     fn lines(b: &Batch) -> Vec<&[u8]> {
         b.events.iter().map(|(r, _)| &b.buf[r.clone()]).collect()

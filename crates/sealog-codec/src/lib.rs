@@ -7,7 +7,9 @@
 //! - [`frame`]: Mojaloop sidecar framing, a 4-byte big-endian length and
 //!   that many bytes, with a maximum size (the seed had none);
 //! - [`sidecar`]: what a sidecar message becomes as an event, and the
-//!   hello and ack frames sealog adds to the protocol.
+//!   hello and ack frames sealog adds to the protocol;
+//! - [`vpcflow`]: AWS VPC flow-log lines as `flow` records, and their
+//!   digest.
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -24,3 +26,4 @@ pub mod frame;
 pub mod logshuttle;
 pub mod sidecar;
 pub mod syslog;
+pub mod vpcflow;

@@ -55,14 +55,35 @@ pub fn to_event(
     Ok((line, None))
 }
 
-/// The write token in a hello frame, if it is one.
-pub fn parse_hello(message: &[u8]) -> Option<String> {
+/// A hello frame: the write token, and the sidecar's service name when it
+/// gives one (`{"token": "...", "serviceName": "..."}`, the name the
+/// Mojaloop sidecar registered with the KMS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// The realm's write token.
+    pub token: String,
+    /// The service the sidecar logs for (1 to 256 characters).
+    pub service: Option<String>,
+}
+
+/// The hello in a frame, if it is one: an object with `token` and at most
+/// `serviceName` besides.
+pub fn parse_hello(message: &[u8]) -> Option<Hello> {
     let v: serde_json::Value = serde_json::from_slice(message).ok()?;
     let obj = v.as_object()?;
-    if obj.len() != 1 {
+    let service = match obj.get("serviceName") {
+        None => None,
+        Some(s) => Some(
+            s.as_str()
+                .filter(|s| !s.is_empty() && s.len() <= 256)?
+                .to_string(),
+        ),
+    };
+    if obj.len() != 1 + usize::from(service.is_some()) {
         return None;
     }
-    obj.get("token")?.as_str().map(str::to_string)
+    let token = obj.get("token")?.as_str()?.to_string();
+    Some(Hello { token, service })
 }
 
 #[cfg(test)]
@@ -97,10 +118,20 @@ mod tests {
         assert_eq!(to_event(b"", None), Err(MessageError::Empty));
         assert_eq!(to_event(b"ab\xffcd", None), Err(MessageError::NotUtf8(2)));
         assert_eq!(
-            parse_hello(br#"{"token":"slw_x"}"#).as_deref(),
+            parse_hello(br#"{"token":"slw_x"}"#)
+                .map(|h| h.token)
+                .as_deref(),
             Some("slw_x")
         );
         assert_eq!(parse_hello(br#"{"token":"slw_x","app":"y"}"#), None);
+        assert_eq!(
+            parse_hello(br#"{"token":"slw_x","serviceName":"ledger"}"#),
+            Some(Hello {
+                token: "slw_x".into(),
+                service: Some("ledger".into())
+            })
+        );
+        assert_eq!(parse_hello(br#"{"token":"slw_x","serviceName":""}"#), None);
         assert_eq!(parse_hello(b"hello"), None);
     }
 }

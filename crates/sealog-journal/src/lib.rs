@@ -35,6 +35,7 @@
 pub mod block;
 pub mod bundle;
 pub mod checkpoint;
+pub mod commits;
 pub mod conformance;
 mod error;
 pub mod fs;

@@ -238,6 +238,41 @@ impl TreeFile {
     }
 }
 
+/// Reads `tree.hashes` without opening it for writing (the live journal
+/// may be appending to it): for the offline verifiers, which use a stored
+/// hash only after checking it against a signed root.
+#[derive(Debug)]
+pub struct TreeReader {
+    file: std::fs::File,
+}
+
+impl TreeReader {
+    /// Opens `path` read-only; `None` when it is missing or has a bad header.
+    pub fn open(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::FileExt as _;
+        let file = std::fs::File::open(path).ok()?;
+        let mut h = [0u8; HEADER_LEN as usize];
+        file.read_exact_at(&mut h, 0).ok()?;
+        let crc = u32::from_le_bytes(h[12..16].try_into().ok()?);
+        let version = u32::from_le_bytes(h[8..12].try_into().ok()?);
+        (&h[..8] == MAGIC && crc32c::crc32c(&h[..12]) == crc && version == VERSION)
+            .then_some(Self { file })
+    }
+
+    /// The hash of node (`height` ≥ [`TILE_HEIGHT`], `index`), when stored
+    /// and its checksum holds.
+    pub fn node(&self, height: u32, index: u64) -> Option<Hash> {
+        use std::os::unix::fs::FileExt as _;
+        let pos = position(height.checked_sub(TILE_HEIGHT)?, index);
+        let mut e = [0u8; ENTRY_LEN as usize];
+        self.file
+            .read_exact_at(&mut e, HEADER_LEN.checked_add(pos.checked_mul(ENTRY_LEN)?)?)
+            .ok()?;
+        let hash: Hash = e[..32].try_into().ok()?;
+        (entry_crc(pos, &hash) == u32::from_le_bytes(e[32..].try_into().ok()?)).then_some(hash)
+    }
+}
+
 fn entry_crc(pos: u64, hash: &[u8]) -> u32 {
     let c = crc32c::crc32c(&pos.to_le_bytes());
     crc32c::crc32c_append(c, hash)

@@ -29,6 +29,75 @@ pub struct Config {
     pub integrity: Integrity,
     /// Delivery to drains and log sessions.
     pub drains: Drains,
+    /// The audit service (Palisade's `/api/success` and `/api/error`).
+    pub audit: Audit,
+    /// Forensic inquiries (Mojaloop central-kms `/inquiry`).
+    pub inquiries: Inquiries,
+    /// VPC flow-log digests.
+    pub digests: Digests,
+}
+
+/// The audit service: Palisade's message rules and dead-letter directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    /// Services an `AuditSuccessMessage` is accepted from; a success from
+    /// any other is kept, marked rejected, and answered `rejected`.
+    pub success_services: Vec<String>,
+    /// Where bodies that cannot be read as audit messages are written
+    /// (`Success-<UTC time>.json`, `Error-<UTC time>.json`); default
+    /// `<data>/audit-errors`.
+    pub error_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self {
+            success_services: vec!["filtered-resource-service".into(), "data-service".into()],
+            error_dir: None,
+        }
+    }
+}
+
+/// Forensic inquiries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Inquiries {
+    /// An inquiry still checking after this long completes anyway, naming
+    /// the commits it did not reach as unverified.
+    pub deadline_secs: u64,
+    /// Inquiries kept (oldest finished ones are forgotten first).
+    pub max_kept: usize,
+}
+
+impl Default for Inquiries {
+    fn default() -> Self {
+        Self {
+            deadline_secs: 300,
+            max_kept: 1000,
+        }
+    }
+}
+
+/// VPC flow-log digests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Digests {
+    /// Digest jobs run at once; more wait in the queue.
+    pub workers: usize,
+    /// An in-progress marker older than this is stale: the job is taken
+    /// for abandoned and may be queued again (vpcflow-digesterd's
+    /// `DIGEST_PROGRESS_TIMEOUT`, here in seconds).
+    pub timeout_secs: u64,
+}
+
+impl Default for Digests {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            timeout_secs: 600,
+        }
+    }
 }
 
 /// Delivery to drains (syslog and HTTP destinations) and log sessions.
@@ -339,6 +408,9 @@ impl Default for Config {
             syslog_tls: Vec::new(),
             integrity: Integrity::default(),
             drains: Drains::default(),
+            audit: Audit::default(),
+            inquiries: Inquiries::default(),
+            digests: Digests::default(),
         }
     }
 }
@@ -495,6 +567,11 @@ impl Config {
         }
         if let Some(v) = get("SESSION_URL") {
             self.drains.session_url = Some(v);
+        }
+        // vpcflow-digesterd's DIGEST_PROGRESS_TIMEOUT, in milliseconds.
+        if let Some(v) = get("DIGEST_PROGRESS_TIMEOUT") {
+            let ms: u64 = parse("DIGEST_PROGRESS_TIMEOUT", v)?;
+            self.digests.timeout_secs = ms.div_ceil(1000).max(1);
         }
         // The Mojaloop sidecar's variables: SIDE_PORT opens (or moves) a
         // sidecar listener on 127.0.0.1, SIDE_SERVICE names the service,

@@ -258,7 +258,7 @@ pub async fn ingest(
     headers: &HeaderMap,
     body: Body,
     format: Format,
-) -> Result<Receipt, ApiError> {
+) -> Result<(Receipt, u64), ApiError> {
     let limits = &state.config.limits;
     let gzip = encoding(headers)?;
     let _admission = admit(state, realm, headers)?;
@@ -284,5 +284,10 @@ pub async fn ingest(
         state.metrics.refused(realm.name(), "token_revoked", 1);
         return Err(ApiError::BadToken);
     }
-    commit(state, realm, parsed).await
+    let skipped = parsed.skipped;
+    if skipped > 0 {
+        metrics::counter!("sealog_skipped_lines_total", "realm" => state.metrics.label(realm.name()))
+            .increment(skipped);
+    }
+    Ok((commit(state, realm, parsed).await?, skipped))
 }

@@ -23,10 +23,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod digest;
 pub mod drain;
 pub mod error;
+pub mod forensic;
 pub mod front;
 pub mod integrity;
 pub mod listen;
@@ -160,6 +163,10 @@ impl Server {
             )),
             drains: drain::Engine::new(fs.clone(), data.to_path_buf(), config.drains.clone()),
             sessions: drain::session::Sessions::default(),
+            sidecars: Arc::new(forensic::Sidecars::default()),
+            inquiries: forensic::Inquiries::default(),
+            inquiry_slots: Arc::new(Semaphore::new(2)),
+            digests: digest::Digests::new(data, &config.digests),
             config,
             data: Mutex::new(dd),
             tokens: RwLock::new(tokens),
@@ -235,6 +242,14 @@ impl Server {
         let state = self.state.clone();
         let mut side_tasks = Vec::new();
         let down = state.shutdown.clone();
+        let configured: Vec<(String, String)> = listeners
+            .sidecar
+            .iter()
+            .filter_map(|(_, c)| Some((c.service.clone()?, c.realm.clone()?)))
+            .collect();
+        if let Ok(root) = state.data_dir().map(|d| d.root().to_path_buf()) {
+            state.sidecars.load(&root, &configured);
+        }
         for (l, cfg) in listeners.sidecar {
             if let Ok(addr) = l.local_addr() {
                 tracing::info!(%addr, realm = ?cfg.realm, "sidecar listener");

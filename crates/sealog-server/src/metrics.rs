@@ -47,7 +47,8 @@ impl Metrics {
         }
     }
 
-    fn label(&self, realm: &str) -> String {
+    /// The realm label metrics use: the realm, or `other` past the cap.
+    pub fn label(&self, realm: &str) -> String {
         let Ok(mut seen) = self.realms.lock() else {
             return "other".into();
         };

@@ -126,7 +126,8 @@ live tail and administration.
 realm is always the token's. No token, a malformed header, or an unknown \
 or revoked token: 401 with `WWW-Authenticate: Bearer`. A token of another \
 scope: 403. `/health`, `/ready`, `/metrics` and `/v1/openapi.json` need no \
-token; `/octhc` (logshuttle's health text) needs none, and \
+token; `/octhc` (logshuttle's health text) and `/actuator/health` \
+(Spring's shape, for Palisade's probes) need none, and \
 `GET /log-sessions/{id}` takes the session's id as its only credential. \
 Drain routes also take the bare write token, as logshuttle's `AUTH_KEY`.
 
@@ -153,10 +154,17 @@ server is over its concurrency limit.";
         operations::get_site_drain, operations::delete_site_drain, operations::create_filter_drain,
         operations::list_drains, operations::get_drain, operations::delete_drain,
         operations::create_session, operations::read_session, operations::octhc,
+        operations::audit_success, operations::audit_error, operations::actuator_health,
+        operations::sidecars, operations::create_inquiry, operations::get_inquiry,
+        operations::post_digest, operations::get_digest, operations::upstream_post_digest,
+        operations::upstream_get_digest,
     ),
     components(
         schemas(ErrorBody, LineError, Receipt, Scope, TokenInfo, IssuedToken, CreatedRealm,
-            DrainView, Addon, StatusView, DrainState, NewDrain, NewFilterDrain, NewSession, CreatedSession),
+            DrainView, Addon, StatusView, DrainState, NewDrain, NewFilterDrain, NewSession, CreatedSession,
+            AuditAck, AuditInvalid, ActuatorHealth, KmsError, SidecarView, InquiryCreated,
+            crate::forensic::Inquiry, crate::forensic::CommitResult, crate::forensic::Status,
+            DigestQueued, DigestMessage, DigestView, crate::digest::Meta, crate::digest::Input),
         responses(
             responses::BadRequest, responses::BadLines, responses::Unauthorized, responses::Forbidden, responses::NotFound,
             responses::MethodNotAllowed, responses::Timeout,
@@ -171,6 +179,9 @@ server is over its concurrency limit.";
         (name = "admin", description = "Realms, tokens and the verifier (admin tokens)."),
         (name = "drains", description = "Drains and log sessions, logshuttle's API (realm write tokens, bare or Bearer)."),
         (name = "ops", description = "Health, readiness, metrics and this document (no token)."),
+        (name = "audit", description = "Palisade's audit service (realm write tokens)."),
+        (name = "forensic", description = "Mojaloop central-kms: sidecars and inquiries (admin token, or the realm's query token)."),
+        (name = "digests", description = "VPC flow-log digests (write token to request, query or write token to read)."),
     ),
 )]
 struct ApiDoc;
@@ -242,6 +253,102 @@ pub struct VerifyFinding {
     pub reason: String,
     /// The finding as one line of text.
     pub text: String,
+}
+
+/// The coded acknowledgement of an audit message (gchq/Palisade #289):
+/// sent once its record is durable.
+#[derive(Debug, ToSchema)]
+pub struct AuditAck {
+    /// `accepted`, or `rejected` (kept, but it failed a rule).
+    pub status: String,
+    /// Why it was rejected.
+    pub reason: Option<String>,
+    /// The commit's receipt.
+    pub receipt: Receipt,
+}
+
+/// A body that is not an audit message, or a missing `x-request-token`.
+/// The body was kept in the audit error directory and as a dead-letter
+/// record (not for a missing header).
+#[derive(Debug, ToSchema)]
+pub struct AuditInvalid {
+    /// What is wrong.
+    pub error: String,
+    /// The field at fault.
+    pub field: Option<String>,
+    /// `invalid` when the body was kept as a dead letter.
+    pub status: Option<String>,
+}
+
+/// Spring Actuator's health shape.
+#[derive(Debug, ToSchema)]
+pub struct ActuatorHealth {
+    /// `UP`, or `DOWN` while shutting down.
+    pub status: String,
+}
+
+/// The Mojaloop KMS's error body.
+#[derive(Debug, ToSchema)]
+pub struct KmsError {
+    /// 1 (bad body), 40002 (unknown service), 40010 (bad window), 40400
+    /// (unknown inquiry).
+    pub code: u32,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A connected sidecar.
+#[derive(Debug, ToSchema)]
+#[allow(non_snake_case)]
+pub struct SidecarView {
+    /// Random id of the connection.
+    pub id: String,
+    /// The service it logs for, when known.
+    pub serviceName: Option<String>,
+    /// `connected`.
+    pub status: String,
+    /// Its realm.
+    pub realm: String,
+    /// Its address.
+    pub peer: String,
+    /// When it connected.
+    pub connected_since: String,
+    /// Frames received.
+    pub frames: u64,
+    /// Bytes of frames received.
+    pub bytes: u64,
+}
+
+/// A queued inquiry.
+#[derive(Debug, ToSchema)]
+pub struct InquiryCreated {
+    /// Its id.
+    pub id: String,
+}
+
+/// A queued digest.
+#[derive(Debug, ToSchema)]
+pub struct DigestQueued {
+    /// The digest id (vpcflow-digesterd's UUIDv5).
+    pub id: String,
+    /// `queued`.
+    pub status: String,
+}
+
+/// vpcflow-digesterd's error and conflict body.
+#[derive(Debug, ToSchema)]
+pub struct DigestMessage {
+    /// What happened.
+    pub message: String,
+}
+
+/// A digest as JSON.
+#[derive(Debug, ToSchema)]
+pub struct DigestView {
+    /// What was computed, from which records.
+    pub digest: crate::digest::Meta,
+    /// The digest's lines.
+    pub lines: Vec<String>,
 }
 
 /// `GET /health`.
@@ -346,6 +453,29 @@ pub enum ContentEncoding {
     Gzip,
 }
 
+/// `POST /v1/ingest` body format.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum IngestFormat {
+    /// NDJSON, or a JSON array.
+    Ndjson,
+    /// AWS VPC flow-log lines, version 2.
+    Vpcflow,
+}
+
+/// `POST`/`GET /v1/digests` (and `/vpcflow/`) parameters. Any other
+/// parameter is refused (400).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DigestParams {
+    /// Window start (RFC 3339; truncated to the minute, normalised to UTC).
+    #[param(example = "2026-11-22T06:00:00Z")]
+    pub start: String,
+    /// Window stop, exclusive (RFC 3339; truncated to the minute).
+    #[param(example = "2026-11-22T07:00:00Z")]
+    pub stop: String,
+}
+
 /// Record order.
 #[derive(Debug, ToSchema)]
 #[schema(rename_all = "lowercase")]
@@ -441,7 +571,10 @@ mod operations {
     #[utoipa::path(
         post, path = "/v1/ingest", tag = "ingest",
         security(("bearer" = ["write"])),
-        params(("Content-Encoding" = inline(Option<ContentEncoding>), Header, description = "`gzip` or `identity`; anything else is refused (415).")),
+        params(
+            ("Content-Encoding" = inline(Option<ContentEncoding>), Header, description = "`gzip` or `identity`; anything else is refused (415)."),
+            ("format" = inline(Option<IngestFormat>), Query, description = "`ndjson` (default) or `vpcflow`: AWS VPC flow-log v2 lines, each stored as a record of kind `flow`; the header and NODATA/SKIPDATA lines are skipped and counted in `x-sealog-skipped-lines`."),
+        ),
         request_body(description = "The events.", content(
             (String = "application/x-ndjson", example = json!("{\"app\":\"payments\",\"msg\":\"card authorised\"}\n{\"app\":\"search\",\"msg\":\"index rebuilt\"}\n")),
             (Vec<Event> = "application/json"),
@@ -963,6 +1096,188 @@ mod operations {
         ),
     )]
     fn octhc() {}
+
+    /// Audit a success (Palisade)
+    ///
+    /// An `AuditSuccessMessage`: every field required; accepted only from the configured
+    /// services (default `filtered-resource-service`, `data-service`), otherwise kept and
+    /// answered `rejected`. 202 only once the record is durable. A body that is not a
+    /// message: 400 naming the field, kept in the audit error directory and as a dead letter.
+    #[utoipa::path(
+        post, path = "/api/success", tag = "audit",
+        security(("bearer" = ["write"])),
+        params(("x-request-token" = String, Header, description = "The token of the request audited.")),
+        request_body(description = "The message.", content((Object = "application/json"))),
+        responses(
+            (status = 202, description = "Stored and durable.", body = AuditAck),
+            (status = 400, description = "Not an audit message, or no `x-request-token`.", body = AuditInvalid),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 408, response = Timeout),
+            (status = 413, response = TooLarge),
+            (status = 415, response = UnsupportedMediaType),
+            (status = 503, response = Unavailable),
+            (status = 507, response = StorageFull),
+        ),
+    )]
+    fn audit_success() {}
+
+    /// Audit an error (Palisade)
+    ///
+    /// An `AuditErrorMessage` (with `error`), accepted from any service; otherwise as
+    /// `/api/success`.
+    #[utoipa::path(
+        post, path = "/api/error", tag = "audit",
+        security(("bearer" = ["write"])),
+        params(("x-request-token" = String, Header, description = "The token of the request audited.")),
+        request_body(description = "The message.", content((Object = "application/json"))),
+        responses(
+            (status = 202, description = "Stored and durable.", body = AuditAck),
+            (status = 400, description = "Not an audit message, or no `x-request-token`.", body = AuditInvalid),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 408, response = Timeout),
+            (status = 413, response = TooLarge),
+            (status = 415, response = UnsupportedMediaType),
+            (status = 503, response = Unavailable),
+            (status = 507, response = StorageFull),
+        ),
+    )]
+    fn audit_error() {}
+
+    /// Spring-style health (Palisade's probes)
+    #[utoipa::path(
+        get, path = "/actuator/health", tag = "ops",
+        responses(
+            (status = 200, description = "Up.", body = ActuatorHealth),
+            (status = 503, description = "Shutting down.", body = ActuatorHealth),
+        ),
+    )]
+    fn actuator_health() {}
+
+    /// Connected sidecars (Mojaloop KMS)
+    #[utoipa::path(
+        get, path = "/sidecars", tag = "forensic",
+        security(("bearer" = ["admin"])),
+        responses(
+            (status = 200, description = "The sidecar clients connected now.", body = Vec<SidecarView>),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn sidecars() {}
+
+    /// Open a forensic inquiry (Mojaloop KMS)
+    ///
+    /// `{"service","startTime","endTime"}`: re-verifies, from the proven log, every commit of
+    /// the service's realm sequenced in the window (at most 30 days), in the background.
+    #[utoipa::path(
+        post, path = "/inquiry", tag = "forensic",
+        security(("bearer" = ["admin"]), ("bearer" = ["query"])),
+        request_body(description = "The inquiry.", content((Object = "application/json"))),
+        responses(
+            (status = 201, description = "Queued.", body = InquiryCreated,
+                headers(("Location" = String, description = "`/inquiry/{id}`"))),
+            (status = 400, description = "40010 bad window, 40002 unknown service, 1 bad body.", body = KmsError),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 413, description = "The body is over 2 MiB.", content_type = "text/plain", body = String),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn create_inquiry() {}
+
+    /// Read an inquiry (Mojaloop KMS)
+    #[utoipa::path(
+        get, path = "/inquiry/{id}", tag = "forensic",
+        security(("bearer" = ["admin"]), ("bearer" = ["query"])),
+        params(("id" = String, Path, description = "The inquiry's id.")),
+        responses(
+            (status = 200, description = "Its state and one result per commit.", body = crate::forensic::Inquiry),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 404, description = "40400: unknown.", body = KmsError),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn get_inquiry() {}
+
+    /// Request a flow-log digest
+    ///
+    /// Marks the window in progress and queues it; the digest is committed to the realm's
+    /// log with its input range and checkpoint.
+    #[utoipa::path(
+        post, path = "/v1/digests", tag = "digests",
+        security(("bearer" = ["write"])),
+        params(DigestParams),
+        responses(
+            (status = 202, description = "Queued.", body = DigestQueued,
+                headers(("Location" = String, description = "Where to `GET` it."))),
+            (status = 400, description = "A bad window.", body = DigestMessage),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 409, description = "Being created, or done.", body = DigestMessage),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn post_digest() {}
+
+    /// Read a flow-log digest
+    ///
+    /// Text (v2 flow lines, sorted); gzip with `Accept-Encoding: gzip`; JSON with its record
+    /// with `Accept: application/json`.
+    #[utoipa::path(
+        get, path = "/v1/digests", tag = "digests",
+        security(("bearer" = ["query"]), ("bearer" = ["write"])),
+        params(DigestParams),
+        responses(
+            (status = 200, description = "The digest.", content(
+                (String = "text/plain"),
+                (DigestView = "application/json"),
+            )),
+            (status = 204, description = "In progress."),
+            (status = 400, description = "A bad window.", body = DigestMessage),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 404, description = "Unknown.", body = DigestMessage),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn get_digest() {}
+
+    /// Request a digest (vpcflow-digesterd's `POST /`)
+    #[utoipa::path(
+        post, path = "/vpcflow/", tag = "digests",
+        security(("bearer" = ["write"])),
+        params(DigestParams),
+        responses(
+            (status = 202, description = "Queued (no body)."),
+            (status = 400, description = "A bad window.", body = DigestMessage),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 409, description = "Being created, or done.", body = DigestMessage),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn upstream_post_digest() {}
+
+    /// Read a digest (vpcflow-digesterd's `GET /`)
+    #[utoipa::path(
+        get, path = "/vpcflow/", tag = "digests",
+        security(("bearer" = ["query"]), ("bearer" = ["write"])),
+        params(DigestParams),
+        responses(
+            (status = 200, description = "The gzipped digest as stored.", content_type = "application/octet-stream", body = Vec<u8>),
+            (status = 204, description = "In progress."),
+            (status = 400, description = "A bad window.", body = DigestMessage),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 404, description = "Unknown (no body)."),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn upstream_get_digest() {}
 
     /// Liveness
     #[utoipa::path(

@@ -227,6 +227,12 @@ async fn serve_conn(
         None => None,
     };
     let mut grant: Option<crate::auth::Grant> = None;
+    // Listed in `GET /sidecars` while connected (a bound listener's
+    // connection at once, another after its hello).
+    let mut listed = realm
+        .as_ref()
+        .map(|r| state.sidecars.register(cfg.service.clone(), r.name(), peer));
+    let mut service = cfg.service.clone();
     // The whole hello must arrive within the hello timeout of accept, not
     // each byte of it.
     let hello_deadline = tokio::time::Instant::now() + hello_timeout;
@@ -286,11 +292,20 @@ async fn serve_conn(
                 }
             };
             frame_no += 1;
+            if let Some(l) = listed.as_ref() {
+                l.frame(frame.len());
+            }
             let Some(r) = realm.as_ref() else {
                 // First frame of an unbound listener: the hello.
                 match hello_realm(state, &frame) {
-                    Ok((r, g)) => {
+                    Ok((r, g, named)) => {
                         acks.label(r.name());
+                        if named.is_some() {
+                            service = named;
+                        }
+                        let l = state.sidecars.register(service.clone(), r.name(), peer);
+                        l.frame(frame.len());
+                        listed = Some(l);
                         realm = Some(r);
                         grant = Some(g);
                         continue;
@@ -316,7 +331,7 @@ async fn serve_conn(
                     break 'conn;
                 }
             }
-            match to_event(&frame, cfg.service.as_deref()) {
+            match to_event(&frame, service.as_deref()) {
                 Ok((line, time)) => batch.push(&line, time, frame_no),
                 Err(e) => {
                     state.metrics.refused(r.name(), "bad_message", 1);
@@ -367,14 +382,14 @@ async fn serve_conn(
     Ok(())
 }
 
-fn hello_realm(
-    state: &AppState,
-    frame: &[u8],
-) -> Result<(Arc<RealmHandle>, crate::auth::Grant), String> {
-    let token = parse_hello(frame).ok_or_else(|| {
-        "the first frame must be a hello {\"token\": \"<write token>\"}; closing".to_string()
+/// The realm, grant and service name a hello frame gives.
+type HelloOk = (Arc<RealmHandle>, crate::auth::Grant, Option<String>);
+
+fn hello_realm(state: &AppState, frame: &[u8]) -> Result<HelloOk, String> {
+    let hello = parse_hello(frame).ok_or_else(|| {
+        "the first frame must be a hello {\"token\": \"<write token>\"} (and optionally \"serviceName\"); closing".to_string()
     })?;
-    let grant = crate::auth::Grant::find(state, &token)
+    let grant = crate::auth::Grant::find(state, &hello.token)
         .map_err(|_| "token is not valid; closing".to_string())?;
     if grant.info.scope != Scope::Write {
         return Err(format!(
@@ -385,7 +400,7 @@ fn hello_realm(
     let realm = state
         .realm(&grant.info.realm)
         .map_err(|e| format!("{e}; closing"))?;
-    Ok((realm, grant))
+    Ok((realm, grant, hello.service))
 }
 
 /// Events gathered from one read, and the frames they came from.

@@ -61,6 +61,14 @@ pub struct AppState {
     pub drains: crate::drain::Engine,
     /// Open log sessions.
     pub sessions: crate::drain::session::Sessions,
+    /// Connected sidecars and the realms of the services seen.
+    pub sidecars: Arc<crate::forensic::Sidecars>,
+    /// Forensic inquiries.
+    pub inquiries: crate::forensic::Inquiries,
+    /// Inquiries checking at once (more wait, `created`).
+    pub inquiry_slots: Arc<Semaphore>,
+    /// VPC flow-log digests.
+    pub digests: crate::digest::Digests,
 }
 
 impl AppState {

@@ -80,7 +80,7 @@ pub fn generate_from(start: u64, n: u64, out: &mut Vec<u8>) {
 }
 
 /// CPU seconds used by this process so far (user + system).
-fn cpu_seconds() -> f64 {
+pub(crate) fn cpu_seconds() -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return 0.0;
     };

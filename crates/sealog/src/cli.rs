@@ -35,6 +35,46 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `sealog import`.
+#[derive(Debug, Subcommand)]
+pub enum ImportCmd {
+    /// AWS VPC flow logs (version 2): files or directories (AWS's
+    /// `AWSLogs/<account>/vpcflowlogs/...` layout), `.log.gz` or plain. Each
+    /// line becomes a record of kind `flow`; the header and NODATA/SKIPDATA
+    /// lines are skipped and counted; a bad line is reported with its file
+    /// and number and skipped (exit 1 at the end), never aborting the import.
+    Vpcflow {
+        /// The realm.
+        #[arg(long)]
+        realm: RealmName,
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Records per commit.
+        #[arg(long, default_value_t = 65_536)]
+        batch: usize,
+    },
+}
+
+/// `sealog digest`.
+#[derive(Debug, Subcommand)]
+pub enum DigestCmd {
+    /// Recompute a digest from the records it names, offline (the server
+    /// stopped): the input must match its signed checkpoint and the bytes
+    /// the stored digest. Exit 1 naming the difference otherwise.
+    Verify {
+        /// The realm.
+        #[arg(long)]
+        realm: RealmName,
+        /// Window start, as the digest was asked for (RFC 3339).
+        #[arg(long)]
+        start: String,
+        /// Window stop (RFC 3339).
+        #[arg(long)]
+        stop: String,
+    },
+}
+
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -68,6 +108,10 @@ pub enum Command {
         /// PEM private key for --syslog-tls.
         #[arg(long)]
         tls_key: Option<PathBuf>,
+        /// Where audit bodies that are not messages are written (default
+        /// `<data>/audit-errors`; overrides `[audit] error_dir`).
+        #[arg(long)]
+        audit_error_dir: Option<PathBuf>,
     },
     /// Create and list realms.
     #[command(subcommand)]
@@ -182,6 +226,12 @@ pub enum Command {
     /// --token is the realm's write token).
     #[command(subcommand)]
     Drains(DrainsCmd),
+    /// Import records from files.
+    #[command(subcommand)]
+    Import(ImportCmd),
+    /// VPC flow-log digests.
+    #[command(subcommand)]
+    Digest(DigestCmd),
     /// Benchmarks that print their figures.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -303,6 +353,20 @@ pub enum BenchCmd {
         /// Directory to run in (absent; removed after).
         #[arg(long, default_value = "./sealog-bench-drain")]
         dir: PathBuf,
+    },
+    /// VPC flow-log digests: sealog's digest from the journal against `awk |
+    /// sort` doing the same aggregation over the same lines; both outputs
+    /// must be identical.
+    Digest {
+        /// Flow records.
+        #[arg(long, default_value_t = 10_000_000)]
+        records: u64,
+        /// Directory to run in (absent; removed after).
+        #[arg(long, default_value = "./sealog-bench-digest")]
+        dir: PathBuf,
+        /// Keep the directory (flows.log, the journal, awk's digest).
+        #[arg(long)]
+        keep: bool,
     },
     /// The same RFC 5424 stream into rsyslog (imptcp -> omfile) and into
     /// sealog (syslog TCP -> durable journal), then sealog's sidecar; prints

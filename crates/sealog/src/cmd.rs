@@ -16,7 +16,7 @@ use sealog_store::Scope;
 use serde::Serialize;
 
 use crate::backend::{follow_pages, Backend, QuerySpec, TailSpec, Verdict};
-use crate::cli::{BenchCmd, Cli, Command, RealmCmd, ScopeArg, TokenCmd};
+use crate::cli::{BenchCmd, Cli, Command, DigestCmd, ImportCmd, RealmCmd, ScopeArg, TokenCmd};
 use crate::local::Local;
 use crate::{ingest, progress, Failure};
 
@@ -43,6 +43,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             syslog_tls,
             tls_cert,
             tls_key,
+            audit_error_dir,
         } => {
             let tls = match (syslog_tls, tls_cert, tls_key) {
                 (Some(l), Some(cert), Some(key)) => {
@@ -61,6 +62,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 config.as_deref(),
                 http,
                 (sidecar, syslog_tcp, syslog_udp, tls),
+                audit_error_dir,
             );
         }
         Command::Export {
@@ -104,12 +106,18 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             rounds,
             dir,
         }) => return crate::bench_drain::drain(records, rounds, &dir),
+        Command::Bench(BenchCmd::Digest { records, dir, keep }) => {
+            return crate::bench_digest::digest(records, &dir, keep)
+        }
         Command::Bench(BenchCmd::Journal {
             records,
             batch,
             dir,
             keep,
         }) => return crate::bench::journal(records, batch, &dir, keep),
+        Command::Digest(DigestCmd::Verify { realm, start, stop }) => {
+            return crate::flows::verify(data, &realm, &start, &stop)
+        }
         Command::Drains(cmd) => {
             let remote = crate::remote::target(data, url.as_deref(), token.as_deref(), true)?
                 .ok_or("drains needs a running server")?;
@@ -173,6 +181,11 @@ fn run_on(backend: &dyn Backend, command: Command) -> Result<(), Failure> {
             batch,
             receipts_out,
         } => cmd_ingest(backend, &realm, &input, batch, receipts_out.as_deref()),
+        Command::Import(ImportCmd::Vpcflow {
+            realm,
+            paths,
+            batch,
+        }) => crate::flows::import(backend, &realm, &paths, batch),
         Command::Query {
             realm,
             from,
@@ -236,6 +249,7 @@ fn run_on(backend: &dyn Backend, command: Command) -> Result<(), Failure> {
         ),
         Command::Serve { .. }
         | Command::Drains(_)
+        | Command::Digest(_)
         | Command::Export { .. }
         | Command::VerifyBundle { .. }
         | Command::Bench(_) => Err("this command needs the data directory itself".into()),

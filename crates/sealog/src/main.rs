@@ -2,12 +2,14 @@
 
 mod backend;
 mod bench;
+mod bench_digest;
 mod bench_drain;
 mod bench_http;
 mod bench_ingest;
 mod bench_realms;
 mod cli;
 mod cmd;
+mod flows;
 mod ingest;
 mod local;
 mod progress;

@@ -25,8 +25,12 @@ pub fn run(
         Vec<sealog_server::config::SyslogListener>,
         Option<sealog_server::config::SyslogTlsListener>,
     ),
+    audit_error_dir: Option<std::path::PathBuf>,
 ) -> Result<(), Failure> {
     let mut cfg = Config::load(config)?;
+    if audit_error_dir.is_some() {
+        cfg.audit.error_dir = audit_error_dir;
+    }
     if let Some(addr) = http {
         cfg.http = addr;
     }

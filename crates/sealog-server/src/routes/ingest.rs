@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sealog_codec::batch::Format;
 use sealog_journal::Receipt;
@@ -18,13 +19,16 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// `POST /v1/ingest`: NDJSON, or a JSON array (`Content-Type:
-/// application/json`, or a body that opens with `[`).
+/// application/json`, or a body that opens with `[`); with
+/// `?format=vpcflow`, AWS VPC flow-log lines (text or gzip), the skipped
+/// header and `NODATA`/`SKIPDATA` lines counted in `x-sealog-skipped-lines`.
 pub async fn ingest(
     State(state): State<Arc<AppState>>,
     caller: Caller,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Receipt>, ApiError> {
+) -> Result<Response, ApiError> {
     let realm = state
         .realm_async(caller.realm_for(Scope::Write, "write")?)
         .await?;
@@ -32,14 +36,38 @@ pub async fn ingest(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/json"));
-    let format = if json_array {
-        Format::JsonArray
-    } else {
-        Format::Ndjson
+    // `format`: `ndjson` (the default; a JSON array with `Content-Type:
+    // application/json` or a body opening with `[`) or `vpcflow`.
+    let mut wanted = None;
+    for (k, v) in crate::routes::read::params(raw.as_deref()) {
+        match k.as_str() {
+            "format" => wanted = Some(v),
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown query parameter {other:?}; only format is taken"
+                )))
+            }
+        }
+    }
+    let format = match wanted.as_deref() {
+        Some("vpcflow") => Format::VpcFlow,
+        Some("ndjson") | None if json_array => Format::JsonArray,
+        Some("ndjson") | None => Format::Ndjson,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "format {other:?} is not one of ndjson, vpcflow"
+            )))
+        }
     };
     let mut grant = caller.0;
-    let receipt = crate::front::ingest(&state, &mut grant, &realm, &headers, body, format).await?;
-    Ok(Json(receipt))
+    let (receipt, skipped) =
+        crate::front::ingest(&state, &mut grant, &realm, &headers, body, format).await?;
+    let mut resp = Json(receipt).into_response();
+    if format == Format::VpcFlow {
+        resp.headers_mut()
+            .insert("x-sealog-skipped-lines", HeaderValue::from(skipped));
+    }
+    Ok(resp)
 }
 
 /// `POST /log-events` (logshuttle): fluentd/Kubernetes `LogSpec` JSON, one
@@ -55,7 +83,7 @@ pub async fn log_events(
         .realm_async(caller.realm_for(Scope::Write, "write")?)
         .await?;
     let mut grant = caller.0;
-    let receipt =
+    let (receipt, _) =
         crate::front::ingest(&state, &mut grant, &realm, &headers, body, Format::LogSpec).await?;
     Ok((StatusCode::CREATED, Json(receipt)))
 }

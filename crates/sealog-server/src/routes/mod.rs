@@ -1,7 +1,10 @@
 //! The HTTP routes and the layers around them.
 
 pub mod admin;
+pub mod audit;
+pub mod digests;
 pub mod drains;
+pub mod forensic;
 pub mod ingest;
 pub mod ops;
 pub mod read;
@@ -64,6 +67,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/log-sessions", post(drains::create_session))
         .route("/log-sessions/{id}", get(drains::read_session))
         .route("/octhc", get(drains::octhc))
+        .route("/api/success", post(audit::success))
+        .route("/api/error", post(audit::error))
+        .route("/actuator/health", get(audit::actuator_health))
+        .route("/sidecars", get(forensic::sidecars))
+        .route("/inquiry", post(forensic::create))
+        .route("/inquiry/{id}", get(forensic::get))
+        .route("/v1/digests", get(digests::get).post(digests::post))
+        .route(
+            "/vpcflow/",
+            get(digests::upstream_get).post(digests::upstream_post),
+        )
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

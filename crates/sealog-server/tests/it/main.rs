@@ -1,7 +1,9 @@
 //! Integration tests of the server over real sockets on 127.0.0.1.
 
 mod api;
+mod audit;
 mod auth;
+mod digests;
 mod drains;
 mod faults;
 mod hostile;

@@ -419,3 +419,326 @@ async fn a_client_that_never_reads_acks_does_not_stall_the_server() {
     assert!(started.elapsed() < Duration::from_secs(10));
     drop(conn);
 }
+
+async fn inquiry(
+    srv: &SideServer,
+    token: &str,
+    body: serde_json::Value,
+) -> (u16, Option<String>, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/inquiry", srv.http))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    let status = r.status().as_u16();
+    let loc = r
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().expect("ascii").to_string());
+    (status, loc, r.json().await.expect("json"))
+}
+
+/// Waits for the inquiry at `loc` to complete and returns it.
+async fn inquiry_done(srv: &SideServer, token: &str, loc: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let v: Value = reqwest::Client::new()
+            .get(format!("http://{}{loc}", srv.http))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        if v["status"] == "complete" {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "inquiry not complete: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inquiry_verifies_every_commit_and_names_the_altered_one() {
+    let (srv, realm) = start_with(Some("side"), |_, l| l.batch_records = 700).await;
+    let q = s(&realm, "query_token").to_string();
+    let before = sealog_event::format_rfc3339_nanos(sealog_event::now_ns() - 1_000_000_000);
+    // 10,000 frames in bursts, each burst acknowledged before the next, so
+    // they land in many commits.
+    let addr = srv.side;
+    let receipts = tokio::task::spawn_blocking(move || {
+        let mut sock = TcpStream::connect(addr).expect("connect");
+        let mut receipts = 0;
+        for burst in 0..10 {
+            let mut wire = Vec::new();
+            for i in 0..1000 {
+                wire.extend_from_slice(&frame(
+                    format!("{{\"burst\":{burst},\"i\":{i},\"msg\":\"transfer {burst}-{i}\"}}")
+                        .as_bytes(),
+                ));
+            }
+            sock.write_all(&wire).expect("write");
+            let mut acked = 0u64;
+            let mut pending = Vec::new();
+            let mut buf = [0u8; 65536];
+            sock.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            while acked < 1000 {
+                let n = sock.read(&mut buf).expect("read acks");
+                assert!(n > 0, "server closed");
+                pending.extend_from_slice(&buf[..n]);
+                while pending.len() >= 4 {
+                    let len = u32::from_be_bytes([pending[0], pending[1], pending[2], pending[3]])
+                        as usize;
+                    if pending.len() < 4 + len {
+                        break;
+                    }
+                    let v: Value = serde_json::from_slice(&pending[4..4 + len]).expect("ack");
+                    assert_eq!(v["type"], "receipt", "{v}");
+                    acked += v["count"].as_u64().expect("count");
+                    receipts += 1;
+                    pending.drain(..4 + len);
+                }
+            }
+        }
+        receipts
+    })
+    .await
+    .expect("join");
+    assert!(receipts >= 10, "{receipts} commits");
+    let after = sealog_event::format_rfc3339_nanos(sealog_event::now_ns() + 1_000_000_000);
+    let window =
+        serde_json::json!({"service": "central-ledger", "startTime": before, "endTime": after});
+
+    // The KMS's errors.
+    let (st, _, v) = inquiry(
+        &srv,
+        &srv.admin,
+        serde_json::json!({"service": "central-ledger", "startTime": after, "endTime": before}),
+    )
+    .await;
+    assert_eq!((st, v["code"].as_u64()), (400, Some(40010)), "{v}");
+    let (st, _, v) = inquiry(&srv, &srv.admin, serde_json::json!({"service": "central-ledger", "startTime": "2026-01-01T00:00:00Z", "endTime": "2026-03-01T00:00:00Z"})).await;
+    assert_eq!(
+        (st, v["code"].as_u64()),
+        (400, Some(40010)),
+        "over 30 days: {v}"
+    );
+    let (st, _, v) = inquiry(
+        &srv,
+        &srv.admin,
+        serde_json::json!({"service": "nobody", "startTime": before, "endTime": after}),
+    )
+    .await;
+    assert_eq!((st, v["code"].as_u64()), (400, Some(40002)), "{v}");
+    let r = reqwest::get(format!(
+        "http://{}/inquiry/00000000-0000-4000-8000-000000000000",
+        srv.http
+    ))
+    .await
+    .expect("send");
+    assert_eq!(r.status(), 401);
+    let r = reqwest::Client::new()
+        .get(format!(
+            "http://{}/inquiry/00000000-0000-4000-8000-000000000000",
+            srv.http
+        ))
+        .bearer_auth(&srv.admin)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["code"], 40400, "{v}");
+    // GET /sidecars: admin only.
+    let r = reqwest::get(format!("http://{}/sidecars", srv.http))
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    let r = reqwest::Client::new()
+        .get(format!("http://{}/sidecars", srv.http))
+        .bearer_auth(&q)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403);
+
+    // Every commit verified (the realm's query token may ask too).
+    let (st, loc, _) = inquiry(&srv, &q, window.clone()).await;
+    assert_eq!(st, 201);
+    let loc = loc.expect("Location");
+    assert!(loc.starts_with("/inquiry/"), "{loc}");
+    let v = inquiry_done(&srv, &q, &loc).await;
+    let results = v["results"].as_array().expect("results").clone();
+    assert!(results.len() >= 10, "{} commits", results.len());
+    assert_eq!(v["total"].as_u64(), Some(results.len() as u64));
+    assert!(results.iter().all(|r| r["verified"] == true), "{v}");
+    let covered: u64 = results
+        .iter()
+        .map(|r| r["count"].as_u64().expect("count"))
+        .sum();
+    assert_eq!(covered, 10_000);
+
+    // Alter one record on disk (server stopped): the first record of a
+    // commit that spans a tile boundary (see sealog_journal::commits).
+    let target = results
+        .iter()
+        .find(|r| {
+            let (a, b) = (
+                r["first_seq"].as_u64().expect("a"),
+                r["last_seq"].as_u64().expect("b") + 1,
+            );
+            a < b - b % 256 && b < 10_000
+        })
+        .expect("a commit spanning a tile boundary")
+        .clone();
+    let victim = target["first_seq"].as_u64().expect("seq");
+    srv.stop.cancel();
+    srv.task.await.expect("join").expect("serve");
+    let journal = {
+        let dd = sealog_store::DataDir::open(srv.dir.path(), "test").expect("open");
+        dd.journal_dir(&"side".parse().expect("name"))
+    };
+    for (_, seg) in sealog_journal::segment::list_segments(&sealog_journal::fs::RealFs, &journal)
+        .expect("segments")
+    {
+        sealog_journal::tamper::rewrite_blocks(
+            &seg,
+            sealog_journal::tamper::Hints::Recompute,
+            |first, lines| {
+                for (i, l) in lines.iter_mut().enumerate() {
+                    if first + i as u64 == victim {
+                        let t = String::from_utf8(l.clone())
+                            .expect("utf8")
+                            .replace("transfer", "refund!!");
+                        *l = t.into_bytes();
+                    }
+                }
+            },
+        )
+        .expect("rewrite");
+    }
+    let dir = srv.dir;
+    let (server, _) = Server::open(dir.path(), Config::default()).expect("reopen");
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let side = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let http_addr = http.local_addr().expect("addr");
+    let cfg = SidecarListener {
+        realm: Some("side".into()),
+        service: Some("central-ledger".into()),
+        ..SidecarListener::default()
+    };
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(server.serve_with(
+        http,
+        sealog_server::Listeners {
+            sidecar: vec![(side, cfg)],
+            ..Default::default()
+        },
+        stop.clone(),
+    ));
+    let srv = SideServer {
+        dir,
+        http: http_addr,
+        side: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        stop,
+        task,
+        admin: srv.admin,
+    };
+    let (st, loc, _) = inquiry(&srv, &srv.admin, window).await;
+    assert_eq!(st, 201);
+    let v = inquiry_done(&srv, &srv.admin, &loc.expect("Location")).await;
+    let results = v["results"].as_array().expect("results");
+    let bad: Vec<&Value> = results.iter().filter(|r| r["verified"] != true).collect();
+    assert_eq!(bad.len(), 1, "only the altered commit: {v}");
+    assert_eq!(bad[0]["first_seq"], target["first_seq"]);
+    assert!(
+        bad[0]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains(&format!("{}", target["first_seq"])),
+        "{}",
+        bad[0]
+    );
+    assert_eq!(v["verified"].as_u64(), Some(results.len() as u64 - 1));
+    srv.stop.cancel();
+    srv.task.await.expect("join").expect("serve");
+}
+
+async fn sidecars_listed(srv: &SideServer) -> Vec<Value> {
+    let v: Value = reqwest::Client::new()
+        .get(format!("http://{}/sidecars", srv.http))
+        .bearer_auth(&srv.admin)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    v.as_array().expect("array").clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sidecars_are_listed_while_connected_with_the_service_their_hello_names() {
+    let (srv, realm) = start(None).await;
+    let w = s(&realm, "write_token").to_string();
+    let addr = srv.side;
+    let sock = tokio::task::spawn_blocking(move || {
+        let mut sock = TcpStream::connect(addr).expect("connect");
+        let mut wire =
+            frame(format!("{{\"token\":\"{w}\",\"serviceName\":\"ledger-hello\"}}").as_bytes());
+        wire.extend_from_slice(&frame(b"{\"msg\":\"one\"}"));
+        sock.write_all(&wire).expect("write");
+        let mut buf = [0u8; 4096];
+        sock.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let n = sock.read(&mut buf).expect("ack");
+        assert!(n > 4, "an ack frame");
+        sock
+    })
+    .await
+    .expect("join");
+    let list = sidecars_listed(&srv).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["serviceName"], "ledger-hello");
+    assert_eq!(list[0]["realm"], "side");
+    assert_eq!(list[0]["status"], "connected");
+    assert_eq!(list[0]["frames"], 2);
+    assert!(list[0]["bytes"].as_u64().expect("bytes") > 20);
+    // The service the hello named can be inquired about.
+    let (st, loc, _) = inquiry(
+        &srv,
+        &srv.admin,
+        serde_json::json!({"service": "ledger-hello", "startTime": "2020-01-01T00:00:00Z", "endTime": "2020-01-02T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let v = inquiry_done(&srv, &srv.admin, &loc.expect("Location")).await;
+    assert_eq!(v["total"], 0, "nothing in that window: {v}");
+    // Gone from the list once disconnected.
+    sock.shutdown(std::net::Shutdown::Both).expect("shutdown");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = sidecars_listed(&srv).await;
+        if list.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still listed: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    srv.stop.cancel();
+    srv.task.await.expect("join").expect("serve");
+}

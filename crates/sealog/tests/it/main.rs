@@ -4,6 +4,7 @@ mod bundle;
 mod cli;
 mod crash;
 mod drain_crash;
+mod flows;
 mod hostile;
 mod realm_names;
 mod realm_out;

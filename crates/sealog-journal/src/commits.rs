@@ -1,0 +1,331 @@
+//! Per-commit verification, for forensic inquiries (the Mojaloop KMS's
+//! `POST /inquiry`): every commit whose records were sequenced in a time
+//! window is checked on its own against the checkpoint signed for it.
+//!
+//! A commit is the records between two checkpoint frames of the segment
+//! files: `[a, b)` with the checkpoint signed for size `b`. It verifies
+//! when its blocks decode, every record sits at its seq in this realm, and
+//! the root folded from the perfect subtrees left of `a` (the frontier of
+//! size `a`) and the commit's leaf hashes is the signed root at `b`.
+//!
+//! Each commit is judged on its own, so one altered record names its commit
+//! and not every later one (whose roots all cover it): the frontier of size
+//! `a` is taken from `tree.hashes` where it stores the subtree (a tile of
+//! 256 records or more) and recomputed from the records below that, and
+//! it is used only after it folds to the root signed for size `a`. Only a
+//! commit whose frontier includes a recomputed subtree holding the altered
+//! record (the altered record is among the last < 256 before it) cannot be
+//! judged on its own: it is reported unverified, saying so.
+//!
+//! Like [`crate::verify`], this reads the files directly and writes
+//! nothing, so it runs beside the live journal; records after the last
+//! checkpoint were never acknowledged and belong to no commit.
+
+use std::path::Path;
+use std::time::Instant;
+
+use sealog_event::{leaf_prefix, parse_rfc3339};
+
+use crate::block;
+use crate::checkpoint::VerifierKey;
+use crate::error::Result;
+use crate::merkle::{empty_root, leaf_hash, Frontier, Hash};
+use crate::segment::{list_segments, FrameKind, FrameRead, FrameReader};
+use crate::tree_file::{TreeReader, TILE_HEIGHT};
+
+/// One commit and what checking it found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitCheck {
+    /// First seq of the commit.
+    pub first_seq: u64,
+    /// One past its last seq: the size its checkpoint was signed for.
+    pub end: u64,
+    /// The checkpoint note stored for it.
+    pub checkpoint: String,
+    /// When its records were sequenced (`received_at` of its first
+    /// readable record), if any record is readable.
+    pub received_at_ns: Option<i64>,
+    /// Whether it verified.
+    pub verified: bool,
+    /// Why not, when it did not.
+    pub reason: Option<String>,
+}
+
+/// Which commits to report, and until when to check them.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// Earliest `received_at`, inclusive (ns).
+    pub start_ns: i64,
+    /// Latest `received_at`, inclusive (ns).
+    pub end_ns: i64,
+    /// After this instant no further commit is checked: those left are
+    /// reported unverified ("not checked before the deadline").
+    pub deadline: Option<Instant>,
+}
+
+impl Window {
+    fn wants(&self, t: Option<i64>) -> bool {
+        // A commit with no readable record cannot be placed in time: it is
+        // reported rather than hidden.
+        t.is_none_or(|t| t >= self.start_ns && t <= self.end_ns)
+    }
+}
+
+/// The `received_at` a leaf line carries.
+fn received_at(line: &[u8]) -> Option<i64> {
+    const KEY: &[u8] = br#","received_at":""#;
+    let at = memchr::memmem::find(line, KEY)? + KEY.len();
+    let rest = line.get(at..)?;
+    let end = memchr::memchr(b'"', rest)?;
+    parse_rfc3339(std::str::from_utf8(rest.get(..end)?).ok()?)
+}
+
+/// The commit being read.
+struct Open {
+    first: u64,
+    hashes: Vec<Hash>,
+    problem: Option<String>,
+    time: Option<i64>,
+}
+
+/// Checks every commit of the journal in `dir` whose records were
+/// sequenced within `window`, calling `progress(commits reported)`.
+///
+/// # Errors
+/// Only I/O errors that stop reading; everything wrong with the data is a
+/// commit reported unverified.
+pub fn check_commits(
+    dir: &Path,
+    realm: &str,
+    key: &VerifierKey,
+    window: Window,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<CommitCheck>> {
+    let tree = TreeReader::open(&dir.join("tree.hashes"));
+    let mut out = Vec::new();
+    // Every record's leaf hash, folded: the frontier as the files are now.
+    let mut computed = Frontier::new();
+    // The root signed for the size where the current commit starts.
+    let mut prev_root = Some(empty_root());
+    let mut open = Open {
+        first: 0,
+        hashes: Vec::new(),
+        problem: None,
+        time: None,
+    };
+    let mut prefix = Vec::with_capacity(64);
+    let segments = list_segments(&crate::fs::RealFs, dir)?;
+    'segments: for (_, path) in &segments {
+        let mut r = match FrameReader::open(&crate::fs::RealFs, path) {
+            Ok(r) => r,
+            Err(e) => {
+                open.problem
+                    .get_or_insert(format!("{}: {e}", path.display()));
+                break;
+            }
+        };
+        loop {
+            let frame = match r.next_frame(true)? {
+                FrameRead::End => break,
+                FrameRead::Bad { offset, reason, .. } => {
+                    // Whatever commit this frame belonged to cannot be read
+                    // past here; commits before it stand as checked.
+                    open.problem.get_or_insert(format!(
+                        "{}: damaged frame at offset {offset}: {reason}",
+                        path.display()
+                    ));
+                    break 'segments;
+                }
+                FrameRead::Frame { header, body, .. } => (header, body.unwrap_or_default()),
+            };
+            let (header, body) = frame;
+            match header.kind {
+                FrameKind::Block => {
+                    let first = open.first + open.hashes.len() as u64;
+                    let end = first.saturating_add(u64::from(header.count));
+                    if header.seq != first {
+                        open.problem.get_or_insert(format!(
+                            "block claims first seq {} but {first} records precede it",
+                            header.seq
+                        ));
+                    }
+                    // Past the deadline nothing more is judged: a block is
+                    // decoded only to date its commit.
+                    let late = window.deadline.is_some_and(|d| Instant::now() >= d);
+                    if late && open.time.is_some() {
+                        open.hashes
+                            .extend(std::iter::repeat_n([0u8; 32], header.count as usize));
+                        continue;
+                    }
+                    match block::decode(&body, header.count, header.body_crc) {
+                        Ok(d) => {
+                            for (i, line) in d.lines().enumerate() {
+                                if open.time.is_none() {
+                                    open.time = received_at(line);
+                                }
+                                if late {
+                                    open.hashes.push([0u8; 32]);
+                                    continue;
+                                }
+                                let seq = first + i as u64;
+                                let h = leaf_hash(line);
+                                leaf_prefix(realm, seq, &mut prefix);
+                                if open.problem.is_none() {
+                                    if !line.starts_with(&prefix) {
+                                        open.problem = Some(format!("record at seq {seq} does not start with the realm and seq sealog wrote"));
+                                    } else if h[..4] != d.hint(i) {
+                                        open.problem = Some(format!("record at seq {seq} differs from what was sealed (its leaf hash does not match the one stored with it)"));
+                                    }
+                                }
+                                open.hashes.push(h);
+                            }
+                        }
+                        Err(e) => {
+                            open.problem.get_or_insert(format!(
+                                "block of seqs {first}..{end} is damaged: {e}"
+                            ));
+                            open.hashes
+                                .extend(std::iter::repeat_n([0u8; 32], header.count as usize));
+                        }
+                    }
+                }
+                FrameKind::Checkpoint => {
+                    let text = String::from_utf8_lossy(&body).into_owned();
+                    let size = header.seq;
+                    let commit = std::mem::replace(
+                        &mut open,
+                        Open {
+                            first: size,
+                            hashes: Vec::new(),
+                            problem: None,
+                            time: None,
+                        },
+                    );
+                    let signed = key.verify(&text);
+                    let wanted = window.wants(commit.time) && size > commit.first;
+                    let late = window.deadline.is_some_and(|d| Instant::now() >= d);
+                    if wanted {
+                        let (verified, reason) = if late {
+                            (
+                                false,
+                                Some("not checked before the inquiry's deadline".to_string()),
+                            )
+                        } else {
+                            judge(&commit, size, &signed, prev_root, &computed, tree.as_ref())
+                        };
+                        out.push(CommitCheck {
+                            first_seq: commit.first,
+                            end: size,
+                            checkpoint: text,
+                            received_at_ns: commit.time,
+                            verified,
+                            reason,
+                        });
+                        progress(out.len());
+                    }
+                    for h in &commit.hashes {
+                        computed.push(*h, |_, _, _| {});
+                    }
+                    prev_root = match signed {
+                        Ok(cp) if cp.size == size => Some(cp.root),
+                        _ => None,
+                    };
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `commit` (ending at `size`) is what the checkpoint signed.
+fn judge(
+    commit: &Open,
+    size: u64,
+    signed: &std::result::Result<crate::checkpoint::Checkpoint, crate::NoteError>,
+    prev_root: Option<Hash>,
+    computed: &Frontier,
+    tree: Option<&TreeReader>,
+) -> (bool, Option<String>) {
+    let (a, b) = (commit.first, size);
+    let cp = match signed {
+        Ok(cp) => cp,
+        Err(e) => {
+            return (
+                false,
+                Some(format!("checkpoint for size {b} does not verify: {e}")),
+            )
+        }
+    };
+    if cp.size != b {
+        return (
+            false,
+            Some(format!(
+                "checkpoint claims size {} but is stored after seq {}",
+                cp.size,
+                b - 1
+            )),
+        );
+    }
+    if commit.hashes.len() as u64 != b - a {
+        return (
+            false,
+            Some(format!(
+                "{} records stored between the checkpoints for sizes {a} and {b}",
+                commit.hashes.len()
+            )),
+        );
+    }
+    if let Some(p) = &commit.problem {
+        return (false, Some(p.clone()));
+    }
+    // The frontier of size `a`: stored subtrees where `tree.hashes` has
+    // them, the recomputed ones below the tile height.
+    let stored: Vec<Hash> = computed
+        .subtrees()
+        .map(|(h, i, hash)| {
+            if h >= TILE_HEIGHT {
+                if let Some(stored) = tree.and_then(|t| t.node(h, i)) {
+                    return stored;
+                }
+            }
+            hash
+        })
+        .collect();
+    let recomputed: Vec<Hash> = computed.subtrees().map(|(_, _, hash)| hash).collect();
+    let Some(want) = prev_root else {
+        return (
+            false,
+            Some(format!(
+                "the checkpoint before this commit (size {a}) does not verify, so this commit cannot be checked on its own"
+            )),
+        );
+    };
+    // Either frontier will do once it folds to the signed root: a damaged
+    // stored hash falls back to the records, and altered records before
+    // this commit fall back to the stored hashes.
+    let frontier = [stored, recomputed]
+        .iter()
+        .filter_map(|s| Frontier::from_subtrees(a, s).ok())
+        .find(|f| f.root() == want);
+    let Some(frontier) = frontier else {
+        return (
+            false,
+            Some(format!(
+                "records before seq {a} that share a subtree with this commit no longer match the checkpoint signed for size {a}, so this commit cannot be checked on its own"
+            )),
+        );
+    };
+    let mut f = frontier;
+    for h in &commit.hashes {
+        f.push(*h, |_, _, _| {});
+    }
+    if f.root() != cp.root {
+        return (
+            false,
+            Some(format!(
+                "records {a}..{b} do not match the checkpoint signed for size {b}"
+            )),
+        );
+    }
+    (true, None)
+}
