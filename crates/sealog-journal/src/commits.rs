@@ -43,7 +43,8 @@ pub struct CommitCheck {
     /// The checkpoint note stored for it.
     pub checkpoint: String,
     /// When its records were sequenced (`received_at` of its first
-    /// readable record), if any record is readable.
+    /// readable record), if any record is readable. It is not proven:
+    /// an unverified commit's time may be altered.
     pub received_at_ns: Option<i64>,
     /// Whether it verified.
     pub verified: bool,
@@ -71,13 +72,13 @@ impl Window {
     }
 }
 
-/// The `received_at` a leaf line carries.
-fn received_at(line: &[u8]) -> Option<i64> {
+/// The raw `received_at` text a leaf line carries.
+fn received_at_text(line: &[u8]) -> Option<&[u8]> {
     const KEY: &[u8] = br#","received_at":""#;
     let at = memchr::memmem::find(line, KEY)? + KEY.len();
     let rest = line.get(at..)?;
     let end = memchr::memchr(b'"', rest)?;
-    parse_rfc3339(std::str::from_utf8(rest.get(..end)?).ok()?)
+    rest.get(..end)
 }
 
 /// The commit being read.
@@ -85,11 +86,38 @@ struct Open {
     first: u64,
     hashes: Vec<Hash>,
     problem: Option<String>,
-    time: Option<i64>,
+    /// The raw `received_at` of its first readable record.
+    stamp: Option<Vec<u8>>,
+}
+
+impl Open {
+    fn at(first: u64) -> Self {
+        Self {
+            first,
+            hashes: Vec::new(),
+            problem: None,
+            stamp: None,
+        }
+    }
+
+    fn time(&self) -> Option<i64> {
+        parse_rfc3339(std::str::from_utf8(self.stamp.as_deref()?).ok()?)
+    }
+
+    fn end(&self) -> u64 {
+        self.first.saturating_add(self.hashes.len() as u64)
+    }
 }
 
 /// Checks every commit of the journal in `dir` whose records were
-/// sequenced within `window`, calling `progress(commits reported)`.
+/// sequenced within `window`, calling `progress(commits checked)`.
+///
+/// Besides the commits dated in the window, it reports every commit that
+/// fails between the first and last of them (an altered record may carry
+/// an altered time), anything it could not read (a damaged frame ends the
+/// scan: the rest is reported as one unverified range), and, when the
+/// realm's signed high-water mark is ahead of the last commit found, the
+/// missing range: a journal cut back is not a shorter clean report.
 ///
 /// # Errors
 /// Only I/O errors that stop reading; everything wrong with the data is a
@@ -102,17 +130,21 @@ pub fn check_commits(
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<CommitCheck>> {
     let tree = TreeReader::open(&dir.join("tree.hashes"));
-    let mut out = Vec::new();
+    // The high-water mark, read before the segments: the live journal
+    // writes a checkpoint frame before its mark, so every size the mark
+    // holds now is in the files by the time they are read.
+    let mark = crate::mark::read(&crate::fs::RealFs, dir, key)
+        .ok()
+        .flatten()
+        .and_then(|m| m.signed);
+    // Every commit with whether its time is in the window.
+    let mut all: Vec<(CommitCheck, bool)> = Vec::new();
     // Every record's leaf hash, folded: the frontier as the files are now.
     let mut computed = Frontier::new();
     // The root signed for the size where the current commit starts.
     let mut prev_root = Some(empty_root());
-    let mut open = Open {
-        first: 0,
-        hashes: Vec::new(),
-        problem: None,
-        time: None,
-    };
+    let mut open = Open::at(0);
+    let mut reached = 0u64;
     let mut prefix = Vec::with_capacity(64);
     let segments = list_segments(&crate::fs::RealFs, dir)?;
     'segments: for (_, path) in &segments {
@@ -128,10 +160,10 @@ pub fn check_commits(
             let frame = match r.next_frame(true)? {
                 FrameRead::End => break,
                 FrameRead::Bad { offset, reason, .. } => {
-                    // Whatever commit this frame belonged to cannot be read
-                    // past here; commits before it stand as checked.
+                    // Nothing after this frame can be placed: the open commit
+                    // and everything after it are reported unverified below.
                     open.problem.get_or_insert(format!(
-                        "{}: damaged frame at offset {offset}: {reason}",
+                        "{}: damaged frame at offset {offset}: {reason}; nothing after it could be read",
                         path.display()
                     ));
                     break 'segments;
@@ -139,9 +171,10 @@ pub fn check_commits(
                 FrameRead::Frame { header, body, .. } => (header, body.unwrap_or_default()),
             };
             let (header, body) = frame;
+            let late = window.deadline.is_some_and(|d| Instant::now() >= d);
             match header.kind {
                 FrameKind::Block => {
-                    let first = open.first + open.hashes.len() as u64;
+                    let first = open.end();
                     let end = first.saturating_add(u64::from(header.count));
                     if header.seq != first {
                         open.problem.get_or_insert(format!(
@@ -151,8 +184,7 @@ pub fn check_commits(
                     }
                     // Past the deadline nothing more is judged: a block is
                     // decoded only to date its commit.
-                    let late = window.deadline.is_some_and(|d| Instant::now() >= d);
-                    if late && open.time.is_some() {
+                    if late && open.stamp.is_some() {
                         open.hashes
                             .extend(std::iter::repeat_n([0u8; 32], header.count as usize));
                         continue;
@@ -160,14 +192,22 @@ pub fn check_commits(
                     match block::decode(&body, header.count, header.body_crc) {
                         Ok(d) => {
                             for (i, line) in d.lines().enumerate() {
-                                if open.time.is_none() {
-                                    open.time = received_at(line);
+                                let stamp = received_at_text(line);
+                                match (&open.stamp, stamp) {
+                                    (None, Some(t)) => open.stamp = Some(t.to_vec()),
+                                    (Some(a), Some(b)) if a.as_slice() != b && !late => {
+                                        open.problem.get_or_insert(format!(
+                                            "records of one commit carry different received_at times (seq {})",
+                                            first.saturating_add(i as u64)
+                                        ));
+                                    }
+                                    _ => {}
                                 }
                                 if late {
                                     open.hashes.push([0u8; 32]);
                                     continue;
                                 }
-                                let seq = first + i as u64;
+                                let seq = first.saturating_add(i as u64);
                                 let h = leaf_hash(line);
                                 leaf_prefix(realm, seq, &mut prefix);
                                 if open.problem.is_none() {
@@ -192,37 +232,37 @@ pub fn check_commits(
                 FrameKind::Checkpoint => {
                     let text = String::from_utf8_lossy(&body).into_owned();
                     let size = header.seq;
-                    let commit = std::mem::replace(
-                        &mut open,
-                        Open {
-                            first: size,
-                            hashes: Vec::new(),
-                            problem: None,
-                            time: None,
-                        },
-                    );
-                    let signed = key.verify(&text);
-                    let wanted = window.wants(commit.time) && size > commit.first;
-                    let late = window.deadline.is_some_and(|d| Instant::now() >= d);
-                    if wanted {
-                        let (verified, reason) = if late {
-                            (
-                                false,
-                                Some("not checked before the inquiry's deadline".to_string()),
-                            )
-                        } else {
-                            judge(&commit, size, &signed, prev_root, &computed, tree.as_ref())
+                    let commit = std::mem::replace(&mut open, Open::at(size));
+                    if size <= commit.first && commit.hashes.is_empty() {
+                        // A checkpoint with nothing new (a repeated head).
+                        prev_root = match key.verify(&text) {
+                            Ok(cp) if cp.size == size => Some(cp.root),
+                            _ => prev_root,
                         };
-                        out.push(CommitCheck {
+                        continue;
+                    }
+                    let signed = key.verify(&text);
+                    let time = commit.time();
+                    let (verified, reason) = if late {
+                        (
+                            false,
+                            Some("not checked before the inquiry's deadline".to_string()),
+                        )
+                    } else {
+                        judge(&commit, size, &signed, prev_root, &computed, tree.as_ref())
+                    };
+                    all.push((
+                        CommitCheck {
                             first_seq: commit.first,
                             end: size,
                             checkpoint: text,
-                            received_at_ns: commit.time,
+                            received_at_ns: time,
                             verified,
                             reason,
-                        });
-                        progress(out.len());
-                    }
+                        },
+                        window.wants(time),
+                    ));
+                    progress(all.len());
                     for h in &commit.hashes {
                         computed.push(*h, |_, _, _| {});
                     }
@@ -230,11 +270,65 @@ pub fn check_commits(
                         Ok(cp) if cp.size == size => Some(cp.root),
                         _ => None,
                     };
+                    reached = reached.max(size);
                 }
             }
         }
     }
-    Ok(out)
+    // What could not be read: the open commit, if it holds records or a
+    // problem (records after the last checkpoint of an undamaged journal
+    // were never acknowledged and are not a commit).
+    if let Some(problem) = open.problem.take() {
+        let end = open.end().max(open.first.saturating_add(1));
+        all.push((
+            CommitCheck {
+                first_seq: open.first,
+                end,
+                checkpoint: String::new(),
+                received_at_ns: open.time(),
+                verified: false,
+                reason: Some(problem),
+            },
+            true,
+        ));
+    }
+    // The realm's high-water mark: the last size it signed. Commits the
+    // files no longer reach are missing, not absent from the window.
+    {
+        if let Some(signed) = mark {
+            let size = signed.checkpoint.size;
+            let last = all.last().map_or(0, |(c, _)| c.end);
+            if size > last.max(reached) {
+                all.push((
+                    CommitCheck {
+                        first_seq: last.max(reached),
+                        end: size,
+                        checkpoint: signed.text,
+                        received_at_ns: None,
+                        verified: false,
+                        reason: Some(format!(
+                            "the realm signed a checkpoint for size {size} (its high-water mark) but its files hold commits only up to {}: records {}..{size} are missing or unreadable",
+                            last.max(reached),
+                            last.max(reached)
+                        )),
+                    },
+                    true,
+                ));
+            }
+        }
+    }
+    // Unverified commits between the first and last commit in the window
+    // are reported too: an altered record may carry an altered time.
+    let first = all.iter().position(|(_, w)| *w);
+    let last = all.iter().rposition(|(_, w)| *w);
+    Ok(all
+        .into_iter()
+        .enumerate()
+        .filter(|(i, (c, w))| {
+            *w || (!c.verified && first.is_some_and(|f| *i > f) && last.is_some_and(|l| *i < l))
+        })
+        .map(|(_, (c, _))| c)
+        .collect())
 }
 
 /// Whether `commit` (ending at `size`) is what the checkpoint signed.

@@ -97,7 +97,15 @@ pub fn window(start: Option<&str>, stop: Option<&str>) -> Result<Window, String>
         let v = v.ok_or_else(|| format!("missing query parameter {what}"))?;
         let ns = sealog_event::parse_rfc3339(v)
             .ok_or_else(|| format!("{what} {v:?} is not an RFC 3339 time"))?;
-        Ok(ns.div_euclid(60_000_000_000) * 60)
+        let secs = ns.div_euclid(60_000_000_000) * 60;
+        // Whole minutes the journal's nanosecond clock can hold (1970 on:
+        // a flow's start is unix seconds).
+        if secs < 0 || secs.checked_mul(1_000_000_000).is_none() {
+            return Err(format!(
+                "{what} {v:?} is outside 1970-01-01T00:00:00Z to 2262-04-11T23:47:00Z"
+            ));
+        }
+        Ok(secs)
     };
     let (start, stop) = (parse("start", start)?, parse("stop", stop)?);
     if start > stop {
@@ -168,6 +176,8 @@ pub enum Refused {
     Exists,
     /// It is being made.
     InProgress,
+    /// Too many digests are queued: retry later.
+    Busy,
     /// Storage failed.
     Io(std::io::Error),
 }
@@ -178,9 +188,14 @@ pub struct Digests {
     root: PathBuf,
     timeout: Duration,
     slots: Arc<Semaphore>,
-    /// Serialises check-and-mark, so two requests never both queue.
-    marking: std::sync::Mutex<()>,
+    /// Windows queued or running (`<realm>/<id>`): in progress whatever
+    /// their marker's age, so a job waiting in a long queue is never
+    /// queued twice. Also serialises check-and-mark.
+    active: std::sync::Mutex<std::collections::HashSet<String>>,
 }
+
+/// Digest jobs queued or running at once; more are answered 503.
+pub const MAX_QUEUED: usize = 64;
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
@@ -202,7 +217,7 @@ impl Digests {
             root: data.join("digests"),
             timeout: Duration::from_secs(cfg.timeout_secs.max(1)),
             slots: Arc::new(Semaphore::new(cfg.workers.max(1))),
-            marking: std::sync::Mutex::new(()),
+            active: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -228,7 +243,11 @@ impl Digests {
     /// I/O errors other than absence.
     pub fn find(&self, realm: &str, id: &str) -> std::io::Result<Found> {
         let dir = self.dir(realm);
-        if self.marker_fresh(&dir, id) {
+        let running = self
+            .active
+            .lock()
+            .is_ok_and(|a| a.contains(&format!("{realm}/{id}")));
+        if running || self.marker_fresh(&dir, id) {
             return Ok(Found::InProgress);
         }
         let meta = match std::fs::read(dir.join(format!("{id}.json"))) {
@@ -251,28 +270,45 @@ impl Digests {
         realm: Arc<RealmHandle>,
         w: Window,
     ) -> Result<(), Refused> {
+        let key = format!("{}/{}", realm.name(), w.id);
         {
-            let _g = self
-                .marking
+            let mut active = self
+                .active
                 .lock()
-                .map_err(|_| Refused::Io(std::io::Error::other("digest marking lock poisoned")))?;
-            match self.find(realm.name(), &w.id).map_err(Refused::Io)? {
-                Found::Done(..) => return Err(Refused::Exists),
-                Found::InProgress => return Err(Refused::InProgress),
-                Found::Absent => {}
+                .map_err(|_| Refused::Io(std::io::Error::other("digest table lock poisoned")))?;
+            if active.contains(&key) {
+                return Err(Refused::InProgress);
             }
             let dir = self.dir(realm.name());
+            if self.marker_fresh(&dir, &w.id) {
+                return Err(Refused::InProgress);
+            }
+            if dir.join(format!("{}.json", w.id)).exists() {
+                return Err(Refused::Exists);
+            }
+            if active.len() >= MAX_QUEUED {
+                return Err(Refused::Busy);
+            }
             std::fs::create_dir_all(&dir).map_err(Refused::Io)?;
             let now = sealog_event::format_rfc3339_nanos(sealog_event::now_ns());
             write_atomic(&dir, &format!("{}.in_progress", w.id), now.as_bytes())
                 .map_err(Refused::Io)?;
+            active.insert(key.clone());
         }
         let (state, slots) = (state.clone(), self.slots.clone());
         tokio::spawn(async move {
             let Ok(_slot) = slots.acquire_owned().await else {
                 return;
             };
-            if let Err(e) = run_job(&state, &realm, &w).await {
+            // The marker's age counts from the start of the work.
+            let dir = state.digests.dir(realm.name());
+            let now = sealog_event::format_rfc3339_nanos(sealog_event::now_ns());
+            let _ = write_atomic(&dir, &format!("{}.in_progress", w.id), now.as_bytes());
+            let outcome = run_job(&state, &realm, &w).await;
+            if let Ok(mut a) = state.digests.active.lock() {
+                a.remove(&key);
+            }
+            if let Err(e) = outcome {
                 // The marker stays until it expires: then the digest can be
                 // asked for again.
                 tracing::error!(realm = %realm.name(), digest = %w.id, cause = %e, "digest failed; it can be asked for again once its marker expires");
@@ -311,11 +347,17 @@ pub fn compute(
         .filter(|(_, m)| m.max_time >= lo && m.min_time < hi)
         .map(|(i, _)| i)
         .collect();
-    let d = wanted
-        .par_iter()
-        .try_fold(
-            || Digester::new(w.start, w.stop),
-            |mut d, i| -> Result<Digester, String> {
+    // A few contiguous runs of blocks per core (so no core idles while
+    // another finishes a long run), each folded into its own map, then the
+    // maps merged: a fold per rayon split would build and merge a map per
+    // split, and a digest can have many groups.
+    let runs = rayon::current_num_threads().max(1) * 4;
+    let per = wanted.len().div_ceil(runs).max(1);
+    let parts: Vec<Digester> = wanted
+        .par_chunks(per)
+        .map(|run| -> Result<Digester, String> {
+            let mut d = Digester::new(w.start, w.stop);
+            for i in run {
                 let block = {
                     let j = journal.read().map_err(|_| "journal lock poisoned")?;
                     j.read_block(*i).map_err(|e| e.to_string())?
@@ -323,16 +365,14 @@ pub fn compute(
                 for line in block.lines() {
                     d.add_line(line);
                 }
-                Ok(d)
-            },
-        )
-        .try_reduce(
-            || Digester::new(w.start, w.stop),
-            |mut a, b| {
-                a.merge(b);
-                Ok(a)
-            },
-        )?;
+            }
+            Ok(d)
+        })
+        .collect::<Result<_, String>>()?;
+    let mut d = Digester::new(w.start, w.stop);
+    for p in parts {
+        d.merge(p);
+    }
     let flows = d.flows;
     Ok((d.finish(), flows, size, checkpoint))
 }

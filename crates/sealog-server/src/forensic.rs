@@ -23,6 +23,9 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+/// Services (name → realm pairs) kept.
+pub const MAX_SERVICES: usize = 10_000;
+
 /// Inquiries queued or running at once, across the server; more are
 /// refused with 503 until some complete.
 pub const MAX_OPEN_INQUIRIES: usize = 64;
@@ -96,15 +99,51 @@ impl Sidecars {
     }
 
     /// Registers a connection; it is listed until the guard drops.
+    ///
+    /// A service is bound to the first realm that names it (a configured
+    /// listener's pair is bound from the start): a hello naming a service
+    /// bound to another realm is refused, so no write token can point an
+    /// investigator's inquiry at another log. At most [`MAX_SERVICES`] are
+    /// kept.
+    ///
+    /// # Errors
+    /// Why the hello's service is refused.
     pub fn register(
         self: &Arc<Self>,
         service: Option<String>,
         realm: &str,
         peer: std::net::SocketAddr,
-    ) -> Registration {
+    ) -> Result<Registration, String> {
+        if let Some(s) = &service {
+            let added = {
+                let mut m = self
+                    .services
+                    .lock()
+                    .map_err(|_| "service table lock poisoned".to_string())?;
+                match m.get(s) {
+                    Some(r) if r == realm => false,
+                    Some(_) => {
+                        return Err(format!("service {s:?} is bound to another realm; closing"))
+                    }
+                    None if m.len() >= MAX_SERVICES => {
+                        return Err(format!(
+                            "too many services ({MAX_SERVICES}); {s:?} is not registered; closing"
+                        ))
+                    }
+                    None => {
+                        m.insert(s.clone(), realm.to_string());
+                        true
+                    }
+                }
+            };
+            if added {
+                let me = self.clone();
+                tokio::task::spawn_blocking(move || me.save());
+            }
+        }
         let entry = Arc::new(Sidecar {
             id: sealog_store::uuid_v4(),
-            service: service.clone(),
+            service,
             realm: realm.to_string(),
             peer: peer.to_string(),
             connected_since: sealog_event::format_rfc3339_nanos(sealog_event::now_ns()),
@@ -114,20 +153,10 @@ impl Sidecars {
         if let Ok(mut live) = self.live.lock() {
             live.insert(entry.id.clone(), entry.clone());
         }
-        if let Some(s) = service {
-            let changed = self
-                .services
-                .lock()
-                .map(|mut m| m.insert(s, realm.to_string()).as_deref() != Some(realm))
-                .unwrap_or(false);
-            if changed {
-                self.save();
-            }
-        }
-        Registration {
+        Ok(Registration {
             owner: self.clone(),
             entry,
-        }
+        })
     }
 
     /// The realm of `service`, if any sidecar or listener named it.

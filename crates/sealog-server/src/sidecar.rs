@@ -229,9 +229,13 @@ async fn serve_conn(
     let mut grant: Option<crate::auth::Grant> = None;
     // Listed in `GET /sidecars` while connected (a bound listener's
     // connection at once, another after its hello).
-    let mut listed = realm
-        .as_ref()
-        .map(|r| state.sidecars.register(cfg.service.clone(), r.name(), peer));
+    let mut listed = realm.as_ref().and_then(|r| {
+        state
+            .sidecars
+            .register(cfg.service.clone(), r.name(), peer)
+            .inspect_err(|e| tracing::warn!(%peer, cause = %e, "sidecar not listed"))
+            .ok()
+    });
     let mut service = cfg.service.clone();
     // The whole hello must arrive within the hello timeout of accept, not
     // each byte of it.
@@ -303,7 +307,14 @@ async fn serve_conn(
                         if named.is_some() {
                             service = named;
                         }
-                        let l = state.sidecars.register(service.clone(), r.name(), peer);
+                        let l = match state.sidecars.register(service.clone(), r.name(), peer) {
+                            Ok(l) => l,
+                            Err(reason) => {
+                                state.metrics.refused(r.name(), "bad_hello", 1);
+                                acks.send(error_frame(&reason, frame_no)).await;
+                                break 'conn;
+                            }
+                        };
                         l.frame(frame.len());
                         listed = Some(l);
                         realm = Some(r);

@@ -1,8 +1,8 @@
 //! `sealog bench digest`: VPC flow-log digests, sealog against `awk | sort`
 //! doing the same aggregation over the same lines, in the same run.
 //!
-//! Generates `--records` flow lines (a few thousand distinct groups, start
-//! times over 24 hours), writes them to `flows.log` and appends them as
+//! Generates `--records` flow lines (160 hosts, five service ports, start
+//! times over 24 hours: about 41,000 groups; see [`line`]), writes them to `flows.log` and appends them as
 //! `flow` records to a realm's journal. Then, timed: sealog's digest from
 //! the journal (the server's own [`sealog_server::digest::compute`]: blocks
 //! decoded and aggregated in parallel), and `LC_ALL=C awk ... flows.log |
@@ -32,36 +32,42 @@ const AWK: &str = r#"$1 == "2" && tolower($14) == "ok" && $11 >= S && $11 < T {
 }
 END { for (k in p) { split(k, kk, SUBSEP); printf "%s %.0f %.0f %.0f %.0f %s\n", kk[1], p[k], b[k], s[k], e[k], kk[2] } }"#;
 
+/// One flow line. As in a VPC: 128 clients (10.0.0.0/21) talk to 32
+/// servers (10.1.0.0/21) on five service ports, in both directions; the
+/// logging interface belongs to the host whose traffic it is, the protocol
+/// follows the port (UDP for 53), and whether a flow is rejected follows
+/// the security rules for that client, server and port. Client ports are
+/// ephemeral (32768-60767), which the digest folds away.
 fn line(i: u64, out: &mut Vec<u8>) {
     let mut x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5851_f42d_4c95_7f2d;
     x ^= x >> 29;
     x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x ^= x >> 32;
     let start = T0 + (x % 86_400) as i64;
-    let server = [22u64, 80, 443, 5432, 6379][(x >> 20) as usize % 5];
-    let client = 32_768 + (x >> 24) % 28_000;
-    let (sp, dp) = if x & 1 == 0 {
-        (client, server)
+    let client = (x >> 8) % 128;
+    let server = (x >> 16) % 32;
+    let port = [22u64, 80, 443, 5432, 53][(x >> 20) as usize % 5];
+    let ephemeral = 32_768 + (x >> 24) % 28_000;
+    let (c_ip, s_ip) = (
+        format!("10.0.{}.{}", client / 16, client % 16),
+        format!("10.1.{}.{}", server / 8, server % 8),
+    );
+    let proto = if port == 53 { 17 } else { 6 };
+    let rejected = (client * 7 + server * 3 + port).is_multiple_of(11);
+    // Outbound from the client's interface, or the server's answer logged
+    // on the server's interface.
+    let (iface, src, dst, sp, dp) = if x & 1 == 0 {
+        (format!("eni-c{client:03x}"), &c_ip, &s_ip, ephemeral, port)
     } else {
-        (server, client)
+        (format!("eni-s{server:03x}"), &s_ip, &c_ip, port, ephemeral)
     };
     let _ = writeln!(
         out,
-        "2 123456789012 eni-{:x} 10.0.{}.{} 10.1.{}.{} {sp} {dp} {} {} {} {start} {} {} OK",
-        (x >> 8) % 4,
-        (x >> 12) % 8,
-        (x >> 16) % 16,
-        (x >> 40) % 4,
-        (x >> 44) % 8,
-        if (x >> 48).is_multiple_of(10) { 17 } else { 6 },
+        "2 123456789012 {iface} {src} {dst} {sp} {dp} {proto} {} {} {start} {} {} OK",
         1 + (x >> 52) % 60,
         40 + (x >> 30) % 60_000,
         start + ((x >> 36) % 90) as i64,
-        if (x >> 56).is_multiple_of(7) {
-            "REJECT"
-        } else {
-            "ACCEPT"
-        },
+        if rejected { "REJECT" } else { "ACCEPT" },
     );
 }
 
@@ -114,8 +120,9 @@ fn run(records: u64, dir: &Path) -> Result<(), Failure> {
             .collect();
         crate::ingest::append_pipelined(&mut journal, &events, 65_536, &mut |_| {})?;
     }
-    text.flush()?;
-    drop(text);
+    // Both inputs on disk before anything is timed, so neither side
+    // competes with the kernel writing the other's pages back.
+    text.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     journal.sync()?;
     eprintln!("setup took {:.1} s", t.elapsed().as_secs_f64());
     let shared: sealog_server::realm::SharedLog =

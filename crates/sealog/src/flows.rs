@@ -31,8 +31,24 @@ use crate::Failure;
 fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
     let mut out = Vec::new();
     let mut stack: Vec<PathBuf> = paths.iter().rev().cloned().collect();
+    let given = paths.len();
+    let mut visited = 0usize;
     while let Some(p) = stack.pop() {
-        let meta = std::fs::metadata(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        visited += 1;
+        // Paths given are followed; inside a directory a link to a
+        // directory is not (a loop would never end).
+        let meta = if visited <= given {
+            std::fs::metadata(&p)
+        } else {
+            std::fs::symlink_metadata(&p).and_then(|m| {
+                if m.file_type().is_symlink() {
+                    std::fs::metadata(&p).map(|t| if t.is_dir() { m } else { t })
+                } else {
+                    Ok(m)
+                }
+            })
+        }
+        .map_err(|e| format!("{}: {e}", p.display()))?;
         if meta.is_dir() {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(&p)
                 .map_err(|e| format!("{}: {e}", p.display()))?
@@ -160,23 +176,38 @@ pub fn verify(data: &Path, realm: &RealmName, start: &str, stop: &str) -> Result
             cp.size
         )));
     }
+    // The digest record itself must be proven too: the checkpoint of its
+    // receipt covers it.
+    let rcp = key.verify(&meta.record_checkpoint).map_err(|e| {
+        Failure::verify(format!(
+            "the digest record's checkpoint does not verify: {e}"
+        ))
+    })?;
+    let want_record = meta.record_seq;
+    if rcp.size <= want_record || rcp.size < to {
+        return Err(Failure::verify(format!(
+            "the digest record's checkpoint (size {}) does not cover its seq {want_record}",
+            rcp.size
+        )));
+    }
     let mut digester = Digester::new(w.start, w.stop);
     let mut tree = Frontier::new();
+    let mut root_at_to = (to == 0).then(sealog_journal::merkle::empty_root);
     let mut record: Option<Vec<u8>> = None;
-    let want_record = meta.record_seq;
     let mut seq = 0u64;
     let mut walk = |line: &[u8]| -> ControlFlow<()> {
-        if seq < to {
-            tree.push(leaf_hash(line), |_, _, _| {});
-            if seq >= from {
-                digester.add_line(line);
-            }
+        if seq >= from && seq < to {
+            digester.add_line(line);
         }
         if seq == want_record {
             record = Some(line.to_vec());
         }
+        tree.push(leaf_hash(line), |_, _, _| {});
         seq += 1;
-        if seq > to && seq > want_record {
+        if tree.size() == to {
+            root_at_to = Some(tree.root());
+        }
+        if tree.size() >= rcp.size {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
@@ -203,7 +234,7 @@ pub fn verify(data: &Path, realm: &RealmName, start: &str, stop: &str) -> Result
                             Failure::verify(format!(
                                 "block of seqs {}..{} is damaged: {e}",
                                 header.seq,
-                                header.seq + u64::from(header.count)
+                                header.seq.saturating_add(u64::from(header.count))
                             ))
                         })?;
                     for line in d.lines() {
@@ -215,38 +246,53 @@ pub fn verify(data: &Path, realm: &RealmName, start: &str, stop: &str) -> Result
             }
         }
     }
-    if tree.size() != to {
+    if tree.size() < rcp.size {
         return Err(Failure::verify(format!(
-            "the log holds {} of the digest's {to} input records",
-            tree.size()
+            "the log holds {} records; the digest's input and record need {}",
+            tree.size(),
+            rcp.size
         )));
     }
-    if tree.root() != cp.root {
+    if root_at_to != Some(cp.root) {
         return Err(Failure::verify(format!(
             "the records {from}..{to} the digest was computed from no longer match the checkpoint signed for size {to}: a record was altered"
+        )));
+    }
+    if tree.root() != rcp.root {
+        return Err(Failure::verify(format!(
+            "the records up to the digest record (seq {want_record}) no longer match the checkpoint signed for size {}",
+            rcp.size
         )));
     }
     let flows = digester.flows;
     let again = digester.finish();
     let sha = hex::encode(Sha256::digest(&again));
-    if again != stored || sha != meta.sha256 {
-        return Err(Failure::verify(format!(
-            "recomputed digest differs from the stored one (sha256 {sha}, recorded {})",
-            meta.sha256
-        )));
-    }
+    // The proven record is the authority: the stored file and its JSON
+    // must say what it says.
     let record = record.ok_or_else(|| {
         Failure::verify(format!(
             "the digest record (seq {want_record}) is not in the log"
         ))
     })?;
     let rec: serde_json::Value = serde_json::from_slice(&record)?;
-    if rec["kind"] != "digest"
-        || rec["digest"]["sha256"] != meta.sha256.as_str()
-        || rec["digest"]["id"] != w.id.as_str()
-    {
+    let d = &rec["digest"];
+    let agrees = rec["kind"] == "digest"
+        && d["id"] == w.id.as_str()
+        && d["sha256"] == sha.as_str()
+        && d["input"]["from_seq"] == from
+        && d["input"]["to_seq"] == to
+        && d["checkpoint"] == meta.checkpoint.as_str()
+        && d["start"] == meta.start.as_str()
+        && d["stop"] == meta.stop.as_str();
+    if !agrees {
         return Err(Failure::verify(format!(
-            "the record at seq {want_record} is not this digest's record"
+            "the digest record at seq {want_record} does not describe this recomputation (sha256 {sha})"
+        )));
+    }
+    if again != stored || sha != meta.sha256 {
+        return Err(Failure::verify(format!(
+            "recomputed digest differs from the stored one (sha256 {sha}, recorded {})",
+            meta.sha256
         )));
     }
     println!(

@@ -1,6 +1,7 @@
 //! Integration tests of the journal on real files.
 
 mod bundle;
+mod commits;
 mod fixture;
 mod model;
 mod power_loss;

@@ -80,7 +80,8 @@ async fn receive(
     // Palisade's controller `consumes` JSON; a missing type is taken as JSON.
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default();
-        if !ct.starts_with("application/json") {
+        let essence = ct.split(';').next().unwrap_or_default().trim();
+        if !essence.eq_ignore_ascii_case("application/json") {
             return Err(ApiError::UnsupportedEncoding(format!(
                 "content-type {ct:?} is not taken here; send application/json"
             )));

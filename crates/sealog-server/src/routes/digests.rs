@@ -83,6 +83,7 @@ async fn request(
         Err(Refused::Exists) => {
             message(StatusCode::CONFLICT, format!("digest {id} already exists"))
         }
+        Err(Refused::Busy) => return Err(ApiError::Overloaded("too many digests queued")),
         Err(Refused::InProgress) => message(
             StatusCode::CONFLICT,
             format!("digest {id} is being created"),

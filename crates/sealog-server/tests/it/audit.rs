@@ -203,6 +203,13 @@ async fn seed_examples_are_accepted_rejections_kept_and_bad_bodies_dead_lettered
             Some("seq"),
         ),
         ("[1,2]".to_string(), None),
+        (
+            SEED_ERROR.replace(
+                "\"serviceName\"",
+                "\"serviceName\":\"evil-service\",\"serviceName\"",
+            ),
+            Some("serviceName"),
+        ),
     ] {
         let (status, v) = post(&srv, "/api/error", w, Some("req-7"), &body).await;
         assert_eq!(status, 400, "{v}");

@@ -742,3 +742,85 @@ async fn sidecars_are_listed_while_connected_with_the_service_their_hello_names(
     srv.stop.cancel();
     srv.task.await.expect("join").expect("serve");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hello_cannot_rebind_a_service_to_another_realm() {
+    // The listener binds "central-ledger" to realm side; another realm's
+    // write token names it in a hello on a second, unbound listener.
+    let (srv, _) = start(Some("side")).await;
+    let other = {
+        let r = reqwest::Client::new()
+            .post(format!("http://{}/v1/admin/realms", srv.http))
+            .bearer_auth(&srv.admin)
+            .json(&serde_json::json!({"name": "other"}))
+            .send()
+            .await
+            .expect("send");
+        r.json::<Value>().await.expect("json")
+    };
+    srv.stop.cancel();
+    srv.task.await.expect("join").expect("serve");
+    let (server, _) = Server::open(srv.dir.path(), Config::default()).expect("reopen");
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let bound = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let open = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let (http_addr, open_addr) = (
+        http.local_addr().expect("addr"),
+        open.local_addr().expect("addr"),
+    );
+    let stop = CancellationToken::new();
+    let listeners = sealog_server::Listeners {
+        sidecar: vec![
+            (
+                bound,
+                SidecarListener {
+                    realm: Some("side".into()),
+                    service: Some("central-ledger".into()),
+                    ..SidecarListener::default()
+                },
+            ),
+            (open, SidecarListener::default()),
+        ],
+        ..Default::default()
+    };
+    let task = tokio::spawn(server.serve_with(http, listeners, stop.clone()));
+    let w = s(&other, "write_token").to_string();
+    let frames = tokio::task::spawn_blocking(move || {
+        let mut sock = TcpStream::connect(open_addr).expect("connect");
+        let mut wire =
+            frame(format!("{{\"token\":\"{w}\",\"serviceName\":\"central-ledger\"}}").as_bytes());
+        wire.extend_from_slice(&frame(b"{\"msg\":\"hijack\"}"));
+        sock.write_all(&wire).expect("write");
+        read_frames(&mut sock, Duration::from_secs(5))
+    })
+    .await
+    .expect("join");
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0]["type"], "error");
+    assert!(
+        frames[0]["error"]
+            .as_str()
+            .expect("error")
+            .contains("bound to another realm"),
+        "{frames:?}"
+    );
+    // The other realm's query token cannot open an inquiry on it either.
+    let r = reqwest::Client::new()
+        .post(format!("http://{http_addr}/inquiry"))
+        .bearer_auth(s(&other, "query_token"))
+        .json(&serde_json::json!({"service": "central-ledger", "startTime": "2026-01-01T00:00:00Z", "endTime": "2026-01-02T00:00:00Z"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["code"], 40002, "{v}");
+    stop.cancel();
+    task.await.expect("join").expect("serve");
+}
