@@ -264,7 +264,8 @@ pub fn dead_letter(
             "request_token": request_token,
             "reason": why.reason,
             "field": why.field,
-            "file": file.map(|f| f.display().to_string()),
+            // The name only: the server's paths are not the reader's business.
+            "file": file.and_then(|f| f.file_name()).map(|n| n.to_string_lossy().into_owned()),
         },
         "body": String::from_utf8_lossy(kept),
         "body_bytes": raw.len(),
@@ -321,6 +322,40 @@ pub fn write_error_file(
     )))
 }
 
+/// Writes a refused body to the error directory unless that would take
+/// it past `max` bytes (then `Ok(None)`, logged): the directory is shared
+/// by every realm and a client could otherwise fill the disk with bodies.
+fn keep_error_file(
+    counter: &std::sync::Mutex<Option<u64>>,
+    dir: &Path,
+    max: u64,
+    kind: Kind,
+    body: &[u8],
+) -> std::io::Result<Option<PathBuf>> {
+    let mut used = counter
+        .lock()
+        .map_err(|_| std::io::Error::other("audit error byte count lock poisoned"))?;
+    let now = match *used {
+        Some(n) => n,
+        None => std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0),
+    };
+    if now.saturating_add(body.len() as u64) > max {
+        *used = Some(now);
+        tracing::warn!(dir = %dir.display(), used = now, max, "audit error directory is full; the refused body is kept only in its dead-letter record");
+        return Ok(None);
+    }
+    let path = write_error_file(dir, kind, body, sealog_event::now_ns())?;
+    *used = Some(now + body.len() as u64);
+    Ok(Some(path))
+}
+
 /// What [`handle`] answers.
 #[derive(Debug)]
 pub enum Outcome {
@@ -356,12 +391,14 @@ pub async fn handle(
     let token = request_token.to_string();
     let dir = error_dir(state)?;
     let realm_name = realm.name().to_string();
+    let max = state.config.audit.error_dir_max_bytes;
+    let counter = state.audit_error_bytes.clone();
     let (line, outcome) = tokio::task::spawn_blocking(move || {
         match check(kind, &token, &body, &services) {
             Ok((line, verdict)) => (line, Ok(verdict)),
             Err(why) => {
-                let file = match write_error_file(&dir, kind, &body, sealog_event::now_ns()) {
-                    Ok(p) => Some(p),
+                let file = match keep_error_file(&counter, &dir, max, kind, &body) {
+                    Ok(p) => p,
                     Err(e) => {
                         tracing::error!(realm = %realm_name, dir = %dir.display(), cause = %e, "audit body could not be written to the error directory; it is kept as a dead-letter record");
                         None

@@ -48,6 +48,10 @@ pub struct Audit {
     /// (`Success-<UTC time>.json`, `Error-<UTC time>.json`); default
     /// `<data>/audit-errors`.
     pub error_dir: Option<std::path::PathBuf>,
+    /// Most bytes of bodies kept in the error directory; past it a refused
+    /// body is kept only in its dead-letter record (the first 128 KiB and
+    /// its SHA-256), and the server logs that the directory is full.
+    pub error_dir_max_bytes: u64,
 }
 
 impl Default for Audit {
@@ -55,6 +59,7 @@ impl Default for Audit {
         Self {
             success_services: vec!["filtered-resource-service".into(), "data-service".into()],
             error_dir: None,
+            error_dir_max_bytes: 1 << 30,
         }
     }
 }

@@ -167,6 +167,7 @@ impl Server {
             inquiries: forensic::Inquiries::default(),
             inquiry_slots: Arc::new(Semaphore::new(2)),
             digests: digest::Digests::new(data, &config.digests),
+            audit_error_bytes: Arc::new(Mutex::new(None)),
             config,
             data: Mutex::new(dd),
             tokens: RwLock::new(tokens),

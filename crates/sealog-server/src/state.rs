@@ -69,6 +69,8 @@ pub struct AppState {
     pub inquiry_slots: Arc<Semaphore>,
     /// VPC flow-log digests.
     pub digests: crate::digest::Digests,
+    /// Bytes in the audit error directory (scanned on first use).
+    pub audit_error_bytes: Arc<Mutex<Option<u64>>>,
 }
 
 impl AppState {

@@ -259,3 +259,26 @@ async fn seed_examples_are_accepted_rejections_kept_and_bad_bodies_dead_lettered
     assert!(m.contains("sealog_audit_messages_total"), "{m}");
     assert!(m.contains("reason=\"audit_invalid\""), "{m}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_error_directory_keeps_bodies_in_the_log_only() {
+    let errors = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::default();
+    config.audit.error_dir = Some(errors.path().to_path_buf());
+    config.audit.error_dir_max_bytes = 1000;
+    let srv = TestServer::start_with(config).await;
+    let realm = srv.realm("full").await;
+    let (w, q) = (s(&realm, "write_token"), s(&realm, "query_token"));
+    let body = format!("{{\"not\": \"an audit message\", \"pad\": \"{}\"}}", "x".repeat(600));
+    for _ in 0..3 {
+        let (status, v) = post(&srv, "/api/error", w, Some("t"), &body).await;
+        assert_eq!(status, 400, "{v}");
+    }
+    let files = std::fs::read_dir(errors.path()).expect("dir").count();
+    assert_eq!(files, 1, "one body fits in 1000 bytes, the others do not");
+    let dead = select(&srv, q, "kind=audit_dead_letter").await;
+    assert_eq!(dead.len(), 3, "every body is in the log");
+    assert!(dead[0]["audit"]["file"].is_string());
+    assert!(dead[1]["audit"]["file"].is_null() && dead[2]["audit"]["file"].is_null());
+    assert_eq!(dead[2]["body"], body.as_str());
+}
