@@ -269,7 +269,10 @@ async fn a_full_error_directory_keeps_bodies_in_the_log_only() {
     let srv = TestServer::start_with(config).await;
     let realm = srv.realm("full").await;
     let (w, q) = (s(&realm, "write_token"), s(&realm, "query_token"));
-    let body = format!("{{\"not\": \"an audit message\", \"pad\": \"{}\"}}", "x".repeat(600));
+    let body = format!(
+        "{{\"not\": \"an audit message\", \"pad\": \"{}\"}}",
+        "x".repeat(600)
+    );
     for _ in 0..3 {
         let (status, v) = post(&srv, "/api/error", w, Some("t"), &body).await;
         assert_eq!(status, 400, "{v}");
