@@ -256,16 +256,21 @@ fn num_at(line: &[u8], at: &mut usize, key: &[u8]) -> Option<u64> {
     let rest = line.get(*at..)?.strip_prefix(key)?;
     let len = rest
         .iter()
-        .take(20)
+        .take(21)
         .take_while(|b| b.is_ascii_digit())
         .count();
-    // At most 19 digits: below 10^19, so no overflow check per digit.
-    if len == 0 || len > 19 {
-        return None;
-    }
-    let n = rest[..len]
-        .iter()
-        .fold(0u64, |n, b| n * 10 + u64::from(b - b'0'));
+    let digits = rest.get(..len)?;
+    let n = match len {
+        // Up to 19 digits: below 10^19, so no overflow check per digit.
+        1..=19 => digits
+            .iter()
+            .fold(0u64, |n, b| n * 10 + u64::from(b - b'0')),
+        // 20 digits may still fit a u64 (up to 18446744073709551615).
+        20 => digits.iter().try_fold(0u64, |n, b| {
+            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        })?,
+        _ => return None,
+    };
     *at += key.len() + len;
     Some(n)
 }
@@ -578,6 +583,16 @@ mod tests {
         );
         let lower = parse_line(&LINE.replace(" OK", " ok")).expect("ok line");
         assert_eq!(lower, parse_line(LINE).expect("OK line"));
+    }
+
+    #[test]
+    fn the_largest_counts_read_back() {
+        let l = LINE.replace(" 20 4249 ", " 18446744073709551615 10000000000000000000 ");
+        let Ok(Line::Flow(rec, _)) = parse_line(&l) else {
+            panic!("flow");
+        };
+        let f = read_stored(&rec).expect("reads back");
+        assert_eq!((f.packets, f.bytes), (u64::MAX, 10_000_000_000_000_000_000));
     }
 
     #[test]
