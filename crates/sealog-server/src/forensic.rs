@@ -11,7 +11,9 @@
 //!
 //! Which realm a service is: a sidecar listener configured with both a
 //! service and a realm, or the realm of the write token a sidecar sent in
-//! its hello with a `serviceName`. The pairs are kept in
+//! its hello with a `serviceName`. A service stays bound to the first
+//! realm that names it (a hello naming it from another realm is refused).
+//! The pairs are kept in
 //! `<data>/sidecar-services.json`, so inquiries work after a restart
 //! before the sidecar reconnects. Finished inquiries are kept in
 //! `<data>/inquiries/<id>.json`.
@@ -89,10 +91,10 @@ impl Sidecars {
         let Ok(bytes) = serde_json::to_vec_pretty(&*services) else {
             return;
         };
-        let tmp = path.with_extension("json.tmp");
-        let written = std::fs::write(&tmp, bytes)
-            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-            .and_then(|()| std::fs::rename(&tmp, path));
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return;
+        };
+        let written = crate::digest::write_atomic(dir, &name.to_string_lossy(), &bytes);
         if let Err(e) = written {
             tracing::warn!(path = %path.display(), cause = %e, "could not save the sidecar services; inquiries find them again when their sidecars reconnect");
         }
@@ -344,12 +346,8 @@ impl Inquiries {
 /// Writes a finished inquiry to `<dir>/<id>.json` (atomically).
 pub fn save(dir: &Path, q: &Inquiry) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!("{}.json", q.id));
-    let tmp = dir.join(format!("{}.json.tmp", q.id));
-    std::fs::write(&tmp, serde_json::to_vec(q).map_err(std::io::Error::other)?)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    std::fs::File::open(dir)?.sync_all()
+    let bytes = serde_json::to_vec(q).map_err(std::io::Error::other)?;
+    crate::digest::write_atomic(dir, &format!("{}.json", q.id), &bytes)
 }
 
 /// Runs inquiry `q` over the journal in `journal` (blocking).
