@@ -15,7 +15,14 @@
 //!   `default` without one); its dyno is `akkeris/build`;
 //! - a web log's `hostname=<app>-<space>.<domain>` gives app and space; every
 //!   token must be `key=value` or the line is refused; `source` is also
-//!   given as `fwd`, URL-unescaped.
+//!   given as `fwd`, URL-unescaped;
+//! - a Kubernetes phase message (`Phase: Running/waiting -- ...`) gets the
+//!   text logshuttle showed as `msg`;
+//! - build arguments (`Step N/M : ARG NAME=value`) are redacted before the
+//!   record is made (logshuttle compiled that rule and never applied it);
+//! - istio access logs (mixer JSON, or Envoy ALS `HTTPAccessLogEntry`) get
+//!   logshuttle's router line as `msg`, app and space from the upstream
+//!   cluster `outbound|port||app.space.svc...`.
 
 use serde_json::Value;
 
@@ -108,7 +115,241 @@ pub fn fluentd(body: &[u8]) -> Result<Event, ShuttleError> {
     if let Some(pod) = str_at(&v, &["kubernetes", "pod_name"]) {
         add.push(("dyno", pod.to_string()));
     }
+    // Kubernetes phase messages read as logshuttle shows them; `log`
+    // itself is kept as sent.
+    if let Some(human) = str_at(&v, &["log"]).and_then(humanize_phase) {
+        add.push(("msg", human));
+    }
     splice(body, &obj, &add)
+}
+
+/// Logshuttle's reading of a Kubernetes phase message (`Phase: ...`), or
+/// `None` for any other text (seed-systems §3.5).
+pub fn humanize_phase(log: &str) -> Option<String> {
+    let rest = log.strip_prefix("Phase: ")?;
+    let fixed = [
+        ("Creating -- ", "Creating Dyno"),
+        ("Pending/ --", "Waiting on Dyno"),
+        ("Pending/waiting --", "Waiting on Dyno"),
+        ("Running/waiting --", "at=error code=H10 desc=\"App crashed\""),
+        ("Running/running --", "Checking Dyno Health"),
+        ("Deleting -- pod", "Deleting Dyno"),
+    ];
+    if let Some((_, h)) = fixed.iter().find(|(p, _)| rest.starts_with(p)) {
+        return Some((*h).to_string());
+    }
+    if rest.starts_with("Running/terminated --") {
+        let code = rest
+            .split_whitespace()
+            .find_map(|t| t.strip_prefix("exitCode="))
+            .unwrap_or("unknown");
+        return Some(format!("Dyno exited (exit code {code})"));
+    }
+    None
+}
+
+/// Replaces the value of every Docker `Step N/M : ARG NAME=value` in a
+/// build log with `[redacted]`, so build arguments (often credentials)
+/// are not stored; logshuttle compiled this rule and never applied it.
+/// Returns the text and how many values were redacted.
+pub fn redact_build_args(text: &str) -> (String, usize) {
+    let mut out = String::with_capacity(text.len());
+    let mut n = 0;
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&redact_line(line, &mut n));
+    }
+    (out, n)
+}
+
+fn redact_line(line: &str, n: &mut usize) -> String {
+    let Some(at) = line.find("Step ") else {
+        return line.to_string();
+    };
+    let tail = &line[at + 5..];
+    // `N/M : ARG NAME=`
+    let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
+    let a = digits(tail);
+    if a == 0 || tail.as_bytes().get(a) != Some(&b'/') {
+        return line.to_string();
+    }
+    let after = &tail[a + 1..];
+    let b = digits(after);
+    let Some(arg) = (b > 0).then(|| &after[b..]).and_then(|s| s.strip_prefix(" : ARG ")) else {
+        return line.to_string();
+    };
+    let name = arg
+        .bytes()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        .count();
+    if name == 0 || arg.as_bytes().get(name) != Some(&b'=') {
+        return line.to_string();
+    }
+    let keep = line.len() - arg.len() + name + 1;
+    *n += 1;
+    format!("{}[redacted]", &line[..keep])
+}
+
+fn num_at(v: &Value, path: &[&str]) -> i64 {
+    let mut cur = v;
+    for p in path {
+        match cur.get(p) {
+            Some(next) => cur = next,
+            None => return 0,
+        }
+    }
+    match cur {
+        Value::Number(n) => n.as_i64().unwrap_or(0),
+        Value::String(s) => s.trim().parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// An Envoy duration (`"0.002s"`, or a number of nanoseconds) in
+/// milliseconds, formatted `%.2fms`.
+fn envoy_ms(v: &Value) -> Option<String> {
+    let ms = match v {
+        Value::String(s) => {
+            let s = s.trim();
+            if let Some(x) = s.strip_suffix("ms") {
+                x.parse::<f64>().ok()?
+            } else if let Some(x) = s.strip_suffix('s') {
+                x.parse::<f64>().ok()? * 1000.0
+            } else {
+                s.parse::<f64>().ok()? / 1e6
+            }
+        }
+        Value::Number(n) => n.as_f64()? / 1e6,
+        Value::Object(o) => {
+            // protobuf Duration as an object
+            let secs = o.get("seconds").map(|s| num_at(s, &[])).unwrap_or(0);
+            let nanos = o.get("nanos").map(|s| num_at(s, &[])).unwrap_or(0);
+            secs as f64 * 1000.0 + nanos as f64 / 1e6
+        }
+        _ => return None,
+    };
+    ms.is_finite().then(|| format!("{ms:.2}ms"))
+}
+
+/// An istio access log (`istio-access-logs`): Envoy ALS
+/// `HTTPAccessLogEntry` JSON when it has `common_properties`, else the
+/// mixer JSON. The record keeps the message and adds `app`, `space`,
+/// `dyno` (`akkeris/router`), `path` and `msg`, the router line
+/// logshuttle built.
+///
+/// # Errors
+/// [`ShuttleError`] for a body without the fields logshuttle required.
+pub fn istio(body: &[u8]) -> Result<Event, ShuttleError> {
+    let obj = object(body)?;
+    let v = Value::Object(obj.clone());
+    if obj.contains_key("common_properties") {
+        return envoy_als(body, &obj, &v);
+    }
+    let s = |k: &str| str_at(&v, &[k]).unwrap_or_default().to_string();
+    let app = str_at(&v, &["app"]).ok_or(ShuttleError::Missing("app"))?;
+    let space = str_at(&v, &["space"]).unwrap_or("default");
+    let msg = format!(
+        "bytes={} method={} request_id={} fwd={} origin={} status={} service={} total={} source={} dyno={}",
+        num_at(&v, &["bytes"]),
+        s("method"),
+        s("request_id"),
+        s("fwd"),
+        s("origin"),
+        num_at(&v, &["status"]),
+        s("service"),
+        s("total"),
+        s("source"),
+        s("dyno"),
+    );
+    let add = [
+        ("app", app.to_string()),
+        ("space", space.to_string()),
+        ("proc_type", "web".to_string()),
+        ("dyno", "akkeris/router".to_string()),
+        ("msg", msg),
+    ];
+    splice(body, &obj, &add)
+}
+
+fn envoy_als(
+    body: &[u8],
+    obj: &serde_json::Map<String, Value>,
+    v: &Value,
+) -> Result<Event, ShuttleError> {
+    let cp = &v["common_properties"];
+    let cluster = str_at(v, &["common_properties", "upstream_cluster"])
+        .filter(|c| !c.is_empty())
+        .ok_or(ShuttleError::Missing("common_properties.upstream_cluster"))?;
+    if v.get("request").is_none_or(Value::is_null) {
+        return Err(ShuttleError::Missing("request"));
+    }
+    let code = v
+        .get("response")
+        .and_then(|r| r.get("response_code"))
+        .filter(|c| !c.is_null())
+        .ok_or(ShuttleError::Missing("response.response_code"))?;
+    let connect = cp
+        .get("time_to_last_upstream_tx_byte")
+        .and_then(envoy_ms)
+        .ok_or(ShuttleError::Missing(
+            "common_properties.time_to_last_upstream_tx_byte",
+        ))?;
+    let rx = cp
+        .get("time_to_last_rx_byte")
+        .and_then(envoy_ms)
+        .ok_or(ShuttleError::Missing("common_properties.time_to_last_rx_byte"))?;
+    // `outbound|<port>||<app>.<space>.svc...`
+    let host = cluster.split('|').nth(3).unwrap_or_default();
+    let mut labels = host.split('.');
+    let (app, space) = match (labels.next(), labels.next()) {
+        (Some(a), Some(s)) if !a.is_empty() && !s.is_empty() => (a, s),
+        _ => {
+            return Err(ShuttleError::Event(format!(
+                "upstream_cluster {cluster:?} is not outbound|port||app.space.svc..."
+            )))
+        }
+    };
+    let mut status = num_at(code, &[]);
+    if status == 0 && cp["response_flags"]["downstream_connection_termination"] == Value::Bool(true) {
+        status = 499;
+    }
+    let req = |k: &str| str_at(v, &["request", k]).unwrap_or_default().to_string();
+    let request_size =
+        num_at(v, &["request", "request_headers_bytes"]) + num_at(v, &["request", "request_body_bytes"]);
+    let response_size = num_at(v, &["response", "response_headers_bytes"])
+        + num_at(v, &["response", "response_body_bytes"]);
+    let origin = str_at(v, &["common_properties", "tls_properties", "tls_sni_hostname"])
+        .map(|sni| format!("https://{sni}{}", req("original_path")))
+        .unwrap_or_default();
+    let tls = str_at(v, &["common_properties", "tls_properties", "tls_version"]).unwrap_or_default();
+    let service = cp
+        .get("time_to_last_upstream_rx_byte")
+        .and_then(envoy_ms)
+        .unwrap_or_default();
+    let total = cp
+        .get("time_to_last_downstream_tx_byte")
+        .and_then(envoy_ms)
+        .unwrap_or(rx);
+    let msg = format!(
+        "bytes={} request_size={request_size} response_size={response_size} method={} request_id={} fwd={} authority={} origin={origin} protocol={} tls={tls} status={status} connect={connect} service={service} total={total} dyno={app}-{space}",
+        request_size + response_size,
+        req("request_method"),
+        req("request_id"),
+        req("forwarded_for"),
+        req("authority"),
+        str_at(v, &["protocol_version"]).unwrap_or_default().to_lowercase(),
+    );
+    let add = [
+        ("app", app.to_string()),
+        ("space", space.to_string()),
+        ("proc_type", "web".to_string()),
+        ("dyno", "akkeris/router".to_string()),
+        ("path", req("path")),
+        ("msg", msg),
+    ];
+    splice(body, obj, &add)
 }
 
 /// A build log (`{"build","job","message","metadata":"app-space"}`) as an event.
@@ -122,12 +363,30 @@ pub fn build_log(body: &[u8]) -> Result<Event, ShuttleError> {
         .and_then(Value::as_str)
         .ok_or(ShuttleError::Missing("metadata"))?;
     let (app, space) = meta.split_once('-').unwrap_or((meta, "default"));
+    if app.is_empty() || space.is_empty() {
+        return Err(ShuttleError::Event(format!(
+            "metadata {meta:?} is not app-space"
+        )));
+    }
     let add = [
         ("app", app.to_string()),
         ("space", space.to_string()),
         ("dyno", "akkeris/build".to_string()),
         ("source", "build".to_string()),
     ];
+    // Build arguments are redacted before anything is stored: the body is
+    // then re-written with the new message (and `redacted`, the count).
+    if let Some(text) = obj.get("message").and_then(Value::as_str) {
+        let (clean, n) = redact_build_args(text);
+        if n > 0 {
+            let mut changed = obj.clone();
+            changed.insert("message".into(), Value::String(clean));
+            changed.insert("redacted".into(), Value::from(n));
+            let rewritten = serde_json::to_vec(&changed)
+                .map_err(|e| ShuttleError::Event(e.to_string()))?;
+            return splice(&rewritten, &changed, &add);
+        }
+    }
     splice(body, &obj, &add)
 }
 
@@ -281,12 +540,71 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn phase_messages_are_humanised_and_log_is_kept() {
+        let body = br#"{"log":"Phase: Running/terminated --  reason=Error exitCode=137","kubernetes":{"container_name":"shop","pod_name":"shop-1"},"topic":"prod"}"#;
+        let (line, _) = fluentd(body).expect("event");
+        let v: Value = serde_json::from_slice(&line).expect("json");
+        assert_eq!(v["msg"], "Dyno exited (exit code 137)");
+        assert_eq!(v["log"], "Phase: Running/terminated --  reason=Error exitCode=137");
+        for (log, want) in [
+            ("Phase: Creating -- Creating pod blog-1", Some("Creating Dyno")),
+            ("Phase: Pending/ --", Some("Waiting on Dyno")),
+            ("Phase: Pending/waiting --  reason=ContainerCreating", Some("Waiting on Dyno")),
+            ("Phase: Running/waiting --  reason=CrashLoopBackOff", Some("at=error code=H10 desc=\"App crashed\"")),
+            ("Phase: Running/running --  startedAt=2017", Some("Checking Dyno Health")),
+            ("Phase: Deleting -- pod blog-4 in space default", Some("Deleting Dyno")),
+            ("Phase: Unknown", None),
+            ("GET / 200", None),
+        ] {
+            assert_eq!(humanize_phase(log).as_deref(), want, "{log}");
+        }
+    }
+
+    #[test]
+    fn build_args_are_redacted() {
+        let (line, _) = build_log(br#"{"build":7,"job":"j","message":"Step 3/9 : ARG NPM_TOKEN=s3cret\nStep 4/9 : RUN make\nStep 5/9 : ARG X=1","metadata":"shop-prod"}"#).expect("event");
+        let v: Value = serde_json::from_slice(&line).expect("json");
+        assert_eq!(
+            v["message"],
+            "Step 3/9 : ARG NPM_TOKEN=[redacted]\nStep 4/9 : RUN make\nStep 5/9 : ARG X=[redacted]"
+        );
+        assert_eq!(v["redacted"], 2);
+        assert!(!String::from_utf8_lossy(&line).contains("s3cret"));
+        assert_eq!(v["app"], "shop");
+        assert_eq!(redact_build_args("Step 1/2 : ARG =x").1, 0);
+        assert_eq!(redact_build_args("Step x/2 : ARG A=x").1, 0);
+        assert!(build_log(br#"{"message":"m","metadata":"-prod"}"#).is_err());
+    }
+
+    #[test]
+    fn istio_mixer_and_envoy_als() {
+        let (line, _) = istio(br#"{"time":"2026-11-24T01:00:00Z","severity":"Info","bytes":512,"method":"GET","source":"10.0.0.9","space":"prod","path":"/cart","request_id":"r-1","origin":"https://shop.example.com","from":"x","host":"shop-prod","app":"shop","fwd":"1.2.3.4","status":200,"service":"5ms","dyno":"shop-prod","total":"7ms"}"#).expect("mixer");
+        let v: Value = serde_json::from_slice(&line).expect("json");
+        assert_eq!(v["msg"], "bytes=512 method=GET request_id=r-1 fwd=1.2.3.4 origin=https://shop.example.com status=200 service=5ms total=7ms source=10.0.0.9 dyno=shop-prod");
+        assert_eq!((v["app"].as_str(), v["space"].as_str()), (Some("shop"), Some("prod")));
+        let als = br#"{"common_properties":{"upstream_cluster":"outbound|80||shop.prod.svc.cluster.local","time_to_last_rx_byte":"0.003s","time_to_last_upstream_tx_byte":"0.001s","time_to_last_upstream_rx_byte":"0.0025s","time_to_last_downstream_tx_byte":"0.004s","tls_properties":{"tls_version":"TLSv1_2","tls_sni_hostname":"shop.example.com"}},"protocol_version":"HTTP11","request":{"request_method":"POST","authority":"shop.example.com","path":"/pay","original_path":"/pay?x=1","request_id":"r-2","forwarded_for":"5.6.7.8","request_headers_bytes":"100","request_body_bytes":"20"},"response":{"response_code":201,"response_headers_bytes":"50","response_body_bytes":"30"}}"#;
+        let (line, _) = istio(als).expect("als");
+        let v: Value = serde_json::from_slice(&line).expect("json");
+        assert_eq!(v["msg"], "bytes=200 request_size=120 response_size=80 method=POST request_id=r-2 fwd=5.6.7.8 authority=shop.example.com origin=https://shop.example.com/pay?x=1 protocol=http11 tls=TLSv1_2 status=201 connect=1.00ms service=2.50ms total=4.00ms dyno=shop-prod");
+        assert_eq!((v["app"].as_str(), v["space"].as_str(), v["path"].as_str()), (Some("shop"), Some("prod"), Some("/pay")));
+        // Each field logshuttle required.
+        for cut in ["upstream_cluster", "response_code", "time_to_last_upstream_tx_byte", "time_to_last_rx_byte"] {
+            let s = String::from_utf8_lossy(als).replace(cut, "other");
+            assert!(istio(s.as_bytes()).is_err(), "without {cut}");
+        }
+        assert!(istio(br#"{"common_properties":{"upstream_cluster":"outbound|80"}}"#).is_err());
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panic(s in "\\PC{0,120}") {
             let _ = web_log(&s);
             let _ = fluentd(s.as_bytes());
             let _ = build_log(s.as_bytes());
+            let _ = istio(s.as_bytes());
+            let _ = redact_build_args(&s);
+            let _ = humanize_phase(&s);
         }
     }
 }

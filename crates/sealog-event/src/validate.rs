@@ -11,8 +11,11 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 
 use crate::time_fmt::{parse_time_value, TimeValue};
 
-/// Fields sealog adds to every record; an event may not carry them.
-pub const RESERVED_FIELDS: [&str; 3] = ["realm", "seq", "received_at"];
+/// Fields sealog adds to records; an event may not carry them. `realm`,
+/// `seq` and `received_at` are on every record; `kafka` is the provenance
+/// (topic, partition, offset) only the Kafka consumer writes, and from
+/// which it resumes, so no other sender may forge it.
+pub const RESERVED_FIELDS: [&str; 4] = ["realm", "seq", "received_at", "kafka"];
 
 /// Fields holding the event's own time, in order of preference.
 pub const TIME_FIELDS: [&str; 4] = ["time", "when", "timestamp", "@timestamp"];

@@ -96,7 +96,7 @@ pub struct Invalid {
 }
 
 impl Invalid {
-    fn field(name: &str, reason: String) -> Self {
+    pub(crate) fn field(name: &str, reason: String) -> Self {
         Self {
             field: Some(name.to_string()),
             reason,
@@ -325,7 +325,7 @@ pub fn write_error_file(
 /// Writes a refused body to the error directory unless that would take
 /// it past `max` bytes (then `Ok(None)`, logged): the directory is shared
 /// by every realm and a client could otherwise fill the disk with bodies.
-fn keep_error_file(
+pub(crate) fn keep_error_file(
     counter: &std::sync::Mutex<Option<u64>>,
     dir: &Path,
     max: u64,

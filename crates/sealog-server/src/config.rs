@@ -35,6 +35,231 @@ pub struct Config {
     pub inquiries: Inquiries,
     /// VPC flow-log digests.
     pub digests: Digests,
+    /// Kafka sources (logshuttle, Palisade and LogHarbour topics).
+    pub kafka: Kafka,
+}
+
+/// The Kafka client and the sources it consumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Kafka {
+    /// Bootstrap brokers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// `plaintext` (default), `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    pub security_protocol: String,
+    /// PEM CA bundle the brokers' certificates are checked against.
+    pub ssl_ca_location: Option<std::path::PathBuf>,
+    /// PEM client certificate, for brokers that ask for one.
+    pub ssl_certificate_location: Option<std::path::PathBuf>,
+    /// PEM client key.
+    pub ssl_key_location: Option<std::path::PathBuf>,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub sasl_mechanism: Option<String>,
+    /// SASL user name.
+    pub sasl_username: Option<String>,
+    /// SASL password.
+    pub sasl_password: Option<String>,
+    /// Further librdkafka client properties, passed as they are (for
+    /// example `"socket.keepalive.enable" = "true"`).
+    pub options: std::collections::BTreeMap<String, String>,
+    /// The sources.
+    pub sources: Vec<KafkaSource>,
+}
+
+impl Default for Kafka {
+    fn default() -> Self {
+        Self {
+            brokers: String::new(),
+            security_protocol: "plaintext".into(),
+            ssl_ca_location: None,
+            ssl_certificate_location: None,
+            ssl_key_location: None,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+            options: Default::default(),
+            sources: Vec::new(),
+        }
+    }
+}
+
+/// How a source's messages are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KafkaFormat {
+    /// fluentd/Kubernetes `LogSpec` JSON (logshuttle's app topics).
+    Logshuttle,
+    /// `alamoweblogs` `key=value` router lines.
+    LogshuttleWeb,
+    /// istio mixer JSON or Envoy ALS `HTTPAccessLogEntry` JSON.
+    LogshuttleIstio,
+    /// `alamobuildlogs` build log JSON.
+    LogshuttleBuild,
+    /// Palisade `AuditSuccessMessage` with an `x-request-token` header.
+    PalisadeSuccess,
+    /// Palisade `AuditErrorMessage` with an `x-request-token` header.
+    PalisadeError,
+    /// One LogHarbour `LogEntry` JSON per message.
+    Logharbour,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+impl KafkaFormat {
+    /// Every format, as written in configuration.
+    pub const ALL: [(&'static str, KafkaFormat); 8] = [
+        ("logshuttle", KafkaFormat::Logshuttle),
+        ("logshuttle-web", KafkaFormat::LogshuttleWeb),
+        ("logshuttle-istio", KafkaFormat::LogshuttleIstio),
+        ("logshuttle-build", KafkaFormat::LogshuttleBuild),
+        ("palisade-success", KafkaFormat::PalisadeSuccess),
+        ("palisade-error", KafkaFormat::PalisadeError),
+        ("logharbour", KafkaFormat::Logharbour),
+        ("ndjson", KafkaFormat::Ndjson),
+    ];
+
+    /// The name as written in configuration.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map_or("ndjson", |(n, _)| n)
+    }
+}
+
+impl std::str::FromStr for KafkaFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|(n, _)| *n).collect();
+                format!("unknown Kafka format {s:?}; one of {}", names.join(", "))
+            })
+    }
+}
+
+/// One binding of topics to a realm and a format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSource {
+    /// The realm records go to (LogHarbour messages may name another
+    /// with a write token in a `sealog-token` header).
+    pub realm: String,
+    /// Topic names.
+    pub topics: Vec<String>,
+    /// Or a regular expression every topic name is matched against in
+    /// full, re-checked every `refresh_secs`; topics starting with `_` are
+    /// never consumed.
+    pub topic_regex: Option<String>,
+    /// How messages are read.
+    pub format: KafkaFormat,
+    /// Consumer group the offsets are committed to (for lag monitoring;
+    /// sealog resumes from the offsets in its own journal).
+    pub group_id: String,
+    /// Where a partition with no record in the realm yet starts:
+    /// `earliest` or `latest`.
+    pub start: String,
+    /// Send messages that cannot be read to `<topic>_dlq` as well (headers
+    /// `dlq_reason`, `original_topic`, `original_partition`,
+    /// `original_offset`).
+    pub dlq: bool,
+    /// Most messages in one commit.
+    pub batch_records: usize,
+    /// Most message bytes in one commit.
+    pub batch_bytes: usize,
+    /// Longest a batch waits to fill, in milliseconds.
+    pub linger_ms: u64,
+    /// How often topics and partitions are looked up again, in seconds.
+    pub refresh_secs: u64,
+}
+
+impl Default for KafkaSource {
+    fn default() -> Self {
+        Self {
+            realm: String::new(),
+            topics: Vec::new(),
+            topic_regex: None,
+            format: KafkaFormat::Ndjson,
+            group_id: "sealog".into(),
+            start: "earliest".into(),
+            dlq: false,
+            batch_records: 20_000,
+            batch_bytes: 16 << 20,
+            linger_ms: 20,
+            refresh_secs: 30,
+        }
+    }
+}
+
+impl KafkaSource {
+    /// A name for logs, metrics and `/ready`: `realm@topics`.
+    pub fn name(&self) -> String {
+        match &self.topic_regex {
+            Some(r) => format!("{}@/{r}/", self.realm),
+            None => format!("{}@{}", self.realm, self.topics.join(",")),
+        }
+    }
+}
+
+/// `REALM@TOPIC:FORMAT`, TOPIC a name, a comma-separated list, or
+/// `/regex/`.
+impl std::str::FromStr for KafkaSource {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("--kafka-source {s:?}: {why} (want REALM@TOPIC:FORMAT, TOPIC a name, a,b,c or /regex/)");
+        let (realm, rest) = s.split_once('@').ok_or_else(|| bad("no @"))?;
+        let (topic, format) = rest.rsplit_once(':').ok_or_else(|| bad("no :FORMAT"))?;
+        sealog_event::validate_realm_name(realm).map_err(|e| bad(&e.to_string()))?;
+        let format: KafkaFormat = format.parse().map_err(|e: String| bad(&e))?;
+        let mut src = KafkaSource {
+            realm: realm.to_string(),
+            format,
+            ..Default::default()
+        };
+        if let Some(re) = topic.strip_prefix('/').and_then(|t| t.strip_suffix('/')) {
+            src.topic_regex = Some(re.to_string());
+        } else {
+            src.topics = topic.split(',').map(str::to_string).collect();
+        }
+        src.check().map_err(|e| bad(&e))?;
+        Ok(src)
+    }
+}
+
+impl KafkaSource {
+    /// Checks the binding.
+    ///
+    /// # Errors
+    /// What is wrong, in words.
+    pub fn check(&self) -> Result<(), String> {
+        sealog_event::validate_realm_name(&self.realm).map_err(|e| e.to_string())?;
+        match (&self.topic_regex, self.topics.is_empty()) {
+            (Some(_), false) => return Err("give topics or topic_regex, not both".into()),
+            (None, true) => return Err("no topic".into()),
+            _ => {}
+        }
+        for t in &self.topics {
+            let ok = !t.is_empty()
+                && t.len() <= 249
+                && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !ok {
+                return Err(format!("{t:?} is not a Kafka topic name ([a-zA-Z0-9._-], at most 249)"));
+            }
+        }
+        if self.group_id.is_empty() {
+            return Err("empty group_id".into());
+        }
+        if !matches!(self.start.as_str(), "earliest" | "latest") {
+            return Err(format!("start {:?}: earliest or latest", self.start));
+        }
+        if self.batch_records == 0 || self.batch_bytes == 0 || self.refresh_secs == 0 {
+            return Err("batch_records, batch_bytes and refresh_secs must be above 0".into());
+        }
+        Ok(())
+    }
 }
 
 /// The audit service: Palisade's message rules and dead-letter directory.
@@ -416,6 +641,7 @@ impl Default for Config {
             audit: Audit::default(),
             inquiries: Inquiries::default(),
             digests: Digests::default(),
+            kafka: Kafka::default(),
         }
     }
 }
@@ -487,10 +713,23 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Parse`] naming the problem.
     pub fn from_toml(text: &str, path: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let c: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_string(),
             message: e.to_string(),
-        })
+        })?;
+        for (i, src) in c.kafka.sources.iter().enumerate() {
+            src.check().map_err(|e| ConfigError::Parse {
+                path: path.to_string(),
+                message: format!("kafka.sources[{i}]: {e}"),
+            })?;
+        }
+        if !c.kafka.sources.is_empty() && c.kafka.brokers.is_empty() {
+            return Err(ConfigError::Parse {
+                path: path.to_string(),
+                message: "kafka.sources need kafka.brokers".into(),
+            });
+        }
+        Ok(c)
     }
 
     /// Loads `path`, or the defaults when `None`, then applies `SEALOG_*`

@@ -32,6 +32,7 @@ pub mod error;
 pub mod forensic;
 pub mod front;
 pub mod integrity;
+pub mod kafka;
 pub mod listen;
 pub mod metrics;
 pub mod openapi;
@@ -168,6 +169,7 @@ impl Server {
             inquiry_slots: Arc::new(Semaphore::new(2)),
             digests: digest::Digests::new(data, &config.digests),
             audit_error_bytes: Arc::new(Mutex::new(None)),
+            kafka: kafka::Health::default(),
             config,
             data: Mutex::new(dd),
             tokens: RwLock::new(tokens),
@@ -289,6 +291,8 @@ impl Server {
         }
         // Drains start at once; each waits for its realm to open.
         state.drains.start_all(&state);
+        // Kafka sources: a thread each, stopped with the listeners.
+        let kafka_threads = kafka::start(&state, &down);
         // Open every realm in the background, then verify them.
         let (st, stop_open) = (state.clone(), down.clone());
         side_tasks.push(tokio::spawn(async move {
@@ -318,6 +322,12 @@ impl Server {
         for t in side_tasks {
             let _ = t.await;
         }
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in kafka_threads {
+                let _ = t.join();
+            }
+        })
+        .await;
         let realms: Vec<Arc<RealmHandle>> = state
             .realms
             .read()

@@ -252,6 +252,13 @@ impl RealmHandle {
         self.committed.clone()
     }
 
+    /// True when a request of `len` bytes would be queued now (or is the
+    /// only one waiting).
+    pub fn has_room(&self, len: usize) -> bool {
+        let before = self.queued.load(Ordering::Acquire);
+        before == 0 || before + len <= self.max_queued
+    }
+
     /// Queues a request without waiting.
     ///
     /// # Errors

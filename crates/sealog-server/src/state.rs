@@ -71,6 +71,8 @@ pub struct AppState {
     pub digests: crate::digest::Digests,
     /// Bytes in the audit error directory (scanned on first use).
     pub audit_error_bytes: Arc<Mutex<Option<u64>>>,
+    /// Problems of the Kafka sources, for `/ready`.
+    pub kafka: crate::kafka::Health,
 }
 
 impl AppState {

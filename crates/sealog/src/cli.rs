@@ -112,6 +112,16 @@ pub enum Command {
         /// `<data>/audit-errors`; overrides `[audit] error_dir`).
         #[arg(long)]
         audit_error_dir: Option<PathBuf>,
+        /// Kafka bootstrap brokers for --kafka-source (overrides
+        /// `[kafka] brokers`).
+        #[arg(long, value_name = "BROKERS")]
+        kafka: Option<String>,
+        /// A Kafka source: REALM@TOPIC:FORMAT, TOPIC a name, a,b,c or
+        /// /regex/; FORMAT logshuttle, logshuttle-web, logshuttle-istio,
+        /// logshuttle-build, palisade-success, palisade-error, logharbour or
+        /// ndjson. Repeatable; adds to the config file's.
+        #[arg(long, value_name = "REALM@TOPIC:FORMAT", requires = "kafka")]
+        kafka_source: Vec<sealog_server::config::KafkaSource>,
     },
     /// Create and list realms.
     #[command(subcommand)]

@@ -44,6 +44,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             tls_cert,
             tls_key,
             audit_error_dir,
+            kafka,
+            kafka_source,
         } => {
             let tls = match (syslog_tls, tls_cert, tls_key) {
                 (Some(l), Some(cert), Some(key)) => {
@@ -63,6 +65,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 http,
                 (sidecar, syslog_tcp, syslog_udp, tls),
                 audit_error_dir,
+                (kafka, kafka_source),
             );
         }
         Command::Export {

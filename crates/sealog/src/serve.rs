@@ -26,8 +26,13 @@ pub fn run(
         Option<sealog_server::config::SyslogTlsListener>,
     ),
     audit_error_dir: Option<std::path::PathBuf>,
+    (kafka, kafka_sources): (Option<String>, Vec<sealog_server::config::KafkaSource>),
 ) -> Result<(), Failure> {
     let mut cfg = Config::load(config)?;
+    if let Some(b) = kafka {
+        cfg.kafka.brokers = b;
+    }
+    cfg.kafka.sources.extend(kafka_sources);
     if audit_error_dir.is_some() {
         cfg.audit.error_dir = audit_error_dir;
     }

@@ -77,6 +77,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
                 Err(_) => problems.push(format!("realm {name}: journal lock poisoned")),
             }
         }
+        problems.extend(st.kafka.problems());
         if !problems.is_empty() {
             return Some(problems.join("; "));
         }

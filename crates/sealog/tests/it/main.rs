@@ -6,6 +6,7 @@ mod crash;
 mod drain_crash;
 mod flows;
 mod hostile;
+mod kafka;
 mod realm_names;
 mod realm_out;
 mod remote_cli;
