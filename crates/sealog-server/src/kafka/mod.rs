@@ -293,6 +293,8 @@ struct Source<'a> {
     rt: &'a tokio::runtime::Handle,
     consumer: Arc<BaseConsumer<Ctx>>,
     dlq: Option<BaseProducer<DlqCtx>>,
+    /// DLQ topics known to exist.
+    dlq_topics: std::collections::HashSet<String>,
     regex: Option<regex::Regex>,
     /// Assigned partitions.
     assigned: Vec<Tp>,
@@ -374,6 +376,7 @@ impl<'a> Source<'a> {
             rt,
             consumer: Arc::new(consumer),
             dlq,
+            dlq_topics: Default::default(),
             regex,
             assigned: Vec::new(),
             positions: HashMap::new(),
@@ -434,7 +437,8 @@ impl<'a> Source<'a> {
                 continue;
             }
             let chosen = match &self.regex {
-                Some(re) => re.is_match(name),
+                // A source never reads its own dead letters.
+                Some(re) => re.is_match(name) && !(self.cfg.dlq && name.ends_with("_dlq")),
                 None => self.cfg.topics.iter().any(|x| x == name),
             };
             if chosen {
@@ -442,6 +446,24 @@ impl<'a> Source<'a> {
             }
         }
         want.sort();
+        if self.dlq.is_some() {
+            let existing: std::collections::HashSet<&str> =
+                md.topics().iter().map(|t| t.name()).collect();
+            let mut missing: Vec<String> = want
+                .iter()
+                .map(|(t, _)| format!("{t}_dlq"))
+                .filter(|d| !existing.contains(d.as_str()) && !self.dlq_topics.contains(d))
+                .collect();
+            missing.dedup();
+            for d in want.iter().map(|(t, _)| format!("{t}_dlq")) {
+                if existing.contains(d.as_str()) {
+                    self.dlq_topics.insert(d);
+                }
+            }
+            if !missing.is_empty() {
+                self.create_dlq_topics(&missing);
+            }
+        }
         if self.regex.is_none() {
             let missing: Vec<&String> = self
                 .cfg
@@ -476,6 +498,44 @@ impl<'a> Source<'a> {
         tracing::info!(source = %self.name, partitions = want.len(), "kafka partitions assigned");
         self.assigned = want;
         Ok(())
+    }
+
+    /// Creates the dead-letter topics that are missing (one partition; a
+    /// broker that creates topics itself, or an operator, may have made
+    /// them already).
+    fn create_dlq_topics(&mut self, names: &[String]) {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let admin: Result<AdminClient<rdkafka::client::DefaultClientContext>, _> =
+            client_config(&self.state.config.kafka).create();
+        let admin = match admin {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(source = %self.name, cause = %e, "kafka admin client not created; dead-letter topics not made");
+                return;
+            }
+        };
+        let topics: Vec<NewTopic<'_>> = names
+            .iter()
+            .map(|n| NewTopic::new(n, 1, TopicReplication::Fixed(1)))
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        match self.rt.block_on(admin.create_topics(&topics, &opts)) {
+            Ok(results) => {
+                for r in results {
+                    match r {
+                        Ok(t) => {
+                            tracing::info!(source = %self.name, topic = %t, "dead-letter topic created");
+                            self.dlq_topics.insert(t);
+                        }
+                        Err((t, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
+                            self.dlq_topics.insert(t);
+                        }
+                        Err((t, e)) => tracing::error!(source = %self.name, topic = %t, cause = %e, "dead-letter topic not created"),
+                    }
+                }
+            }
+            Err(e) => tracing::error!(source = %self.name, cause = %e, "dead-letter topics not created"),
+        }
     }
 
     /// Re-assigns every partition at its durable position: after a failed

@@ -406,7 +406,12 @@ fn every_format_from_kcat_and_confluent_kafka() {
     assert_eq!((routed[0]["id"].as_str(), routed[0]["kafka"]["offset"].as_u64()), (Some("2Zr"), Some(4)));
     // The DLQ has the five, with LogHarbour's headers.
     let dlq = broker.read("lh_dlq", 5);
-    assert_eq!(dlq.len(), 5, "{dlq:?}");
+    assert_eq!(
+        dlq.len(),
+        5,
+        "{dlq:?}\n{}",
+        std::fs::read_to_string(s.dir.path().join("serve.log")).unwrap_or_default()
+    );
     let h = |m: &Value, k: &str| -> String {
         m["headers"].as_array().expect("headers").iter().find(|h| h[0] == k).map(|h| h[1].as_str().unwrap_or_default().to_string()).unwrap_or_default()
     };
