@@ -495,7 +495,7 @@ impl<'a> Source<'a> {
                 .map_err(|e| e.to_string())?;
         }
         self.consumer.assign(&tpl).map_err(|e| format!("assign: {e}"))?;
-        tracing::info!(source = %self.name, partitions = want.len(), "kafka partitions assigned");
+        tracing::info!(source = %self.name, partitions = want.len(), from = ?tpl.elements().iter().map(|e| format!("{}/{}@{:?}", e.topic(), e.partition(), e.offset())).collect::<Vec<_>>(), "kafka partitions assigned");
         self.assigned = want;
         Ok(())
     }
@@ -698,11 +698,24 @@ impl<'a> Source<'a> {
             .increment(1);
         let own = self.cfg.realm.clone();
         let tp: Tp = (m.topic.to_string(), m.partition);
+        let name = self.name.clone();
         let p = self.positions(&own)?;
         if p.submitted.get(&tp).is_some_and(|next| m.offset < *next) {
             metrics::counter!("sealog_kafka_duplicates_total", "source" => self.name.clone())
                 .increment(1);
             return Ok(());
+        }
+        if let Some(next) = p.submitted.get(&tp).copied() {
+            if m.offset > next {
+                // Offsets the broker did not deliver: compaction, aborted
+                // transactions' markers, or a broker fault. Counted and
+                // logged so that a gap is never silent.
+                metrics::counter!("sealog_kafka_offset_gaps_total", "source" => name.clone())
+                    .increment(1);
+                metrics::counter!("sealog_kafka_offsets_skipped_total", "source" => name.clone())
+                    .increment((m.offset - next) as u64);
+                tracing::warn!(source = %name, topic = %tp.0, partition = tp.1, from = next, to = m.offset - 1, "the broker delivered no message for these offsets (compacted, transaction markers, or a broker fault)");
+            }
         }
         p.submitted.insert(tp.clone(), m.offset + 1);
         let state = self.state.clone();

@@ -197,10 +197,18 @@ impl Broker {
         assert!(out.status.success(), "produce to {topic}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
-    /// Produces `n` messages over `partitions` with confluent-kafka.
+    /// Produces `n` messages over `partitions` with confluent-kafka, one
+    /// message per record batch.
+    ///
+    /// One per batch because tansu 0.6 answers a fetch from the middle of
+    /// a record batch with the *next* batch (real Kafka returns the batch
+    /// holding the offset and the client skips to it): a consumer resuming
+    /// at offset 20,176 of a batch 20,000..29,999 gets 30,000 first. sealog
+    /// counts such gaps (`sealog_kafka_offset_gaps_total`), but cannot get
+    /// the skipped messages from that broker.
     pub fn bulk(&self, topic: &str, partitions: u32, n: u64) {
         let out = Command::new(python())
-            .args([&peer_script(), "bulk", &self.addr, topic, &partitions.to_string(), &n.to_string()])
+            .args([&peer_script(), "bulk", &self.addr, topic, &partitions.to_string(), &n.to_string(), "0", "1"])
             .output()
             .expect("kafka_peer bulk");
         assert!(out.status.success(), "bulk {topic}: {}", String::from_utf8_lossy(&out.stderr));
@@ -453,8 +461,14 @@ fn check_exactly_once(recs: &[Value], partitions: u32, n: u64) {
     assert_eq!(per.len() as u32, partitions);
     let mut total = 0;
     for (p, offs) in &per {
-        let want: Vec<u64> = (0..offs.len() as u64).collect();
-        assert_eq!(offs, &want, "partition {p}: every offset once, in order");
+        let want: Vec<u64> = (0..(n / u64::from(partitions))).collect();
+        if offs != &want {
+            let have: BTreeSet<u64> = offs.iter().copied().collect();
+            let missing: Vec<u64> = want.iter().filter(|o| !have.contains(o)).copied().take(20).collect();
+            let dups = offs.len() - have.len();
+            let sorted = offs.windows(2).all(|w| w[0] < w[1]);
+            panic!("partition {p}: {} offsets, missing {missing:?}, {dups} repeated, in order: {sorted}", offs.len());
+        }
         total += offs.len() as u64;
     }
     assert_eq!(total, n);
@@ -475,21 +489,38 @@ fn exactly_once_through_ten_kill_9s() {
     let mut seen_before = 0usize;
     for _ in 0..10 {
         let server = Served::start_with(&s, &args, None);
-        // A random moment: 100 to 1,500 ms after the start.
+        // A random moment, 0 to 150 ms after this run began to consume.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let m = reqwest::blocking::get(format!("{}/metrics", server.base))
+                .and_then(|r| r.text())
+                .unwrap_or_default();
+            if m.contains("sealog_kafka_consumed_total{source=\"eo@events\"}") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the source did not start consuming");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        std::thread::sleep(Duration::from_millis(100 + (seed >> 33) % 1400));
+        std::thread::sleep(Duration::from_millis((seed >> 33) % 150));
         drop(server); // SIGKILL
         kills += 1;
         let server = Served::start_with(&s, &[], None);
         let now = records(&server.base, &q).len();
         drop(server);
         assert!(now >= seen_before, "acknowledged records never go away ({now} < {seen_before})");
+        eprintln!("kill {kills}: {now} records stored");
         seen_before = now;
     }
     assert_eq!(kills, 10);
     assert!(seen_before < 200_000, "the kills came while consuming ({seen_before} stored)");
     let server = Served::start_with(&s, &args, None);
-    let recs = wait_for(&server.base, &q, 200_000, Duration::from_secs(180));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut recs = records(&server.base, &q);
+    while recs.len() < 200_000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        recs = records(&server.base, &q);
+    }
     check_exactly_once(&recs, 4, 200_000);
     server.stop();
     s.run(&["verify", "--realm", "eo"]).ok();

@@ -7,9 +7,10 @@ topic back.
   kafka_peer.py produce BROKERS TOPIC            (JSON lines on stdin:
         {"value": str|null, "value_b64": str, "key": str, "partition": int,
          "headers": [[name, value], ...]})
-  kafka_peer.py bulk BROKERS TOPIC PARTITIONS N [BYTES]
+  kafka_peer.py bulk BROKERS TOPIC PARTITIONS N [BYTES] [PER_BATCH]
         (message i, value {"n":i,...} padded to about BYTES, key "i", to
-         partition i % PARTITIONS)
+         partition i % PARTITIONS; at most PER_BATCH messages in one
+         record batch)
   kafka_peer.py read BROKERS TOPIC N TIMEOUT_S
         (prints N messages as JSON lines: partition, offset, value_b64,
          headers)
@@ -43,11 +44,11 @@ def create(brokers, topic, partitions):
     raise SystemExit(f"topic {topic} not ready")
 
 
-def producer(brokers):
+def producer(brokers, per_batch=10000):
     return Producer({
         "bootstrap.servers": brokers,
-        "linger.ms": 20,
-        "batch.num.messages": 10000,
+        "linger.ms": 20 if per_batch > 1 else 0,
+        "batch.num.messages": per_batch,
         "message.max.bytes": 10485760,
         "queue.buffering.max.messages": 1000000,
         "enable.idempotence": False,
@@ -95,8 +96,8 @@ def produce(brokers, topic):
     print(n)
 
 
-def bulk(brokers, topic, partitions, count, size=0):
-    p = producer(brokers)
+def bulk(brokers, topic, partitions, count, size=0, per_batch=10000):
+    p = producer(brokers, int(per_batch))
     errors = []
     partitions, count, size = int(partitions), int(count), int(size)
     for i in range(count):
