@@ -131,7 +131,10 @@ pub fn humanize_phase(log: &str) -> Option<String> {
         ("Creating -- ", "Creating Dyno"),
         ("Pending/ --", "Waiting on Dyno"),
         ("Pending/waiting --", "Waiting on Dyno"),
-        ("Running/waiting --", "at=error code=H10 desc=\"App crashed\""),
+        (
+            "Running/waiting --",
+            "at=error code=H10 desc=\"App crashed\"",
+        ),
         ("Running/running --", "Checking Dyno Health"),
         ("Deleting -- pod", "Deleting Dyno"),
     ];
@@ -177,7 +180,10 @@ fn redact_line(line: &str, n: &mut usize) -> String {
     }
     let after = &tail[a + 1..];
     let b = digits(after);
-    let Some(arg) = (b > 0).then(|| &after[b..]).and_then(|s| s.strip_prefix(" : ARG ")) else {
+    let Some(arg) = (b > 0)
+        .then(|| &after[b..])
+        .and_then(|s| s.strip_prefix(" : ARG "))
+    else {
         return line.to_string();
     };
     let name = arg
@@ -299,7 +305,9 @@ fn envoy_als(
     let rx = cp
         .get("time_to_last_rx_byte")
         .and_then(envoy_ms)
-        .ok_or(ShuttleError::Missing("common_properties.time_to_last_rx_byte"))?;
+        .ok_or(ShuttleError::Missing(
+            "common_properties.time_to_last_rx_byte",
+        ))?;
     // `outbound|<port>||<app>.<space>.svc...`
     let host = cluster.split('|').nth(3).unwrap_or_default();
     let mut labels = host.split('.');
@@ -312,18 +320,23 @@ fn envoy_als(
         }
     };
     let mut status = num_at(code, &[]);
-    if status == 0 && cp["response_flags"]["downstream_connection_termination"] == Value::Bool(true) {
+    if status == 0 && cp["response_flags"]["downstream_connection_termination"] == Value::Bool(true)
+    {
         status = 499;
     }
     let req = |k: &str| str_at(v, &["request", k]).unwrap_or_default().to_string();
-    let request_size =
-        num_at(v, &["request", "request_headers_bytes"]) + num_at(v, &["request", "request_body_bytes"]);
+    let request_size = num_at(v, &["request", "request_headers_bytes"])
+        + num_at(v, &["request", "request_body_bytes"]);
     let response_size = num_at(v, &["response", "response_headers_bytes"])
         + num_at(v, &["response", "response_body_bytes"]);
-    let origin = str_at(v, &["common_properties", "tls_properties", "tls_sni_hostname"])
-        .map(|sni| format!("https://{sni}{}", req("original_path")))
-        .unwrap_or_default();
-    let tls = str_at(v, &["common_properties", "tls_properties", "tls_version"]).unwrap_or_default();
+    let origin = str_at(
+        v,
+        &["common_properties", "tls_properties", "tls_sni_hostname"],
+    )
+    .map(|sni| format!("https://{sni}{}", req("original_path")))
+    .unwrap_or_default();
+    let tls =
+        str_at(v, &["common_properties", "tls_properties", "tls_version"]).unwrap_or_default();
     let service = cp
         .get("time_to_last_upstream_rx_byte")
         .and_then(envoy_ms)
@@ -382,8 +395,8 @@ pub fn build_log(body: &[u8]) -> Result<Event, ShuttleError> {
             let mut changed = obj.clone();
             changed.insert("message".into(), Value::String(clean));
             changed.insert("redacted".into(), Value::from(n));
-            let rewritten = serde_json::to_vec(&changed)
-                .map_err(|e| ShuttleError::Event(e.to_string()))?;
+            let rewritten =
+                serde_json::to_vec(&changed).map_err(|e| ShuttleError::Event(e.to_string()))?;
             return splice(&rewritten, &changed, &add);
         }
     }
@@ -546,14 +559,32 @@ mod tests {
         let (line, _) = fluentd(body).expect("event");
         let v: Value = serde_json::from_slice(&line).expect("json");
         assert_eq!(v["msg"], "Dyno exited (exit code 137)");
-        assert_eq!(v["log"], "Phase: Running/terminated --  reason=Error exitCode=137");
+        assert_eq!(
+            v["log"],
+            "Phase: Running/terminated --  reason=Error exitCode=137"
+        );
         for (log, want) in [
-            ("Phase: Creating -- Creating pod blog-1", Some("Creating Dyno")),
+            (
+                "Phase: Creating -- Creating pod blog-1",
+                Some("Creating Dyno"),
+            ),
             ("Phase: Pending/ --", Some("Waiting on Dyno")),
-            ("Phase: Pending/waiting --  reason=ContainerCreating", Some("Waiting on Dyno")),
-            ("Phase: Running/waiting --  reason=CrashLoopBackOff", Some("at=error code=H10 desc=\"App crashed\"")),
-            ("Phase: Running/running --  startedAt=2017", Some("Checking Dyno Health")),
-            ("Phase: Deleting -- pod blog-4 in space default", Some("Deleting Dyno")),
+            (
+                "Phase: Pending/waiting --  reason=ContainerCreating",
+                Some("Waiting on Dyno"),
+            ),
+            (
+                "Phase: Running/waiting --  reason=CrashLoopBackOff",
+                Some("at=error code=H10 desc=\"App crashed\""),
+            ),
+            (
+                "Phase: Running/running --  startedAt=2017",
+                Some("Checking Dyno Health"),
+            ),
+            (
+                "Phase: Deleting -- pod blog-4 in space default",
+                Some("Deleting Dyno"),
+            ),
             ("Phase: Unknown", None),
             ("GET / 200", None),
         ] {
@@ -582,14 +613,25 @@ mod tests {
         let (line, _) = istio(br#"{"time":"2026-11-24T01:00:00Z","severity":"Info","bytes":512,"method":"GET","source":"10.0.0.9","space":"prod","path":"/cart","request_id":"r-1","origin":"https://shop.example.com","from":"x","host":"shop-prod","app":"shop","fwd":"1.2.3.4","status":200,"service":"5ms","dyno":"shop-prod","total":"7ms"}"#).expect("mixer");
         let v: Value = serde_json::from_slice(&line).expect("json");
         assert_eq!(v["msg"], "bytes=512 method=GET request_id=r-1 fwd=1.2.3.4 origin=https://shop.example.com status=200 service=5ms total=7ms source=10.0.0.9 dyno=shop-prod");
-        assert_eq!((v["app"].as_str(), v["space"].as_str()), (Some("shop"), Some("prod")));
+        assert_eq!(
+            (v["app"].as_str(), v["space"].as_str()),
+            (Some("shop"), Some("prod"))
+        );
         let als = br#"{"common_properties":{"upstream_cluster":"outbound|80||shop.prod.svc.cluster.local","time_to_last_rx_byte":"0.003s","time_to_last_upstream_tx_byte":"0.001s","time_to_last_upstream_rx_byte":"0.0025s","time_to_last_downstream_tx_byte":"0.004s","tls_properties":{"tls_version":"TLSv1_2","tls_sni_hostname":"shop.example.com"}},"protocol_version":"HTTP11","request":{"request_method":"POST","authority":"shop.example.com","path":"/pay","original_path":"/pay?x=1","request_id":"r-2","forwarded_for":"5.6.7.8","request_headers_bytes":"100","request_body_bytes":"20"},"response":{"response_code":201,"response_headers_bytes":"50","response_body_bytes":"30"}}"#;
         let (line, _) = istio(als).expect("als");
         let v: Value = serde_json::from_slice(&line).expect("json");
         assert_eq!(v["msg"], "bytes=200 request_size=120 response_size=80 method=POST request_id=r-2 fwd=5.6.7.8 authority=shop.example.com origin=https://shop.example.com/pay?x=1 protocol=http11 tls=TLSv1_2 status=201 connect=1.00ms service=2.50ms total=4.00ms dyno=shop-prod");
-        assert_eq!((v["app"].as_str(), v["space"].as_str(), v["path"].as_str()), (Some("shop"), Some("prod"), Some("/pay")));
+        assert_eq!(
+            (v["app"].as_str(), v["space"].as_str(), v["path"].as_str()),
+            (Some("shop"), Some("prod"), Some("/pay"))
+        );
         // Each field logshuttle required.
-        for cut in ["upstream_cluster", "response_code", "time_to_last_upstream_tx_byte", "time_to_last_rx_byte"] {
+        for cut in [
+            "upstream_cluster",
+            "response_code",
+            "time_to_last_upstream_tx_byte",
+            "time_to_last_rx_byte",
+        ] {
             let s = String::from_utf8_lossy(als).replace(cut, "other");
             assert!(istio(s.as_bytes()).is_err(), "without {cut}");
         }

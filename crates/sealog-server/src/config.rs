@@ -209,7 +209,9 @@ impl KafkaSource {
 impl std::str::FromStr for KafkaSource {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("--kafka-source {s:?}: {why} (want REALM@TOPIC:FORMAT, TOPIC a name, a,b,c or /regex/)");
+        let bad = |why: &str| {
+            format!("--kafka-source {s:?}: {why} (want REALM@TOPIC:FORMAT, TOPIC a name, a,b,c or /regex/)")
+        };
         let (realm, rest) = s.split_once('@').ok_or_else(|| bad("no @"))?;
         let (topic, format) = rest.rsplit_once(':').ok_or_else(|| bad("no :FORMAT"))?;
         sealog_event::validate_realm_name(realm).map_err(|e| bad(&e.to_string()))?;
@@ -244,9 +246,12 @@ impl KafkaSource {
         for t in &self.topics {
             let ok = !t.is_empty()
                 && t.len() <= 249
-                && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
             if !ok {
-                return Err(format!("{t:?} is not a Kafka topic name ([a-zA-Z0-9._-], at most 249)"));
+                return Err(format!(
+                    "{t:?} is not a Kafka topic name ([a-zA-Z0-9._-], at most 249)"
+                ));
             }
         }
         if self.group_id.is_empty() {

@@ -168,7 +168,10 @@ pub fn refused_record(head: Vec<u8>, why: &Refusal, body: &[u8]) -> Vec<u8> {
         "body_truncated": kept.len() < body.len(),
         "body_sha256": hex::encode(Sha256::digest(body)),
     });
-    join(head, &serde_json::to_vec(&v).unwrap_or_else(|_| b"{}".to_vec()))
+    join(
+        head,
+        &serde_json::to_vec(&v).unwrap_or_else(|_| b"{}".to_vec()),
+    )
 }
 
 /// A record that only says how far a partition was read: written to the
@@ -184,10 +187,7 @@ fn shuttle_refusal(e: &logshuttle::ShuttleError) -> Refusal {
         E::NotObject(d) if d == "not an object" => Refusal::new("not_object", "not a JSON object"),
         E::NotObject(d) => Refusal::new("json_unmarshal_error", d.clone()),
         E::Missing(f) => Refusal::new("missing_field", format!("missing field {f}")),
-        E::BadToken(t) => Refusal::new(
-            "bad_web_log",
-            format!("token {t:?} is not key=value"),
-        ),
+        E::BadToken(t) => Refusal::new("bad_web_log", format!("token {t:?} is not key=value")),
         E::Event(d) => Refusal::new("invalid_event", d.clone()),
     }
 }
@@ -253,12 +253,19 @@ pub fn convert(ctx: &Ctx<'_>, m: &Msg<'_>) -> Converted {
         });
         out.refused.push(why);
     };
-    if matches!(ctx.format, KafkaFormat::PalisadeSuccess | KafkaFormat::PalisadeError) {
+    if matches!(
+        ctx.format,
+        KafkaFormat::PalisadeSuccess | KafkaFormat::PalisadeError
+    ) {
         palisade(ctx, m, &mut out);
         return out;
     }
     if m.payload.is_none() || body.is_empty() {
-        refuse(&mut out, Refusal::new("empty", "the message has no value"), None);
+        refuse(
+            &mut out,
+            Refusal::new("empty", "the message has no value"),
+            None,
+        );
         return out;
     }
     if body.len() + PROVENANCE_ROOM > sealog_event::MAX_EVENT_BYTES {
@@ -318,7 +325,9 @@ fn web(m: &Msg<'_>, ctx: &Ctx<'_>, text: &str) -> Result<Vec<Out>, Refusal> {
     let line = text.trim_end_matches(['\n', '\r']);
     let (ev, time) = logshuttle::web_log(line).map_err(|e| shuttle_refusal(&e))?;
     let time = time.or(ms_to_ns(m.timestamp_ms));
-    let site = line.split_whitespace().find_map(|t| t.strip_prefix("site_domain="));
+    let site = line
+        .split_whitespace()
+        .find_map(|t| t.strip_prefix("site_domain="));
     let part = site.map(|_| 0);
     let mut recs = vec![Out {
         realm: None,
@@ -331,14 +340,15 @@ fn web(m: &Msg<'_>, ctx: &Ctx<'_>, text: &str) -> Result<Vec<Out>, Refusal> {
             .split_whitespace()
             .find_map(|t| t.strip_prefix("site_path="))
             .unwrap_or("/");
-        let mut v: serde_json::Map<String, Value> =
-            serde_json::from_slice(&ev).map_err(|e| Refusal::new("invalid_event", e.to_string()))?;
+        let mut v: serde_json::Map<String, Value> = serde_json::from_slice(&ev)
+            .map_err(|e| Refusal::new("invalid_event", e.to_string()))?;
         v.insert("app".into(), Value::String(site.to_string()));
         v.insert("space".into(), Value::String(String::new()));
         v.insert("host".into(), Value::String(site.to_string()));
         v.insert("path".into(), Value::String(site_path.to_string()));
         v.insert("site_copy".into(), Value::Bool(true));
-        let copy = serde_json::to_vec(&v).map_err(|e| Refusal::new("invalid_event", e.to_string()))?;
+        let copy =
+            serde_json::to_vec(&v).map_err(|e| Refusal::new("invalid_event", e.to_string()))?;
         recs.push(Out {
             realm: None,
             line: join(provenance(m, ctx.group, ctx.format, Some(1)), &copy),
@@ -360,8 +370,8 @@ fn logharbour(ctx: &Ctx<'_>, m: &Msg<'_>, body: &[u8]) -> Result<Vec<Out>, Refus
     // The Go client sends each entry with its trailing newline.
     let body = body.trim_ascii();
     let info = sealog_event::validate(body).map_err(|e| event_refusal(&e))?;
-    let id: Id<'_> =
-        serde_json::from_slice(body).map_err(|e| Refusal::new("json_unmarshal_error", e.to_string()))?;
+    let id: Id<'_> = serde_json::from_slice(body)
+        .map_err(|e| Refusal::new("json_unmarshal_error", e.to_string()))?;
     let id = match id.id {
         Some(s) if !s.is_empty() => s.into_owned(),
         _ => return Err(Refusal::new("missing_id_field", "the entry has no id")),
@@ -530,7 +540,10 @@ mod tests {
 
     #[test]
     fn ndjson_lines_are_records_and_bad_lines_refused() {
-        let c = convert(&ctx(KafkaFormat::Ndjson), &msg(b"{\"a\":1}\n\nnot json\n{\"kafka\":1}\n"));
+        let c = convert(
+            &ctx(KafkaFormat::Ndjson),
+            &msg(b"{\"a\":1}\n\nnot json\n{\"kafka\":1}\n"),
+        );
         assert_eq!(c.records.len(), 3);
         assert_eq!(c.refused.len(), 2);
         assert_eq!(json(&c.records[1].line)["kind"], "kafka_refused");
@@ -551,7 +564,11 @@ mod tests {
         ] {
             let out = convert(&c, &msg(body));
             assert_eq!(out.refused.len(), 1, "{body:?}");
-            assert_eq!(out.refused[0].reason, reason, "{body:?}: {:?}", out.refused[0]);
+            assert_eq!(
+                out.refused[0].reason, reason,
+                "{body:?}: {:?}",
+                out.refused[0]
+            );
             let v = json(&out.records[0].line);
             assert_eq!(v["kind"], "kafka_refused");
             assert_eq!(v["body_bytes"], body.len());
@@ -579,7 +596,10 @@ mod tests {
         m.sealog_token = Some(b"bad");
         let out = convert(&c, &m);
         assert_eq!(out.refused[0].reason, "bad_token");
-        assert_eq!(out.records[0].realm, None, "a refused message stays in the source's realm");
+        assert_eq!(
+            out.records[0].realm, None,
+            "a refused message stays in the source's realm"
+        );
     }
 
     #[test]
@@ -588,9 +608,22 @@ mod tests {
         let out = convert(&c, &msg(b"hostname=shop-prod.example.com path=/cart site_domain=www.example.com site_path=/shop/cart status=200"));
         assert_eq!(out.records.len(), 2);
         let (a, b) = (json(&out.records[0].line), json(&out.records[1].line));
-        assert_eq!((a["app"].as_str(), a["space"].as_str()), (Some("shop"), Some("prod")));
-        assert_eq!((b["app"].as_str(), b["path"].as_str(), b["site_copy"].as_bool()), (Some("www.example.com"), Some("/shop/cart"), Some(true)));
-        assert_eq!((a["kafka"]["part"].as_u64(), b["kafka"]["part"].as_u64()), (Some(0), Some(1)));
+        assert_eq!(
+            (a["app"].as_str(), a["space"].as_str()),
+            (Some("shop"), Some("prod"))
+        );
+        assert_eq!(
+            (
+                b["app"].as_str(),
+                b["path"].as_str(),
+                b["site_copy"].as_bool()
+            ),
+            (Some("www.example.com"), Some("/shop/cart"), Some(true))
+        );
+        assert_eq!(
+            (a["kafka"]["part"].as_u64(), b["kafka"]["part"].as_u64()),
+            (Some(0), Some(1))
+        );
         let out = convert(&c, &msg(b"hostname=a-b.c notapair"));
         assert_eq!(out.refused[0].reason, "bad_web_log");
     }

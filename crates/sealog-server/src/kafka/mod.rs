@@ -108,7 +108,9 @@ impl ClientContext for Ctx {
             RDKafkaLogLevel::Warning => {
                 tracing::warn!(source = %self.source, facility = fac, "librdkafka: {log_message}")
             }
-            _ => tracing::debug!(source = %self.source, facility = fac, "librdkafka: {log_message}"),
+            _ => {
+                tracing::debug!(source = %self.source, facility = fac, "librdkafka: {log_message}")
+            }
         }
     }
 
@@ -203,7 +205,9 @@ pub fn start(state: &Arc<AppState>, stop: &CancellationToken) -> Vec<std::thread
             Ok(t) => threads.push(t),
             Err(e) => {
                 tracing::error!(source = %name, cause = %e, "kafka source thread not started");
-                state.kafka.set(&name, Some(format!("thread not started: {e}")));
+                state
+                    .kafka
+                    .set(&name, Some(format!("thread not started: {e}")));
             }
         }
     }
@@ -394,7 +398,9 @@ impl<'a> Source<'a> {
 
     /// The realm, opened, or why not.
     fn realm(&self, name: &str) -> Result<Arc<RealmHandle>, String> {
-        self.state.realm(name).map_err(|e| format!("realm {name}: {e}"))
+        self.state
+            .realm(name)
+            .map_err(|e| format!("realm {name}: {e}"))
     }
 
     /// Positions of `realm`, read from its journal on first use.
@@ -487,14 +493,13 @@ impl<'a> Source<'a> {
         let p = self.positions(&realm)?;
         let mut tpl = TopicPartitionList::new();
         for tp in &want {
-            let off = p
-                .submitted
-                .get(tp)
-                .map_or(start, |n| Offset::Offset(*n));
+            let off = p.submitted.get(tp).map_or(start, |n| Offset::Offset(*n));
             tpl.add_partition_offset(&tp.0, tp.1, off)
                 .map_err(|e| e.to_string())?;
         }
-        self.consumer.assign(&tpl).map_err(|e| format!("assign: {e}"))?;
+        self.consumer
+            .assign(&tpl)
+            .map_err(|e| format!("assign: {e}"))?;
         tracing::info!(source = %self.name, partitions = want.len(), from = ?tpl.elements().iter().map(|e| format!("{}/{}@{:?}", e.topic(), e.partition(), e.offset())).collect::<Vec<_>>(), "kafka partitions assigned");
         self.assigned = want;
         Ok(())
@@ -530,11 +535,15 @@ impl<'a> Source<'a> {
                         Err((t, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
                             self.dlq_topics.insert(t);
                         }
-                        Err((t, e)) => tracing::error!(source = %self.name, topic = %t, cause = %e, "dead-letter topic not created"),
+                        Err((t, e)) => {
+                            tracing::error!(source = %self.name, topic = %t, cause = %e, "dead-letter topic not created")
+                        }
                     }
                 }
             }
-            Err(e) => tracing::error!(source = %self.name, cause = %e, "dead-letter topics not created"),
+            Err(e) => {
+                tracing::error!(source = %self.name, cause = %e, "dead-letter topics not created")
+            }
         }
     }
 
@@ -684,7 +693,10 @@ impl<'a> Source<'a> {
             .ok()
             .and_then(|e| e.clone());
         if let Some(e) = e {
-            if e.contains("brokers are down") || e.contains("BrokerTransportFailure") || e.contains("AllBrokersDown") {
+            if e.contains("brokers are down")
+                || e.contains("BrokerTransportFailure")
+                || e.contains("AllBrokersDown")
+            {
                 self.unhealthy = true;
                 self.health(Some(format!("brokers unreachable: {e}")));
                 metrics::gauge!("sealog_kafka_up", "source" => self.name.clone()).set(0.0);
@@ -724,7 +736,9 @@ impl<'a> Source<'a> {
                 return TokenRealm::Refused("token table unavailable");
             };
             match table.find(t) {
-                Some(i) if i.scope == sealog_store::Scope::Write => TokenRealm::Realm(i.realm.clone()),
+                Some(i) if i.scope == sealog_store::Scope::Write => {
+                    TokenRealm::Realm(i.realm.clone())
+                }
                 Some(_) => TokenRealm::Refused("sealog-token is not a write token"),
                 None => TokenRealm::Refused("sealog-token is unknown or revoked"),
             }
@@ -776,11 +790,16 @@ impl<'a> Source<'a> {
             if realm == own {
                 stored_own = true;
             } else {
-                self.positions(&realm)?.submitted.insert(tp.clone(), m.offset + 1);
+                self.positions(&realm)?
+                    .submitted
+                    .insert(tp.clone(), m.offset + 1);
             }
             batch.push(&realm, r.line, r.time, &tp, m.offset);
         }
-        let last = batch.last_own.entry(tp.clone()).or_insert((m.offset, false));
+        let last = batch
+            .last_own
+            .entry(tp.clone())
+            .or_insert((m.offset, false));
         *last = (m.offset, stored_own);
         if !stored_own {
             batch.marker_head.insert(
@@ -800,11 +819,24 @@ impl<'a> Source<'a> {
                 let part = d.original.1.to_string();
                 let off = d.offset.to_string();
                 let headers = rdkafka::message::OwnedHeaders::new()
-                    .insert(rdkafka::message::Header { key: "dlq_reason", value: Some(d.reason.as_bytes()) })
-                    .insert(rdkafka::message::Header { key: "original_topic", value: Some(d.original.0.as_bytes()) })
-                    .insert(rdkafka::message::Header { key: "original_partition", value: Some(part.as_bytes()) })
-                    .insert(rdkafka::message::Header { key: "original_offset", value: Some(off.as_bytes()) });
-                let mut rec: BaseRecord<'_, Vec<u8>, Vec<u8>> = BaseRecord::to(&d.topic).headers(headers);
+                    .insert(rdkafka::message::Header {
+                        key: "dlq_reason",
+                        value: Some(d.reason.as_bytes()),
+                    })
+                    .insert(rdkafka::message::Header {
+                        key: "original_topic",
+                        value: Some(d.original.0.as_bytes()),
+                    })
+                    .insert(rdkafka::message::Header {
+                        key: "original_partition",
+                        value: Some(part.as_bytes()),
+                    })
+                    .insert(rdkafka::message::Header {
+                        key: "original_offset",
+                        value: Some(off.as_bytes()),
+                    });
+                let mut rec: BaseRecord<'_, Vec<u8>, Vec<u8>> =
+                    BaseRecord::to(&d.topic).headers(headers);
                 if let Some(k) = &d.key {
                     rec = rec.key(k);
                 }
@@ -841,7 +873,12 @@ impl<'a> Source<'a> {
                 batch.push(&own, line, None, &tp, off);
             }
         }
-        let mut others: Vec<String> = batch.realms.keys().filter(|r| **r != own).cloned().collect();
+        let mut others: Vec<String> = batch
+            .realms
+            .keys()
+            .filter(|r| **r != own)
+            .cloned()
+            .collect();
         others.sort();
         let mut pending = Pending {
             replies: Vec::new(),
@@ -889,7 +926,9 @@ impl<'a> Source<'a> {
                     Ok(()) => {}
                     Err(QueueError::Full) => {
                         self.in_flight.push_back(pending);
-                        return Err(format!("realm {realm}: commit queue full; the batch is read again"));
+                        return Err(format!(
+                            "realm {realm}: commit queue full; the batch is read again"
+                        ));
                     }
                     Err(QueueError::Closed) => {
                         self.in_flight.push_back(pending);

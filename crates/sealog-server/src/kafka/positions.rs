@@ -89,7 +89,13 @@ pub fn hint_path(data: &Path, group: &str, realm: &str) -> PathBuf {
     // Group ids are free text: keep the file name safe.
     let safe: String = group
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     data.join("kafka").join(safe).join(format!("{realm}.json"))
 }
@@ -152,7 +158,9 @@ struct Prov<'a> {
 /// Journal read errors, as text.
 pub fn load(journal: &SharedLog, hint: &Path, group: &str) -> Result<RealmPositions, String> {
     let mut p = RealmPositions::default();
-    let j = journal.read().map_err(|_| "journal lock poisoned".to_string())?;
+    let j = journal
+        .read()
+        .map_err(|_| "journal lock poisoned".to_string())?;
     let size = j.size();
     let mut from = 0;
     if let Ok(bytes) = std::fs::read(hint) {
@@ -163,8 +171,12 @@ pub fn load(journal: &SharedLog, hint: &Path, group: &str) -> Result<RealmPositi
                     p.durable.insert((t, part), n);
                 }
             }
-            Ok(h) => tracing::warn!(hint = %hint.display(), through = h.through, size, "kafka position hint is past the journal's end; reading the whole realm"),
-            Err(e) => tracing::warn!(hint = %hint.display(), cause = %e, "kafka position hint unreadable; reading the whole realm"),
+            Ok(h) => {
+                tracing::warn!(hint = %hint.display(), through = h.through, size, "kafka position hint is past the journal's end; reading the whole realm")
+            }
+            Err(e) => {
+                tracing::warn!(hint = %hint.display(), cause = %e, "kafka position hint unreadable; reading the whole realm")
+            }
         }
     }
     let ids_from = size.saturating_sub(ID_WINDOW as u64);
@@ -176,10 +188,7 @@ pub fn load(journal: &SharedLog, hint: &Path, group: &str) -> Result<RealmPositi
             return ControlFlow::Continue(());
         }
         match serde_json::from_slice::<Scan<'_>>(line) {
-            Ok(Scan {
-                kafka: Some(k),
-                id,
-            }) => {
+            Ok(Scan { kafka: Some(k), id }) => {
                 if k.group == group && seq >= from {
                     let tp = (k.topic.into_owned(), k.partition);
                     let next = k.offset.saturating_add(1);

@@ -27,7 +27,10 @@ fn tansu() -> PathBuf {
         return PathBuf::from(p);
     }
     let home = std::env::var("HOME").unwrap_or_default();
-    for p in [format!("{home}/.cargo/bin/tansu"), "/usr/local/bin/tansu".into()] {
+    for p in [
+        format!("{home}/.cargo/bin/tansu"),
+        "/usr/local/bin/tansu".into(),
+    ] {
         if std::path::Path::new(&p).exists() {
             return PathBuf::from(p);
         }
@@ -158,7 +161,10 @@ impl Broker {
             .expect("spawn tansu");
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", inner)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen within 30 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         let relay = Relay::start(outer, inner);
@@ -172,10 +178,20 @@ impl Broker {
 
     pub fn create(&self, topic: &str, partitions: u32) {
         let out = Command::new(python())
-            .args([&peer_script(), "create", &self.addr, topic, &partitions.to_string()])
+            .args([
+                &peer_script(),
+                "create",
+                &self.addr,
+                topic,
+                &partitions.to_string(),
+            ])
             .output()
             .expect("kafka_peer create");
-        assert!(out.status.success(), "create {topic}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "create {topic}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Produces JSON-described messages with confluent-kafka.
@@ -194,7 +210,11 @@ impl Broker {
             }
         }
         let out = child.wait_with_output().expect("wait");
-        assert!(out.status.success(), "produce to {topic}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "produce to {topic}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Produces `n` messages over `partitions` with confluent-kafka, one
@@ -208,15 +228,34 @@ impl Broker {
     /// the skipped messages from that broker.
     pub fn bulk(&self, topic: &str, partitions: u32, n: u64) {
         let out = Command::new(python())
-            .args([&peer_script(), "bulk", &self.addr, topic, &partitions.to_string(), &n.to_string(), "0", "1"])
+            .args([
+                &peer_script(),
+                "bulk",
+                &self.addr,
+                topic,
+                &partitions.to_string(),
+                &n.to_string(),
+                "0",
+                "1",
+            ])
             .output()
             .expect("kafka_peer bulk");
-        assert!(out.status.success(), "bulk {topic}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "bulk {topic}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Produces one message with kcat (headers `name=value`).
     pub fn kcat(&self, topic: &str, headers: &[&str], value: &[u8]) {
-        let mut args = vec!["-P".to_string(), "-b".into(), self.addr.clone(), "-t".into(), topic.into()];
+        let mut args = vec![
+            "-P".to_string(),
+            "-b".into(),
+            self.addr.clone(),
+            "-t".into(),
+            topic.into(),
+        ];
         for h in headers {
             args.push("-H".into());
             args.push((*h).into());
@@ -227,18 +266,38 @@ impl Broker {
             .stderr(Stdio::piped())
             .spawn()
             .expect("kcat is installed (.ci/run installs it)");
-        child.stdin.take().expect("stdin").write_all(value).expect("write");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(value)
+            .expect("write");
         let out = child.wait_with_output().expect("kcat");
-        assert!(out.status.success(), "kcat: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kcat: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Reads `n` messages of `topic` with confluent-kafka.
     pub fn read(&self, topic: &str, n: usize) -> Vec<Value> {
         let out = Command::new(python())
-            .args([&peer_script(), "read", &self.addr, topic, &n.to_string(), "30"])
+            .args([
+                &peer_script(),
+                "read",
+                &self.addr,
+                topic,
+                &n.to_string(),
+                "30",
+            ])
             .output()
             .expect("kafka_peer read");
-        assert!(out.status.success(), "read {topic}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "read {topic}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| serde_json::from_str(l).expect("peer JSON"))
@@ -279,7 +338,10 @@ fn records(base: &str, token: &str) -> Vec<Value> {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let body = r.text().expect("body");
-        out.extend(body.lines().map(|l| serde_json::from_str::<Value>(l).expect("record JSON")));
+        out.extend(
+            body.lines()
+                .map(|l| serde_json::from_str::<Value>(l).expect("record JSON")),
+        );
         if cursor.is_none() {
             return out;
         }
@@ -293,15 +355,25 @@ fn wait_for(base: &str, token: &str, n: usize, within: Duration) -> Vec<Value> {
         if r.len() >= n {
             return r;
         }
-        assert!(Instant::now() < deadline, "only {} of {n} records arrived", r.len());
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} records arrived",
+            r.len()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 fn tokens(realm: &Value) -> (String, String) {
     (
-        realm["write_token"].as_str().expect("write token").to_string(),
-        realm["query_token"].as_str().expect("query token").to_string(),
+        realm["write_token"]
+            .as_str()
+            .expect("write token")
+            .to_string(),
+        realm["query_token"]
+            .as_str()
+            .expect("query token")
+            .to_string(),
     )
 }
 
@@ -311,7 +383,15 @@ fn every_format_from_kcat_and_confluent_kafka() {
     let s = Sealog::new();
     let (_, q) = tokens(&s.realm("k"));
     let (other_w, other_q) = tokens(&s.realm("other"));
-    for t in ["prod", "alamoweblogs", "istio-access-logs", "alamobuildlogs", "success", "error", "lh"] {
+    for t in [
+        "prod",
+        "alamoweblogs",
+        "istio-access-logs",
+        "alamobuildlogs",
+        "success",
+        "error",
+        "lh",
+    ] {
         broker.create(t, 1);
     }
     let conf = s.file(
@@ -325,14 +405,22 @@ fn every_format_from_kcat_and_confluent_kafka() {
     let server = Served::start_with(
         &s,
         &[
-            "--config", conf.to_str().expect("path"),
-            "--kafka", &broker.addr,
-            "--kafka-source", "k@/pro.*/:logshuttle",
-            "--kafka-source", "k@alamoweblogs:logshuttle-web",
-            "--kafka-source", "k@istio-access-logs:logshuttle-istio",
-            "--kafka-source", "k@alamobuildlogs:logshuttle-build",
-            "--kafka-source", "k@success:palisade-success",
-            "--kafka-source", "k@error:palisade-error",
+            "--config",
+            conf.to_str().expect("path"),
+            "--kafka",
+            &broker.addr,
+            "--kafka-source",
+            "k@/pro.*/:logshuttle",
+            "--kafka-source",
+            "k@alamoweblogs:logshuttle-web",
+            "--kafka-source",
+            "k@istio-access-logs:logshuttle-istio",
+            "--kafka-source",
+            "k@alamobuildlogs:logshuttle-build",
+            "--kafka-source",
+            "k@success:palisade-success",
+            "--kafka-source",
+            "k@error:palisade-error",
         ],
         None,
     );
@@ -343,7 +431,11 @@ fn every_format_from_kcat_and_confluent_kafka() {
     broker.kcat("istio-access-logs", &[], br#"{"common_properties":{"upstream_cluster":"outbound|80||shop.prod.svc.cluster.local","time_to_last_rx_byte":"0.003s","time_to_last_upstream_tx_byte":"0.001s","time_to_last_upstream_rx_byte":"0.0025s","time_to_last_downstream_tx_byte":"0.004s","tls_properties":{"tls_version":"TLSv1_2","tls_sni_hostname":"shop.example.com"}},"protocol_version":"HTTP11","request":{"request_method":"POST","authority":"shop.example.com","path":"/pay","original_path":"/pay","request_id":"r-2","forwarded_for":"5.6.7.8","request_headers_bytes":"100"},"response":{"response_code":201,"response_headers_bytes":"50","response_body_bytes":"30"}}"#);
     broker.kcat("alamobuildlogs", &[], br#"{"build":12,"job":"shop-prod-12","message":"Step 4/9 : ARG NPM_TOKEN=npm_s3cr3t","metadata":"shop-prod"}"#);
     let success = br#"{"userId":"alice","resourceId":"file:/data/a.txt","context":{"class":"uk.gov.gchq.palisade.Context","contents":{"purpose":"audit"}},"serverMetadata":{"username":"svc","ip":"10.0.0.1","hostname":"h1"},"attributes":{},"timestamp":"2026-11-24T01:00:00Z","serverIP":"10.0.0.1","serverHostname":"h1","serviceName":"filtered-resource-service","leafResourceId":"file:/data/a.txt"}"#;
-    broker.kcat("success", &["x-request-token=first", "x-request-token=req-77"], success);
+    broker.kcat(
+        "success",
+        &["x-request-token=first", "x-request-token=req-77"],
+        success,
+    );
     let error = br#"{"userId":"bob","resourceId":"file:/data/b.txt","context":{"class":"uk.gov.gchq.palisade.Context","contents":{}},"serverMetadata":{},"attributes":{},"timestamp":"2026-11-24T01:00:00Z","serverIP":"10.0.0.2","serverHostname":"h2","serviceName":"data-service","error":{"message":"denied"}}"#;
     broker.kcat("error", &["x-request-token=req-78"], error);
     broker.kcat("error", &[], error);
@@ -374,44 +466,112 @@ fn every_format_from_kcat_and_confluent_kafka() {
     let recs = wait_for(&server.base, &q, 17, Duration::from_secs(60));
     assert_eq!(recs.len(), 17, "{recs:#?}");
     let by = |topic: &str| -> Vec<&Value> {
-        recs.iter().filter(|r| r["kafka"]["topic"] == topic).collect()
+        recs.iter()
+            .filter(|r| r["kafka"]["topic"] == topic)
+            .collect()
     };
     // Provenance on every record.
     for r in &recs {
         let k = &r["kafka"];
-        assert!(k["partition"].is_u64() && k["offset"].is_u64() && k["timestamp"].is_i64(), "{r}");
+        assert!(
+            k["partition"].is_u64() && k["offset"].is_u64() && k["timestamp"].is_i64(),
+            "{r}"
+        );
     }
     let prod = by("prod");
-    assert_eq!((prod[0]["app"].as_str(), prod[0]["proc_type"].as_str(), prod[0]["dyno"].as_str()), (Some("shop"), Some("worker"), Some("shop-7d9-x2")));
+    assert_eq!(
+        (
+            prod[0]["app"].as_str(),
+            prod[0]["proc_type"].as_str(),
+            prod[0]["dyno"].as_str()
+        ),
+        (Some("shop"), Some("worker"), Some("shop-7d9-x2"))
+    );
     assert_eq!(prod[1]["msg"], "at=error code=H10 desc=\"App crashed\"");
     let web = by("alamoweblogs");
-    assert_eq!((web[0]["app"].as_str(), web[0]["space"].as_str(), web[0]["fwd"].as_str()), (Some("shop"), Some("prod"), Some("10.1.2.3:443")));
-    assert_eq!((web[1]["app"].as_str(), web[1]["path"].as_str()), (Some("www.example.com"), Some("/shop/cart")));
+    assert_eq!(
+        (
+            web[0]["app"].as_str(),
+            web[0]["space"].as_str(),
+            web[0]["fwd"].as_str()
+        ),
+        (Some("shop"), Some("prod"), Some("10.1.2.3:443"))
+    );
+    assert_eq!(
+        (web[1]["app"].as_str(), web[1]["path"].as_str()),
+        (Some("www.example.com"), Some("/shop/cart"))
+    );
     let istio = by("istio-access-logs");
-    assert!(istio[0]["msg"].as_str().expect("msg").contains("status=201 connect=1.00ms service=2.50ms total=4.00ms dyno=shop-prod"), "{}", istio[0]);
+    assert!(
+        istio[0]["msg"]
+            .as_str()
+            .expect("msg")
+            .contains("status=201 connect=1.00ms service=2.50ms total=4.00ms dyno=shop-prod"),
+        "{}",
+        istio[0]
+    );
     let build = by("alamobuildlogs");
     assert_eq!(build[0]["message"], "Step 4/9 : ARG NPM_TOKEN=[redacted]");
-    assert!(!recs.iter().any(|r| r.to_string().contains("npm_s3cr3t")), "the build argument is not stored anywhere");
+    assert!(
+        !recs.iter().any(|r| r.to_string().contains("npm_s3cr3t")),
+        "the build argument is not stored anywhere"
+    );
     let ok = by("success");
-    assert_eq!((ok[0]["audit"]["status"].as_str(), ok[0]["audit"]["request_token"].as_str()), (Some("accepted"), Some("req-77")), "the last x-request-token wins");
+    assert_eq!(
+        (
+            ok[0]["audit"]["status"].as_str(),
+            ok[0]["audit"]["request_token"].as_str()
+        ),
+        (Some("accepted"), Some("req-77")),
+        "the last x-request-token wins"
+    );
     let err = by("error");
     assert_eq!(err[0]["audit"]["request_token"], "req-78");
-    assert_eq!((err[1]["kind"].as_str(), err[1]["audit"]["reason"].as_str()), (Some("audit_dead_letter"), Some("missing x-request-token header")));
+    assert_eq!(
+        (err[1]["kind"].as_str(), err[1]["audit"]["reason"].as_str()),
+        (
+            Some("audit_dead_letter"),
+            Some("missing x-request-token header")
+        )
+    );
     let lh = by("lh");
     let kinds: Vec<(&str, &str)> = lh
         .iter()
-        .map(|r| (r["type"].as_str().unwrap_or("-"), r["reason"].as_str().unwrap_or("-")))
+        .map(|r| {
+            (
+                r["type"].as_str().unwrap_or("-"),
+                r["reason"].as_str().unwrap_or("-"),
+            )
+        })
         .collect();
     assert_eq!(
         kinds,
-        [("A", "-"), ("C", "-"), ("D", "-"), ("-", "bad_token"), ("-", "json_unmarshal_error"), ("-", "invalid_utf8"), ("-", "too_large"), ("-", "missing_id_field")],
+        [
+            ("A", "-"),
+            ("C", "-"),
+            ("D", "-"),
+            ("-", "bad_token"),
+            ("-", "json_unmarshal_error"),
+            ("-", "invalid_utf8"),
+            ("-", "too_large"),
+            ("-", "missing_id_field")
+        ],
         "the redelivered id 2Za is stored once"
     );
-    assert_eq!(lh[1]["data"]["change_data"]["changes"][0]["new_value"], "b@x");
+    assert_eq!(
+        lh[1]["data"]["change_data"]["changes"][0]["new_value"],
+        "b@x"
+    );
     assert_eq!(lh[6]["body_bytes"], 5 << 20);
     // The routed entry is in the other realm.
     let routed = wait_for(&server.base, &other_q, 1, Duration::from_secs(10));
-    assert_eq!((routed[0]["id"].as_str(), routed[0]["kafka"]["offset"].as_u64()), (Some("2Zr"), Some(4)));
+    assert_eq!(
+        (
+            routed[0]["id"].as_str(),
+            routed[0]["kafka"]["offset"].as_u64()
+        ),
+        (Some("2Zr"), Some(4))
+    );
     // The DLQ has the five, with LogHarbour's headers.
     let dlq = broker.read("lh_dlq", 5);
     assert_eq!(
@@ -421,21 +581,48 @@ fn every_format_from_kcat_and_confluent_kafka() {
         std::fs::read_to_string(s.dir.path().join("serve.log")).unwrap_or_default()
     );
     let h = |m: &Value, k: &str| -> String {
-        m["headers"].as_array().expect("headers").iter().find(|h| h[0] == k).map(|h| h[1].as_str().unwrap_or_default().to_string()).unwrap_or_default()
+        m["headers"]
+            .as_array()
+            .expect("headers")
+            .iter()
+            .find(|h| h[0] == k)
+            .map(|h| h[1].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
     };
     let offsets: Vec<String> = dlq.iter().map(|m| h(m, "original_offset")).collect();
     assert_eq!(offsets, ["5", "6", "7", "8", "9"]);
-    assert!(dlq.iter().all(|m| h(m, "original_topic") == "lh" && h(m, "original_partition") == "0"));
-    assert!(h(&dlq[1], "dlq_reason").starts_with("json_unmarshal_error: "), "{:?}", dlq[1]);
-    assert_eq!(h(&dlq[4], "dlq_reason"), "missing_id_field: the entry has no id");
+    assert!(dlq
+        .iter()
+        .all(|m| h(m, "original_topic") == "lh" && h(m, "original_partition") == "0"));
+    assert!(
+        h(&dlq[1], "dlq_reason").starts_with("json_unmarshal_error: "),
+        "{:?}",
+        dlq[1]
+    );
+    assert_eq!(
+        h(&dlq[4], "dlq_reason"),
+        "missing_id_field: the entry has no id"
+    );
     // Metrics: consumed and refused by reason, lag per partition.
-    let metrics = reqwest::blocking::get(format!("{}/metrics", server.base)).expect("metrics").text().expect("text");
-    assert!(metrics.contains(r#"sealog_kafka_refused_total{source="k@lh",reason="too_large"} 1"#), "{metrics}");
-    assert!(metrics.contains("sealog_kafka_consumed_total{source=\"k@lh\"} 10"), "{metrics}");
+    let metrics = reqwest::blocking::get(format!("{}/metrics", server.base))
+        .expect("metrics")
+        .text()
+        .expect("text");
+    assert!(
+        metrics.contains(r#"sealog_kafka_refused_total{source="k@lh",reason="too_large"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sealog_kafka_consumed_total{source=\"k@lh\"} 10"),
+        "{metrics}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let lag_line = r#"sealog_kafka_lag{source="k@lh",topic="lh",partition="0"} 0"#;
     loop {
-        let m = reqwest::blocking::get(format!("{}/metrics", server.base)).expect("metrics").text().expect("text");
+        let m = reqwest::blocking::get(format!("{}/metrics", server.base))
+            .expect("metrics")
+            .text()
+            .expect("text");
         if m.contains(lag_line) {
             break;
         }
@@ -464,7 +651,12 @@ fn check_exactly_once(recs: &[Value], partitions: u32, n: u64) {
         let want: Vec<u64> = (0..(n / u64::from(partitions))).collect();
         if offs != &want {
             let have: BTreeSet<u64> = offs.iter().copied().collect();
-            let missing: Vec<u64> = want.iter().filter(|o| !have.contains(o)).copied().take(20).collect();
+            let missing: Vec<u64> = want
+                .iter()
+                .filter(|o| !have.contains(o))
+                .copied()
+                .take(20)
+                .collect();
             let dups = offs.len() - have.len();
             let sorted = offs.windows(2).all(|w| w[0] < w[1]);
             panic!("partition {p}: {} offsets, missing {missing:?}, {dups} repeated, in order: {sorted}", offs.len());
@@ -483,7 +675,12 @@ fn exactly_once_through_ten_kill_9s() {
     let (_, q) = tokens(&s.realm("eo"));
     broker.create("events", 4);
     broker.bulk("events", 4, 200_000);
-    let args = ["--kafka", &broker.addr, "--kafka-source", "eo@events:ndjson"];
+    let args = [
+        "--kafka",
+        &broker.addr,
+        "--kafka-source",
+        "eo@events:ndjson",
+    ];
     let mut seed = 0x5eed_u64;
     let mut kills = 0;
     let mut seen_before = 0usize;
@@ -498,22 +695,33 @@ fn exactly_once_through_ten_kill_9s() {
             if m.contains("sealog_kafka_consumed_total{source=\"eo@events\"}") {
                 break;
             }
-            assert!(Instant::now() < deadline, "the source did not start consuming");
+            assert!(
+                Instant::now() < deadline,
+                "the source did not start consuming"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         std::thread::sleep(Duration::from_millis((seed >> 33) % 150));
         drop(server); // SIGKILL
         kills += 1;
         let server = Served::start_with(&s, &[], None);
         let now = records(&server.base, &q).len();
         drop(server);
-        assert!(now >= seen_before, "acknowledged records never go away ({now} < {seen_before})");
+        assert!(
+            now >= seen_before,
+            "acknowledged records never go away ({now} < {seen_before})"
+        );
         eprintln!("kill {kills}: {now} records stored");
         seen_before = now;
     }
     assert_eq!(kills, 10);
-    assert!(seen_before < 200_000, "the kills came while consuming ({seen_before} stored)");
+    assert!(
+        seen_before < 200_000,
+        "the kills came while consuming ({seen_before} stored)"
+    );
     let server = Served::start_with(&s, &args, None);
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut recs = records(&server.base, &q);
@@ -533,7 +741,11 @@ fn broker_gone_for_ten_seconds_loses_and_repeats_nothing() {
     let (_, q) = tokens(&s.realm("bd"));
     broker.create("flow", 2);
     broker.bulk("flow", 2, 20_000);
-    let server = Served::start_with(&s, &["--kafka", &broker.addr, "--kafka-source", "bd@flow:ndjson"], None);
+    let server = Served::start_with(
+        &s,
+        &["--kafka", &broker.addr, "--kafka-source", "bd@flow:ndjson"],
+        None,
+    );
     wait_for(&server.base, &q, 20_000, Duration::from_secs(60));
     broker.down();
     // /ready names the source and why.
@@ -545,7 +757,10 @@ fn broker_gone_for_ten_seconds_loses_and_repeats_nothing() {
         if status == 503 && body.contains("kafka source bd@flow") {
             break;
         }
-        assert!(Instant::now() < deadline, "/ready did not report the broker: {status} {body}");
+        assert!(
+            Instant::now() < deadline,
+            "/ready did not report the broker: {status} {body}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_secs(8));
@@ -559,7 +774,9 @@ fn broker_gone_for_ten_seconds_loses_and_repeats_nothing() {
     assert_eq!(recs.len(), recs2.len(), "nothing more arrives");
     let mut per: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for r in &recs2 {
-        per.entry(r["kafka"]["partition"].as_u64().expect("p")).or_default().push(r["kafka"]["offset"].as_u64().expect("o"));
+        per.entry(r["kafka"]["partition"].as_u64().expect("p"))
+            .or_default()
+            .push(r["kafka"]["offset"].as_u64().expect("o"));
     }
     for (p, offs) in &per {
         assert_eq!(offs, &(0..15_000).collect::<Vec<u64>>(), "partition {p}");
@@ -570,7 +787,11 @@ fn broker_gone_for_ten_seconds_loses_and_repeats_nothing() {
         if r.status() == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "/ready did not recover: {}", r.text().unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "/ready did not recover: {}",
+            r.text().unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     server.stop();
