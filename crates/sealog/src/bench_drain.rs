@@ -53,9 +53,20 @@ impl Drop for Rsyslogd {
 /// Writes `conf` into `dir`, starts rsyslogd on it and waits until it
 /// listens on every port in `ports`.
 pub(crate) fn rsyslogd(dir: &Path, conf: &str, ports: &[u16]) -> Result<Rsyslogd, Failure> {
+    rsyslogd_env(dir, conf, ports, &[])
+}
+
+/// [`rsyslogd`] with more environment variables.
+pub(crate) fn rsyslogd_env(
+    dir: &Path,
+    conf: &str,
+    ports: &[u16],
+    env: &[(&str, &Path)],
+) -> Result<Rsyslogd, Failure> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("rsyslog.conf"), conf)?;
     let child = Command::new("rsyslogd")
+        .envs(env.iter().copied())
         .arg("-n")
         .arg("-f")
         .arg(dir.join("rsyslog.conf"))

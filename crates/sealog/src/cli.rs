@@ -364,6 +364,28 @@ pub enum BenchCmd {
         #[arg(long, default_value = "./sealog-bench-drain")]
         dir: PathBuf,
     },
+    /// Kafka: records/s from a preloaded topic into the sealed journal, side
+    /// by side with rsyslog (imkafka into omfile) and kcat -C -e copying
+    /// the same topic to a file.
+    Kafka {
+        /// Messages preloaded on the topic.
+        #[arg(long, default_value_t = 5_000_000)]
+        messages: u64,
+        /// Partitions of the topic.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// An existing broker; by default a tansu broker is started on
+        /// loopback.
+        #[arg(long)]
+        brokers: Option<String>,
+        /// Directory with the librdkafka.so.1 kcat and rsyslog are run with
+        /// (default: the one sealog was built with, under target/).
+        #[arg(long)]
+        librdkafka_dir: Option<PathBuf>,
+        /// Directory to run in (absent; removed after).
+        #[arg(long, default_value = "./sealog-bench-kafka")]
+        dir: PathBuf,
+    },
     /// VPC flow-log digests: sealog's digest from the journal against `awk |
     /// sort` doing the same aggregation over the same lines; both outputs
     /// must be identical.

@@ -109,6 +109,21 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             rounds,
             dir,
         }) => return crate::bench_drain::drain(records, rounds, &dir),
+        Command::Bench(BenchCmd::Kafka {
+            messages,
+            partitions,
+            brokers,
+            librdkafka_dir,
+            dir,
+        }) => {
+            return crate::bench_kafka::kafka(&crate::bench_kafka::Args {
+                messages,
+                partitions,
+                brokers,
+                librdkafka_dir,
+                dir,
+            })
+        }
         Command::Bench(BenchCmd::Digest { records, dir, keep }) => {
             return crate::bench_digest::digest(records, &dir, keep)
         }

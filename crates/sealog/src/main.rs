@@ -6,6 +6,7 @@ mod bench_digest;
 mod bench_drain;
 mod bench_http;
 mod bench_ingest;
+mod bench_kafka;
 mod bench_realms;
 mod cli;
 mod cmd;

@@ -187,6 +187,32 @@ pub fn client_config(k: &Kafka) -> ClientConfig {
     c
 }
 
+/// Creates `topic` with `partitions` partitions (for tools and benchmarks;
+/// an existing topic is not an error).
+///
+/// # Errors
+/// The broker's answer, as text.
+pub async fn create_topic(k: &Kafka, topic: &str, partitions: i32) -> Result<(), String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        client_config(k).create().map_err(|e| e.to_string())?;
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let made = admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &opts,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    for r in made {
+        match r {
+            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, e)) => return Err(format!("create topic {t}: {e}")),
+        }
+    }
+    Ok(())
+}
+
 /// Starts a thread per configured source. Each stops once `stop` is
 /// cancelled, after its commits in flight are answered.
 pub fn start(state: &Arc<AppState>, stop: &CancellationToken) -> Vec<std::thread::JoinHandle<()>> {
