@@ -15,7 +15,10 @@
 //! cannot read; they are run with `LD_LIBRARY_PATH` set to the librdkafka
 //! sealog was built with (`--librdkafka-dir`, by default found under
 //! `target/*/build/rdkafka-sys-*/out/src`), so all three use the same
-//! client library.
+//! client library. tansu also holds every fetch for `fetch.wait.max.ms`
+//! (librdkafka's default 500 ms) even when messages are waiting, which
+//! caps any consumer near 100,000 records/s; all three consumers are given
+//! the same [`FETCH_WAIT_MS`].
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,6 +32,9 @@ use tokio_util::sync::CancellationToken;
 use crate::bench_drain::rsyslogd_env;
 use crate::bench_ingest::{free_port, rsyslog_version, LineCounter};
 use crate::Failure;
+
+/// `fetch.wait.max.ms` for every consumer of the run.
+const FETCH_WAIT_MS: &str = "10";
 
 /// A message as logshuttle's fluentd input carries it, ~230 bytes.
 fn message(i: u64) -> String {
@@ -156,10 +162,12 @@ fn run(args: &Args) -> Result<(), Failure> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let kcfg = sealog_server::config::Kafka {
+    let mut kcfg = sealog_server::config::Kafka {
         brokers: brokers.clone(),
         ..Default::default()
     };
+    kcfg.options
+        .insert("fetch.wait.max.ms".into(), FETCH_WAIT_MS.into());
     rt.block_on(sealog_server::kafka::create_topic(
         &kcfg,
         "bench",
@@ -221,7 +229,9 @@ fn run(args: &Args) -> Result<(), Failure> {
             "-q",
             "-X",
             "group.id=kcat-bench",
+            "-X",
         ])
+        .arg(format!("fetch.wait.max.ms={FETCH_WAIT_MS}"))
         .stdout(std::fs::File::create(&out)?)
         .status()?;
     let kcat_secs = t0.elapsed().as_secs_f64();
@@ -242,7 +252,7 @@ fn run(args: &Args) -> Result<(), Failure> {
             r#"global(workDirectory="{w}")
 module(load="imkafka")
 template(name="m" type="string" string="%msg%\n")
-input(type="imkafka" topic="bench" broker="{brokers}" consumergroup="rsyslog-bench" confParam=["auto.offset.reset=smallest"] ruleset="k")
+input(type="imkafka" topic="bench" broker="{brokers}" consumergroup="rsyslog-bench" confParam=["auto.offset.reset=smallest", "fetch.wait.max.ms={FETCH_WAIT_MS}"] ruleset="k")
 ruleset(name="k") {{ action(type="omfile" file="{o}" template="m") }}
 "#,
             w = rs_dir.display(),
@@ -331,7 +341,7 @@ ruleset(name="k") {{ action(type="omfile" file="{o}" template="m") }}
         }
     );
     println!(
-        "peers: {} (imkafka), kcat, librdkafka from {}",
+        "peers: {} (imkafka), kcat, librdkafka from {}; fetch.wait.max.ms={FETCH_WAIT_MS} for all three",
         rsyslog_version(),
         lib.display()
     );

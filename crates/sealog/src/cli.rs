@@ -120,7 +120,7 @@ pub enum Command {
         /// /regex/; FORMAT logshuttle, logshuttle-web, logshuttle-istio,
         /// logshuttle-build, palisade-success, palisade-error, logharbour or
         /// ndjson. Repeatable; adds to the config file's.
-        #[arg(long, value_name = "REALM@TOPIC:FORMAT", requires = "kafka")]
+        #[arg(long, value_name = "REALM@TOPIC:FORMAT")]
         kafka_source: Vec<sealog_server::config::KafkaSource>,
     },
     /// Create and list realms.
