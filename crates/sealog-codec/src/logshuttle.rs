@@ -168,34 +168,30 @@ pub fn redact_build_args(text: &str) -> (String, usize) {
 }
 
 fn redact_line(line: &str, n: &mut usize) -> String {
-    let Some(at) = line.find("Step ") else {
-        return line.to_string();
-    };
-    let tail = &line[at + 5..];
-    // `N/M : ARG NAME=`
-    let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
-    let a = digits(tail);
-    if a == 0 || tail.as_bytes().get(a) != Some(&b'/') {
-        return line.to_string();
+    // The word ARG in any case (Docker's `Step N/M : ARG`, BuildKit's
+    // `#5 [2/3] ARG`, an echoed `arg`, `--build-arg`), then everything
+    // after the first `=` to the end of the line.
+    let b = line.as_bytes();
+    let mut i = 0;
+    while let Some(off) = b
+        .get(i..)
+        .and_then(|rest| rest.windows(3).position(|w| w.eq_ignore_ascii_case(b"arg")))
+    {
+        let at = i + off;
+        let before_ok = at == 0 || !b[at - 1].is_ascii_alphanumeric();
+        let after_ok = b.get(at + 3).is_some_and(u8::is_ascii_whitespace);
+        if before_ok && after_ok {
+            if let Some(eq) = b[at + 3..].iter().position(|c| *c == b'=') {
+                let keep = at + 3 + eq + 1;
+                *n += 1;
+                // `keep` follows an ASCII `=`: a char boundary.
+                return format!("{}[redacted]", line.get(..keep).unwrap_or(line));
+            }
+            return line.to_string();
+        }
+        i = at + 1;
     }
-    let after = &tail[a + 1..];
-    let b = digits(after);
-    let Some(arg) = (b > 0)
-        .then(|| &after[b..])
-        .and_then(|s| s.strip_prefix(" : ARG "))
-    else {
-        return line.to_string();
-    };
-    let name = arg
-        .bytes()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
-        .count();
-    if name == 0 || arg.as_bytes().get(name) != Some(&b'=') {
-        return line.to_string();
-    }
-    let keep = line.len() - arg.len() + name + 1;
-    *n += 1;
-    format!("{}[redacted]", &line[..keep])
+    line.to_string()
 }
 
 fn num_at(v: &Value, path: &[&str]) -> i64 {
@@ -371,6 +367,13 @@ fn envoy_als(
 /// [`ShuttleError`] when it is not an object or has no metadata.
 pub fn build_log(body: &[u8]) -> Result<Event, ShuttleError> {
     let obj = object(body)?;
+    // The message is redacted from the parsed object: a second `message`
+    // key would keep the first one's text, unredacted, in the stored bytes.
+    if let Some(k) = duplicate_key(body) {
+        return Err(ShuttleError::Event(format!(
+            "field {k:?} appears more than once"
+        )));
+    }
     let meta = obj
         .get("metadata")
         .and_then(Value::as_str)
@@ -401,6 +404,33 @@ pub fn build_log(body: &[u8]) -> Result<Event, ShuttleError> {
         }
     }
     splice(body, &obj, &add)
+}
+
+/// The first top-level key that appears twice in a JSON object, if any.
+pub fn duplicate_key(body: &[u8]) -> Option<String> {
+    use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
+    struct Keys;
+    impl<'de> Visitor<'de> for Keys {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            let mut dup = None;
+            while let Some(k) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                if dup.is_none() && !seen.insert(k.clone()) {
+                    dup = Some(k);
+                }
+            }
+            Ok(dup)
+        }
+    }
+    serde_json::Deserializer::from_slice(body)
+        .deserialize_map(Keys)
+        .ok()
+        .flatten()
 }
 
 fn url_unescape(s: &str) -> String {
@@ -448,6 +478,14 @@ pub fn web_log(line: &str) -> Result<Event, ShuttleError> {
             return Err(ShuttleError::BadToken(tok.to_string()));
         }
         if k == "hostname" {
+            // logshuttle took the last hostname; a line naming two is
+            // ambiguous, and an empty one names no app.
+            if host.is_some() {
+                return Err(ShuttleError::BadToken(format!("{tok} (a second hostname)")));
+            }
+            if v.is_empty() {
+                return Err(ShuttleError::Missing("hostname"));
+            }
             host = Some(v.to_string());
         }
         pairs.push((k.to_string(), v.trim_matches('"').to_string()));
@@ -551,6 +589,8 @@ mod tests {
             web_log("path=/x"),
             Err(ShuttleError::Missing("hostname"))
         ));
+        assert!(web_log("hostname=shop-prod.x hostname=evil-space.x").is_err());
+        assert!(web_log("hostname= path=/").is_err());
     }
 
     #[test]
@@ -603,8 +643,34 @@ mod tests {
         assert_eq!(v["redacted"], 2);
         assert!(!String::from_utf8_lossy(&line).contains("s3cret"));
         assert_eq!(v["app"], "shop");
-        assert_eq!(redact_build_args("Step 1/2 : ARG =x").1, 0);
-        assert_eq!(redact_build_args("Step x/2 : ARG A=x").1, 0);
+        for (text, want) in [
+            (
+                "Step 2/5 : ARG TOKEN=x\r",
+                "Step 2/5 : ARG TOKEN=[redacted]",
+            ),
+            ("Step 1/3 : arg TOKEN=s3", "Step 1/3 : arg TOKEN=[redacted]"),
+            (
+                "Step 1/3 : ARG A B=secret more",
+                "Step 1/3 : ARG A B=[redacted]",
+            ),
+            (
+                "Step 1/3 : RUN x; Step 2/3 :  ARG T=s",
+                "Step 1/3 : RUN x; Step 2/3 :  ARG T=[redacted]",
+            ),
+            ("#5 [2/3] ARG TOKEN=s3", "#5 [2/3] ARG TOKEN=[redacted]"),
+            (
+                "docker build --build-arg NPM=s3 .",
+                "docker build --build-arg NPM=[redacted]",
+            ),
+            ("a cargo build with target=x", "a cargo build with target=x"),
+            ("Step 1/2 : ARG NAME", "Step 1/2 : ARG NAME"),
+        ] {
+            assert_eq!(redact_build_args(text).0, want, "{text}");
+        }
+        assert!(matches!(
+            build_log(br#"{"message":"Step 1/2 : ARG T=s3","message":"ok","metadata":"a-b"}"#),
+            Err(ShuttleError::Event(_))
+        ));
         assert!(build_log(br#"{"message":"m","metadata":"-prod"}"#).is_err());
     }
 

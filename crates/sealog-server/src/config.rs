@@ -231,6 +231,37 @@ impl std::str::FromStr for KafkaSource {
     }
 }
 
+impl Kafka {
+    /// Checks every source, and that no two sources of one group name the
+    /// same topic (each would store every message).
+    ///
+    /// # Errors
+    /// What is wrong, in words.
+    pub fn check(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashMap::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            s.check()
+                .map_err(|e| format!("kafka source {}: {e}", s.name()))?;
+            for t in &s.topics {
+                if let Some(j) = seen.insert((s.group_id.clone(), t.clone()), i) {
+                    return Err(format!(
+                        "kafka sources {} and {} both consume topic {t} in group {}: give one its own group_id",
+                        self.sources[j].name(),
+                        s.name(),
+                        s.group_id
+                    ));
+                }
+            }
+        }
+        if !self.sources.is_empty() && self.brokers.trim().is_empty() {
+            return Err(
+                "Kafka sources need brokers: pass --kafka BROKERS or set [kafka] brokers".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 impl KafkaSource {
     /// Checks the binding.
     ///
@@ -241,6 +272,13 @@ impl KafkaSource {
         match (&self.topic_regex, self.topics.is_empty()) {
             (Some(_), false) => return Err("give topics or topic_regex, not both".into()),
             (None, true) => return Err("no topic".into()),
+            (Some(r), true) => {
+                if r.is_empty() {
+                    return Err("empty topic regex".into());
+                }
+                regex::Regex::new(&format!("^(?:{r})$"))
+                    .map_err(|e| format!("topic regex /{r}/: {e}"))?;
+            }
             _ => {}
         }
         for t in &self.topics {
@@ -722,18 +760,15 @@ impl Config {
             path: path.to_string(),
             message: e.to_string(),
         })?;
-        for (i, src) in c.kafka.sources.iter().enumerate() {
-            src.check().map_err(|e| ConfigError::Parse {
-                path: path.to_string(),
-                message: format!("kafka.sources[{i}]: {e}"),
-            })?;
+        // Brokers may still come from --kafka: checked again once merged.
+        let mut k = c.kafka.clone();
+        if k.brokers.trim().is_empty() {
+            k.brokers = "-".into();
         }
-        if !c.kafka.sources.is_empty() && c.kafka.brokers.is_empty() {
-            return Err(ConfigError::Parse {
-                path: path.to_string(),
-                message: "kafka.sources need kafka.brokers".into(),
-            });
-        }
+        k.check().map_err(|message| ConfigError::Parse {
+            path: path.to_string(),
+            message,
+        })?;
         Ok(c)
     }
 

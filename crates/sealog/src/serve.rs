@@ -33,11 +33,7 @@ pub fn run(
         cfg.kafka.brokers = b;
     }
     cfg.kafka.sources.extend(kafka_sources);
-    if !cfg.kafka.sources.is_empty() && cfg.kafka.brokers.trim().is_empty() {
-        return Err(
-            "Kafka sources need brokers: pass --kafka BROKERS or set [kafka] brokers".into(),
-        );
-    }
+    cfg.kafka.check()?;
     if audit_error_dir.is_some() {
         cfg.audit.error_dir = audit_error_dir;
     }

@@ -58,6 +58,10 @@ pub struct Refusal {
     pub reason: &'static str,
     /// What exactly was wrong.
     pub detail: String,
+    /// The refused part, when only part of the message was refused (an
+    /// NDJSON line): the DLQ gets the refused parts, not lines already
+    /// stored.
+    pub part: Option<Vec<u8>>,
 }
 
 impl Refusal {
@@ -65,6 +69,7 @@ impl Refusal {
         Self {
             reason,
             detail: detail.into(),
+            part: None,
         }
     }
 
@@ -327,7 +332,8 @@ fn web(m: &Msg<'_>, ctx: &Ctx<'_>, text: &str) -> Result<Vec<Out>, Refusal> {
     let time = time.or(ms_to_ns(m.timestamp_ms));
     let site = line
         .split_whitespace()
-        .find_map(|t| t.strip_prefix("site_domain="));
+        .find_map(|t| t.strip_prefix("site_domain="))
+        .filter(|s| !s.is_empty());
     let part = site.map(|_| 0);
     let mut recs = vec![Out {
         realm: None,
@@ -405,6 +411,21 @@ fn ndjson(ctx: &Ctx<'_>, m: &Msg<'_>, text: &str, out: &mut Converted) {
         .map(|l| l.trim_end_matches('\r'))
         .filter(|l| !l.trim().is_empty())
         .collect();
+    if lines.is_empty() {
+        let why = Refusal::new("empty", "the message has only whitespace");
+        out.records.push(Out {
+            realm: None,
+            line: refused_record(
+                provenance(m, ctx.group, ctx.format, None),
+                &why,
+                text.as_bytes(),
+            ),
+            time: ms_to_ns(m.timestamp_ms),
+            id: None,
+        });
+        out.refused.push(why);
+        return;
+    }
     let many = lines.len() > 1;
     for (i, l) in lines.iter().enumerate() {
         let part = many.then_some(i);
@@ -424,6 +445,7 @@ fn ndjson(ctx: &Ctx<'_>, m: &Msg<'_>, text: &str, out: &mut Converted) {
                 let mut why = event_refusal(&e);
                 if many {
                     why.detail = format!("line {}: {}", i + 1, why.detail);
+                    why.part = Some(l.as_bytes().to_vec());
                 }
                 out.records.push(Out {
                     realm: None,

@@ -51,11 +51,28 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How often the position hint is saved.
 const HINT_EVERY: Duration = Duration::from_secs(5);
 
-/// Problems of the Kafka sources, by source name, for `/ready`.
+/// Problems of the Kafka sources, by source name, for `/ready`; and which
+/// source consumes each topic of a group.
 #[derive(Debug, Default)]
-pub struct Health(Mutex<BTreeMap<String, String>>);
+pub struct Health(
+    Mutex<BTreeMap<String, String>>,
+    Mutex<HashMap<(String, String), String>>,
+);
 
 impl Health {
+    /// Claims `topic` in `group` for `source`: false when another source
+    /// has it (two sources of one group on one topic would store every
+    /// message twice, and resume each other's positions).
+    fn claim(&self, group: &str, topic: &str, source: &str) -> bool {
+        let Ok(mut c) = self.1.lock() else {
+            return false;
+        };
+        let owner = c
+            .entry((group.to_string(), topic.to_string()))
+            .or_insert_with(|| source.to_string());
+        owner == source
+    }
+
     fn set(&self, source: &str, problem: Option<String>) {
         if let Ok(mut m) = self.0.lock() {
             match problem {
@@ -92,6 +109,9 @@ impl Health {
 struct Ctx {
     source: String,
     broker_error: Mutex<Option<String>>,
+    /// The last error logged and when: the same error is logged at most
+    /// every 10 s (librdkafka repeats it on every retry).
+    last_logged: Mutex<Option<(String, Instant)>>,
     /// High watermarks from librdkafka's statistics, for the lag gauge.
     high: Mutex<HashMap<Tp, i64>>,
 }
@@ -127,9 +147,18 @@ impl ClientContext for Ctx {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(source = %self.source, %error, reason, "kafka client error");
+        let text = format!("{error}: {reason}");
+        if let Ok(mut last) = self.last_logged.lock() {
+            let repeat = last
+                .as_ref()
+                .is_some_and(|(t, at)| *t == text && at.elapsed() < Duration::from_secs(10));
+            if !repeat {
+                tracing::warn!(source = %self.source, %error, reason, "kafka client error");
+                *last = Some((text.clone(), Instant::now()));
+            }
+        }
         if let Ok(mut e) = self.broker_error.lock() {
-            *e = Some(format!("{error}: {reason}"));
+            *e = Some(text);
         }
     }
 }
@@ -325,6 +354,8 @@ struct Source<'a> {
     dlq: Option<BaseProducer<DlqCtx>>,
     /// DLQ topics known to exist.
     dlq_topics: std::collections::HashSet<String>,
+    /// Topics another source of the group has (reported once).
+    refused_topics: std::collections::HashSet<String>,
     regex: Option<regex::Regex>,
     /// Assigned partitions.
     assigned: Vec<Tp>,
@@ -369,6 +400,7 @@ impl<'a> Source<'a> {
             .create_with_context(Ctx {
                 source: name.clone(),
                 broker_error: Mutex::new(None),
+                last_logged: Mutex::new(None),
                 high: Mutex::new(HashMap::new()),
             })
             .map_err(|e| format!("kafka consumer: {e}"))?;
@@ -407,6 +439,7 @@ impl<'a> Source<'a> {
             consumer: Arc::new(consumer),
             dlq,
             dlq_topics: Default::default(),
+            refused_topics: Default::default(),
             regex,
             assigned: Vec::new(),
             positions: HashMap::new(),
@@ -435,7 +468,8 @@ impl<'a> Source<'a> {
             let handle = self.realm(realm)?;
             let hint = self.hint_path(realm)?;
             let started = Instant::now();
-            let p = positions::load(handle.journal(), &hint, &self.cfg.group_id)
+            let with_ids = self.cfg.format == KafkaFormat::Logharbour;
+            let p = positions::load(handle.journal(), &hint, &self.cfg.group_id, with_ids)
                 .map_err(|e| format!("realm {realm}: reading positions: {e}"))?;
             tracing::info!(source = %self.name, realm, partitions = p.durable.len(), through = p.through, took_ms = started.elapsed().as_millis() as u64, "kafka positions read from the journal");
             self.positions.insert(realm.to_string(), p);
@@ -452,7 +486,12 @@ impl<'a> Source<'a> {
             .map_err(|e| e.to_string())?
             .root()
             .to_path_buf();
-        Ok(positions::hint_path(&root, &self.cfg.group_id, realm))
+        Ok(positions::hint_path(
+            &root,
+            &self.cfg.group_id,
+            realm,
+            &self.name,
+        ))
     }
 
     /// Looks the topics up again and assigns every partition (new ones
@@ -473,6 +512,12 @@ impl<'a> Source<'a> {
                 Some(re) => re.is_match(name) && !(self.cfg.dlq && name.ends_with("_dlq")),
                 None => self.cfg.topics.iter().any(|x| x == name),
             };
+            if chosen && !self.state.kafka.claim(&self.cfg.group_id, name, &self.name) {
+                if self.refused_topics.insert(name.to_string()) {
+                    tracing::error!(source = %self.name, topic = name, group = %self.cfg.group_id, "topic left out: another source of this group consumes it (give one of them its own group_id)");
+                }
+                continue;
+            }
             if chosen {
                 want.extend(t.partitions().iter().map(|p| (name.to_string(), p.id())));
             }
@@ -516,6 +561,21 @@ impl<'a> Source<'a> {
         } else {
             Offset::Beginning
         };
+        // `latest` means the end when a partition is first seen, pinned in
+        // the journal then: a restart before its first message must not
+        // skip what arrived while sealog was down.
+        if self.cfg.start == "latest" {
+            let fresh: Vec<Tp> = {
+                let p = self.positions(&realm)?;
+                want.iter()
+                    .filter(|tp| !p.submitted.contains_key(*tp))
+                    .cloned()
+                    .collect()
+            };
+            for tp in fresh {
+                self.pin_end(&realm, &tp)?;
+            }
+        }
         let p = self.positions(&realm)?;
         let mut tpl = TopicPartitionList::new();
         for tp in &want {
@@ -528,6 +588,55 @@ impl<'a> Source<'a> {
             .map_err(|e| format!("assign: {e}"))?;
         tracing::info!(source = %self.name, partitions = want.len(), from = ?tpl.elements().iter().map(|e| format!("{}/{}@{:?}", e.topic(), e.partition(), e.offset())).collect::<Vec<_>>(), "kafka partitions assigned");
         self.assigned = want;
+        Ok(())
+    }
+
+    /// Records the partition's current end as its position (a
+    /// `kafka_position` record for the offset before it), durably.
+    fn pin_end(&mut self, realm: &str, tp: &Tp) -> Result<(), String> {
+        let (_, high) = self
+            .consumer
+            .fetch_watermarks(&tp.0, tp.1, Duration::from_secs(10))
+            .map_err(|e| format!("{}/{}: end offset: {e}", tp.0, tp.1))?;
+        // Written even for an empty partition (offset -1: next is 0).
+        {
+            let m = Msg {
+                topic: &tp.0,
+                partition: tp.1,
+                offset: high - 1,
+                timestamp_ms: None,
+                key: None,
+                payload: None,
+                request_token: None,
+                sealog_token: None,
+            };
+            let line = convert::position_record(convert::provenance(
+                &m,
+                &self.cfg.group_id,
+                self.cfg.format,
+                None,
+            ));
+            let handle = self.realm(realm)?;
+            let (tx, rx) = oneshot::channel();
+            let len = line.len();
+            let req = CommitRequest {
+                buf: line,
+                events: vec![(0..len, None)],
+                reply: tx,
+            };
+            self.rt
+                .block_on(handle.submit_wait(req))
+                .map_err(|_| format!("realm {realm} is closing"))?;
+            let mut reply = Reply::Waiting(rx);
+            reply.poll(realm, self.rt, true);
+            if let Reply::Done(Err(e)) = reply {
+                return Err(e);
+            }
+        }
+        let p = self.positions(realm)?;
+        p.advance(tp, high);
+        p.submitted.insert(tp.clone(), high);
+        tracing::info!(source = %self.name, topic = %tp.0, partition = tp.1, at = high, "new partition starts at its end (start = latest)");
         Ok(())
     }
 
@@ -667,7 +776,8 @@ impl<'a> Source<'a> {
             let m = match polled {
                 Ok(m) => m,
                 Err(e) => {
-                    tracing::warn!(source = %self.name, cause = %e, "kafka consumer error");
+                    // The client context logs errors (at most every 10 s).
+                    tracing::debug!(source = %self.name, cause = %e, "kafka consumer error");
                     metrics::counter!("sealog_kafka_errors_total", "source" => self.name.clone())
                         .increment(1);
                     if n == 0 {
@@ -682,7 +792,7 @@ impl<'a> Source<'a> {
             let last = |name: &str| {
                 headers.and_then(|h| {
                     h.iter()
-                        .filter(|x| x.key == name)
+                        .filter(|x| x.key.eq_ignore_ascii_case(name))
                         .last()
                         .and_then(|x| x.value)
                 })
@@ -782,12 +892,29 @@ impl<'a> Source<'a> {
                 .increment(1);
             self.state.metrics.refused(&own, "kafka_refused", 1);
         }
-        if let (Some(why), Some(_)) = (refused.first(), &self.dlq) {
+        if !refused.is_empty() && self.dlq.is_some() {
+            // Only the refused parts when the rest was stored (NDJSON
+            // lines), else the message as it came.
+            let value = if refused.iter().all(|r| r.part.is_some()) {
+                Some(
+                    refused
+                        .iter()
+                        .filter_map(|r| r.part.as_deref())
+                        .collect::<Vec<_>>()
+                        .join(&b'\n'),
+                )
+            } else {
+                m.payload.map(<[u8]>::to_vec)
+            };
             batch.dlq.push(DlqEntry {
                 topic: format!("{}_dlq", m.topic),
                 key: m.key.map(<[u8]>::to_vec),
-                value: m.payload.map(<[u8]>::to_vec),
-                reason: why.dlq_reason(),
+                value,
+                reason: refused
+                    .iter()
+                    .map(convert::Refusal::dlq_reason)
+                    .collect::<Vec<_>>()
+                    .join("; "),
                 original: tp.clone(),
                 offset: m.offset,
             });

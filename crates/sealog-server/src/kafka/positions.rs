@@ -5,10 +5,12 @@
 //! from, and `kafka` is a reserved field no other sender may write. So
 //! the journal alone says where to resume: the next offset of a partition
 //! is one past the highest offset of that group's records in the realm.
-//! Nothing else needs to be durable for exactly-once; a hint file
-//! (`<data>/kafka/<group>/<realm>.json`, written now and then) only saves
-//! re-reading the whole realm at a start: the records after the seq it
-//! names are read again, and a hint past the journal's end is ignored.
+//! Nothing else needs to be durable for exactly-once; a hint file per
+//! source (`<data>/kafka/<group>/<realm>/<source>.json`, written now and
+//! then) only saves re-reading the whole realm at a start: the records
+//! after the seq it names are read again, and a hint past the journal's end
+//! is ignored. Two sources never consume the same topic in one group (the
+//! second is refused the topic), so one source's hint covers its topics.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::ControlFlow;
@@ -84,20 +86,30 @@ struct Hint {
     next: Vec<(String, i32, i64)>,
 }
 
-/// The hint file of `group` in `realm`.
-pub fn hint_path(data: &Path, group: &str, realm: &str) -> PathBuf {
-    // Group ids are free text: keep the file name safe.
-    let safe: String = group
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    data.join("kafka").join(safe).join(format!("{realm}.json"))
+/// The hint file of `source` (its name) in `group` and `realm`.
+pub fn hint_path(data: &Path, group: &str, realm: &str, source: &str) -> PathBuf {
+    use sha2::Digest as _;
+    // Group ids and source names are free text: keep file names safe, and
+    // tell apart names that differ only in what was replaced.
+    let safe = |s: &str| -> String {
+        let clean: String = s
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(48)
+            .collect();
+        let id = hex::encode(&sha2::Sha256::digest(s.as_bytes())[..6]);
+        format!("{clean}-{id}")
+    };
+    data.join("kafka")
+        .join(safe(group))
+        .join(realm)
+        .join(format!("{}.json", safe(source)))
 }
 
 /// Writes the hint for `p` (atomically; a failure only costs a longer
@@ -156,7 +168,12 @@ struct Prov<'a> {
 ///
 /// # Errors
 /// Journal read errors, as text.
-pub fn load(journal: &SharedLog, hint: &Path, group: &str) -> Result<RealmPositions, String> {
+pub fn load(
+    journal: &SharedLog,
+    hint: &Path,
+    group: &str,
+    with_ids: bool,
+) -> Result<RealmPositions, String> {
     let mut p = RealmPositions::default();
     let j = journal
         .read()
@@ -179,8 +196,11 @@ pub fn load(journal: &SharedLog, hint: &Path, group: &str) -> Result<RealmPositi
             }
         }
     }
-    let ids_from = size.saturating_sub(ID_WINDOW as u64);
-    let start = from.min(ids_from);
+    let start = if with_ids {
+        from.min(size.saturating_sub(ID_WINDOW as u64))
+    } else {
+        from
+    };
     let mut bad = 0u64;
     j.read(start, size, &mut |seq, line| {
         // Records without provenance are skipped without a full parse.
@@ -195,7 +215,7 @@ pub fn load(journal: &SharedLog, hint: &Path, group: &str) -> Result<RealmPositi
                     let e = p.durable.entry(tp).or_insert(next);
                     *e = (*e).max(next);
                 }
-                if k.format == "logharbour" {
+                if with_ids && k.format == "logharbour" {
                     if let Some(AnyId::Text(id)) = id {
                         p.note_id(id);
                     }

@@ -797,3 +797,95 @@ fn broker_gone_for_ten_seconds_loses_and_repeats_nothing() {
     server.stop();
     s.run(&["verify", "--realm", "bd"]).ok();
 }
+
+/// Two sources in one realm and group, one of them `start = latest`,
+/// through three clean restarts with messages arriving while sealog is
+/// down: every offset once (each source resumes from its own position, not
+/// the other's), and a whitespace-only message is a refused record.
+#[test]
+fn two_sources_in_one_realm_resume_their_own_positions() {
+    let broker = Broker::start();
+    let s = Sealog::new();
+    let (_, q) = tokens(&s.realm("two"));
+    broker.create("ha", 1);
+    broker.create("hb", 1);
+    broker.bulk("ha", 1, 10);
+    broker.bulk("hb", 1, 10);
+    let conf = s.file(
+        "two.toml",
+        format!(
+            "[kafka]\nbrokers = \"{}\"\n\n[[kafka.sources]]\nrealm = \"two\"\ntopics = [\"ha\"]\nlinger_ms = 5\n\n[[kafka.sources]]\nrealm = \"two\"\ntopics = [\"hb\"]\nstart = \"latest\"\nlinger_ms = 5\n",
+            broker.addr
+        )
+        .as_bytes(),
+    );
+    let args = ["--config", conf.to_str().expect("path")];
+    // hb starts at its end: its first 10 are not consumed.
+    let server = Served::start_with(&s, &args, None);
+    wait_for(&server.base, &q, 11, Duration::from_secs(30)); // 10 + hb's position
+    server.stop();
+    let mut want = 11;
+    for round in 0..3 {
+        server_stop_and_produce(&broker, round);
+        want += 20;
+        let server = Served::start_with(&s, &args, None);
+        wait_for(&server.base, &q, want, Duration::from_secs(30));
+        server.stop();
+    }
+    broker.produce("ha", &[serde_json::json!({"value": "   "})]);
+    let server = Served::start_with(&s, &args, None);
+    let recs = wait_for(&server.base, &q, want + 1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(500));
+    let recs2 = records(&server.base, &q);
+    assert_eq!(recs.len(), recs2.len(), "no more records arrive");
+    let offsets = |topic: &str| -> Vec<i64> {
+        recs2
+            .iter()
+            .filter(|r| r["kafka"]["topic"] == topic && r["kind"] != "kafka_position")
+            .map(|r| r["kafka"]["offset"].as_i64().expect("offset"))
+            .collect()
+    };
+    assert_eq!(offsets("ha"), (0..41).collect::<Vec<i64>>());
+    assert_eq!(offsets("hb"), (10..40).collect::<Vec<i64>>());
+    let last = recs2
+        .iter()
+        .rev()
+        .find(|r| r["kafka"]["topic"] == "ha")
+        .expect("ha");
+    assert_eq!(
+        (last["kind"].as_str(), last["reason"].as_str()),
+        (Some("kafka_refused"), Some("empty"))
+    );
+    server.stop();
+    // The same topic twice in one group is refused at start.
+    let r = s.run(&[
+        "serve",
+        "--http",
+        "127.0.0.1:0",
+        "--kafka",
+        &broker.addr,
+        "--kafka-source",
+        "two@ha:ndjson",
+        "--kafka-source",
+        "two@ha:ndjson",
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("both consume topic ha"), "{}", r.stderr);
+    let r = s.run(&[
+        "serve",
+        "--kafka",
+        &broker.addr,
+        "--kafka-source",
+        "two@/[/:ndjson",
+    ]);
+    assert!(
+        r.code != 0 && r.stderr.contains("topic regex"),
+        "{}",
+        r.stderr
+    );
+}
+
+fn server_stop_and_produce(broker: &Broker, _round: u32) {
+    broker.bulk("ha", 1, 10);
+    broker.bulk("hb", 1, 10);
+}
