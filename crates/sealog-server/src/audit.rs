@@ -123,29 +123,7 @@ const RESERVED: [&str; 5] = ["kind", "audit", "realm", "seq", "received_at"];
 /// (serde keeps the last and the stored record would keep both: a reader
 /// taking the first would see another message than the one judged).
 fn duplicate_key(body: &[u8]) -> Option<String> {
-    use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
-    struct Keys;
-    impl<'de> Visitor<'de> for Keys {
-        type Value = Option<String>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut seen = std::collections::HashSet::new();
-            let mut dup = None;
-            while let Some(k) = map.next_key::<String>()? {
-                map.next_value::<IgnoredAny>()?;
-                if !seen.insert(k.clone()) && dup.is_none() {
-                    dup = Some(k);
-                }
-            }
-            Ok(dup)
-        }
-    }
-    serde_json::Deserializer::from_slice(body)
-        .deserialize_map(Keys)
-        .ok()
-        .flatten()
+    sealog_codec::logshuttle::duplicate_key(body)
 }
 
 /// Checks `body` as a message of `kind` and builds its record line.
