@@ -392,10 +392,18 @@ impl<'a> Source<'a> {
             .set("auto.offset.reset", &cfg.start)
             .set("isolation.level", "read_committed")
             .set("statistics.interval.ms", "1000")
+            // librdkafka waits a whole second (its default) before fetching
+            // a partition again once its local queue was full: a consumer
+            // faster than that would idle most of the time.
+            .set("fetch.queue.backoff.ms", "10")
             // A 5 MiB message must be fetched to be refused.
             .set("fetch.message.max.bytes", "1048576")
             .set("receive.message.max.bytes", "104857600")
             .set_log_level(RDKafkaLogLevel::Warning);
+        // The operator's own properties win over these defaults.
+        for (key, v) in &state.config.kafka.options {
+            cc.set(key, v);
+        }
         let consumer: BaseConsumer<Ctx> = cc
             .create_with_context(Ctx {
                 source: name.clone(),
