@@ -101,17 +101,28 @@ pub struct Converted {
 /// The `{"kafka":{...}` head of a record (no closing brace of the
 /// record). `line` is set when a message makes several records.
 pub fn provenance(m: &Msg<'_>, group: &str, format: KafkaFormat, part: Option<usize>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(160 + m.topic.len() + group.len());
+    provenance_with(m, group, format, part, 0)
+}
+
+/// [`provenance`] with room for `extra` more bytes (the event).
+fn provenance_with(
+    m: &Msg<'_>,
+    group: &str,
+    format: KafkaFormat,
+    part: Option<usize>,
+    extra: usize,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160 + m.topic.len() + group.len() + extra);
     out.extend_from_slice(br#"{"kafka":{"topic":"#);
     // Topic names are [a-zA-Z0-9._-]; escape anyway.
     push_json_str(&mut out, m.topic);
     out.extend_from_slice(br#","partition":"#);
-    out.extend_from_slice(m.partition.to_string().as_bytes());
+    push_i64(&mut out, i64::from(m.partition));
     out.extend_from_slice(br#","offset":"#);
-    out.extend_from_slice(m.offset.to_string().as_bytes());
+    push_i64(&mut out, m.offset);
     out.extend_from_slice(br#","timestamp":"#);
     match m.timestamp_ms {
-        Some(t) => out.extend_from_slice(t.to_string().as_bytes()),
+        Some(t) => push_i64(&mut out, t),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(br#","key":"#);
@@ -133,10 +144,17 @@ pub fn provenance(m: &Msg<'_>, group: &str, format: KafkaFormat, part: Option<us
     out.push(b'"');
     if let Some(p) = part {
         out.extend_from_slice(br#","part":"#);
-        out.extend_from_slice(p.to_string().as_bytes());
+        push_i64(&mut out, i64::try_from(p).unwrap_or(i64::MAX));
     }
     out.push(b'}');
     out
+}
+
+fn push_i64(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    sealog_event::push_decimal(out, v.unsigned_abs());
 }
 
 fn push_json_str(out: &mut Vec<u8>, s: &str) {
@@ -285,6 +303,11 @@ pub fn convert(ctx: &Ctx<'_>, m: &Msg<'_>) -> Converted {
         refuse(&mut out, why, None);
         return out;
     }
+    if ctx.format == KafkaFormat::Ndjson {
+        // Bytes as they are: each line's validation finds bad UTF-8.
+        ndjson(ctx, m, body, &mut out);
+        return out;
+    }
     let text = match std::str::from_utf8(body) {
         Ok(t) => t,
         Err(e) => {
@@ -311,11 +334,9 @@ pub fn convert(ctx: &Ctx<'_>, m: &Msg<'_>) -> Converted {
         }
         KafkaFormat::LogshuttleWeb => web(m, ctx, text),
         KafkaFormat::Logharbour => logharbour(ctx, m, body),
-        KafkaFormat::Ndjson => {
-            ndjson(ctx, m, text, &mut out);
-            return out;
+        KafkaFormat::Ndjson | KafkaFormat::PalisadeSuccess | KafkaFormat::PalisadeError => {
+            Ok(Vec::new())
         }
-        KafkaFormat::PalisadeSuccess | KafkaFormat::PalisadeError => Ok(Vec::new()),
     };
     match made {
         Ok(records) => out.records = records,
@@ -403,58 +424,60 @@ fn logharbour(ctx: &Ctx<'_>, m: &Msg<'_>, body: &[u8]) -> Result<Vec<Out>, Refus
     }])
 }
 
-/// NDJSON: a record per non-blank line; a bad line is a refused record
-/// naming its line, the others are kept.
-fn ndjson(ctx: &Ctx<'_>, m: &Msg<'_>, text: &str, out: &mut Converted) {
-    let lines: Vec<&str> = text
-        .split('\n')
-        .map(|l| l.trim_end_matches('\r'))
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    if lines.is_empty() {
+/// NDJSON: a record per non-blank line, kept byte for byte (as the HTTP
+/// API keeps NDJSON); a bad line is a refused record naming its line, the
+/// others are kept.
+fn ndjson(ctx: &Ctx<'_>, m: &Msg<'_>, body: &[u8], out: &mut Converted) {
+    let body = body.trim_ascii();
+    if body.is_empty() {
         let why = Refusal::new("empty", "the message has only whitespace");
         out.records.push(Out {
             realm: None,
-            line: refused_record(
-                provenance(m, ctx.group, ctx.format, None),
-                &why,
-                text.as_bytes(),
-            ),
+            line: refused_record(provenance(m, ctx.group, ctx.format, None), &why, body),
             time: ms_to_ns(m.timestamp_ms),
             id: None,
         });
         out.refused.push(why);
         return;
     }
-    let many = lines.len() > 1;
-    for (i, l) in lines.iter().enumerate() {
-        let part = many.then_some(i);
-        let head = provenance(m, ctx.group, ctx.format, part);
-        match sealog_event::validate(l.as_bytes()) {
-            Ok(info) => {
-                let mut compact = Vec::with_capacity(l.len());
-                sealog_event::compact_json(l.trim().as_bytes(), &mut compact);
-                out.records.push(Out {
-                    realm: None,
-                    line: join(head, &compact),
-                    time: info.time_ns.or(ms_to_ns(m.timestamp_ms)),
-                    id: None,
-                });
+    if memchr::memchr(b'\n', body).is_none() {
+        ndjson_line(ctx, m, body, None, out);
+        return;
+    }
+    let lines = body
+        .split(|b| *b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .filter(|l| !l.is_empty());
+    for (i, l) in lines.enumerate() {
+        ndjson_line(ctx, m, l, Some(i), out);
+    }
+}
+
+fn ndjson_line(ctx: &Ctx<'_>, m: &Msg<'_>, l: &[u8], part: Option<usize>, out: &mut Converted) {
+    match sealog_event::validate(l) {
+        Ok(info) => {
+            let head = provenance_with(m, ctx.group, ctx.format, part, l.len());
+            out.records.push(Out {
+                realm: None,
+                line: join(head, l),
+                time: info.time_ns.or(ms_to_ns(m.timestamp_ms)),
+                id: None,
+            });
+        }
+        Err(e) => {
+            let mut why = event_refusal(&e);
+            if let Some(i) = part {
+                why.detail = format!("line {}: {}", i + 1, why.detail);
+                why.part = Some(l.to_vec());
             }
-            Err(e) => {
-                let mut why = event_refusal(&e);
-                if many {
-                    why.detail = format!("line {}: {}", i + 1, why.detail);
-                    why.part = Some(l.as_bytes().to_vec());
-                }
-                out.records.push(Out {
-                    realm: None,
-                    line: refused_record(head, &why, l.as_bytes()),
-                    time: ms_to_ns(m.timestamp_ms),
-                    id: None,
-                });
-                out.refused.push(why);
-            }
+            let head = provenance(m, ctx.group, ctx.format, part);
+            out.records.push(Out {
+                realm: None,
+                line: refused_record(head, &why, l),
+                time: ms_to_ns(m.timestamp_ms),
+                id: None,
+            });
+            out.refused.push(why);
         }
     }
 }

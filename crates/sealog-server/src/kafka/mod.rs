@@ -766,15 +766,34 @@ impl<'a> Source<'a> {
         let linger = Duration::from_millis(self.cfg.linger_ms);
         let started = Instant::now();
         let mut batch = Batch::default();
+        // Room for a full batch up front: growing the buffer by doubling
+        // copied every record again.
+        batch
+            .own
+            .buf
+            .reserve((self.cfg.batch_bytes + self.cfg.batch_records * 192).min(32 << 20));
+        batch
+            .own
+            .events
+            .reserve(self.cfg.batch_records.min(1 << 20));
         let (mut n, mut bytes) = (0usize, 0usize);
-        while n < self.cfg.batch_records && bytes < self.cfg.batch_bytes && !stop.is_cancelled() {
-            let left = linger.saturating_sub(started.elapsed());
-            let wait = if n == 0 {
-                Duration::from_millis(100)
-            } else {
-                left
-            };
-            let consumer = self.consumer.clone();
+        let headers_needed = matches!(
+            self.cfg.format,
+            KafkaFormat::PalisadeSuccess | KafkaFormat::PalisadeError | KafkaFormat::Logharbour
+        );
+        let consumer = self.consumer.clone();
+        let mut wait = Duration::from_millis(100);
+        while n < self.cfg.batch_records && bytes < self.cfg.batch_bytes {
+            // The clock and the stop flag every 64 messages: reading them
+            // for each cost more than the poll.
+            if n % 64 == 0 {
+                if stop.is_cancelled() {
+                    break;
+                }
+                if n > 0 {
+                    wait = linger.saturating_sub(started.elapsed());
+                }
+            }
             let Some(polled) = consumer.poll(wait) else {
                 if n > 0 || started.elapsed() >= Duration::from_millis(100) {
                     break;
@@ -796,7 +815,7 @@ impl<'a> Source<'a> {
             };
             n += 1;
             bytes += m.payload_len();
-            let headers = m.headers();
+            let headers = if headers_needed { m.headers() } else { None };
             let last = |name: &str| {
                 headers.and_then(|h| {
                     h.iter()
@@ -850,32 +869,47 @@ impl<'a> Source<'a> {
 
     /// Converts one message into `batch` (or skips it as already stored).
     fn take(&mut self, m: &Msg<'_>, batch: &mut Batch) -> Result<(), String> {
-        metrics::counter!("sealog_kafka_consumed_total", "source" => self.name.clone())
-            .increment(1);
-        let own = self.cfg.realm.clone();
-        let tp: Tp = (m.topic.to_string(), m.partition);
-        let name = self.name.clone();
-        let p = self.positions(&own)?;
-        if p.submitted.get(&tp).is_some_and(|next| m.offset < *next) {
-            metrics::counter!("sealog_kafka_duplicates_total", "source" => self.name.clone())
-                .increment(1);
+        batch.consumed += 1;
+        // The partition's slot in this batch: messages come in runs of one
+        // partition, so this is nearly always the last slot used.
+        let i = match batch.find(m.topic, m.partition) {
+            Some(i) => i,
+            None => {
+                let tp: Tp = (m.topic.to_string(), m.partition);
+                let own = self.cfg.realm.clone();
+                let next = self.positions(&own)?.submitted.get(&tp).copied();
+                batch.slots.push(Slot {
+                    tp,
+                    next,
+                    last: -1,
+                    stored_own: false,
+                    own_next: None,
+                    marker: None,
+                });
+                batch.cur = batch.slots.len() - 1;
+                batch.cur
+            }
+        };
+        let slot = &mut batch.slots[i];
+        if slot.next.is_some_and(|next| m.offset < next) {
+            batch.duplicates += 1;
             return Ok(());
         }
-        if let Some(next) = p.submitted.get(&tp).copied() {
+        if let Some(next) = slot.next {
             if m.offset > next {
                 // Offsets the broker did not deliver: compaction, aborted
                 // transactions' markers, or a broker fault. Counted and
                 // logged so that a gap is never silent.
-                metrics::counter!("sealog_kafka_offset_gaps_total", "source" => name.clone())
+                metrics::counter!("sealog_kafka_offset_gaps_total", "source" => self.name.clone())
                     .increment(1);
-                metrics::counter!("sealog_kafka_offsets_skipped_total", "source" => name.clone())
+                metrics::counter!("sealog_kafka_offsets_skipped_total", "source" => self.name.clone())
                     .increment((m.offset - next) as u64);
-                tracing::warn!(source = %name, topic = %tp.0, partition = tp.1, from = next, to = m.offset - 1, "the broker delivered no message for these offsets (compacted, transaction markers, or a broker fault)");
+                tracing::warn!(source = %self.name, topic = %m.topic, partition = m.partition, from = next, to = m.offset - 1, "the broker delivered no message for these offsets (compacted, transaction markers, or a broker fault)");
             }
         }
-        p.submitted.insert(tp.clone(), m.offset + 1);
-        let state = self.state.clone();
-        let token_realm = move |t: &str| -> TokenRealm {
+        slot.next = Some(m.offset + 1);
+        let state = &*self.state;
+        let token_realm = |t: &str| -> TokenRealm {
             let Ok(table) = state.tokens.read() else {
                 return TokenRealm::Refused("token table unavailable");
             };
@@ -890,7 +924,7 @@ impl<'a> Source<'a> {
         let ctx = convert::Ctx {
             format: self.cfg.format,
             group: &self.cfg.group_id,
-            success_services: &self.state.config.audit.success_services,
+            success_services: &state.config.audit.success_services,
             audit_files: self.audit_files.as_ref(),
             token_realm: &token_realm,
         };
@@ -898,7 +932,7 @@ impl<'a> Source<'a> {
         for why in &refused {
             metrics::counter!("sealog_kafka_refused_total", "source" => self.name.clone(), "reason" => why.reason)
                 .increment(1);
-            self.state.metrics.refused(&own, "kafka_refused", 1);
+            state.metrics.refused(&self.cfg.realm, "kafka_refused", 1);
         }
         if !refused.is_empty() && self.dlq.is_some() {
             // Only the refused parts when the rest was stored (NDJSON
@@ -923,23 +957,37 @@ impl<'a> Source<'a> {
                     .map(convert::Refusal::dlq_reason)
                     .collect::<Vec<_>>()
                     .join("; "),
-                original: tp.clone(),
+                original: (m.topic.to_string(), m.partition),
                 offset: m.offset,
             });
         }
         let mut stored_own = false;
         for r in records {
-            let realm = r.realm.clone().unwrap_or_else(|| own.clone());
-            if realm != own {
-                let rp = self.positions(&realm)?;
-                if rp.submitted.get(&tp).is_some_and(|next| m.offset < *next) {
-                    metrics::counter!("sealog_kafka_duplicates_total", "source" => self.name.clone())
-                        .increment(1);
-                    continue;
+            if r.realm.as_deref().is_none_or(|x| x == self.cfg.realm) {
+                if let Some(id) = &r.id {
+                    let own = self.cfg.realm.clone();
+                    let rp = self.positions(&own)?;
+                    if rp.seen_id(id) {
+                        metrics::counter!("sealog_kafka_duplicate_ids_total", "source" => self.name.clone())
+                            .increment(1);
+                        continue;
+                    }
+                    rp.note_id(id.clone());
+                    batch.ids.push((own, id.clone()));
                 }
+                batch.own.add(&r.line, r.time);
+                stored_own = true;
+                continue;
+            }
+            let realm = r.realm.clone().unwrap_or_default();
+            // Another realm (a LogHarbour token): its own positions.
+            let tp: Tp = (m.topic.to_string(), m.partition);
+            let rp = self.positions(&realm)?;
+            if rp.submitted.get(&tp).is_some_and(|next| m.offset < *next) {
+                batch.duplicates += 1;
+                continue;
             }
             if let Some(id) = &r.id {
-                let rp = self.positions(&realm)?;
                 if rp.seen_id(id) {
                     metrics::counter!("sealog_kafka_duplicate_ids_total", "source" => self.name.clone())
                         .increment(1);
@@ -948,25 +996,22 @@ impl<'a> Source<'a> {
                 rp.note_id(id.clone());
                 batch.ids.push((realm.clone(), id.clone()));
             }
-            if realm == own {
-                stored_own = true;
-            } else {
-                self.positions(&realm)?
-                    .submitted
-                    .insert(tp.clone(), m.offset + 1);
-            }
+            rp.submitted.insert(tp.clone(), m.offset + 1);
             batch.push(&realm, r.line, r.time, &tp, m.offset);
         }
-        let last = batch
-            .last_own
-            .entry(tp.clone())
-            .or_insert((m.offset, false));
-        *last = (m.offset, stored_own);
-        if !stored_own {
-            batch.marker_head.insert(
-                tp,
-                convert::provenance(m, &self.cfg.group_id, self.cfg.format, None),
-            );
+        let slot = &mut batch.slots[i];
+        slot.last = m.offset;
+        slot.stored_own = stored_own;
+        if stored_own {
+            slot.own_next = Some(m.offset + 1);
+            slot.marker = None;
+        } else {
+            slot.marker = Some(convert::provenance(
+                m,
+                &self.cfg.group_id,
+                self.cfg.format,
+                None,
+            ));
         }
         Ok(())
     }
@@ -1020,19 +1065,40 @@ impl<'a> Source<'a> {
             }
         }
         let own = self.cfg.realm.clone();
+        // What this batch read of each partition is now in flight.
+        {
+            let p = self.positions(&own)?;
+            for slot in &batch.slots {
+                if let Some(n) = slot.next {
+                    p.submitted.insert(slot.tp.clone(), n);
+                }
+            }
+        }
+        metrics::counter!("sealog_kafka_consumed_total", "source" => self.name.clone())
+            .increment(batch.consumed);
+        if batch.duplicates > 0 {
+            metrics::counter!("sealog_kafka_duplicates_total", "source" => self.name.clone())
+                .increment(batch.duplicates);
+        }
         // Positions in the source's realm for partitions whose last
         // message made no record there.
-        let unmarked: Vec<(Tp, i64)> = batch
-            .last_own
-            .iter()
-            .filter(|(_, (_, stored))| !stored)
-            .map(|(tp, (off, _))| (tp.clone(), *off))
-            .collect();
-        for (tp, off) in unmarked {
-            if let Some(head) = batch.marker_head.remove(&tp) {
-                let line = convert::position_record(head);
-                batch.push(&own, line, None, &tp, off);
+        for slot in &mut batch.slots {
+            if !slot.stored_own {
+                if let Some(head) = slot.marker.take() {
+                    batch.own.add(&convert::position_record(head), None);
+                    slot.own_next = Some(slot.last + 1);
+                }
             }
+        }
+        let own_next: HashMap<Tp, i64> = batch
+            .slots
+            .iter()
+            .filter_map(|s| s.own_next.map(|n| (s.tp.clone(), n)))
+            .collect();
+        if !batch.own.events.is_empty() {
+            let mut part = std::mem::take(&mut batch.own);
+            part.next = own_next;
+            batch.realms.insert(own.clone(), part);
         }
         let mut others: Vec<String> = batch
             .realms
@@ -1266,28 +1332,62 @@ struct Part {
     next: HashMap<Tp, i64>,
 }
 
-/// Records read, by realm.
+/// What a batch read of one partition.
+struct Slot {
+    tp: Tp,
+    /// The next offset expected (None: no position yet).
+    next: Option<i64>,
+    /// The last offset read.
+    last: i64,
+    /// Whether the last message made a record in the source's realm.
+    stored_own: bool,
+    /// One past the last offset with a record in the source's realm.
+    own_next: Option<i64>,
+    /// The provenance for a position record, when the last message made
+    /// none there.
+    marker: Option<Vec<u8>>,
+}
+
+/// Records read: the source's realm's, and other realms' by name.
 #[derive(Default)]
 struct Batch {
+    own: Part,
     realms: HashMap<String, Part>,
     dlq: Vec<DlqEntry>,
     ids: Vec<(String, String)>,
-    /// Per partition: the last offset read, and whether it made a record
-    /// in the source's realm.
-    last_own: BTreeMap<Tp, (i64, bool)>,
-    marker_head: HashMap<Tp, Vec<u8>>,
+    slots: Vec<Slot>,
+    cur: usize,
+    consumed: u64,
+    duplicates: u64,
+}
+
+impl Part {
+    fn add(&mut self, line: &[u8], time: Option<i64>) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(line);
+        self.events.push((start..self.buf.len(), time));
+    }
 }
 
 impl Batch {
     fn is_empty(&self) -> bool {
-        self.realms.is_empty() && self.last_own.is_empty()
+        self.slots.is_empty()
+    }
+
+    /// The slot of a partition, if this batch has one.
+    fn find(&mut self, topic: &str, partition: i32) -> Option<usize> {
+        let hit = |s: &Slot| s.tp.1 == partition && s.tp.0 == topic;
+        if self.slots.get(self.cur).is_some_and(hit) {
+            return Some(self.cur);
+        }
+        let i = self.slots.iter().position(hit)?;
+        self.cur = i;
+        Some(i)
     }
 
     fn push(&mut self, realm: &str, line: Vec<u8>, time: Option<i64>, tp: &Tp, offset: i64) {
         let part = self.realms.entry(realm.to_string()).or_default();
-        let start = part.buf.len();
-        part.buf.extend_from_slice(&line);
-        part.events.push((start..part.buf.len(), time));
+        part.add(&line, time);
         let n = part.next.entry(tp.clone()).or_insert(offset + 1);
         *n = (*n).max(offset + 1);
     }

@@ -247,6 +247,25 @@ impl Broker {
         );
     }
 
+    /// [`Broker::bulk`], running while the caller goes on.
+    pub fn bulk_in_background(&self, topic: &str, partitions: u32, n: u64) -> Child {
+        Command::new(python())
+            .args([
+                &peer_script(),
+                "bulk",
+                &self.addr,
+                topic,
+                &partitions.to_string(),
+                &n.to_string(),
+                "0",
+                "1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kafka_peer bulk")
+    }
+
     /// Produces one message with kcat (headers `name=value`).
     pub fn kcat(&self, topic: &str, headers: &[&str], value: &[u8]) {
         let mut args = vec![
@@ -674,13 +693,20 @@ fn exactly_once_through_ten_kill_9s() {
     let s = Sealog::new();
     let (_, q) = tokens(&s.realm("eo"));
     broker.create("events", 4);
-    broker.bulk("events", 4, 200_000);
-    let args = [
-        "--kafka",
-        &broker.addr,
-        "--kafka-source",
-        "eo@events:ndjson",
-    ];
+    // The producer runs while sealog is killed and restarted: the kills
+    // come while messages are arriving and being consumed.
+    let producer = broker.bulk_in_background("events", 4, 200_000);
+    // Small commits: many commit boundaries to be killed at, and slow
+    // enough that ten kills come before the end.
+    let conf = s.file(
+        "eo.toml",
+        format!(
+            "[kafka]\nbrokers = \"{}\"\n\n[[kafka.sources]]\nrealm = \"eo\"\ntopics = [\"events\"]\nbatch_records = 500\nlinger_ms = 2\n",
+            broker.addr
+        )
+        .as_bytes(),
+    );
+    let args = ["--config", conf.to_str().expect("path")];
     let mut seed = 0x5eed_u64;
     let mut kills = 0;
     let mut seen_before = 0usize;
@@ -704,7 +730,7 @@ fn exactly_once_through_ten_kill_9s() {
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        std::thread::sleep(Duration::from_millis((seed >> 33) % 150));
+        std::thread::sleep(Duration::from_millis((seed >> 33) % 300));
         drop(server); // SIGKILL
         kills += 1;
         let server = Served::start_with(&s, &[], None);
@@ -718,6 +744,12 @@ fn exactly_once_through_ten_kill_9s() {
         seen_before = now;
     }
     assert_eq!(kills, 10);
+    let out = producer.wait_with_output().expect("producer");
+    assert!(
+        out.status.success(),
+        "bulk: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         seen_before < 200_000,
         "the kills came while consuming ({seen_before} stored)"
