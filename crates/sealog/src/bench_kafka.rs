@@ -281,8 +281,10 @@ ruleset(name="k") {{ action(type="omfile" file="{o}" template="m") }}
     std::fs::create_dir_all(&data)?;
     let realm = sealog_store::DataDir::open(&data, "sealog bench kafka")?
         .create_realm(&"bench".parse().map_err(|e| format!("{e}"))?)?;
-    let mut cfg = Config::default();
-    cfg.kafka = kcfg.clone();
+    let mut cfg = Config {
+        kafka: kcfg.clone(),
+        ..Default::default()
+    };
     cfg.kafka.sources.push(KafkaSource {
         realm: "bench".into(),
         topics: vec!["bench".into()],

@@ -908,7 +908,7 @@ impl<'a> Source<'a> {
             }
         }
         slot.next = Some(m.offset + 1);
-        let state = &*self.state;
+        let state: &AppState = self.state;
         let token_realm = |t: &str| -> TokenRealm {
             let Ok(table) = state.tokens.read() else {
                 return TokenRealm::Refused("token table unavailable");
