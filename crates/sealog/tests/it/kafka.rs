@@ -410,13 +410,14 @@ fn every_format_from_kcat_and_confluent_kafka() {
         "success",
         "error",
         "lh",
+        "nd",
     ] {
         broker.create(t, 1);
     }
     let conf = s.file(
         "sealog.toml",
         format!(
-            "[kafka]\nbrokers = \"{}\"\n\n[[kafka.sources]]\nrealm = \"k\"\ntopics = [\"lh\"]\nformat = \"logharbour\"\ndlq = true\nlinger_ms = 5\n",
+            "[kafka]\nbrokers = \"{}\"\n\n[[kafka.sources]]\nrealm = \"k\"\ntopics = [\"lh\"]\nformat = \"logharbour\"\ndlq = true\nlinger_ms = 5\n\n[[kafka.sources]]\nrealm = \"k\"\ntopics = [\"nd\"]\nformat = \"ndjson\"\ndlq = true\nlinger_ms = 5\n",
             broker.addr
         )
         .as_bytes(),
@@ -480,10 +481,15 @@ fn every_format_from_kcat_and_confluent_kafka() {
             serde_json::json!({"value": "{\"app\":\"no id\"}"}),
         ],
     );
+    // NDJSON: three lines, the middle one bad; the DLQ gets only that one.
+    broker.produce(
+        "nd",
+        &[serde_json::json!({"value": "{\"n\":1}\n{\"n\":\n{\"n\":3}\n"})],
+    );
     // prod 2 + web 2 (site copy) + istio 1 + build 1 + success 1 + error 2
-    // + lh (a, c, d, 5 refused) 8 = 17
-    let recs = wait_for(&server.base, &q, 17, Duration::from_secs(60));
-    assert_eq!(recs.len(), 17, "{recs:#?}");
+    // + lh (a, c, d, 5 refused) 8 + nd 3 = 20
+    let recs = wait_for(&server.base, &q, 20, Duration::from_secs(60));
+    assert_eq!(recs.len(), 20, "{recs:#?}");
     let by = |topic: &str| -> Vec<&Value> {
         recs.iter()
             .filter(|r| r["kafka"]["topic"] == topic)
@@ -621,6 +627,31 @@ fn every_format_from_kcat_and_confluent_kafka() {
     assert_eq!(
         h(&dlq[4], "dlq_reason"),
         "missing_id_field: the entry has no id"
+    );
+    let nd = by("nd");
+    let parts: Vec<(u64, Option<&str>)> = nd
+        .iter()
+        .map(|r| {
+            (
+                r["kafka"]["part"].as_u64().unwrap_or(99),
+                r["reason"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        parts,
+        [(0, None), (1, Some("json_unmarshal_error")), (2, None)]
+    );
+    let nd_dlq = broker.read("nd_dlq", 1);
+    assert_eq!(nd_dlq.len(), 1, "{nd_dlq:?}");
+    assert_eq!(
+        nd_dlq[0]["value_b64"], "eyJuIjo=",
+        "only the refused line: {{\"n\":"
+    );
+    assert!(
+        h(&nd_dlq[0], "dlq_reason").starts_with("json_unmarshal_error: line 2: "),
+        "{:?}",
+        nd_dlq[0]
     );
     // Metrics: consumed and refused by reason, lag per partition.
     let metrics = reqwest::blocking::get(format!("{}/metrics", server.base))
