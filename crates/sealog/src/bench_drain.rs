@@ -27,8 +27,9 @@ use crate::Failure;
 /// Single-record commits timed through a log session.
 const PROBES: usize = 300;
 
-/// A record as logshuttle's ingest stores it, ~230 bytes.
-fn record(i: u64) -> String {
+/// A record as logshuttle's ingest stores it, ~230 bytes (also the
+/// Kafka bench's message).
+pub(crate) fn record(i: u64) -> String {
     format!(
         "{{\"app\":\"api\",\"space\":\"prod\",\"proc_type\":\"web\",\"dyno\":\"api-7f9c4d-{p:05}\",\"source\":\"kubernetes\",\"stream\":\"stdout\",\"time\":\"2026-11-23T08:{m:02}:{s:02}.{ms:03}Z\",\"log\":\"request {i} GET /api/v1/orders/{o} completed in {d} ms status 200\"}}\n",
         p = i % 64,

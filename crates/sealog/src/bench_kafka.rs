@@ -29,25 +29,12 @@ use sealog_server::config::{KafkaFormat, KafkaSource};
 use sealog_server::{Config, Server};
 use tokio_util::sync::CancellationToken;
 
-use crate::bench_drain::rsyslogd_env;
+use crate::bench_drain::{record as message, rsyslogd_env};
 use crate::bench_ingest::{free_port, rsyslog_version, LineCounter};
 use crate::Failure;
 
 /// `fetch.wait.max.ms` for every consumer of the run.
 const FETCH_WAIT_MS: &str = "10";
-
-/// A message as logshuttle's fluentd input carries it, ~230 bytes.
-fn message(i: u64) -> String {
-    format!(
-        "{{\"app\":\"api\",\"space\":\"prod\",\"proc_type\":\"web\",\"dyno\":\"api-7f9c4d-{p:05}\",\"stream\":\"stdout\",\"time\":\"2026-11-24T08:{m:02}:{s:02}.{ms:03}Z\",\"log\":\"request {i} GET /api/v1/orders/{o} completed in {d} ms status 200\"}}\n",
-        p = i % 64,
-        m = (i / 60_000) % 60,
-        s = (i / 1000) % 60,
-        ms = i % 1000,
-        o = (i * 7919) % 1_000_000,
-        d = i % 2000,
-    )
-}
 
 /// What the bench is told.
 #[derive(Debug)]
