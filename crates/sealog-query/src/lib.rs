@@ -41,6 +41,26 @@ pub enum Order {
     Newest,
 }
 
+pub mod logharbour;
+
+/// What a scan asks of each block and each line: [`Filter`] for the
+/// generic query, [`logharbour::LogsQuery`] for LogHarbour's functions.
+pub trait Matcher: Sync {
+    /// True when a block filed over `[min, max]` can hold a match.
+    fn block_may_match(&self, b: &BlockMeta) -> bool;
+    /// True when the stored line matches.
+    fn matches(&self, line: &[u8]) -> bool;
+}
+
+impl Matcher for Filter {
+    fn block_may_match(&self, b: &BlockMeta) -> bool {
+        Filter::block_may_match(self, b)
+    }
+    fn matches(&self, line: &[u8]) -> bool {
+        Filter::matches(self, line)
+    }
+}
+
 /// What a record must satisfy.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -263,7 +283,7 @@ const PARALLEL_BLOCKS: usize = 8;
 pub fn scan(
     blocks: &[BlockMeta],
     read_block: &(dyn Fn(usize) -> Result<DecodedBlock, JournalError> + Sync),
-    filter: &Filter,
+    filter: &dyn Matcher,
     bounds: Scan,
     emit: &mut dyn FnMut(u64, &[u8]),
 ) -> Result<ScanResult, QueryError> {

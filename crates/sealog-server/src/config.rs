@@ -37,6 +37,18 @@ pub struct Config {
     pub digests: Digests,
     /// Kafka sources (logshuttle, Palisade and LogHarbour topics).
     pub kafka: Kafka,
+    /// LogHarbour's query functions and web service.
+    pub logharbour: Logharbour,
+}
+
+/// LogHarbour's query functions and web service (`/v1/logs` …,
+/// `/api/v1/*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Logharbour {
+    /// A MaxMind DB (GeoLite2-City or GeoIP2-City) that gives unusual IPs
+    /// their city, country and location; without it those are null.
+    pub geoip_db: Option<std::path::PathBuf>,
 }
 
 /// The Kafka client and the sources it consumes.
@@ -685,6 +697,7 @@ impl Default for Config {
             inquiries: Inquiries::default(),
             digests: Digests::default(),
             kafka: Kafka::default(),
+            logharbour: Logharbour::default(),
         }
     }
 }

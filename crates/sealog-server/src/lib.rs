@@ -68,6 +68,9 @@ pub enum ServerError {
     /// Serving failed.
     #[error("serve: {0}")]
     Io(#[from] std::io::Error),
+    /// A file the configuration names cannot be used.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Listeners besides HTTP, bound by the caller.
@@ -143,6 +146,12 @@ impl Server {
             f.sync_all()?;
             admin = Some(t.token);
         }
+        let geoip = match &config.logharbour.geoip_db {
+            Some(p) => Some(Arc::new(
+                routes::logharbour::GeoIp::open(p).map_err(ServerError::Config)?,
+            )),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::new(config.limits.metrics_realm_cap));
         let tokens = TokenTable::new(dd.tokens(None)?);
         let entries = dd.realm_entries()?;
@@ -170,6 +179,7 @@ impl Server {
             digests: digest::Digests::new(data, &config.digests),
             audit_error_bytes: Arc::new(Mutex::new(None)),
             kafka: kafka::Health::default(),
+            geoip,
             config,
             data: Mutex::new(dd),
             tokens: RwLock::new(tokens),

@@ -32,6 +32,7 @@ use crate::routes::admin::{NewRealm, NewToken, VerifyReport, VerifyRequest};
 use crate::routes::drains::{
     Addon, CreatedSession, DrainView, NewDrain, NewFilterDrain, NewSession,
 };
+use crate::routes::logharbour::{AppsAnswer, SetAnswer, SetCount, UnusualAnswer, UnusualIp};
 use crate::routes::read::{ConsistencyProof, InclusionProof};
 
 /// The document as served: JSON, built once.
@@ -158,13 +159,18 @@ server is over its concurrency limit.";
         operations::sidecars, operations::create_inquiry, operations::get_inquiry,
         operations::post_digest, operations::get_digest, operations::upstream_post_digest,
         operations::upstream_get_digest,
+        operations::lh_logs, operations::lh_changes, operations::lh_logs_for_ip, operations::lh_sets,
+        operations::lh_apps, operations::lh_unusual_ips, operations::lh_web_highprilog,
+        operations::lh_web_activitylog, operations::lh_web_debuglog, operations::lh_web_datachange,
+        operations::lh_web_getset, operations::lh_web_getunusualips, operations::lh_web_getapps,
     ),
     components(
         schemas(ErrorBody, LineError, Receipt, Scope, TokenInfo, IssuedToken, CreatedRealm,
             DrainView, Addon, StatusView, DrainState, NewDrain, NewFilterDrain, NewSession, CreatedSession,
             AuditAck, AuditInvalid, ActuatorHealth, KmsError, SidecarView, InquiryCreated,
             crate::forensic::Inquiry, crate::forensic::CommitResult, crate::forensic::Status,
-            DigestQueued, DigestMessage, DigestView, crate::digest::Meta, crate::digest::Input),
+            DigestQueued, DigestMessage, DigestView, crate::digest::Meta, crate::digest::Input,
+            LogsPage, Envelope, EnvelopeMessage, SetAnswer, SetCount, AppsAnswer, UnusualAnswer, UnusualIp),
         responses(
             responses::BadRequest, responses::BadLines, responses::Unauthorized, responses::Forbidden, responses::NotFound,
             responses::MethodNotAllowed, responses::Timeout,
@@ -181,6 +187,7 @@ server is over its concurrency limit.";
         (name = "ops", description = "Health, readiness, metrics and this document (no token)."),
         (name = "audit", description = "Palisade's audit service (realm write tokens)."),
         (name = "forensic", description = "Mojaloop central-kms: sidecars and inquiries (admin token, or the realm's query token)."),
+        (name = "logharbour", description = "LogHarbour's query functions and web service (query tokens)."),
         (name = "digests", description = "VPC flow-log digests (write token to request, query or write token to read)."),
     ),
 )]
@@ -512,6 +519,97 @@ pub struct QueryParams {
     /// `oldest` (default) or `newest` first.
     #[param(inline)]
     pub order: Option<Order>,
+}
+
+/// The filters of LogHarbour's query functions. Any other parameter, or
+/// one given twice, is refused (400).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FilterParams {
+    /// `app` equals.
+    pub app: Option<String>,
+    /// `C`, `A`, `D` or `U` (or `change`, `activity`, `debug`, `unknown`).
+    pub r#type: Option<String>,
+    /// `module` equals.
+    pub module: Option<String>,
+    /// `who` equals.
+    pub who: Option<String>,
+    /// `class` equals.
+    pub class: Option<String>,
+    /// `instance` equals (only with `class`).
+    pub instance: Option<String>,
+    /// `op` equals.
+    pub op: Option<String>,
+    /// `remote_ip` equals.
+    pub remote_ip: Option<String>,
+    /// `trace_id` equals.
+    pub trace_id: Option<String>,
+    /// `system` equals.
+    pub system: Option<String>,
+    /// `0` success or `1` failure (a missing status is success).
+    pub status: Option<String>,
+    /// A field named in `data.change_data.changes`.
+    pub field: Option<String>,
+    /// At least this priority: Debug2, Debug1, Debug0, Info, Warn, Err, Crit, Sec.
+    pub pri: Option<String>,
+    /// `when` at or after (RFC 3339).
+    pub from: Option<String>,
+    /// `when` at or before (RFC 3339); must be after `from`.
+    pub to: Option<String>,
+    /// Since the start of the UTC day this many days ago (1..36500); ignored with `from` or `to`.
+    pub ndays: Option<u64>,
+    /// `newest` or `oldest` first (the default depends on the route).
+    pub order: Option<String>,
+}
+
+/// LogHarbour page parameters, with [`FilterParams`].
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogsParams {
+    /// Entries per page, 1..10000 (default 100).
+    pub limit: Option<u64>,
+    /// A page's `next` or `prev` (`before:N` or `after:N`).
+    pub cursor: Option<String>,
+    /// Also count every match (`nrec`; a full scan).
+    pub count: Option<bool>,
+}
+
+/// A page of LogHarbour entries.
+#[derive(Debug, ToSchema)]
+pub struct LogsPage {
+    /// The stored lines, byte for byte.
+    #[schema(value_type = Vec<Object>)]
+    pub logs: Vec<Value>,
+    /// Cursor to continue in the same order; null at the end.
+    pub next: Option<String>,
+    /// Cursor to go back; null at the start.
+    pub prev: Option<String>,
+    /// The realm's size the page was read at.
+    pub tree_size: u64,
+    /// Every match, when `count=true`.
+    pub nrec: Option<u64>,
+}
+
+/// LogHarbour's response envelope.
+#[derive(Debug, ToSchema)]
+pub struct Envelope {
+    /// `success` or `error`.
+    pub status: String,
+    /// The payload (null on error).
+    pub data: Option<Value>,
+    /// Why it failed, one message per broken rule.
+    pub messages: Vec<EnvelopeMessage>,
+}
+
+/// One envelope message.
+#[derive(Debug, ToSchema)]
+pub struct EnvelopeMessage {
+    /// 100 validation, 101 required, 102 greater, 103 alphabet, 1001 database, 1002 token, 1006 request.
+    pub msgid: u32,
+    /// The error code.
+    pub errcode: String,
+    /// The field, as LogHarbour's Go struct names it.
+    pub field: Option<String>,
 }
 
 /// `GET /v1/proof/inclusion` parameters.
@@ -1278,6 +1376,262 @@ mod operations {
         ),
     )]
     fn upstream_get_digest() {}
+
+    /// LogHarbour GetLogs
+    ///
+    /// LogHarbour entries (a string `app` and a `type` of C/A/D/U) matching every filter,
+    /// newest first (oldest first when only `from` is given). With `pri` and no `type`, data
+    /// changes are left out. The stored lines are embedded byte for byte in `logs`.
+    #[utoipa::path(
+        get, path = "/v1/logs", tag = "logharbour",
+        security(("bearer" = ["query"])),
+        params(LogsParams, FilterParams),
+        responses(
+            (status = 200, description = "One page.", body = LogsPage,
+                headers(("x-sealog-tree-size" = u64, description = "The realm's size the page was read at."))),
+            (status = 400, response = BadRequest),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn lh_logs() {}
+
+    /// LogHarbour GetChanges
+    ///
+    /// Data-change entries (type C), oldest first; `field` matches a field named in
+    /// `data.change_data.changes`.
+    #[utoipa::path(
+        get, path = "/v1/changes", tag = "logharbour",
+        security(("bearer" = ["query"])),
+        params(LogsParams, FilterParams),
+        responses(
+            (status = 200, description = "One page.", body = LogsPage,
+                headers(("x-sealog-tree-size" = u64, description = "The realm's size the page was read at."))),
+            (status = 400, response = BadRequest),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn lh_changes() {}
+
+    /// Logs for one address
+    ///
+    /// Every entry whose `remote_ip` is `ip` (LogHarbour's designed `getLogsForIP`), newest first.
+    #[utoipa::path(
+        get, path = "/v1/logs-for-ip", tag = "logharbour",
+        security(("bearer" = ["query"])),
+        params(("ip" = String, Query, description = "An IPv4 or IPv6 address, or `LOCAL`."), LogsParams, FilterParams),
+        responses(
+            (status = 200, description = "One page.", body = LogsPage,
+                headers(("x-sealog-tree-size" = u64, description = "The realm's size the page was read at."))),
+            (status = 400, response = BadRequest),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn lh_logs_for_ip() {}
+
+    /// LogHarbour GetSet
+    ///
+    /// How many matching entries have each value of `attr` (one of `app, type, op, instance,
+    /// class, module, pri, status, remote_ip, system, who, field`), rarest first.
+    #[utoipa::path(
+        get, path = "/v1/sets", tag = "logharbour",
+        security(("bearer" = ["query"])),
+        params(("attr" = String, Query, description = "The attribute counted."),
+            ("limit" = Option<u64>, Query, description = "Most values returned (default 1000, at most 100000)."),
+            FilterParams),
+        responses(
+            (status = 200, description = "The counts.", body = SetAnswer),
+            (status = 400, response = BadRequest),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn lh_sets() {}
+
+    /// LogHarbour GetApps
+    ///
+    /// Every application with entries, by name.
+    #[utoipa::path(
+        get, path = "/v1/apps", tag = "logharbour",
+        security(("bearer" = ["query"])),
+        params(FilterParams),
+        responses(
+            (status = 200, description = "The applications.", body = AppsAnswer),
+            (status = 400, response = BadRequest),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn lh_apps() {}
+
+    /// LogHarbour GetUnusualIP
+    ///
+    /// Addresses seen in at most `max(1, ⌊total·pct/100⌋)` of the matching entries (`LOCAL`
+    /// never counts as unusual), with city, country and location from the GeoIP database.
+    #[utoipa::path(
+        get, path = "/v1/unusual-ips", tag = "logharbour",
+        security(("bearer" = ["query"])),
+        params(("pct" = f64, Query, description = "Percent, 0.5 to 50."), FilterParams),
+        responses(
+            (status = 200, description = "The unusual addresses.", body = UnusualAnswer),
+            (status = 400, response = BadRequest),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn lh_unusual_ips() {}
+
+    /// Entries at or above a priority (LogHarbour web service)
+    ///
+    /// `{"app","pri","days"[,"search_after_timestamp","search_after_doc_id"]}`; data `{"logs":[…]}`. LogHarbour's envelope `{"status","data","messages"}`; a broken rule is a message
+    /// with its msgid, errcode and field.
+    #[utoipa::path(
+        post, path = "/api/v1/highprilog", tag = "logharbour",
+        security(("bearer" = ["query"])),
+        request_body(description = "The request.", content((Object = "application/json"))),
+        responses(
+            (status = 200, description = "`status` success.", body = Envelope),
+            (status = 400, description = "Broken rules, one message each.", body = Envelope),
+            (status = 401, description = "No or a bad token.", body = Envelope,
+                headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+            (status = 403, description = "Not a query token.", body = Envelope),
+            (status = 408, description = "The body did not arrive in time.", body = Envelope),
+            (status = 413, description = "The body is over 64 KiB.", body = Envelope),
+            (status = 503, description = "The realm cannot be read now.", body = Envelope),
+        ),
+    )]
+    fn lh_web_highprilog() {}
+
+    /// Activity entries (LogHarbour web service)
+    ///
+    /// `{"app","days"[,"who","class","instance_id","op","priority",…]}`; data `{"LogEntery":[…],"Nrec":n}`. LogHarbour's envelope `{"status","data","messages"}`; a broken rule is a message
+    /// with its msgid, errcode and field.
+    #[utoipa::path(
+        post, path = "/api/v1/activitylog", tag = "logharbour",
+        security(("bearer" = ["query"])),
+        request_body(description = "The request.", content((Object = "application/json"))),
+        responses(
+            (status = 200, description = "`status` success.", body = Envelope),
+            (status = 400, description = "Broken rules, one message each.", body = Envelope),
+            (status = 401, description = "No or a bad token.", body = Envelope,
+                headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+            (status = 403, description = "Not a query token.", body = Envelope),
+            (status = 408, description = "The body did not arrive in time.", body = Envelope),
+            (status = 413, description = "The body is over 64 KiB.", body = Envelope),
+            (status = 503, description = "The realm cannot be read now.", body = Envelope),
+        ),
+    )]
+    fn lh_web_activitylog() {}
+
+    /// Debug entries of a module (LogHarbour web service)
+    ///
+    /// `{"app","module","pri","days"[,"trace_id",…]}`; data `[…]`. LogHarbour's envelope `{"status","data","messages"}`; a broken rule is a message
+    /// with its msgid, errcode and field.
+    #[utoipa::path(
+        post, path = "/api/v1/debuglog", tag = "logharbour",
+        security(("bearer" = ["query"])),
+        request_body(description = "The request.", content((Object = "application/json"))),
+        responses(
+            (status = 200, description = "`status` success.", body = Envelope),
+            (status = 400, description = "Broken rules, one message each.", body = Envelope),
+            (status = 401, description = "No or a bad token.", body = Envelope,
+                headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+            (status = 403, description = "Not a query token.", body = Envelope),
+            (status = 408, description = "The body did not arrive in time.", body = Envelope),
+            (status = 413, description = "The body is over 64 KiB.", body = Envelope),
+            (status = 503, description = "The realm cannot be read now.", body = Envelope),
+        ),
+    )]
+    fn lh_web_debuglog() {}
+
+    /// Data changes (LogHarbour web service)
+    ///
+    /// `{"app"[,"who","class","instance","field","days",…]}`; data `{"logs":[…]}`. LogHarbour's envelope `{"status","data","messages"}`; a broken rule is a message
+    /// with its msgid, errcode and field.
+    #[utoipa::path(
+        post, path = "/api/v1/datachange", tag = "logharbour",
+        security(("bearer" = ["query"])),
+        request_body(description = "The request.", content((Object = "application/json"))),
+        responses(
+            (status = 200, description = "`status` success.", body = Envelope),
+            (status = 400, description = "Broken rules, one message each.", body = Envelope),
+            (status = 401, description = "No or a bad token.", body = Envelope,
+                headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+            (status = 403, description = "Not a query token.", body = Envelope),
+            (status = 408, description = "The body did not arrive in time.", body = Envelope),
+            (status = 413, description = "The body is over 64 KiB.", body = Envelope),
+            (status = 503, description = "The realm cannot be read now.", body = Envelope),
+        ),
+    )]
+    fn lh_web_datachange() {}
+
+    /// Distinct values (LogHarbour web service)
+    ///
+    /// `{"app","setAttr"[,"type","who","class","instance","op","fromts","tots","ndays","remoteIP","pri"]}`; data `[value…]`. LogHarbour's envelope `{"status","data","messages"}`; a broken rule is a message
+    /// with its msgid, errcode and field.
+    #[utoipa::path(
+        post, path = "/api/v1/getset", tag = "logharbour",
+        security(("bearer" = ["query"])),
+        request_body(description = "The request.", content((Object = "application/json"))),
+        responses(
+            (status = 200, description = "`status` success.", body = Envelope),
+            (status = 400, description = "Broken rules, one message each.", body = Envelope),
+            (status = 401, description = "No or a bad token.", body = Envelope,
+                headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+            (status = 403, description = "Not a query token.", body = Envelope),
+            (status = 408, description = "The body did not arrive in time.", body = Envelope),
+            (status = 413, description = "The body is over 64 KiB.", body = Envelope),
+            (status = 503, description = "The realm cannot be read now.", body = Envelope),
+        ),
+    )]
+    fn lh_web_getset() {}
+
+    /// Unusual addresses (LogHarbour web service)
+    ///
+    /// `{"app","days","unusualPercent"}`; data `{"unusualIPs":[…]}` or `"No unusual IP"`. LogHarbour's envelope `{"status","data","messages"}`; a broken rule is a message
+    /// with its msgid, errcode and field.
+    #[utoipa::path(
+        post, path = "/api/v1/getunusualips", tag = "logharbour",
+        security(("bearer" = ["query"])),
+        request_body(description = "The request.", content((Object = "application/json"))),
+        responses(
+            (status = 200, description = "`status` success.", body = Envelope),
+            (status = 400, description = "Broken rules, one message each.", body = Envelope),
+            (status = 401, description = "No or a bad token.", body = Envelope,
+                headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+            (status = 403, description = "Not a query token.", body = Envelope),
+            (status = 408, description = "The body did not arrive in time.", body = Envelope),
+            (status = 413, description = "The body is over 64 KiB.", body = Envelope),
+            (status = 503, description = "The realm cannot be read now.", body = Envelope),
+        ),
+    )]
+    fn lh_web_getunusualips() {}
+
+    /// Applications (LogHarbour web service)
+    ///
+    /// data `[app…]`. LogHarbour's envelope `{"status","data","messages"}`; a broken rule is a message
+    /// with its msgid, errcode and field.
+    #[utoipa::path(
+        get, path = "/api/v1/getapps", tag = "logharbour",
+        security(("bearer" = ["query"])),
+        responses(
+            (status = 200, description = "`status` success.", body = Envelope),
+            (status = 400, description = "Broken rules, one message each.", body = Envelope),
+            (status = 401, description = "No or a bad token.", body = Envelope,
+                headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+            (status = 403, description = "Not a query token.", body = Envelope),
+            (status = 503, description = "The realm cannot be read now.", body = Envelope),
+        ),
+    )]
+    fn lh_web_getapps() {}
 
     /// Liveness
     #[utoipa::path(

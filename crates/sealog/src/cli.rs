@@ -112,6 +112,10 @@ pub enum Command {
         /// `<data>/audit-errors`; overrides `[audit] error_dir`).
         #[arg(long)]
         audit_error_dir: Option<PathBuf>,
+        /// A MaxMind DB (GeoLite2-City) for the city, country and location
+        /// of unusual IPs (overrides `[logharbour] geoip_db`).
+        #[arg(long, value_name = "FILE")]
+        geoip_db: Option<PathBuf>,
         /// Kafka bootstrap brokers for --kafka-source (overrides
         /// `[kafka] brokers`).
         #[arg(long, value_name = "BROKERS")]

@@ -44,6 +44,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             tls_cert,
             tls_key,
             audit_error_dir,
+            geoip_db,
             kafka,
             kafka_source,
         } => {
@@ -64,7 +65,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 config.as_deref(),
                 http,
                 (sidecar, syslog_tcp, syslog_udp, tls),
-                audit_error_dir,
+                (audit_error_dir, geoip_db),
                 (kafka, kafka_source),
             );
         }

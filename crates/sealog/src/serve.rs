@@ -25,7 +25,7 @@ pub fn run(
         Vec<sealog_server::config::SyslogListener>,
         Option<sealog_server::config::SyslogTlsListener>,
     ),
-    audit_error_dir: Option<std::path::PathBuf>,
+    (audit_error_dir, geoip_db): (Option<std::path::PathBuf>, Option<std::path::PathBuf>),
     (kafka, kafka_sources): (Option<String>, Vec<sealog_server::config::KafkaSource>),
 ) -> Result<(), Failure> {
     let mut cfg = Config::load(config)?;
@@ -36,6 +36,9 @@ pub fn run(
     cfg.kafka.check()?;
     if audit_error_dir.is_some() {
         cfg.audit.error_dir = audit_error_dir;
+    }
+    if geoip_db.is_some() {
+        cfg.logharbour.geoip_db = geoip_db;
     }
     if let Some(addr) = http {
         cfg.http = addr;

@@ -6,6 +6,8 @@ pub mod digests;
 pub mod drains;
 pub mod forensic;
 pub mod ingest;
+pub mod logharbour;
+pub mod logharbour_web;
 pub mod ops;
 pub mod read;
 
@@ -30,6 +32,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/proof/inclusion", get(read::inclusion))
         .route("/v1/proof/consistency", get(read::consistency))
         .route("/v1/tail", get(read::tail))
+        .route("/v1/logs", get(logharbour::logs))
+        .route("/v1/changes", get(logharbour::changes))
+        .route("/v1/logs-for-ip", get(logharbour::logs_for_ip))
+        .route("/v1/sets", get(logharbour::sets))
+        .route("/v1/apps", get(logharbour::apps))
+        .route("/v1/unusual-ips", get(logharbour::unusual_ips))
+        .route("/api/v1/highprilog", post(logharbour_web::highprilog))
+        .route("/api/v1/activitylog", post(logharbour_web::activitylog))
+        .route("/api/v1/debuglog", post(logharbour_web::debuglog))
+        .route("/api/v1/datachange", post(logharbour_web::datachange))
+        .route("/api/v1/getset", post(logharbour_web::getset))
+        .route("/api/v1/getunusualips", post(logharbour_web::getunusualips))
+        .route("/api/v1/getapps", get(logharbour_web::getapps))
         .route(
             "/v1/admin/realms",
             get(admin::list_realms).post(admin::create_realm),

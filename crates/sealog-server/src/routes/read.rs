@@ -70,7 +70,7 @@ fn url_decode_pairs(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn parse_u64(name: &str, v: &str) -> Result<u64, ApiError> {
+pub(crate) fn parse_u64(name: &str, v: &str) -> Result<u64, ApiError> {
     v.parse().map_err(|_| {
         ApiError::BadRequest(format!("{name} must be a non-negative integer, got {v:?}"))
     })
@@ -138,19 +138,7 @@ pub async fn query(
     // short (with a next cursor) when the budget is tight, and refused only
     // when not even a small page fits. Memory follows the server, not the
     // number or the slowness of readers.
-    let limits = &state.config.limits;
-    let page_kib = (limits.max_page_bytes / 1024).max(MIN_PAGE_KIB);
-    let room = state.query_kib.available_permits().min(page_kib);
-    if room < MIN_PAGE_KIB {
-        state.metrics.refused(realm.name(), "query_bytes", 1);
-        return Err(ApiError::Overloaded("too many query bytes in flight"));
-    }
-    let mut budget = state
-        .query_kib
-        .clone()
-        .try_acquire_many_owned(room as u32)
-        .map_err(|_| ApiError::Overloaded("too many query bytes in flight"))?;
-    let max_bytes = (room as u64) * 1024;
+    let (mut budget, max_bytes) = page_budget(&state, realm.name())?;
     let journal = realm.journal().clone();
     let verified_through = realm.verified_through();
     let result = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
@@ -223,12 +211,39 @@ pub async fn query(
     Ok(resp)
 }
 
+/// Takes one page's share of the server's query budget: the permit to hold
+/// until the page is sent, and the bytes the page may fill.
+///
+/// # Errors
+/// [`ApiError::Overloaded`] when not even a small page fits.
+pub(crate) fn page_budget(
+    state: &AppState,
+    realm: &str,
+) -> Result<(tokio::sync::OwnedSemaphorePermit, u64), ApiError> {
+    let limits = &state.config.limits;
+    let page_kib = (limits.max_page_bytes / 1024).max(MIN_PAGE_KIB);
+    let room = state.query_kib.available_permits().min(page_kib);
+    if room < MIN_PAGE_KIB {
+        state.metrics.refused(realm, "query_bytes", 1);
+        return Err(ApiError::Overloaded("too many query bytes in flight"));
+    }
+    let budget = state
+        .query_kib
+        .clone()
+        .try_acquire_many_owned(room as u32)
+        .map_err(|_| ApiError::Overloaded("too many query bytes in flight"))?;
+    Ok((budget, (room as u64) * 1024))
+}
+
 /// Smallest page worth serving from the query budget.
 const MIN_PAGE_KIB: usize = 64;
 
 /// A page as a streamed body of 64 KiB chunks that holds its share of the
 /// query budget until the last chunk is sent or the client goes away.
-fn chunked(body: Vec<u8>, budget: tokio::sync::OwnedSemaphorePermit) -> axum::body::Body {
+pub(crate) fn chunked(
+    body: Vec<u8>,
+    budget: tokio::sync::OwnedSemaphorePermit,
+) -> axum::body::Body {
     const CHUNK: usize = 64 * 1024;
     let body = bytes::Bytes::from(body);
     let chunks: Vec<bytes::Bytes> = (0..body.len())

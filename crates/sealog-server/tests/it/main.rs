@@ -7,6 +7,7 @@ mod digests;
 mod drains;
 mod faults;
 mod hostile;
+mod logharbour;
 mod sidecar;
 mod syslog;
 mod tls;

@@ -1,0 +1,642 @@
+//! LogHarbour's query functions (`GetLogs`, `GetChanges`, `GetSet`,
+//! `GetApps`, `GetUnusualIP`) over a realm's stored lines.
+//!
+//! A LogHarbour entry is a stored line with a string `app` and a `type` of
+//! `C`, `A`, `D` or `U` (seed §2.2); every other line in the realm is
+//! skipped by these functions. The semantics are the wiki's, not the
+//! upstream code's (seed §2.7), where the two differ:
+//!
+//! - `pri` is a minimum priority and works for every priority, `Sec`
+//!   included (upstream reused a global list, and could not decode `Sec`);
+//! - with `pri` and no `type`, `GetLogs` and `GetSet` leave data-change
+//!   entries out (upstream ANDed `type=A` with `type=D`, matching nothing);
+//! - `field` matches any element of `data.change_data.changes`;
+//! - `instance` needs `class`;
+//! - a missing `status` is success (`0`): LogHarbour's client omits it.
+//!
+//! ```
+//! use sealog_query::logharbour::{LogsQuery, Pri};
+//! use sealog_query::Matcher;
+//! let q = LogsQuery { app: Some("payments".into()), min_pri: Some(Pri::Warn), ..LogsQuery::default() };
+//! let line = br#"{"realm":"r","seq":0,"received_at":"2026-01-01T00:00:00Z","app":"payments","type":"A","pri":"Err","when":"2026-01-01T00:00:00Z"}"#;
+//! assert!(q.matches(line));
+//! ```
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+use sealog_journal::block::DecodedBlock;
+use sealog_journal::{BlockMeta, JournalError};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::{Matcher, QueryError};
+
+/// LogHarbour's priorities, lowest first (`Debug2` = 1 … `Sec` = 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Pri {
+    /// Finest debug.
+    Debug2 = 1,
+    /// Debug.
+    Debug1,
+    /// Coarsest debug.
+    Debug0,
+    /// Informational.
+    Info,
+    /// Warning.
+    Warn,
+    /// Error.
+    Err,
+    /// Critical.
+    Crit,
+    /// Security.
+    Sec,
+}
+
+impl Pri {
+    /// Every priority, lowest first.
+    pub const ALL: [Pri; 8] = [
+        Pri::Debug2,
+        Pri::Debug1,
+        Pri::Debug0,
+        Pri::Info,
+        Pri::Warn,
+        Pri::Err,
+        Pri::Crit,
+        Pri::Sec,
+    ];
+
+    /// The name LogHarbour writes (`"Warn"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pri::Debug2 => "Debug2",
+            Pri::Debug1 => "Debug1",
+            Pri::Debug0 => "Debug0",
+            Pri::Info => "Info",
+            Pri::Warn => "Warn",
+            Pri::Err => "Err",
+            Pri::Crit => "Crit",
+            Pri::Sec => "Sec",
+        }
+    }
+
+    /// Parses a name, in any case (`"warn"`, `"Warn"`, `"WARN"`).
+    pub fn parse(s: &str) -> Option<Pri> {
+        Pri::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+/// LogHarbour's entry types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LhType {
+    /// `C`: a data change.
+    Change,
+    /// `A`: an activity.
+    Activity,
+    /// `D`: debug.
+    Debug,
+    /// `U`: unknown.
+    Unknown,
+}
+
+impl LhType {
+    /// The letter stored in `type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LhType::Change => "C",
+            LhType::Activity => "A",
+            LhType::Debug => "D",
+            LhType::Unknown => "U",
+        }
+    }
+
+    /// Parses `C`/`A`/`D`/`U`, or the names `change`, `activity`,
+    /// `debug`, `unknown` in any case.
+    pub fn parse(s: &str) -> Option<LhType> {
+        match s.to_ascii_lowercase().as_str() {
+            "c" | "change" => Some(LhType::Change),
+            "a" | "activity" => Some(LhType::Activity),
+            "d" | "debug" => Some(LhType::Debug),
+            "u" | "unknown" => Some(LhType::Unknown),
+            _ => None,
+        }
+    }
+}
+
+/// One stored line read as a LogHarbour entry: only the fields the query
+/// functions look at, borrowed from the line where no escape forces a copy.
+#[derive(Debug, Deserialize)]
+pub struct Entry<'a> {
+    /// The journal's seq (reserved field).
+    #[serde(default)]
+    pub seq: Option<u64>,
+    /// The KSUID the client gave.
+    #[serde(borrow, default)]
+    pub id: Option<Cow<'a, str>>,
+    /// Application.
+    #[serde(borrow, default)]
+    pub app: Option<Cow<'a, str>>,
+    /// Host the client ran on.
+    #[serde(borrow, default)]
+    pub system: Option<Cow<'a, str>>,
+    /// Module.
+    #[serde(borrow, default)]
+    pub module: Option<Cow<'a, str>>,
+    /// `C`, `A`, `D` or `U`.
+    #[serde(rename = "type", borrow, default)]
+    pub typ: Option<Cow<'a, str>>,
+    /// Priority name.
+    #[serde(borrow, default)]
+    pub pri: Option<Cow<'a, str>>,
+    /// Who acted.
+    #[serde(borrow, default)]
+    pub who: Option<Cow<'a, str>>,
+    /// Operation.
+    #[serde(borrow, default)]
+    pub op: Option<Cow<'a, str>>,
+    /// Object class.
+    #[serde(borrow, default)]
+    pub class: Option<Cow<'a, str>>,
+    /// Object instance.
+    #[serde(borrow, default)]
+    pub instance: Option<Cow<'a, str>>,
+    /// The client's address.
+    #[serde(borrow, default)]
+    pub remote_ip: Option<Cow<'a, str>>,
+    /// Trace id.
+    #[serde(borrow, default)]
+    pub trace_id: Option<Cow<'a, str>>,
+    /// `0`/`1` (or `"Success"`/`"Failure"`), kept raw.
+    #[serde(borrow, default)]
+    pub status: Option<&'a RawValue>,
+    /// `data`, kept raw: parsed only when a change field is asked for.
+    #[serde(borrow, default)]
+    pub data: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    time: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    when: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    timestamp: Option<&'a RawValue>,
+    #[serde(rename = "@timestamp", borrow, default)]
+    at_timestamp: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    received_at: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Data<'a> {
+    #[serde(borrow, default)]
+    change_data: Option<ChangeData<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChangeData<'a> {
+    #[serde(borrow, default)]
+    changes: Vec<ChangeField<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChangeField<'a> {
+    #[serde(borrow, default)]
+    field: Option<Cow<'a, str>>,
+}
+
+impl<'a> Entry<'a> {
+    /// Reads `line`; `None` unless it is a JSON object with a string `app`
+    /// and a known `type`.
+    pub fn parse(line: &'a [u8]) -> Option<Entry<'a>> {
+        let e: Entry<'a> = serde_json::from_slice(line).ok()?;
+        (e.app.is_some() && e.lh_type().is_some()).then_some(e)
+    }
+
+    /// The entry's type.
+    pub fn lh_type(&self) -> Option<LhType> {
+        match self.typ.as_deref() {
+            Some("C") => Some(LhType::Change),
+            Some("A") => Some(LhType::Activity),
+            Some("D") => Some(LhType::Debug),
+            Some("U") => Some(LhType::Unknown),
+            _ => None,
+        }
+    }
+
+    /// The entry's priority (`None` when absent or not a LogHarbour name).
+    pub fn priority(&self) -> Option<Pri> {
+        self.pri.as_deref().and_then(Pri::parse)
+    }
+
+    /// `0` success, `1` failure; a missing status is success (the client
+    /// leaves it out for success). `None` for a value that is neither.
+    pub fn status_code(&self) -> Option<u8> {
+        match self.status.map(RawValue::get) {
+            None | Some("0") | Some("\"Success\"") | Some("false") => Some(0),
+            Some("1") | Some("\"Failure\"") | Some("true") => Some(1),
+            _ => None,
+        }
+    }
+
+    /// The time the line is filed under, as [`sealog_event::leaf_time`]
+    /// computes it: the first of `time`, `when`, `timestamp`, `@timestamp`
+    /// present, else `received_at`. Block pruning uses the same time.
+    pub fn time_ns(&self) -> Option<i64> {
+        let own = [self.time, self.when, self.timestamp, self.at_timestamp]
+            .into_iter()
+            .flatten()
+            .next();
+        match own {
+            Some(raw) => match serde_json::from_str::<Cow<'_, str>>(raw.get()) {
+                Ok(s) => sealog_event::parse_rfc3339(&s),
+                Err(_) => None,
+            }
+            .or_else(|| self.received_ns()),
+            None => self.received_ns(),
+        }
+    }
+
+    fn received_ns(&self) -> Option<i64> {
+        self.received_at
+            .as_deref()
+            .and_then(sealog_event::parse_rfc3339)
+    }
+
+    /// The fields named in `data.change_data.changes`, in order.
+    pub fn change_fields(&self) -> Vec<String> {
+        let Some(raw) = self.data else {
+            return Vec::new();
+        };
+        let Ok(d) = serde_json::from_str::<Data<'_>>(raw.get()) else {
+            return Vec::new();
+        };
+        d.change_data
+            .map(|c| {
+                c.changes
+                    .into_iter()
+                    .filter_map(|f| f.field.map(Cow::into_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The filters of `GetLogs` (and, with `types` set to changes only,
+/// `GetChanges`; with the `field` set, `getLogsForIP`'s too).
+#[derive(Debug, Clone, Default)]
+pub struct LogsQuery {
+    /// `app` equals.
+    pub app: Option<String>,
+    /// Types allowed; empty = any type.
+    pub types: Vec<LhType>,
+    /// `module` equals.
+    pub module: Option<String>,
+    /// `who` equals.
+    pub who: Option<String>,
+    /// `class` equals.
+    pub class: Option<String>,
+    /// `instance` equals.
+    pub instance: Option<String>,
+    /// `op` equals.
+    pub op: Option<String>,
+    /// `remote_ip` equals.
+    pub remote_ip: Option<String>,
+    /// `trace_id` equals.
+    pub trace_id: Option<String>,
+    /// `system` equals.
+    pub system: Option<String>,
+    /// `status` equals (0 success, 1 failure).
+    pub status: Option<u8>,
+    /// Some element of `data.change_data.changes` has this `field`.
+    pub field: Option<String>,
+    /// Filed at or after (ns).
+    pub from_ns: Option<i64>,
+    /// Filed at or before (ns), as LogHarbour's `lte`.
+    pub to_ns: Option<i64>,
+    /// Priority at least this.
+    pub min_pri: Option<Pri>,
+}
+
+impl LogsQuery {
+    /// True when the entry satisfies every filter.
+    pub fn entry_matches(&self, e: &Entry<'_>) -> bool {
+        fn eq(want: &Option<String>, got: &Option<Cow<'_, str>>) -> bool {
+            match want {
+                None => true,
+                Some(w) => got.as_deref() == Some(w.as_str()),
+            }
+        }
+        let Some(ty) = e.lh_type() else {
+            return false;
+        };
+        if !self.types.is_empty() && !self.types.contains(&ty) {
+            return false;
+        }
+        if !(eq(&self.app, &e.app)
+            && eq(&self.module, &e.module)
+            && eq(&self.who, &e.who)
+            && eq(&self.class, &e.class)
+            && eq(&self.instance, &e.instance)
+            && eq(&self.op, &e.op)
+            && eq(&self.remote_ip, &e.remote_ip)
+            && eq(&self.trace_id, &e.trace_id)
+            && eq(&self.system, &e.system))
+        {
+            return false;
+        }
+        if let Some(min) = self.min_pri {
+            if e.priority().is_none_or(|p| p < min) {
+                return false;
+            }
+        }
+        if let Some(s) = self.status {
+            if e.status_code() != Some(s) {
+                return false;
+            }
+        }
+        if self.from_ns.is_some() || self.to_ns.is_some() {
+            let Some(t) = e.time_ns() else {
+                return false;
+            };
+            if self.from_ns.is_some_and(|f| t < f) || self.to_ns.is_some_and(|to| t > to) {
+                return false;
+            }
+        }
+        if let Some(f) = &self.field {
+            if !e.change_fields().iter().any(|x| x == f) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Strings that must appear verbatim in a matching line (a line that
+    /// spells them with escapes is parsed anyway).
+    fn verbatim(&self) -> impl Iterator<Item = &str> {
+        [
+            &self.app,
+            &self.module,
+            &self.who,
+            &self.class,
+            &self.instance,
+            &self.op,
+            &self.remote_ip,
+            &self.trace_id,
+            &self.system,
+            &self.field,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+    }
+}
+
+impl Matcher for LogsQuery {
+    fn block_may_match(&self, b: &BlockMeta) -> bool {
+        self.from_ns.is_none_or(|f| b.max_time >= f) && self.to_ns.is_none_or(|t| b.min_time <= t)
+    }
+
+    fn matches(&self, line: &[u8]) -> bool {
+        let escaped = memchr::memchr(b'\\', line).is_some();
+        if !escaped
+            && self
+                .verbatim()
+                .any(|s| memchr::memmem::find(line, s.as_bytes()).is_none())
+        {
+            return false;
+        }
+        Entry::parse(line).is_some_and(|e| self.entry_matches(&e))
+    }
+}
+
+/// The attributes `GetSet` counts (LogHarbour's list; `field` is
+/// `data.change_data.changes.field`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetAttr {
+    /// `app`
+    App,
+    /// `type`
+    Type,
+    /// `op`
+    Op,
+    /// `instance`
+    Instance,
+    /// `class`
+    Class,
+    /// `module`
+    Module,
+    /// `pri`
+    Pri,
+    /// `status`
+    Status,
+    /// `remote_ip`
+    RemoteIp,
+    /// `system`
+    System,
+    /// `who`
+    Who,
+    /// `data.change_data.changes.field` (alias `field`)
+    Field,
+}
+
+impl SetAttr {
+    /// The names accepted, in LogHarbour's order.
+    pub const NAMES: [&'static str; 12] = [
+        "app",
+        "type",
+        "op",
+        "instance",
+        "class",
+        "module",
+        "pri",
+        "status",
+        "remote_ip",
+        "system",
+        "who",
+        "data.change_data.changes.field",
+    ];
+
+    /// Parses an attribute name (`field` is short for the change field).
+    ///
+    /// # Errors
+    /// LogHarbour's message: `attribute 'x' is not allowed for set retrieval`.
+    pub fn parse(s: &str) -> Result<SetAttr, String> {
+        Ok(match s {
+            "app" => SetAttr::App,
+            "type" => SetAttr::Type,
+            "op" => SetAttr::Op,
+            "instance" => SetAttr::Instance,
+            "class" => SetAttr::Class,
+            "module" => SetAttr::Module,
+            "pri" => SetAttr::Pri,
+            "status" => SetAttr::Status,
+            "remote_ip" => SetAttr::RemoteIp,
+            "system" => SetAttr::System,
+            "who" => SetAttr::Who,
+            "field" | "data.change_data.changes.field" => SetAttr::Field,
+            other => {
+                return Err(format!(
+                    "attribute '{other}' is not allowed for set retrieval"
+                ))
+            }
+        })
+    }
+
+    /// Calls `f` with each value the entry has for this attribute (none,
+    /// one, or for `field` one per distinct changed field).
+    pub fn values(self, e: &Entry<'_>, f: &mut dyn FnMut(&str)) {
+        let one = |v: &Option<Cow<'_, str>>, f: &mut dyn FnMut(&str)| {
+            if let Some(v) = v.as_deref() {
+                f(v);
+            }
+        };
+        match self {
+            SetAttr::App => one(&e.app, f),
+            SetAttr::Type => one(&e.typ, f),
+            SetAttr::Op => one(&e.op, f),
+            SetAttr::Instance => one(&e.instance, f),
+            SetAttr::Class => one(&e.class, f),
+            SetAttr::Module => one(&e.module, f),
+            SetAttr::Pri => one(&e.pri, f),
+            SetAttr::Status => {
+                if let Some(s) = e.status_code() {
+                    f(if s == 0 { "0" } else { "1" });
+                }
+            }
+            SetAttr::RemoteIp => one(&e.remote_ip, f),
+            SetAttr::System => one(&e.system, f),
+            SetAttr::Who => one(&e.who, f),
+            SetAttr::Field => {
+                let mut seen: Vec<String> = e.change_fields();
+                seen.sort();
+                seen.dedup();
+                for s in &seen {
+                    f(s);
+                }
+            }
+        }
+    }
+}
+
+/// Counts per value of `attr` over the entries `q` matches in seqs
+/// `[0, size)`, reading blocks in parallel.
+///
+/// # Errors
+/// Whatever `read_block` fails with.
+pub fn count_set(
+    blocks: &[BlockMeta],
+    size: u64,
+    read_block: &(dyn Fn(usize) -> Result<DecodedBlock, JournalError> + Sync),
+    q: &LogsQuery,
+    attr: SetAttr,
+) -> Result<HashMap<String, u64>, QueryError> {
+    let parts: Vec<Result<HashMap<String, u64>, JournalError>> = (0..blocks.len())
+        .into_par_iter()
+        .filter(|&i| blocks[i].first_seq < size && q.block_may_match(&blocks[i]))
+        .map(|i| {
+            let m = &blocks[i];
+            let b = read_block(i)?;
+            let mut counts: HashMap<String, u64> = HashMap::new();
+            let n = (u64::from(m.count)).min(size - m.first_seq) as usize;
+            for k in 0..n {
+                let line = b.line(k);
+                if !q.matches(line) {
+                    continue;
+                }
+                if let Some(e) = Entry::parse(line) {
+                    attr.values(&e, &mut |v| {
+                        if let Some(c) = counts.get_mut(v) {
+                            *c += 1;
+                        } else {
+                            counts.insert(v.to_string(), 1);
+                        }
+                    });
+                }
+            }
+            Ok(counts)
+        })
+        .collect();
+    let mut total: HashMap<String, u64> = HashMap::new();
+    for p in parts {
+        for (k, v) in p? {
+            *total.entry(k).or_default() += v;
+        }
+    }
+    Ok(total)
+}
+
+/// `GetUnusualIP` with the wiki's semantics: of the entries `counts`
+/// covers (counts per `remote_ip`), the addresses seen at most
+/// `max(1, ⌊total · pct / 100⌋)` times, where `total` counts every entry
+/// with an address; `LOCAL` (internal jobs) is never unusual. Sorted by
+/// count, then address.
+pub fn unusual_ips(counts: &HashMap<String, u64>, pct: f64) -> Vec<(String, u64)> {
+    let total: u64 = counts.values().sum();
+    let threshold = ((total as f64 * pct / 100.0).floor() as u64).max(1);
+    let mut out: Vec<(String, u64)> = counts
+        .iter()
+        .filter(|(ip, n)| ip.as_str() != "LOCAL" && **n <= threshold)
+        .map(|(ip, n)| (ip.clone(), *n))
+        .collect();
+    out.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHANGE: &[u8] = br#"{"realm":"r","seq":7,"received_at":"2026-01-01T00:00:00Z","id":"k1","app":"crm","system":"h1","module":"m","type":"C","pri":"Info","when":"2026-01-02T00:00:00Z","who":"ann","op":"update","class":"user","instance":"u1","data":{"change_data":{"entity":"user","op":"update","changes":[{"field":"email","old_value":"a","new_value":"b"},{"field":"name","old_value":"x","new_value":"y"}]}}}"#;
+
+    #[test]
+    fn entries_parse_and_filters_apply() {
+        let e = Entry::parse(CHANGE).expect("entry");
+        assert_eq!(e.lh_type(), Some(LhType::Change));
+        assert_eq!(e.change_fields(), vec!["email", "name"]);
+        assert_eq!(e.status_code(), Some(0), "a missing status is success");
+        let q = |f: &dyn Fn(&mut LogsQuery)| {
+            let mut q = LogsQuery::default();
+            f(&mut q);
+            q.matches(CHANGE)
+        };
+        assert!(q(&|q| q.field = Some("email".into())));
+        assert!(!q(&|q| q.field = Some("phone".into())));
+        assert!(q(&|q| q.min_pri = Some(Pri::Info)));
+        assert!(!q(&|q| q.min_pri = Some(Pri::Warn)));
+        assert!(q(&|q| q.types = vec![LhType::Change]));
+        assert!(!q(&|q| q.types = vec![LhType::Activity, LhType::Debug]));
+        assert!(q(
+            &|q| q.to_ns = sealog_event::parse_rfc3339("2026-01-02T00:00:00Z")
+        ));
+        assert!(!q(
+            &|q| q.from_ns = sealog_event::parse_rfc3339("2026-01-02T00:00:01Z")
+        ));
+        assert!(!q(&|q| q.app = Some("cr".into())));
+        assert!(Entry::parse(br#"{"app":"x","type":"Q"}"#).is_none());
+        assert!(Entry::parse(b"not json").is_none());
+    }
+
+    #[test]
+    fn sec_is_a_priority_and_names_parse_in_any_case() {
+        assert_eq!(Pri::parse("sec"), Some(Pri::Sec));
+        assert_eq!(Pri::parse("DEBUG2"), Some(Pri::Debug2));
+        assert!(Pri::Sec > Pri::Crit && Pri::Debug2 < Pri::Debug1);
+        assert_eq!(Pri::parse("Secure"), None);
+    }
+
+    #[test]
+    fn unusual_threshold_is_clamped_to_one_and_local_is_excluded() {
+        let c: HashMap<String, u64> = [("10.0.0.1", 50u64), ("LOCAL", 1), ("10.0.0.2", 1)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        // total 52, 1% → 0.52 → clamped to 1.
+        assert_eq!(unusual_ips(&c, 1.0), vec![("10.0.0.2".to_string(), 1)]);
+        assert_eq!(SetAttr::parse("field"), Ok(SetAttr::Field));
+        assert!(SetAttr::parse("msg")
+            .expect_err("not allowed")
+            .contains("'msg' is not allowed"));
+    }
+}
