@@ -41,6 +41,7 @@ pub enum Order {
     Newest,
 }
 
+pub mod grep;
 pub mod logharbour;
 
 /// What a scan asks of each block and each line: [`Filter`] for the
@@ -58,6 +59,25 @@ impl Matcher for Filter {
     }
     fn matches(&self, line: &[u8]) -> bool {
         Filter::matches(self, line)
+    }
+}
+
+/// Both matchers.
+#[derive(Clone, Copy)]
+pub struct Both<'a>(pub &'a dyn Matcher, pub &'a dyn Matcher);
+
+impl std::fmt::Debug for Both<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Both(..)")
+    }
+}
+
+impl Matcher for Both<'_> {
+    fn block_may_match(&self, b: &BlockMeta) -> bool {
+        self.0.block_may_match(b) && self.1.block_may_match(b)
+    }
+    fn matches(&self, line: &[u8]) -> bool {
+        self.0.matches(line) && self.1.matches(line)
     }
 }
 

@@ -182,6 +182,29 @@ pub trait Backend {
         emit: &mut Emit<'_>,
     ) -> Result<Option<u64>, Failure>;
 
+    /// [`Backend::query_page`] with `extra` applied to every line too
+    /// (`sealog grep`). The default filters the page's lines here; a
+    /// backend that scans the journal itself applies `extra` in the scan.
+    ///
+    /// # Errors
+    /// As [`Backend::query_page`].
+    fn query_page_matching(
+        &self,
+        realm: &RealmName,
+        spec: &QuerySpec,
+        extra: &dyn sealog_query::Matcher,
+        page: PageRequest,
+        emit: &mut Emit<'_>,
+    ) -> Result<Option<u64>, Failure> {
+        self.query_page(realm, spec, page, &mut |line| {
+            if extra.matches(line) {
+                emit(line)
+            } else {
+                Ok(())
+            }
+        })
+    }
+
     /// The realm's latest signed checkpoint note.
     ///
     /// # Errors

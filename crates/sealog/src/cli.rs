@@ -220,6 +220,66 @@ pub enum Command {
         #[arg(long)]
         key: String,
     },
+    /// Search LogHarbour-style logs (lhgrep): a realm through the server or
+    /// in the data directory, or an NDJSON file (`-f`, `-` for stdin).
+    ///
+    /// Query: `level = 'error'`, `timestamp > '2023-06-01T00:00:00Z' AND
+    /// app = 'myapp'`, `select(.app == "x" and .level == "warn")`; operators
+    /// = != < <= > >= ~ (contains), AND OR NOT and parentheses.
+    Grep {
+        /// The realm (unless -f).
+        #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+        realm: Option<RealmName>,
+        /// Read NDJSON logs from this file instead (`-`: standard input).
+        #[arg(short = 'f', long)]
+        file: Option<PathBuf>,
+        /// app equals.
+        #[arg(long)]
+        app: Option<String>,
+        /// Severity equals (debug, info, warn, error, crit, …; LogHarbour's
+        /// Debug2..Sec too).
+        #[arg(long)]
+        level: Option<String>,
+        /// Print only these fields, comma-separated (e.g. when,pri,msg).
+        #[arg(long, value_delimiter = ',')]
+        fields: Vec<String>,
+        /// The record's own time is at or after this (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// The record's own time is at or before this (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        /// The message (msg or message) contains this text.
+        #[arg(long)]
+        message: Option<String>,
+        /// module equals.
+        #[arg(long)]
+        module: Option<String>,
+        /// thread equals.
+        #[arg(long)]
+        thread: Option<String>,
+        /// A query (also accepted as the positional argument).
+        #[arg(long)]
+        query: Option<String>,
+        /// The query.
+        #[arg(value_name = "QUERY")]
+        positional: Option<String>,
+        /// Output: text (default) or json (the stored lines).
+        #[arg(short = 'o', long, default_value = "text")]
+        output: crate::grep::Output,
+        /// Colour: auto (on a terminal), always, never.
+        #[arg(long, default_value = "auto")]
+        color: crate::grep::Color,
+        /// Print only the number of matching records.
+        #[arg(short = 'c', long)]
+        count: bool,
+        /// At most this many records.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Newest first (a realm only).
+        #[arg(long)]
+        newest: bool,
+    },
     /// Print a realm's new records as they are committed (live tail through
     /// the server; needs the realm's query token).
     Tail {

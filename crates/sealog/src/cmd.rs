@@ -229,6 +229,51 @@ fn run_on(backend: &dyn Backend, command: Command) -> Result<(), Failure> {
             tracing::info!(records = n, "query done");
             Ok(())
         }
+        Command::Grep {
+            realm,
+            file,
+            app,
+            level,
+            fields,
+            from,
+            to,
+            message,
+            module,
+            thread,
+            query,
+            positional,
+            output,
+            color,
+            count,
+            limit,
+            newest,
+        } => {
+            let terms = crate::grep::Terms {
+                app,
+                level,
+                from,
+                to,
+                message,
+                module,
+                thread,
+                queries: query.into_iter().chain(positional).collect(),
+            };
+            let show = crate::grep::Show {
+                output,
+                color,
+                fields,
+                count,
+            };
+            crate::grep::run(
+                backend,
+                realm.as_ref(),
+                file.as_deref(),
+                &terms,
+                &show,
+                limit,
+                newest,
+            )
+        }
         Command::Checkpoint { realm } => {
             print!("{}", backend.checkpoint(&realm)?);
             Ok(())

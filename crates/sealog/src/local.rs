@@ -37,6 +37,61 @@ pub(crate) fn no_realm(realm: &RealmName, data: &Path) -> Failure {
     format!("no realm named {realm} in {}", data.display()).into()
 }
 
+impl Local {
+    /// One page of `spec`'s scan of the journal, lines checked by `matcher`.
+    fn scan_page(
+        &self,
+        realm: &RealmName,
+        spec: &QuerySpec,
+        matcher: &dyn sealog_query::Matcher,
+        page: PageRequest,
+        emit: &mut Emit<'_>,
+    ) -> Result<Option<u64>, Failure> {
+        let dd = self.open("query")?;
+        let j = dd.open_journal(realm, JournalOptions::default())?;
+        let size = j.size();
+        // The same bounds the server computes from its cursor.
+        let bounds = match spec.order {
+            Order::Oldest => Scan {
+                order: spec.order,
+                limit: page.limit,
+                max_bytes: None,
+                seq_from: page.cursor.unwrap_or(0),
+                seq_to: size,
+            },
+            Order::Newest => Scan {
+                order: spec.order,
+                limit: page.limit,
+                max_bytes: None,
+                seq_from: 0,
+                seq_to: page.cursor.unwrap_or(size).min(size),
+            },
+        };
+        let mut write_err = None;
+        let r = sealog_query::scan(
+            j.blocks(),
+            &|i| j.read_block(i),
+            matcher,
+            bounds,
+            &mut |_, line| {
+                if write_err.is_none() {
+                    write_err = emit(line).err();
+                }
+            },
+        )?;
+        if let Some(e) = write_err {
+            return Err(e.into());
+        }
+        tracing::info!(
+            matched = r.stats.matched,
+            scanned = r.stats.scanned,
+            size = r.stats.size,
+            "query page done"
+        );
+        Ok(r.next_cursor)
+    }
+}
+
 impl Backend for Local {
     fn create_realm(&self, name: &RealmName) -> Result<CreatedRealm, Failure> {
         Ok(self.open("realm create")?.create_realm(name)?)
@@ -97,48 +152,24 @@ impl Backend for Local {
         page: PageRequest,
         emit: &mut Emit<'_>,
     ) -> Result<Option<u64>, Failure> {
-        let dd = self.open("query")?;
-        let j = dd.open_journal(realm, JournalOptions::default())?;
-        let size = j.size();
-        // The same bounds the server computes from its cursor.
-        let bounds = match spec.order {
-            Order::Oldest => Scan {
-                order: spec.order,
-                limit: page.limit,
-                max_bytes: None,
-                seq_from: page.cursor.unwrap_or(0),
-                seq_to: size,
-            },
-            Order::Newest => Scan {
-                order: spec.order,
-                limit: page.limit,
-                max_bytes: None,
-                seq_from: 0,
-                seq_to: page.cursor.unwrap_or(size).min(size),
-            },
-        };
-        let mut write_err = None;
-        let r = sealog_query::scan(
-            j.blocks(),
-            &|i| j.read_block(i),
-            &spec.filter,
-            bounds,
-            &mut |_, line| {
-                if write_err.is_none() {
-                    write_err = emit(line).err();
-                }
-            },
-        )?;
-        if let Some(e) = write_err {
-            return Err(e.into());
-        }
-        tracing::info!(
-            matched = r.stats.matched,
-            scanned = r.stats.scanned,
-            size = r.stats.size,
-            "query page done"
-        );
-        Ok(r.next_cursor)
+        self.scan_page(realm, spec, &spec.filter, page, emit)
+    }
+
+    fn query_page_matching(
+        &self,
+        realm: &RealmName,
+        spec: &QuerySpec,
+        extra: &dyn sealog_query::Matcher,
+        page: PageRequest,
+        emit: &mut Emit<'_>,
+    ) -> Result<Option<u64>, Failure> {
+        self.scan_page(
+            realm,
+            spec,
+            &sealog_query::Both(&spec.filter, extra),
+            page,
+            emit,
+        )
     }
 
     fn checkpoint(&self, realm: &RealmName) -> Result<String, Failure> {

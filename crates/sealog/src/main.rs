@@ -11,6 +11,7 @@ mod bench_realms;
 mod cli;
 mod cmd;
 mod flows;
+mod grep;
 mod ingest;
 mod local;
 mod progress;

@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod drain_crash;
 mod flows;
+mod grep;
 mod hostile;
 mod kafka;
 mod realm_names;

@@ -1,0 +1,42 @@
+//! `sealog grep`'s query language and the LogHarbour entry reader: any
+//! query text parses or is refused without panicking; a parsed query
+//! evaluates on any line; the prefilter never rejects a line the query
+//! matches; LogHarbour's filters never panic on any line.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sealog_query::grep::{Expr, GrepMatcher};
+use sealog_query::logharbour::{Entry, LogsQuery, Pri, SetAttr};
+use sealog_query::Matcher;
+
+fuzz_target!(|data: &[u8]| {
+    // First line: the query; the rest: a record.
+    let (q, line) = match data.iter().position(|b| *b == b'\n') {
+        Some(at) => (&data[..at], &data[at + 1..]),
+        None => (data, &b"{\"app\":\"a\",\"type\":\"A\",\"pri\":\"Err\",\"msg\":\"x\"}"[..]),
+    };
+    if let Ok(q) = std::str::from_utf8(q) {
+        if let Ok(e) = Expr::parse(q) {
+            let full = e.matches(line);
+            let m = GrepMatcher::new(e);
+            if full {
+                assert!(m.matches(line), "the prefilter rejected a match: {q:?}");
+            }
+        }
+    }
+    if let Some(e) = Entry::parse(line) {
+        let _ = e.time_ns();
+        for a in SetAttr::NAMES {
+            if let Ok(a) = SetAttr::parse(a) {
+                a.values(&e, &mut |_| {});
+            }
+        }
+    }
+    let lq = LogsQuery {
+        app: Some("a".into()),
+        min_pri: Some(Pri::Warn),
+        field: Some("f".into()),
+        ..LogsQuery::default()
+    };
+    let _ = lq.matches(line);
+});
