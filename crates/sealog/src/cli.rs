@@ -450,6 +450,20 @@ pub enum BenchCmd {
         #[arg(long, default_value = "./sealog-bench-kafka")]
         dir: PathBuf,
     },
+    /// LogHarbour's query functions and `sealog grep` over generated
+    /// entries: /v1/sets and the newest /v1/logs page through a server, and
+    /// grep -c against ripgrep (rg -c) over the same entries as NDJSON.
+    Logharbour {
+        /// Entries to generate.
+        #[arg(long, default_value_t = 10_000_000)]
+        records: u64,
+        /// Directory to run in (absent; removed after).
+        #[arg(long, default_value = "./sealog-bench-logharbour")]
+        dir: PathBuf,
+        /// Keep the directory.
+        #[arg(long)]
+        keep: bool,
+    },
     /// VPC flow-log digests: sealog's digest from the journal against `awk |
     /// sort` doing the same aggregation over the same lines; both outputs
     /// must be identical.

@@ -125,6 +125,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 dir,
             })
         }
+        Command::Bench(BenchCmd::Logharbour { records, dir, keep }) => {
+            return crate::bench_logharbour::logharbour(records, &dir, keep)
+        }
         Command::Bench(BenchCmd::Digest { records, dir, keep }) => {
             return crate::bench_digest::digest(records, &dir, keep)
         }

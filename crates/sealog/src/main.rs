@@ -7,6 +7,7 @@ mod bench_drain;
 mod bench_http;
 mod bench_ingest;
 mod bench_kafka;
+mod bench_logharbour;
 mod bench_realms;
 mod cli;
 mod cmd;
