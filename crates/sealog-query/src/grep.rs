@@ -320,19 +320,45 @@ impl Expr {
             return true;
         }
         match serde_json::from_slice::<Value>(line) {
-            Ok(v) => self.eval(&v, line),
-            Err(_) => false,
+            Ok(v @ Value::Object(_)) => self.eval(&v),
+            _ => false,
         }
     }
 
-    /// Evaluates against a parsed record (`line` is its stored text).
-    pub fn eval(&self, v: &Value, line: &[u8]) -> bool {
+    /// Evaluates against a parsed record.
+    pub fn eval(&self, v: &Value) -> bool {
         match self {
             Expr::True => true,
-            Expr::And(a, b) => a.eval(v, line) && b.eval(v, line),
-            Expr::Or(a, b) => a.eval(v, line) || b.eval(v, line),
-            Expr::Not(a) => !a.eval(v, line),
-            Expr::Cond { path, op, value } => cond(v, line, path, *op, value),
+            Expr::And(a, b) => a.eval(v) && b.eval(v),
+            Expr::Or(a, b) => a.eval(v) || b.eval(v),
+            Expr::Not(a) => !a.eval(v),
+            Expr::Cond { path, op, value } => cond(v, path, *op, value),
+        }
+    }
+
+    /// The top-level fields the query reads (aliases expanded).
+    fn fields(&self, out: &mut Vec<String>) {
+        match self {
+            Expr::True => {}
+            Expr::And(a, b) | Expr::Or(a, b) => {
+                a.fields(out);
+                b.fields(out);
+            }
+            Expr::Not(a) => a.fields(out),
+            Expr::Cond { path, .. } => {
+                let first = path[0].as_str();
+                let more: &[&str] = match (first, path.len()) {
+                    ("timestamp", 1) => &["time", "when", "timestamp", "@timestamp", "received_at"],
+                    ("level", 1) => &["severity", "level", "pri"],
+                    ("message", 1) => &["message", "msg"],
+                    _ => &[],
+                };
+                for f in std::iter::once(first).chain(more.iter().copied()) {
+                    if !out.iter().any(|x| x == f) {
+                        out.push(f.to_string());
+                    }
+                }
+            }
         }
     }
 
@@ -439,6 +465,7 @@ pub struct GrepMatcher {
     expr: Expr,
     pre: Prefilter,
     needles: Vec<memchr::memmem::Finder<'static>>,
+    fields: Vec<String>,
 }
 
 impl GrepMatcher {
@@ -461,7 +488,14 @@ impl GrepMatcher {
                 }
             }
         }
-        GrepMatcher { expr, pre, needles }
+        let mut fields = Vec::new();
+        expr.fields(&mut fields);
+        GrepMatcher {
+            expr,
+            pre,
+            needles,
+            fields,
+        }
     }
 
     /// The prefilter (for a server-side query).
@@ -490,7 +524,63 @@ impl crate::Matcher for GrepMatcher {
                 }
             }
         }
-        self.expr.matches(line)
+        if self.expr == Expr::True {
+            return true;
+        }
+        // Only the fields the query reads are parsed into values.
+        let Ok(top) = serde_json::from_slice::<Top<'_>>(line) else {
+            return false;
+        };
+        let mut m = serde_json::Map::new();
+        for (k, raw) in top.0 {
+            if self.fields.iter().any(|f| *f == k) {
+                match serde_json::from_str::<Value>(raw.get()) {
+                    Ok(v) => {
+                        m.insert(k.into_owned(), v);
+                    }
+                    Err(_) => return false,
+                }
+            }
+        }
+        self.expr.eval(&Value::Object(m))
+    }
+}
+
+/// The record's own time as [`sealog_event::leaf_time`] reads a line: the
+/// highest-ranked of `time`, `when`, `timestamp`, `@timestamp` present
+/// (if it parses), else `received_at`.
+fn time_of(v: &Value) -> Option<i64> {
+    let parse = |x: &Value| x.as_str().and_then(sealog_event::parse_rfc3339);
+    match sealog_event::TIME_FIELDS.iter().find_map(|f| v.get(*f)) {
+        Some(t) => parse(t),
+        None => None,
+    }
+    .or_else(|| v.get("received_at").and_then(parse))
+}
+
+/// A line's top-level fields, their values left unparsed.
+struct Top<'a>(Vec<(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Top<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Top<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Top<'de>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(e) = m.next_entry()? {
+                    out.push(e);
+                }
+                Ok(Top(out))
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
@@ -530,13 +620,13 @@ fn compare<T: PartialOrd>(a: T, op: Op, b: T) -> bool {
     }
 }
 
-fn cond(v: &Value, line: &[u8], path: &[String], op: Op, want: &str) -> bool {
+fn cond(v: &Value, path: &[String], op: Op, want: &str) -> bool {
     if let [only] = path {
         match only.as_str() {
             "timestamp"
                 if v.get("timestamp").is_none_or(|t| !t.is_string()) || op != Op::Contains =>
             {
-                let got = sealog_event::leaf_time(line);
+                let got = time_of(v);
                 return match (got, sealog_event::parse_rfc3339(want)) {
                     (Some(g), Some(w)) => compare(g, op, w),
                     (Some(_), None) => false,
@@ -551,7 +641,7 @@ fn cond(v: &Value, line: &[u8], path: &[String], op: Op, want: &str) -> bool {
                 };
             }
             "message" if v.get("message").is_none() => {
-                return cond(v, line, &["msg".to_string()], op, want);
+                return cond(v, &["msg".to_string()], op, want);
             }
             _ => {}
         }
@@ -620,6 +710,38 @@ mod tests {
         assert!(Expr::parse(&"(".repeat(500)).is_err());
         assert!(Expr::parse("'x' = y").is_err());
         assert!(!Expr::parse("app = x").expect("ok").matches(b"not json"));
+    }
+
+    #[test]
+    fn the_scan_matcher_answers_as_the_full_evaluation() {
+        use crate::Matcher;
+        let lines: [&[u8]; 5] = [
+            LH,
+            br#"{"app":"myapp","msg":"time\u006fut","pri":"Warn","when":"2023-06-01T00:00:00Z"}"#,
+            br#"{"app":"myapp","app":"other","msg":"timeout"}"#,
+            br#"[1,2]"#,
+            br#"{"time":"bad","received_at":"2023-06-01T00:00:00Z","level":"error","n":5}"#,
+        ];
+        for q in [
+            "app = myapp",
+            "msg ~ timeout",
+            "message ~ timeout AND level >= warn",
+            "timestamp >= '2023-06-01T00:00:00Z'",
+            "NOT app = other",
+            "n > 4 OR data.x.y = deep",
+            "",
+        ] {
+            let e = Expr::parse(q).expect("parses");
+            let m = GrepMatcher::new(e.clone());
+            for l in lines {
+                assert_eq!(
+                    m.matches(l),
+                    e.matches(l),
+                    "{q:?} on {}",
+                    String::from_utf8_lossy(l)
+                );
+            }
+        }
     }
 
     #[test]

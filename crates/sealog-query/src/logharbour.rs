@@ -399,15 +399,19 @@ impl Matcher for LogsQuery {
     }
 
     fn matches(&self, line: &[u8]) -> bool {
+        self.may_match(line) && Entry::parse(line).is_some_and(|e| self.entry_matches(&e))
+    }
+}
+
+impl LogsQuery {
+    /// False when a filter's value is missing from the line, which rules it
+    /// out without parsing (a line with escapes is never ruled out here).
+    pub fn may_match(&self, line: &[u8]) -> bool {
         let escaped = memchr::memchr(b'\\', line).is_some();
-        if !escaped
-            && self
+        escaped
+            || self
                 .verbatim()
-                .any(|s| memchr::memmem::find(line, s.as_bytes()).is_none())
-        {
-            return false;
-        }
-        Entry::parse(line).is_some_and(|e| self.entry_matches(&e))
+                .all(|s| memchr::memmem::find(line, s.as_bytes()).is_some())
     }
 }
 
@@ -542,10 +546,10 @@ pub fn count_set(
             let n = (u64::from(m.count)).min(size - m.first_seq) as usize;
             for k in 0..n {
                 let line = b.line(k);
-                if !q.matches(line) {
+                if !q.may_match(line) {
                     continue;
                 }
-                if let Some(e) = Entry::parse(line) {
+                if let Some(e) = Entry::parse(line).filter(|e| q.entry_matches(e)) {
                     attr.values(&e, &mut |v| {
                         if let Some(c) = counts.get_mut(v) {
                             *c += 1;
