@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Some(e) = Entry::parse(line) {
-        let _ = e.time_ns();
+        let _ = (e.status_code(), e.change_fields(), e.priority());
         for a in SetAttr::NAMES {
             if let Ok(a) = SetAttr::parse(a) {
                 a.values(&e, &mut |_| {});

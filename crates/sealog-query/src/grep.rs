@@ -29,7 +29,7 @@ use serde_json::Value;
 
 /// Why a query did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("query {query:?}: {reason} at character {at}")]
+#[error("query {}: {reason} at character {at}", shown(query))]
 pub struct ParseError {
     /// The query.
     pub query: String,
@@ -37,6 +37,15 @@ pub struct ParseError {
     pub at: usize,
     /// What was wrong.
     pub reason: String,
+}
+
+/// The query as an error shows it: at most 200 characters.
+fn shown(q: &str) -> String {
+    if q.chars().count() <= 200 {
+        format!("{q:?}")
+    } else {
+        format!("{:?}...", q.chars().take(200).collect::<String>())
+    }
 }
 
 /// A comparison operator.
@@ -420,7 +429,8 @@ impl Expr {
                     if !value.is_empty()
                         && value.parse::<f64>().is_err()
                         && !field.contains([':', '='])
-                        && !matches!(value.as_str(), "true" | "false" | "null") =>
+                        && !matches!(value.as_str(), "true" | "false" | "null")
+                        && !value.starts_with(['[', '{']) =>
                 {
                     p.wheres.push(format!("{field}={value}"))
                 }
@@ -550,7 +560,13 @@ impl crate::Matcher for GrepMatcher {
 /// highest-ranked of `time`, `when`, `timestamp`, `@timestamp` present
 /// (if it parses), else `received_at`.
 fn time_of(v: &Value) -> Option<i64> {
-    let parse = |x: &Value| x.as_str().and_then(sealog_event::parse_rfc3339);
+    let parse = |x: &Value| match x {
+        Value::String(s) => sealog_event::parse_time_value(sealog_event::TimeValue::Str(s)),
+        Value::Number(n) => n
+            .as_f64()
+            .and_then(|n| sealog_event::parse_time_value(sealog_event::TimeValue::Num(n))),
+        _ => None,
+    };
     match sealog_event::TIME_FIELDS.iter().find_map(|f| v.get(*f)) {
         Some(t) => parse(t),
         None => None,
@@ -655,17 +671,58 @@ fn cond(v: &Value, path: &[String], op: Op, want: &str) -> bool {
         // are (escapes aside), which keeps the line prefilter exact.
         return got.as_str().is_some_and(|s| s.contains(want));
     }
+    // A number written in the query compares by value with a number (or a
+    // numeric string) in the record; ordering against anything else is
+    // false. `nan` and `inf` are text, not numbers.
+    let want_num = number(want);
+    if let Some(w) = &want_num {
+        let got_num = match got {
+            Value::Number(n) => Some(n.clone()),
+            Value::String(s) => number(s),
+            _ => None,
+        };
+        match got_num {
+            Some(g) => return compare_numbers(&g, op, w),
+            None if !matches!(op, Op::Eq | Op::Ne) => return false,
+            None => {}
+        }
+    }
     let text = match got {
         Value::String(s) => std::borrow::Cow::Borrowed(s.as_str()),
+        // A number against text that is not one: only `!=` holds.
+        Value::Number(_) if want_num.is_none() => return op == Op::Ne,
+        Value::Null if !matches!(op, Op::Eq | Op::Ne) => return false,
         Value::Null => "null".into(),
         other => other.to_string().into(),
     };
-    if let (Value::Number(n), Ok(w)) = (got, want.parse::<f64>()) {
-        if let Some(g) = n.as_f64() {
-            return compare(g, op, w);
-        }
-    }
     compare(text.as_ref(), op, want)
+}
+
+/// A finite JSON number written as text (`12`, `-3.5`, `1e3`), else `None`.
+fn number(s: &str) -> Option<serde_json::Number> {
+    let t = s.trim();
+    if t.is_empty()
+        || !t
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+    {
+        return None;
+    }
+    serde_json::from_str::<serde_json::Number>(t.trim_start_matches('+')).ok()
+}
+
+/// Integers compare exactly (no rounding through f64); others as f64.
+fn compare_numbers(g: &serde_json::Number, op: Op, w: &serde_json::Number) -> bool {
+    if let (Some(a), Some(b)) = (g.as_i64(), w.as_i64()) {
+        return compare(a, op, b);
+    }
+    if let (Some(a), Some(b)) = (g.as_u64(), w.as_u64()) {
+        return compare(a, op, b);
+    }
+    match (g.as_f64(), w.as_f64()) {
+        (Some(a), Some(b)) => compare(a, op, b),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -696,6 +753,22 @@ mod tests {
         assert!(m("msg ~ 'after 30'"));
         assert!(m("status >= 500 && status < 504"));
         assert!(!m("status = 50"));
+        let g = |q: &str, l: &[u8]| Expr::parse(q).expect("parses").matches(l);
+        assert!(!g("status > 100", br#"{"status":null}"#));
+        assert!(!g("status > 100", br#"{"status":"60"}"#));
+        assert!(g("status > 100", br#"{"status":"600"}"#));
+        assert!(!g("n = 9007199254740992", br#"{"n":9007199254740993}"#));
+        assert!(g("n = 9007199254740993", br#"{"n":9007199254740993}"#));
+        assert!(!g("status != NaN", br#"{"status":"NaN"}"#));
+        assert!(!g("status < inf", br#"{"status":5}"#));
+        assert!(g(
+            "when >= '2026-11-18T00:00:00Z'",
+            br#"{"when":"2026-11-19T00:00:00Z"}"#
+        ));
+        assert!(g(
+            "timestamp >= '2026-11-18T00:00:00Z'",
+            br#"{"when":1795000000}"#
+        ));
         assert!(m("data.x.y = deep"));
         assert!(m("missing != x"));
         assert!(!m("missing = x"));

@@ -128,63 +128,149 @@ impl LhType {
 
 /// One stored line read as a LogHarbour entry: only the fields the query
 /// functions look at, borrowed from the line where no escape forces a copy.
-#[derive(Debug, Deserialize)]
+///
+/// Read leniently, so no entry drops out of every answer for one odd
+/// field: a number where text is expected is taken as its text, an array
+/// or object there is ignored, and a repeated key keeps its last value (as
+/// a full JSON parse would).
+#[derive(Debug, Default)]
 pub struct Entry<'a> {
-    /// The journal's seq (reserved field).
-    #[serde(default)]
-    pub seq: Option<u64>,
     /// The KSUID the client gave.
-    #[serde(borrow, default)]
     pub id: Option<Cow<'a, str>>,
     /// Application.
-    #[serde(borrow, default)]
     pub app: Option<Cow<'a, str>>,
     /// Host the client ran on.
-    #[serde(borrow, default)]
     pub system: Option<Cow<'a, str>>,
     /// Module.
-    #[serde(borrow, default)]
     pub module: Option<Cow<'a, str>>,
     /// `C`, `A`, `D` or `U`.
-    #[serde(rename = "type", borrow, default)]
     pub typ: Option<Cow<'a, str>>,
     /// Priority name.
-    #[serde(borrow, default)]
     pub pri: Option<Cow<'a, str>>,
     /// Who acted.
-    #[serde(borrow, default)]
     pub who: Option<Cow<'a, str>>,
     /// Operation.
-    #[serde(borrow, default)]
     pub op: Option<Cow<'a, str>>,
     /// Object class.
-    #[serde(borrow, default)]
     pub class: Option<Cow<'a, str>>,
     /// Object instance.
-    #[serde(borrow, default)]
     pub instance: Option<Cow<'a, str>>,
     /// The client's address.
-    #[serde(borrow, default)]
     pub remote_ip: Option<Cow<'a, str>>,
     /// Trace id.
-    #[serde(borrow, default)]
     pub trace_id: Option<Cow<'a, str>>,
     /// `0`/`1` (or `"Success"`/`"Failure"`), kept raw.
-    #[serde(borrow, default)]
     pub status: Option<&'a RawValue>,
     /// `data`, kept raw: parsed only when a change field is asked for.
-    #[serde(borrow, default)]
     pub data: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    time: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    when: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    timestamp: Option<&'a RawValue>,
-    #[serde(rename = "@timestamp", borrow, default)]
-    at_timestamp: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    received_at: Option<Cow<'a, str>>,
+}
+
+/// A text field's value: a string (borrowed when it can be), a number or
+/// boolean as its JSON text, anything else nothing.
+struct Lenient<'a>(Option<Cow<'a, str>>);
+
+impl<'de> Deserialize<'de> for Lenient<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Lenient<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Lenient<'de>, E> {
+                Ok(Lenient(Some(Cow::Borrowed(s))))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Lenient<'de>, E> {
+                Ok(Lenient(Some(Cow::Owned(s.to_string()))))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Lenient<'de>, E> {
+                Ok(Lenient(Some(Cow::Owned(n.to_string()))))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Lenient<'de>, E> {
+                Ok(Lenient(Some(Cow::Owned(n.to_string()))))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<Lenient<'de>, E> {
+                Ok(Lenient(Some(Cow::Owned(n.to_string()))))
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Lenient<'de>, E> {
+                Ok(Lenient(Some(Cow::Borrowed(if b {
+                    "true"
+                } else {
+                    "false"
+                }))))
+            }
+            fn visit_unit<E>(self) -> Result<Lenient<'de>, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Lenient<'de>, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Lenient(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Lenient<'de>, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Lenient(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Entry<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Entry<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Entry<'de>, A::Error> {
+                let mut e = Entry::default();
+                while let Some(k) = m.next_key::<Cow<'de, str>>()? {
+                    let slot = match k.as_ref() {
+                        "id" => &mut e.id,
+                        "app" => &mut e.app,
+                        "system" => &mut e.system,
+                        "module" => &mut e.module,
+                        "type" => &mut e.typ,
+                        "pri" => &mut e.pri,
+                        "who" => &mut e.who,
+                        "op" => &mut e.op,
+                        "class" => &mut e.class,
+                        "instance" => &mut e.instance,
+                        "remote_ip" => &mut e.remote_ip,
+                        "trace_id" => &mut e.trace_id,
+                        "status" => {
+                            e.status = Some(m.next_value()?);
+                            continue;
+                        }
+                        "data" => {
+                            e.data = Some(m.next_value()?);
+                            continue;
+                        }
+                        _ => {
+                            m.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = m.next_value::<Lenient<'de>>()?.0;
+                }
+                Ok(e)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -199,15 +285,65 @@ struct ChangeData<'a> {
     changes: Vec<ChangeField<'a>>,
 }
 
-#[derive(Deserialize)]
-struct ChangeField<'a> {
-    #[serde(borrow, default)]
-    field: Option<Cow<'a, str>>,
+/// One element of `changes`: its `field` (leniently), or nothing for an
+/// element that is not an object.
+struct ChangeField<'a>(Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for ChangeField<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = ChangeField<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a change")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<ChangeField<'a>, A::Error> {
+                let mut field = None;
+                while let Some(k) = m.next_key::<Cow<'_, str>>()? {
+                    if k == "field" {
+                        field = m.next_value::<Lenient<'de>>()?.0;
+                    } else {
+                        m.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(ChangeField(field))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<ChangeField<'a>, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(ChangeField(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<ChangeField<'a>, E> {
+                Ok(ChangeField(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<ChangeField<'a>, E> {
+                Ok(ChangeField(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<ChangeField<'a>, E> {
+                Ok(ChangeField(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<ChangeField<'a>, E> {
+                Ok(ChangeField(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<ChangeField<'a>, E> {
+                Ok(ChangeField(None))
+            }
+            fn visit_unit<E>(self) -> Result<ChangeField<'a>, E> {
+                Ok(ChangeField(None))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
 }
 
 impl<'a> Entry<'a> {
-    /// Reads `line`; `None` unless it is a JSON object with a string `app`
-    /// and a known `type`.
+    /// Reads `line`; `None` unless it is a JSON object with an `app` and a
+    /// known `type`.
     pub fn parse(line: &'a [u8]) -> Option<Entry<'a>> {
         let e: Entry<'a> = serde_json::from_slice(line).ok()?;
         (e.app.is_some() && e.lh_type().is_some()).then_some(e)
@@ -233,34 +369,14 @@ impl<'a> Entry<'a> {
     /// leaves it out for success). `None` for a value that is neither.
     pub fn status_code(&self) -> Option<u8> {
         match self.status.map(RawValue::get) {
-            None | Some("0") | Some("\"Success\"") | Some("false") => Some(0),
-            Some("1") | Some("\"Failure\"") | Some("true") => Some(1),
-            _ => None,
+            None | Some("\"Success\"") | Some("false") => Some(0),
+            Some("\"Failure\"") | Some("true") => Some(1),
+            Some(n) => match n.parse::<f64>() {
+                Ok(0.0) => Some(0),
+                Ok(1.0) => Some(1),
+                _ => None,
+            },
         }
-    }
-
-    /// The time the line is filed under, as [`sealog_event::leaf_time`]
-    /// computes it: the first of `time`, `when`, `timestamp`, `@timestamp`
-    /// present, else `received_at`. Block pruning uses the same time.
-    pub fn time_ns(&self) -> Option<i64> {
-        let own = [self.time, self.when, self.timestamp, self.at_timestamp]
-            .into_iter()
-            .flatten()
-            .next();
-        match own {
-            Some(raw) => match serde_json::from_str::<Cow<'_, str>>(raw.get()) {
-                Ok(s) => sealog_event::parse_rfc3339(&s),
-                Err(_) => None,
-            }
-            .or_else(|| self.received_ns()),
-            None => self.received_ns(),
-        }
-    }
-
-    fn received_ns(&self) -> Option<i64> {
-        self.received_at
-            .as_deref()
-            .and_then(sealog_event::parse_rfc3339)
     }
 
     /// The fields named in `data.change_data.changes`, in order.
@@ -275,7 +391,7 @@ impl<'a> Entry<'a> {
             .map(|c| {
                 c.changes
                     .into_iter()
-                    .filter_map(|f| f.field.map(Cow::into_owned))
+                    .filter_map(|f| f.0.map(Cow::into_owned))
                     .collect()
             })
             .unwrap_or_default()
@@ -319,8 +435,8 @@ pub struct LogsQuery {
 }
 
 impl LogsQuery {
-    /// True when the entry satisfies every filter.
-    pub fn entry_matches(&self, e: &Entry<'_>) -> bool {
+    /// True when the entry (read from `line`) satisfies every filter.
+    pub fn entry_matches(&self, e: &Entry<'_>, line: &[u8]) -> bool {
         fn eq(want: &Option<String>, got: &Option<Cow<'_, str>>) -> bool {
             match want {
                 None => true,
@@ -356,7 +472,8 @@ impl LogsQuery {
             }
         }
         if self.from_ns.is_some() || self.to_ns.is_some() {
-            let Some(t) = e.time_ns() else {
+            // The time blocks are filed under, read the same way.
+            let Some(t) = sealog_event::leaf_time(line) else {
                 return false;
             };
             if self.from_ns.is_some_and(|f| t < f) || self.to_ns.is_some_and(|to| t > to) {
@@ -399,7 +516,7 @@ impl Matcher for LogsQuery {
     }
 
     fn matches(&self, line: &[u8]) -> bool {
-        self.may_match(line) && Entry::parse(line).is_some_and(|e| self.entry_matches(&e))
+        self.may_match(line) && Entry::parse(line).is_some_and(|e| self.entry_matches(&e, line))
     }
 }
 
@@ -525,7 +642,9 @@ impl SetAttr {
 }
 
 /// Counts per value of `attr` over the entries `q` matches in seqs
-/// `[0, size)`, reading blocks in parallel.
+/// `[0, size)`, reading blocks in parallel. `None` when the table would
+/// take more than about `max_bytes` (each value counted with its length
+/// and 64 bytes of overhead).
 ///
 /// # Errors
 /// Whatever `read_block` fails with.
@@ -535,40 +654,57 @@ pub fn count_set(
     read_block: &(dyn Fn(usize) -> Result<DecodedBlock, JournalError> + Sync),
     q: &LogsQuery,
     attr: SetAttr,
-) -> Result<HashMap<String, u64>, QueryError> {
-    let parts: Vec<Result<HashMap<String, u64>, JournalError>> = (0..blocks.len())
-        .into_par_iter()
+    max_bytes: u64,
+) -> Result<Option<HashMap<String, u64>>, QueryError> {
+    let candidates: Vec<usize> = (0..blocks.len())
         .filter(|&i| blocks[i].first_seq < size && q.block_may_match(&blocks[i]))
-        .map(|i| {
-            let m = &blocks[i];
-            let b = read_block(i)?;
-            let mut counts: HashMap<String, u64> = HashMap::new();
-            let n = (u64::from(m.count)).min(size - m.first_seq) as usize;
-            for k in 0..n {
-                let line = b.line(k);
-                if !q.may_match(line) {
-                    continue;
-                }
-                if let Some(e) = Entry::parse(line).filter(|e| q.entry_matches(e)) {
-                    attr.values(&e, &mut |v| {
-                        if let Some(c) = counts.get_mut(v) {
-                            *c += 1;
-                        } else {
-                            counts.insert(v.to_string(), 1);
+        .collect();
+    let count_block = |i: usize| -> Result<HashMap<String, u64>, JournalError> {
+        let m = &blocks[i];
+        let b = read_block(i)?;
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        let n = (u64::from(m.count)).min(size - m.first_seq) as usize;
+        for k in 0..n {
+            let line = b.line(k);
+            if !q.may_match(line) {
+                continue;
+            }
+            if let Some(e) = Entry::parse(line).filter(|e| q.entry_matches(e, line)) {
+                attr.values(&e, &mut |v| {
+                    if let Some(c) = counts.get_mut(v) {
+                        *c += 1;
+                    } else {
+                        counts.insert(v.to_string(), 1);
+                    }
+                });
+            }
+        }
+        Ok(counts)
+    };
+    // A few blocks at a time, merged as they come, so the memory held is
+    // the table plus a few blocks' worth, and a table over the limit stops
+    // the count early.
+    let mut total: HashMap<String, u64> = HashMap::new();
+    let mut bytes = 0u64;
+    for step in candidates.chunks(16) {
+        let parts: Vec<Result<HashMap<String, u64>, JournalError>> =
+            step.par_iter().map(|&i| count_block(i)).collect();
+        for p in parts {
+            for (k, v) in p? {
+                match total.get_mut(&k) {
+                    Some(n) => *n += v,
+                    None => {
+                        bytes += k.len() as u64 + 64;
+                        if bytes > max_bytes {
+                            return Ok(None);
                         }
-                    });
+                        total.insert(k, v);
+                    }
                 }
             }
-            Ok(counts)
-        })
-        .collect();
-    let mut total: HashMap<String, u64> = HashMap::new();
-    for p in parts {
-        for (k, v) in p? {
-            *total.entry(k).or_default() += v;
         }
     }
-    Ok(total)
+    Ok(Some(total))
 }
 
 /// `GetUnusualIP` with the wiki's semantics: of the entries `counts`

@@ -558,7 +558,8 @@ pub struct FilterParams {
     pub to: Option<String>,
     /// Since the start of the UTC day this many days ago (1..36500); ignored with `from` or `to`.
     pub ndays: Option<u64>,
-    /// `newest` or `oldest` first (the default depends on the route).
+    /// `newest` or `oldest` first (the default depends on the route; the
+    /// counting routes take it and ignore it).
     pub order: Option<String>,
 }
 
@@ -1478,7 +1479,9 @@ mod operations {
     #[utoipa::path(
         get, path = "/v1/unusual-ips", tag = "logharbour",
         security(("bearer" = ["query"])),
-        params(("pct" = f64, Query, description = "Percent, 0.5 to 50."), FilterParams),
+        params(("pct" = f64, Query, description = "Percent, 0.5 to 50."),
+            ("limit" = Option<u64>, Query, description = "Most addresses listed (default 1000, at most 100000)."),
+            FilterParams),
         responses(
             (status = 200, description = "The unusual addresses.", body = UnusualAnswer),
             (status = 400, response = BadRequest),
@@ -1498,7 +1501,8 @@ mod operations {
         security(("bearer" = ["query"])),
         request_body(description = "The request.", content((Object = "application/json"))),
         responses(
-            (status = 200, description = "`status` success.", body = Envelope),
+            (status = 200, description = "`status` success.", body = Envelope,
+                headers(("x-sealog-next-cursor" = String, description = "Present when more entries follow: pass it as `search_after_doc_id`."))),
             (status = 400, description = "Broken rules, one message each.", body = Envelope),
             (status = 401, description = "No or a bad token.", body = Envelope,
                 headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
@@ -1519,7 +1523,8 @@ mod operations {
         security(("bearer" = ["query"])),
         request_body(description = "The request.", content((Object = "application/json"))),
         responses(
-            (status = 200, description = "`status` success.", body = Envelope),
+            (status = 200, description = "`status` success.", body = Envelope,
+                headers(("x-sealog-next-cursor" = String, description = "Present when more entries follow: pass it as `search_after_doc_id`."))),
             (status = 400, description = "Broken rules, one message each.", body = Envelope),
             (status = 401, description = "No or a bad token.", body = Envelope,
                 headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
@@ -1540,7 +1545,8 @@ mod operations {
         security(("bearer" = ["query"])),
         request_body(description = "The request.", content((Object = "application/json"))),
         responses(
-            (status = 200, description = "`status` success.", body = Envelope),
+            (status = 200, description = "`status` success.", body = Envelope,
+                headers(("x-sealog-next-cursor" = String, description = "Present when more entries follow: pass it as `search_after_doc_id`."))),
             (status = 400, description = "Broken rules, one message each.", body = Envelope),
             (status = 401, description = "No or a bad token.", body = Envelope,
                 headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
@@ -1561,7 +1567,8 @@ mod operations {
         security(("bearer" = ["query"])),
         request_body(description = "The request.", content((Object = "application/json"))),
         responses(
-            (status = 200, description = "`status` success.", body = Envelope),
+            (status = 200, description = "`status` success.", body = Envelope,
+                headers(("x-sealog-next-cursor" = String, description = "Present when more entries follow: pass it as `search_after_doc_id`."))),
             (status = 400, description = "Broken rules, one message each.", body = Envelope),
             (status = 401, description = "No or a bad token.", body = Envelope,
                 headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
@@ -1624,8 +1631,7 @@ mod operations {
         security(("bearer" = ["query"])),
         responses(
             (status = 200, description = "`status` success.", body = Envelope),
-            (status = 400, description = "Broken rules, one message each.", body = Envelope),
-            (status = 401, description = "No or a bad token.", body = Envelope,
+                        (status = 401, description = "No or a bad token.", body = Envelope,
                 headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
             (status = 403, description = "Not a query token.", body = Envelope),
             (status = 503, description = "The realm cannot be read now.", body = Envelope),

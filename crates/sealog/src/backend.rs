@@ -196,6 +196,12 @@ pub trait Backend {
         page: PageRequest,
         emit: &mut Emit<'_>,
     ) -> Result<Option<u64>, Failure> {
+        // The page's limit counts lines the server matched, most of which
+        // `extra` may drop: ask for full pages (the caller stops early).
+        let page = PageRequest {
+            limit: None,
+            ..page
+        };
         self.query_page(realm, spec, page, &mut |line| {
             if extra.matches(line) {
                 emit(line)

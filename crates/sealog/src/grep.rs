@@ -223,6 +223,24 @@ fn grep_lines(
     Ok(())
 }
 
+/// Text with control characters (ESC, CR, LF, C1 …) written as `\u{..}`
+/// escapes: a record must not move the operator's cursor or forge lines.
+fn safe(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\u{{{:x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 struct Printer<'a> {
     show: &'a Show,
     color: bool,
@@ -268,7 +286,7 @@ impl Printer<'_> {
                     .fields
                     .iter()
                     .map(|f| match get(f) {
-                        Some(Value::String(s)) => s,
+                        Some(Value::String(s)) => safe(&s).into_owned(),
                         Some(other) => other.to_string(),
                         None => "-".to_string(),
                     })
@@ -284,7 +302,7 @@ impl Printer<'_> {
     /// else the stored line.
     fn text(&self, out: &mut dyn Write, v: &Value, line: &[u8]) -> std::io::Result<()> {
         let s = |k: &str| v.get(k).and_then(Value::as_str);
-        let Some(msg) = s("msg").or(s("message")) else {
+        let Some(msg) = s("message").or(s("msg")) else {
             out.write_all(line)?;
             return out.write_all(b"\n");
         };
@@ -306,6 +324,8 @@ impl Printer<'_> {
         let (dim, undim) = if self.color { (DIM, RESET) } else { ("", "") };
         let app = s("app").unwrap_or("-");
         let module = s("module").unwrap_or("-");
+        let (time, level, app, module, msg) =
+            (safe(time), safe(level), safe(app), safe(module), safe(msg));
         writeln!(
             out,
             "{dim}{time}{undim} {on}{level:<6}{off} {app} {module}: {msg}"
@@ -316,6 +336,12 @@ impl Printer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(safe("a\x1b[2Jb\nc\r"), "a\\u{1b}[2Jb\\u{a}c\\u{d}");
+        assert_eq!(safe("plain é"), "plain é");
+    }
 
     #[test]
     fn flags_become_conditions() {

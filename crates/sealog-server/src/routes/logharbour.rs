@@ -174,9 +174,33 @@ fn read_page(
             }
         })
         .map(|s| step(s, false));
+    // An empty page reached from a cursor still leads back the way it
+    // came: `prev` after walking forward, `next` after walking back.
+    let back = match (found.is_empty(), req.cursor) {
+        (true, Some(Cursor::After(s))) => s.checked_add(1).map(Cursor::Before),
+        (true, Some(Cursor::Before(s))) => s.checked_sub(1).map(Cursor::After),
+        _ => None,
+    };
+    let came_forward = matches!(
+        (req.order, req.cursor),
+        (Order::Newest, Some(Cursor::Before(_))) | (Order::Oldest, Some(Cursor::After(_)))
+    );
+    let (next, prev) = match back {
+        Some(b) if came_forward => (next, Some(b)),
+        Some(b) => (Some(b), prev),
+        None => (next, prev),
+    };
     let nrec = if req.count {
-        let counts = lh::count_set(&blocks, size, &read_block, &req.query, SetAttr::Type)?;
-        Some(counts.values().sum())
+        // Four values at most (the types): no table to bound.
+        let counts = lh::count_set(
+            &blocks,
+            size,
+            &read_block,
+            &req.query,
+            SetAttr::Type,
+            u64::MAX,
+        )?;
+        counts.map(|c| c.values().sum())
     } else {
         None
     };
@@ -216,6 +240,10 @@ pub async fn set(
     q: LogsQuery,
     attr: SetAttr,
 ) -> Result<(HashMap<String, u64>, u64), ApiError> {
+    // A count holds a page's share of the query budget while it runs, and
+    // its table may not grow past it: a flood of counts over a
+    // high-cardinality attribute gets 503s, not the server's memory.
+    let (_budget, max_bytes) = page_budget(state, realm.name())?;
     let journal = realm.journal().clone();
     let r = tokio::task::spawn_blocking(move || {
         let (blocks, size) = {
@@ -233,8 +261,15 @@ pub async fn set(
             },
             &q,
             attr,
+            max_bytes,
         )?;
-        Ok((counts, size))
+        match counts {
+            Some(c) => Ok((c, size)),
+            None => Err(ApiError::BadRequest(format!(
+                "the distinct values of this attribute take more than {} KiB; narrow the filters (app, from/to, ...)",
+                max_bytes / 1024
+            ))),
+        }
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -256,6 +291,8 @@ fn filters(ps: &[(String, String)], extra: &[&str]) -> Result<Filters, ApiError>
             )));
         }
     }
+    // Read in the order given, so an error names the first bad one.
+    let seen: Vec<(String, String)> = ps.to_vec();
     let mut q = LogsQuery::default();
     let mut own = HashMap::new();
     let (mut from, mut to, mut ndays) = (None, None, None);
@@ -350,7 +387,8 @@ fn filters(ps: &[(String, String)], extra: &[&str]) -> Result<Filters, ApiError>
     }
     q.from_ns = from;
     q.to_ns = to;
-    if order.is_none() && seen.contains_key("from") && !seen.contains_key("to") {
+    let has = |name: &str| seen.iter().any(|(k, _)| k == name);
+    if order.is_none() && has("from") && !has("to") {
         order = Some(Order::Oldest);
     }
     Ok((q, order, own))
@@ -623,18 +661,7 @@ pub async fn sets(
         .get("attr")
         .ok_or_else(|| ApiError::BadRequest("missing query parameter attr".into()))?;
     let attr = SetAttr::parse(name).map_err(ApiError::BadRequest)?;
-    let limit = match own.get("limit") {
-        None => DEFAULT_SET_LIMIT,
-        Some(v) => {
-            let n = parse_u64("limit", v)?;
-            if n == 0 || n > MAX_SET_LIMIT {
-                return Err(ApiError::BadRequest(format!(
-                    "limit must be 1..{MAX_SET_LIMIT}, got {n}"
-                )));
-            }
-            n
-        }
-    };
+    let limit = set_limit(&own)?;
     logs_rules(&mut q);
     let (counts, size) = set(&state, &realm, q, attr).await?;
     let total = counts.values().sum();
@@ -648,6 +675,22 @@ pub async fn sets(
         total,
         tree_size: size,
     }))
+}
+
+/// `limit` for value lists: 1..100000, default 1000.
+fn set_limit(own: &HashMap<String, String>) -> Result<u64, ApiError> {
+    match own.get("limit") {
+        None => Ok(DEFAULT_SET_LIMIT),
+        Some(v) => {
+            let n = parse_u64("limit", v)?;
+            if n == 0 || n > MAX_SET_LIMIT {
+                return Err(ApiError::BadRequest(format!(
+                    "limit must be 1..{MAX_SET_LIMIT}, got {n}"
+                )));
+            }
+            Ok(n)
+        }
+    }
 }
 
 /// `GET /v1/apps` answer.
@@ -695,8 +738,10 @@ pub struct UnusualAnswer {
     pub total: u64,
     /// `max(1, ⌊total · pct / 100⌋)`: an address seen at most this often is unusual.
     pub threshold: u64,
-    /// The unusual addresses, rarest first.
+    /// The unusual addresses, rarest first; at most `limit`.
     pub unusual_ips: Vec<UnusualIp>,
+    /// Unusual addresses in all (more than the list holds when cut).
+    pub unusual: u64,
 }
 
 /// Reads `pct` (0.5 ≤ pct ≤ 50).
@@ -726,12 +771,16 @@ pub async fn unusual(
     realm: &Arc<RealmHandle>,
     q: LogsQuery,
     pct: f64,
+    limit: usize,
 ) -> Result<UnusualAnswer, ApiError> {
     let (counts, _) = set(state, realm, q, SetAttr::RemoteIp).await?;
     let total: u64 = counts.values().sum();
     let threshold = ((total as f64 * pct / 100.0).floor() as u64).max(1);
-    let unusual_ips = lh::unusual_ips(&counts, pct)
+    let all = lh::unusual_ips(&counts, pct);
+    let unusual = all.len() as u64;
+    let unusual_ips = all
         .into_iter()
+        .take(limit)
         .map(|(ip, count)| {
             let place = state.geoip.as_ref().and_then(|g| g.place(&ip));
             let place = place.unwrap_or_default();
@@ -749,6 +798,7 @@ pub async fn unusual(
         total,
         threshold,
         unusual_ips,
+        unusual,
     })
 }
 
@@ -759,12 +809,13 @@ pub async fn unusual_ips(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<UnusualAnswer>, ApiError> {
     let realm = query_realm(&state, &caller).await?;
-    let (q, _, own) = filters(&params(raw.as_deref()), &["pct"])?;
+    let (q, _, own) = filters(&params(raw.as_deref()), &["pct", "limit"])?;
     let pct = check_pct(
         own.get("pct")
             .ok_or_else(|| ApiError::BadRequest("missing query parameter pct".into()))?,
     )?;
-    Ok(Json(unusual(&state, &realm, q, pct).await?))
+    let limit = set_limit(&own)?;
+    Ok(Json(unusual(&state, &realm, q, pct, limit as usize).await?))
 }
 
 /// A MaxMind DB (GeoLite2/GeoIP2 City) opened at start.

@@ -239,6 +239,10 @@ impl Body {
             }
             Some(v) => v.clone(),
         };
+        if v.as_u64().is_some_and(|n| n > max) {
+            self.fail(key, 100, "invalid_days");
+            return None;
+        }
         match v.as_i64() {
             Some(n) if n <= 0 => {
                 // A zero is "missing" to Go's validator when required.
@@ -283,7 +287,8 @@ impl Body {
     fn paging(&mut self, q: &mut LogsQuery) -> Option<Cursor> {
         if let Some(t) = self.time("search_after_timestamp", "pagination_error") {
             // Strictly before, newest first.
-            q.to_ns = Some(q.to_ns.map_or(t - 1, |to| to.min(t - 1)));
+            let before = t.saturating_sub(1);
+            q.to_ns = Some(q.to_ns.map_or(before, |to| to.min(before)));
         }
         let id = self.string("search_after_doc_id", false)?;
         match Cursor::parse(&id) {
@@ -337,7 +342,8 @@ async fn answer_page(
     mut b: Body,
     mut query: LogsQuery,
     days: Option<u64>,
-    shape: fn(Vec<Value>) -> Value,
+    shape: fn(Vec<Value>, Option<u64>) -> Value,
+    count: bool,
 ) -> Response {
     if query.instance.is_some() && query.class.is_none() {
         let key = if b.obj.contains_key("instance_id") {
@@ -359,7 +365,7 @@ async fn answer_page(
         order: Order::Newest,
         cursor,
         limit: v1::DEFAULT_PAGE,
-        count: false,
+        count,
     };
     match v1::page(state, realm, req).await {
         Ok((page, _budget)) => {
@@ -368,14 +374,22 @@ async fn answer_page(
                 .iter()
                 .map(|l| serde_json::from_slice(l).unwrap_or(Value::Null))
                 .collect();
-            success(shape(logs), page.next)
+            success(shape(logs, page.nrec), page.next)
         }
         Err(e) => from_api(e),
     }
 }
 
-fn logs_object(logs: Vec<Value>) -> Value {
+fn logs_object(logs: Vec<Value>, _: Option<u64>) -> Value {
     json!({"logs": logs})
+}
+
+fn activity_data(logs: Vec<Value>, nrec: Option<u64>) -> Value {
+    json!({"LogEntery": logs, "Nrec": nrec.unwrap_or(0)})
+}
+
+fn array_data(logs: Vec<Value>, _: Option<u64>) -> Value {
+    Value::Array(logs)
 }
 
 /// `POST /api/v1/highprilog`: `{"app","pri","days"}`, entries at or above
@@ -396,7 +410,7 @@ pub async fn highprilog(
     };
     v1::logs_rules(&mut q);
     let days = b.days("days", true, 1002);
-    answer_page(&state, &realm, b, q, days, logs_object).await
+    answer_page(&state, &realm, b, q, days, logs_object, false).await
 }
 
 /// `POST /api/v1/activitylog`: activity entries; data is
@@ -421,11 +435,8 @@ pub async fn activitylog(
         ..LogsQuery::default()
     };
     let days = b.days("days", true, 499);
-    answer_page(&state, &realm, b, q, days, |logs| {
-        let n = logs.len();
-        json!({"LogEntery": logs, "Nrec": n})
-    })
-    .await
+    // Nrec is every match, as LogHarbour's hits.total.
+    answer_page(&state, &realm, b, q, days, activity_data, true).await
 }
 
 /// `POST /api/v1/debuglog`: debug entries of one module; data is the array.
@@ -447,7 +458,7 @@ pub async fn debuglog(
         ..LogsQuery::default()
     };
     let days = b.days("days", true, 1002);
-    answer_page(&state, &realm, b, q, days, Value::Array).await
+    answer_page(&state, &realm, b, q, days, array_data, false).await
 }
 
 /// `POST /api/v1/datachange`: data changes, `field` matched inside them.
@@ -470,7 +481,7 @@ pub async fn datachange(
         ..LogsQuery::default()
     };
     let days = b.days("days", false, 1002);
-    answer_page(&state, &realm, b, q, days, logs_object).await
+    answer_page(&state, &realm, b, q, days, logs_object, false).await
 }
 
 /// `POST /api/v1/getset`: the distinct values of `setAttr`, rarest first
@@ -602,7 +613,15 @@ pub async fn getunusualips(
         from_ns: days.map(v1::days_ago),
         ..LogsQuery::default()
     };
-    match v1::unusual(&state, &realm, q, pct.unwrap_or(1.0)).await {
+    match v1::unusual(
+        &state,
+        &realm,
+        q,
+        pct.unwrap_or(1.0),
+        v1::DEFAULT_SET_LIMIT as usize,
+    )
+    .await
+    {
         Ok(a) if a.unusual_ips.is_empty() => success(json!("No unusual IP"), None),
         Ok(a) => {
             let ips: Vec<Value> = a

@@ -948,3 +948,147 @@ async fn web_service_routes_envelopes_and_every_validation_rule() {
     both.extend(ids(&second["data"]["logs"]));
     assert_eq!(both, newest(&[("app", "appae"), ("pri", "Debug2")], 200));
 }
+
+/// Entries with odd fields still answer (a number where text is expected,
+/// an array, a repeated key, a numeric `when`, a change list with a
+/// non-string field); a count that would outgrow its budget is refused;
+/// an empty page still leads back; a far-past `search_after_timestamp` is
+/// answered, not a dropped connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_entries_budgets_and_dead_ends() {
+    let mut config = Config {
+        durability: sealog_journal::Durability::Buffered,
+        ..Config::default()
+    };
+    config.limits.max_page_bytes = 64 * 1024;
+    let srv = TestServer::start_with(config).await;
+    let realm = srv.realm("odd").await;
+    let (w, q) = (s(&realm, "write_token"), s(&realm, "query_token"));
+    let odd = [
+        r#"{"id":"w1","app":"weird","type":"A","pri":"Info","instance":5,"class":"c","when":"2026-11-10T00:00:00Z"}"#,
+        r#"{"id":"w2","app":"weird","type":"A","pri":"Info","when":1795000000}"#,
+        r#"{"id":"w3","app":"weird","type":"A","pri":"Info","op":["a"],"when":"2026-11-10T00:00:00Z"}"#,
+        r#"{"id":"w4","app":"other","app":"weird","type":"C","pri":"Info","when":"2026-11-10T00:00:00Z","data":{"change_data":{"changes":[{"field":"email"},{"field":3},"x"]}}}"#,
+    ];
+    let r = srv.ingest(w, odd.join("\n")).await;
+    assert_eq!(r.status(), 200);
+    let ids = |v: &Value| -> Vec<String> {
+        v["logs"]
+            .as_array()
+            .expect("logs")
+            .iter()
+            .map(|e| s(e, "id").to_string())
+            .collect()
+    };
+    let v: Value = srv
+        .get(Some(q), "/v1/logs?app=weird&order=oldest")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ids(&v), ["w1", "w2", "w3", "w4"]);
+    let v: Value = srv
+        .get(Some(q), "/v1/logs?app=weird&instance=5&class=c")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ids(&v), ["w1"], "a numeric instance compares as its text");
+    // w2's own time (2026-11-18) is what the filter sees, as the block index does.
+    let v: Value = srv
+        .get(
+            Some(q),
+            "/v1/logs?app=weird&from=2026-11-17T00:00:00Z&to=2026-11-19T00:00:00Z",
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ids(&v), ["w2"]);
+    let v: Value = srv
+        .get(Some(q), "/v1/changes?field=email")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        ids(&v),
+        ["w4"],
+        "one odd element does not hide the change list"
+    );
+
+    // An empty page reached from a cursor still has a way back: walking
+    // back (newer, `after:`) it is `next`, walking on (older) it is `prev`.
+    let v: Value = srv
+        .get(Some(q), "/v1/logs?app=weird&cursor=after:3")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["logs"], json!([]));
+    assert_eq!(
+        (v["next"].as_str(), v["prev"].as_str()),
+        (Some("before:4"), None)
+    );
+    let v: Value = srv
+        .get(Some(q), "/v1/logs?app=weird&cursor=before:0")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["logs"], json!([]));
+    assert_eq!(v["next"], Value::Null);
+    let v: Value = srv
+        .get(Some(q), "/v1/logs?app=weird&cursor=before:4")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ids(&v), ["w4", "w3", "w2", "w1"]);
+
+    // A far-past search_after_timestamp: an answer, not a panic.
+    let (st, v) = post(&srv, Some(q), "highprilog",
+        &json!({"app":"weird","pri":"Info","days":40,"search_after_timestamp":"1677-09-21T00:12:43.145224192Z"})).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = post(
+        &srv,
+        Some(q),
+        "highprilog",
+        &json!({"app":"weird","pri":"Info","days":18446744073709551615u64}),
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert_eq!(
+        messages(&v),
+        vec![(100, "invalid_days".into(), "Days".into())]
+    );
+
+    // 2,000 distinct 100-byte values do not fit a 64 KiB count: refused.
+    let many: String = (0..2_000)
+        .map(|i| {
+            format!("{{\"app\":\"big\",\"type\":\"A\",\"pri\":\"Info\",\"who\":\"{i:0100}\"}}\n")
+        })
+        .collect();
+    assert_eq!(srv.ingest(w, many).await.status(), 200);
+    let r = srv.get(Some(q), "/v1/sets?attr=who").await;
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.expect("json");
+    assert!(s(&e, "error").contains("narrow the filters"), "{e}");
+    let v: Value = srv
+        .get(Some(q), "/v1/sets?attr=app")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["total"], 2_004);
+    // activitylog's Nrec is every match, not the page.
+    let (_, v) = post(
+        &srv,
+        Some(q),
+        "activitylog",
+        &json!({"app":"big","days":40}),
+    )
+    .await;
+    assert_eq!(v["data"]["Nrec"], 2_000);
+    assert_eq!(v["data"]["LogEntery"].as_array().expect("page").len(), 100);
+}
