@@ -33,7 +33,7 @@ use crate::routes::drains::{
     Addon, CreatedSession, DrainView, NewDrain, NewFilterDrain, NewSession,
 };
 use crate::routes::logharbour::{AppsAnswer, SetAnswer, SetCount, UnusualAnswer, UnusualIp};
-use crate::routes::read::{ConsistencyProof, InclusionProof};
+use crate::routes::read::{ConsistencyProof, InclusionProof, RangeProof};
 
 /// The document as served: JSON, built once.
 pub fn document() -> &'static [u8] {
@@ -146,7 +146,7 @@ server is over its concurrency limit.";
     paths(
         operations::ingest, operations::log_events,
         operations::query, operations::checkpoint, operations::inclusion,
-        operations::consistency, operations::tail,
+        operations::consistency, operations::range, operations::tail,
         operations::list_realms, operations::create_realm, operations::list_tokens,
         operations::issue_token, operations::revoke_token, operations::verify,
         operations::health, operations::ready, operations::metrics, operations::openapi_json,
@@ -165,7 +165,7 @@ server is over its concurrency limit.";
         operations::lh_web_getset, operations::lh_web_getunusualips, operations::lh_web_getapps,
     ),
     components(
-        schemas(ErrorBody, LineError, Receipt, Scope, TokenInfo, IssuedToken, CreatedRealm,
+        schemas(ErrorBody, LineError, Receipt, RangeProof, Scope, TokenInfo, IssuedToken, CreatedRealm,
             DrainView, Addon, StatusView, DrainState, NewDrain, NewFilterDrain, NewSession, CreatedSession,
             AuditAck, AuditInvalid, ActuatorHealth, KmsError, SidecarView, InquiryCreated,
             crate::forensic::Inquiry, crate::forensic::CommitResult, crate::forensic::Status,
@@ -623,6 +623,18 @@ pub struct InclusionParams {
     pub size: Option<u64>,
 }
 
+/// `GET /v1/proof/range` parameters.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RangeParams {
+    /// First record of the range.
+    pub from: u64,
+    /// End of the range (exclusive); `from < to <= size`.
+    pub to: u64,
+    /// The tree size to prove against (default: the current size).
+    pub size: Option<u64>,
+}
+
 /// `GET /v1/proof/consistency` parameters.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -793,6 +805,26 @@ mod operations {
         ),
     )]
     fn consistency() {}
+
+    /// Range proof
+    ///
+    /// The hashes that recompute the root of `size` records from records `[from, to)` alone
+    /// (every maximal subtree outside the range, left to right): fetch the records with
+    /// `/v1/query?cursor=from&limit=to-from`, hash them (RFC 9162 leaf hashes) and check the
+    /// root against a signed checkpoint of that size. At most 1,000,000 records.
+    #[utoipa::path(
+        get, path = "/v1/proof/range", tag = "read",
+        security(("bearer" = ["query"])),
+        params(RangeParams),
+        responses(
+            (status = 200, description = "The proof.", body = RangeProof),
+            (status = 400, response = BadRequest),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn range() {}
 
     /// Live tail
     ///

@@ -31,6 +31,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/checkpoint", get(read::checkpoint))
         .route("/v1/proof/inclusion", get(read::inclusion))
         .route("/v1/proof/consistency", get(read::consistency))
+        .route("/v1/proof/range", get(read::range))
         .route("/v1/tail", get(read::tail))
         .route("/v1/logs", get(logharbour::logs))
         .route("/v1/changes", get(logharbour::changes))

@@ -369,6 +369,64 @@ pub async fn consistency(
     realm.guard(&state.metrics, r)
 }
 
+/// A range proof: what recomputes the root of `tree_size` records from
+/// records `[from, to)` alone.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RangeProof {
+    /// First record covered.
+    pub from: u64,
+    /// End of the range (exclusive).
+    pub to: u64,
+    /// The tree size the proof is for.
+    pub tree_size: u64,
+    /// Base64 hashes: every maximal subtree outside the range, left to right.
+    pub hashes: Vec<String>,
+}
+
+/// Most records one range proof covers.
+pub const MAX_RANGE: u64 = 1_000_000;
+
+/// `GET /v1/proof/range?from&to&size` (size defaults to the current size):
+/// a client that holds records `[from, to)` (from `/v1/query`) hashes them
+/// and recomputes the signed root in one request.
+pub async fn range(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<RangeProof>, ApiError> {
+    let realm = state
+        .realm_async(caller.realm_for(Scope::Query, "read")?)
+        .await?;
+    let ps = params(raw.as_deref());
+    let (from, to) = (need(&ps, "from")?, need(&ps, "to")?);
+    if to.saturating_sub(from) > MAX_RANGE {
+        return Err(ApiError::BadRequest(format!(
+            "a range proof covers at most {MAX_RANGE} records"
+        )));
+    }
+    let size = match ps.iter().any(|(k, _)| k == "size") {
+        true => Some(need(&ps, "size")?),
+        false => None,
+    };
+    let journal = realm.journal().clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let j = journal
+            .read()
+            .map_err(|_| ApiError::Internal("journal lock poisoned".into()))?;
+        let size = size.unwrap_or(j.size());
+        let hashes = j.range_proof(from, to, size)?;
+        Ok(Json(RangeProof {
+            from,
+            to,
+            tree_size: size,
+            hashes: hashes.iter().map(|h| B64.encode(h)).collect(),
+        }))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    realm.guard(&state.metrics, r)
+}
+
 /// `GET /v1/tail?q&where&since_seq`: Server-Sent Events, one record per
 /// event (`id` = seq, `data` = the leaf line), from now or from `since_seq`.
 pub async fn tail(

@@ -8,7 +8,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use futures_util::StreamExt;
 use sealog_journal::checkpoint::VerifierKey;
-use sealog_journal::merkle::{leaf_hash, verify_consistency, verify_inclusion, Hash};
+use sealog_journal::merkle::{
+    leaf_hash, root_from_range, verify_consistency, verify_inclusion, Hash,
+};
 use sealog_server::Config;
 use serde_json::Value;
 
@@ -127,6 +129,43 @@ async fn receipts_checkpoints_and_proofs_verify() {
         .expect("proof");
     verify_consistency(c1.size, c2.size, &hashes(&p), &c1.root, &c2.root)
         .expect("consistency between receipts");
+    // A range proof: records 250..400 recompute both receipts' roots, and a
+    // changed record does not.
+    for (size, root) in [(c1.size, &c1.root), (c2.size, &c2.root)] {
+        let to = size.min(400);
+        let p: Value = srv
+            .get(
+                Some(q),
+                &format!("/v1/proof/range?from=250&to={to}&size={size}"),
+            )
+            .await
+            .json()
+            .await
+            .expect("proof");
+        let got = root_from_range(&leaves[250..to as usize], 250, size, &hashes(&p))
+            .expect("range proof");
+        assert_eq!(&got, root, "range 250..{to} recomputes the root of {size}");
+        let mut changed = leaves[250..to as usize].to_vec();
+        changed[7] = leaf_hash(b"{\"forged\":1}");
+        assert_ne!(
+            &root_from_range(&changed, 250, size, &hashes(&p)).expect("shape"),
+            root
+        );
+    }
+    for bad in [
+        "from=5&to=5",
+        "from=10&to=99999",
+        "from=0&to=2000000&size=1000",
+        "to=3",
+    ] {
+        assert_eq!(
+            srv.get(Some(q), &format!("/v1/proof/range?{bad}"))
+                .await
+                .status(),
+            400,
+            "{bad}"
+        );
+    }
     // Out of range proofs are a 400, not a 500.
     assert_eq!(
         srv.get(Some(q), "/v1/proof/inclusion?seq=5000&size=1000")
