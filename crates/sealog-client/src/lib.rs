@@ -26,8 +26,10 @@
 //! assert_eq!(out.lines().len(), 2);
 //! ```
 
+mod http;
 mod logger;
 mod writer;
 
+pub use http::{HttpConfig, HttpStats, HttpWriter};
 pub use logger::{ChangeInfo, Logger, LoggerContext, Priority, Status};
 pub use writer::{FileWriter, VecWriter, Writer};

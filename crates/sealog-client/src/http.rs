@@ -1,0 +1,540 @@
+//! The HTTP writer: batches entries to `POST /v1/ingest` from a background
+//! thread, keeps what it cannot deliver in a fallback file, and replays
+//! that file once the server answers again.
+
+use std::io::{BufRead as _, Write as _};
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::Writer;
+
+/// How an [`HttpWriter`] sends.
+///
+/// ```
+/// let cfg = sealog_client::HttpConfig::new("http://127.0.0.1:7700", "slw_token", "/tmp/app.fallback.ndjson");
+/// assert_eq!(cfg.batch_records, 1000);
+/// ```
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// The server, e.g. `https://logs.example:7700`.
+    pub url: String,
+    /// The realm's write token.
+    pub write_token: String,
+    /// Entries that could not be delivered are appended here, and sent
+    /// again once the server answers.
+    pub fallback: PathBuf,
+    /// Most entries in one request.
+    pub batch_records: usize,
+    /// Most bytes in one request.
+    pub batch_bytes: usize,
+    /// How long an entry may wait for others to fill its batch.
+    pub linger: Duration,
+    /// Entries queued in memory; past this, entries go to the fallback
+    /// file (the application is never blocked).
+    pub queue: usize,
+    /// How long a batch is retried before it goes to the fallback file.
+    pub retry_for: Duration,
+    /// How long one request may take.
+    pub timeout: Duration,
+    /// The realm's query token, if the application has it: after a request
+    /// whose answer was lost (a timeout, a connection cut during a server
+    /// restart), the writer asks whether the batch was committed before
+    /// sending it again, so no entry is stored twice. Without it such a
+    /// batch is sent again.
+    pub query_token: Option<String>,
+}
+
+impl HttpConfig {
+    /// Defaults: batches of up to 1,000 entries or 4 MiB, 50 ms linger, a
+    /// queue of 100,000, retries for 10 s, requests of at most 30 s.
+    ///
+    /// ```
+    /// let cfg = sealog_client::HttpConfig::new("http://127.0.0.1:7700", "t", "f.ndjson");
+    /// assert_eq!(cfg.queue, 100_000);
+    /// ```
+    pub fn new(
+        url: impl Into<String>,
+        write_token: impl Into<String>,
+        fallback: impl Into<PathBuf>,
+    ) -> HttpConfig {
+        HttpConfig {
+            url: url.into().trim_end_matches('/').to_string(),
+            write_token: write_token.into(),
+            fallback: fallback.into(),
+            batch_records: 1000,
+            batch_bytes: 4 << 20,
+            linger: Duration::from_millis(50),
+            queue: 100_000,
+            retry_for: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            query_token: None,
+        }
+    }
+}
+
+/// What an [`HttpWriter`] has done so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpStats {
+    /// Entries the server acknowledged (durable).
+    pub delivered: u64,
+    /// Entries written to the fallback file.
+    pub to_fallback: u64,
+    /// Entries replayed from the fallback file and acknowledged.
+    pub replayed: u64,
+    /// Entries the server refused as invalid (never retried; on stderr).
+    pub refused: u64,
+    /// Receipts received.
+    pub receipts: u64,
+    /// Requests that failed or went unanswered (each retried, checked or
+    /// kept).
+    pub failures: u64,
+    /// Batches whose answer was lost but that the server had committed
+    /// (found by id, not sent again).
+    pub found_committed: u64,
+}
+
+enum Msg {
+    Line(Vec<u8>),
+    Flush(SyncSender<()>),
+}
+
+/// Sends entries to a sealog server in batches, from a background thread.
+/// A 200 means the batch is durable; a batch that fails (server down,
+/// 503, timeout) is retried with backoff for `retry_for`, then appended to
+/// the fallback file, which is replayed (and emptied) once the server
+/// answers again. Closing or dropping the writer sends what is queued.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use sealog_client::{HttpConfig, HttpWriter, Logger, LoggerContext, Priority};
+/// let w = Arc::new(HttpWriter::start(HttpConfig::new(
+///     "http://127.0.0.1:7700", "slw_...", "/var/tmp/shop.fallback.ndjson")).unwrap());
+/// let log = Logger::new(&LoggerContext::new(Priority::Info), "shop", w.clone());
+/// log.log("started");
+/// w.flush();
+/// ```
+#[derive(Debug)]
+pub struct HttpWriter {
+    tx: Mutex<Option<SyncSender<Msg>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    stats: Arc<Mutex<HttpStats>>,
+    fallback: Arc<Mutex<FallbackFile>>,
+}
+
+#[derive(Debug)]
+struct FallbackFile {
+    path: PathBuf,
+}
+
+impl FallbackFile {
+    fn append(&self, lines: &[Vec<u8>]) -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        let mut buf = Vec::new();
+        for l in lines {
+            buf.extend_from_slice(l);
+            if !l.ends_with(b"\n") {
+                buf.push(b'\n');
+            }
+        }
+        f.write_all(&buf)?;
+        f.sync_data()
+    }
+
+    fn take(&self) -> std::io::Result<Vec<Vec<u8>>> {
+        let f = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for line in std::io::BufReader::new(f).split(b'\n') {
+            let line = line?;
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                let mut l = line;
+                l.push(b'\n');
+                out.push(l);
+            }
+        }
+        Ok(out)
+    }
+
+    fn clear(&self) -> std::io::Result<()> {
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl HttpWriter {
+    /// Starts the background sender.
+    ///
+    /// # Errors
+    /// The HTTP client or its runtime cannot be built.
+    ///
+    /// ```no_run
+    /// let w = sealog_client::HttpWriter::start(sealog_client::HttpConfig::new(
+    ///     "http://127.0.0.1:7700", "slw_...", "fallback.ndjson")).unwrap();
+    /// ```
+    pub fn start(cfg: HttpConfig) -> std::io::Result<HttpWriter> {
+        let (tx, rx) = sync_channel(cfg.queue.max(1));
+        let stats = Arc::new(Mutex::new(HttpStats::default()));
+        let fallback = Arc::new(Mutex::new(FallbackFile {
+            path: cfg.fallback.clone(),
+        }));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let client = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .build()
+            .map_err(std::io::Error::other)?;
+        let sender = Sender {
+            cfg,
+            client,
+            stats: stats.clone(),
+            fallback: fallback.clone(),
+            degraded: false,
+        };
+        let thread = std::thread::Builder::new()
+            .name("sealog-client-http".into())
+            .spawn(move || rt.block_on(sender.run(rx)))?;
+        Ok(HttpWriter {
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+            stats,
+            fallback,
+        })
+    }
+
+    /// Waits until everything written so far was acknowledged or put in
+    /// the fallback file.
+    ///
+    /// ```no_run
+    /// # let w = sealog_client::HttpWriter::start(sealog_client::HttpConfig::new("http://127.0.0.1:7700", "t", "f")).unwrap();
+    /// w.flush();
+    /// ```
+    pub fn flush(&self) {
+        let (done_tx, done_rx) = sync_channel(1);
+        let sent = match self.tx.lock() {
+            Ok(g) => g
+                .as_ref()
+                .is_some_and(|tx| tx.send(Msg::Flush(done_tx)).is_ok()),
+            Err(_) => false,
+        };
+        if sent {
+            let _ = done_rx.recv();
+        }
+    }
+
+    /// Sends what is queued and stops the background thread.
+    ///
+    /// ```no_run
+    /// # let w = sealog_client::HttpWriter::start(sealog_client::HttpConfig::new("http://127.0.0.1:7700", "t", "f")).unwrap();
+    /// w.close();
+    /// ```
+    pub fn close(&self) {
+        if let Ok(mut g) = self.tx.lock() {
+            g.take();
+        }
+        if let Some(t) = self.thread.lock().ok().and_then(|mut g| g.take()) {
+            let _ = t.join();
+        }
+    }
+
+    /// What the writer has done so far.
+    ///
+    /// ```no_run
+    /// # let w = sealog_client::HttpWriter::start(sealog_client::HttpConfig::new("http://127.0.0.1:7700", "t", "f")).unwrap();
+    /// println!("{:?}", w.stats());
+    /// ```
+    pub fn stats(&self) -> HttpStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for HttpWriter {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Writer for HttpWriter {
+    fn write(&self, line: &[u8]) {
+        let msg = Msg::Line(line.to_vec());
+        let r = match self.tx.lock() {
+            Ok(g) => match g.as_ref() {
+                Some(tx) => tx.try_send(msg),
+                None => Err(TrySendError::Disconnected(msg)),
+            },
+            Err(_) => return,
+        };
+        // A full queue (or a closed writer) spills to the fallback file:
+        // nothing is dropped and the application is not blocked.
+        if let Err(TrySendError::Full(Msg::Line(l)) | TrySendError::Disconnected(Msg::Line(l))) = r
+        {
+            let ok = self
+                .fallback
+                .lock()
+                .map(|f| f.append(&[l]).is_ok())
+                .unwrap_or(false);
+            if ok {
+                if let Ok(mut s) = self.stats.lock() {
+                    s.to_fallback += 1;
+                }
+            } else {
+                eprintln!(
+                    "sealog-client: an entry was lost: queue full and fallback file not writable"
+                );
+            }
+        }
+    }
+}
+
+/// The background side.
+struct Sender {
+    cfg: HttpConfig,
+    client: reqwest::Client,
+    stats: Arc<Mutex<HttpStats>>,
+    fallback: Arc<Mutex<FallbackFile>>,
+    /// The last delivery failed: batches go to the fallback file until a
+    /// replay succeeds.
+    degraded: bool,
+}
+
+enum Outcome {
+    Delivered,
+    Refused,
+    /// Not received (no connection, or refused before any commit: 503).
+    Failed,
+    /// Sent, but no answer came: it may have been committed.
+    Unknown,
+}
+
+impl Sender {
+    async fn run(mut self, rx: Receiver<Msg>) {
+        // Entries left from an earlier run go first.
+        self.replay().await;
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        let mut bytes = 0usize;
+        let mut waiting: Vec<SyncSender<()>> = Vec::new();
+        let mut first_at: Option<Instant> = None;
+        loop {
+            let timeout = match first_at {
+                Some(t) => self.cfg.linger.saturating_sub(t.elapsed()),
+                None => Duration::from_millis(500),
+            };
+            // The runtime is this thread's alone: waiting here blocks nothing else.
+            let got = rx.recv_timeout(timeout);
+            let closed = match got {
+                Ok(Msg::Line(l)) => {
+                    bytes += l.len();
+                    batch.push(l);
+                    first_at.get_or_insert_with(Instant::now);
+                    false
+                }
+                Ok(Msg::Flush(done)) => {
+                    waiting.push(done);
+                    false
+                }
+                Err(RecvTimeoutError::Timeout) => false,
+                Err(RecvTimeoutError::Disconnected) => true,
+            };
+            let full = batch.len() >= self.cfg.batch_records || bytes >= self.cfg.batch_bytes;
+            let due = first_at.is_some_and(|t| t.elapsed() >= self.cfg.linger);
+            if !batch.is_empty() && (full || due || closed || !waiting.is_empty()) {
+                let b = std::mem::take(&mut batch);
+                bytes = 0;
+                first_at = None;
+                self.deliver(b).await;
+            } else if batch.is_empty() && self.degraded {
+                self.replay().await;
+            }
+            if batch.is_empty() {
+                for w in waiting.drain(..) {
+                    let _ = w.send(());
+                }
+            }
+            if closed && batch.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Sends a batch, retrying for `retry_for`; what fails goes to the
+    /// fallback file.
+    async fn deliver(&mut self, batch: Vec<Vec<u8>>) {
+        if self.degraded {
+            // Keep order: the fallback file goes first.
+            self.replay().await;
+        }
+        if !self.degraded {
+            let deadline = Instant::now() + self.cfg.retry_for;
+            let mut wait = Duration::from_millis(50);
+            loop {
+                match self.post(&batch).await {
+                    Outcome::Delivered => {
+                        self.count(|s| s.delivered += batch.len() as u64);
+                        return;
+                    }
+                    Outcome::Refused => {
+                        self.count(|s| s.refused += batch.len() as u64);
+                        return;
+                    }
+                    Outcome::Unknown if self.committed(&batch).await == Some(true) => {
+                        self.count(|s| {
+                            s.delivered += batch.len() as u64;
+                            s.found_committed += 1;
+                        });
+                        return;
+                    }
+                    Outcome::Failed | Outcome::Unknown if Instant::now() + wait < deadline => {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(2));
+                    }
+                    Outcome::Failed | Outcome::Unknown => break,
+                }
+            }
+            self.degraded = true;
+        }
+        let ok = self
+            .fallback
+            .lock()
+            .map(|f| f.append(&batch).is_ok())
+            .unwrap_or(false);
+        if ok {
+            self.count(|s| s.to_fallback += batch.len() as u64);
+        } else {
+            eprintln!(
+                "sealog-client: {} entries lost: the server is unreachable and {} is not writable",
+                batch.len(),
+                self.cfg.fallback.display()
+            );
+        }
+    }
+
+    /// Sends the fallback file's entries; on success the file is removed
+    /// and the writer is no longer degraded.
+    async fn replay(&mut self) {
+        let lines = match self.fallback.lock().map(|f| f.take()) {
+            Ok(Ok(l)) => l,
+            _ => return,
+        };
+        if lines.is_empty() {
+            self.degraded = false;
+            return;
+        }
+        for chunk in lines.chunks(self.cfg.batch_records.max(1)) {
+            let outcome = match self.post(chunk).await {
+                Outcome::Unknown if self.committed(chunk).await == Some(true) => Outcome::Delivered,
+                o => o,
+            };
+            match outcome {
+                Outcome::Delivered => self.count(|s| s.replayed += chunk.len() as u64),
+                Outcome::Refused => self.count(|s| s.refused += chunk.len() as u64),
+                Outcome::Failed | Outcome::Unknown => {
+                    // Keep what is left (the part already sent is
+                    // removed, so it is not sent twice).
+                    let sent = chunk.as_ptr() as usize - lines.as_ptr() as usize;
+                    let sent = sent / std::mem::size_of::<Vec<u8>>();
+                    if let Ok(f) = self.fallback.lock() {
+                        if f.clear().is_ok() {
+                            let _ = f.append(&lines[sent..]);
+                        }
+                    }
+                    self.degraded = true;
+                    return;
+                }
+            }
+        }
+        if let Ok(f) = self.fallback.lock() {
+            let _ = f.clear();
+        }
+        self.degraded = false;
+    }
+
+    fn count(&self, f: impl FnOnce(&mut HttpStats)) {
+        if let Ok(mut s) = self.stats.lock() {
+            f(&mut s);
+        }
+    }
+
+    async fn post(&self, batch: &[Vec<u8>]) -> Outcome {
+        let body: Vec<u8> = batch.concat();
+        let r = self
+            .client
+            .post(format!("{}/v1/ingest", self.cfg.url))
+            .bearer_auth(&self.cfg.write_token)
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await;
+        let outcome = match r {
+            Ok(resp) if resp.status().is_success() => {
+                self.count(|s| s.receipts += 1);
+                Outcome::Delivered
+            }
+            Ok(resp) if resp.status().as_u16() == 400 || resp.status().as_u16() == 413 => {
+                let text = resp.text().await.unwrap_or_default();
+                eprintln!(
+                    "sealog-client: the server refused {} entries: {text}",
+                    batch.len()
+                );
+                Outcome::Refused
+            }
+            Ok(resp) if resp.status().as_u16() == 503 || resp.status().as_u16() == 507 => {
+                Outcome::Failed
+            }
+            Ok(_) => Outcome::Unknown,
+            Err(e) if e.is_connect() => Outcome::Failed,
+            Err(_) => Outcome::Unknown,
+        };
+        if !matches!(outcome, Outcome::Delivered | Outcome::Refused) {
+            self.count(|s| s.failures += 1);
+        }
+        outcome
+    }
+
+    /// Whether a batch whose answer was lost was committed: its first
+    /// entry's `id` looked up among the records of its time (a batch is
+    /// committed whole or not at all). `None` when it cannot be told.
+    async fn committed(&self, batch: &[Vec<u8>]) -> Option<bool> {
+        let token = self.cfg.query_token.as_ref()?;
+        let first: serde_json::Value = serde_json::from_slice(batch.first()?).ok()?;
+        let id = first.get("id")?.as_str()?;
+        let when = first.get("when").and_then(|w| w.as_str());
+        let from = when
+            .and_then(|w| {
+                time::OffsetDateTime::parse(w, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map(|t| t - time::Duration::minutes(10))
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            });
+        let mut url = reqwest::Url::parse(&format!("{}/v1/query", self.cfg.url)).ok()?;
+        url.query_pairs_mut()
+            .append_pair("where", &format!("id={id}"))
+            .append_pair("order", "newest")
+            .append_pair("limit", "1");
+        if let Some(f) = from {
+            url.query_pairs_mut().append_pair("from", &f);
+        }
+        // The server may still be coming back: ask a few times.
+        for _ in 0..20 {
+            match self.client.get(url.clone()).bearer_auth(token).send().await {
+                Ok(r) if r.status().is_success() => {
+                    let body = r.bytes().await.ok()?;
+                    return Some(!body.iter().all(u8::is_ascii_whitespace));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+        None
+    }
+}

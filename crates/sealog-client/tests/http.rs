@@ -1,0 +1,204 @@
+//! The HTTP writer against a real server on 127.0.0.1: 100,000 entries
+//! while the server restarts once arrive exactly once; with the server
+//! down the fallback file fills and is replayed when it is back.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sealog_client::{HttpConfig, HttpWriter, Logger, LoggerContext, Priority, Writer};
+use sealog_server::{Config, Server};
+use tokio_util::sync::CancellationToken;
+
+struct Running {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), sealog_server::ServerError>>,
+}
+
+async fn serve(dir: &std::path::Path, addr: SocketAddr) -> Running {
+    let (s, _) = Server::open(dir, Config::default()).expect("open");
+    // The port was just released by the previous server: retry briefly.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listener = loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => break l,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("bind {addr}: {e}"),
+        }
+    };
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(s.serve(listener, stop.clone()));
+    Running { stop, task }
+}
+
+impl Running {
+    async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.task).await;
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+async fn realm(addr: SocketAddr, dir: &std::path::Path) -> (String, String) {
+    let admin = std::fs::read_to_string(dir.join("admin.token")).expect("admin token");
+    let r: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/admin/realms"))
+        .bearer_auth(admin.trim())
+        .json(&serde_json::json!({"name": "shop"}))
+        .send()
+        .await
+        .expect("create realm")
+        .json()
+        .await
+        .expect("json");
+    (
+        r["write_token"].as_str().expect("w").to_string(),
+        r["query_token"].as_str().expect("q").to_string(),
+    )
+}
+
+/// Every stored entry's id, checking none is stored twice.
+async fn stored_ids(addr: SocketAddr, q: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let r = reqwest::Client::new()
+            .get(format!(
+                "http://{addr}/v1/query?limit=100000&cursor={cursor}"
+            ))
+            .bearer_auth(q)
+            .send()
+            .await
+            .expect("query");
+        let next = r
+            .headers()
+            .get("x-sealog-next-cursor")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let text = r.text().await.expect("body");
+        for l in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(l).expect("line");
+            if let Some(id) = v["id"].as_str() {
+                ids.push(id.to_string());
+            }
+        }
+        match next {
+            Some(c) => cursor = c,
+            None => return ids,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_thousand_entries_across_a_restart_arrive_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = free_addr();
+    let server = serve(dir.path(), addr).await;
+    let (w, q) = realm(addr, dir.path()).await;
+    let fallback = dir.path().join("fallback.ndjson");
+    let mut cfg = HttpConfig::new(format!("http://{addr}"), w, &fallback);
+    cfg.query_token = Some(q.clone());
+    cfg.retry_for = Duration::from_secs(30);
+    let writer = Arc::new(HttpWriter::start(cfg).expect("writer"));
+    let log = Logger::new(&LoggerContext::new(Priority::Info), "shop", writer.clone());
+    let total = 100_000usize;
+    let producer = {
+        let log = log.clone();
+        tokio::task::spawn_blocking(move || {
+            for i in 0..total {
+                log.with_who(format!("user{}", i % 100))
+                    .log_activity("order", &i);
+                if i % 20_000 == 0 {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        })
+    };
+    // Restart the server while entries flow.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let server = serve(dir.path(), addr).await;
+    producer.await.expect("producer");
+    let w2 = writer.clone();
+    tokio::task::spawn_blocking(move || w2.flush())
+        .await
+        .expect("flush");
+    let stats = writer.stats();
+    let ids = stored_ids(addr, &q).await;
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "no entry stored twice ({stats:?})");
+    assert_eq!(ids.len(), total, "every entry stored ({stats:?})");
+    assert_eq!(stats.refused, 0);
+    assert!(
+        stats.failures > 0,
+        "the restart hit requests in flight: {stats:?}"
+    );
+    let w3 = writer.clone();
+    tokio::task::spawn_blocking(move || w3.close())
+        .await
+        .expect("close");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_server_down_the_fallback_file_fills_and_is_replayed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = free_addr();
+    let server = serve(dir.path(), addr).await;
+    let (w, q) = realm(addr, dir.path()).await;
+    server.shutdown().await;
+    let fallback = dir.path().join("fallback.ndjson");
+    let mut cfg = HttpConfig::new(format!("http://{addr}"), w, &fallback);
+    cfg.retry_for = Duration::from_millis(200);
+    cfg.query_token = Some(q.clone());
+    let writer = Arc::new(HttpWriter::start(cfg).expect("writer"));
+    for i in 0..2_500 {
+        writer.write(
+            format!("{{\"id\":\"e{i}\",\"app\":\"shop\",\"type\":\"A\",\"pri\":\"Info\"}}\n")
+                .as_bytes(),
+        );
+    }
+    let w2 = writer.clone();
+    tokio::task::spawn_blocking(move || w2.flush())
+        .await
+        .expect("flush");
+    let kept = std::fs::read_to_string(&fallback).expect("fallback file");
+    assert_eq!(
+        kept.lines().count(),
+        2_500,
+        "every entry kept while the server is down"
+    );
+    assert_eq!(writer.stats().to_fallback, 2_500);
+
+    let server = serve(dir.path(), addr).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while writer.stats().replayed < 2_500 {
+        assert!(
+            Instant::now() < deadline,
+            "replayed within 30 s: {:?}",
+            writer.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !fallback.exists(),
+        "the fallback file is removed once replayed"
+    );
+    let ids = stored_ids(addr, &q).await;
+    let want: Vec<String> = (0..2_500).map(|i| format!("e{i}")).collect();
+    assert_eq!(ids, want, "all of them, once, in order");
+    let w3 = writer.clone();
+    tokio::task::spawn_blocking(move || w3.close())
+        .await
+        .expect("close");
+    server.shutdown().await;
+}
