@@ -8,7 +8,26 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryS
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use sealog_journal::checkpoint::VerifierKey;
+use sealog_journal::merkle::{leaf_hash, root_from_range, verify_consistency, Hash};
+
 use crate::Writer;
+
+fn decode_hashes(p: &serde_json::Value) -> Result<Vec<Hash>, String> {
+    p.get("hashes")
+        .and_then(|h| h.as_array())
+        .ok_or_else(|| format!("a proof without hashes: {p}"))?
+        .iter()
+        .map(|h| {
+            let b = B64
+                .decode(h.as_str().unwrap_or_default())
+                .map_err(|e| format!("proof hash: {e}"))?;
+            Hash::try_from(b.as_slice()).map_err(|_| "proof hash is not 32 bytes".to_string())
+        })
+        .collect()
+}
 
 /// How an [`HttpWriter`] sends.
 ///
@@ -44,6 +63,14 @@ pub struct HttpConfig {
     /// sending it again, so no entry is stored twice. Without it such a
     /// batch is sent again.
     pub query_token: Option<String>,
+    /// The realm's verifier key (`sealog realm key`, or `public_key` when
+    /// the realm was created). With it and the query token, every receipt
+    /// is checked: the checkpoint's signature, the stored records against
+    /// what was sent and their inclusion in the checkpoint (one range
+    /// proof), and consistency with the previous checkpoint (one proof).
+    /// A server that forks or rewrites its log shows up in
+    /// [`HttpWriter::violations`].
+    pub verifier_key: Option<String>,
 }
 
 impl HttpConfig {
@@ -70,6 +97,7 @@ impl HttpConfig {
             retry_for: Duration::from_secs(10),
             timeout: Duration::from_secs(30),
             query_token: None,
+            verifier_key: None,
         }
     }
 }
@@ -93,6 +121,10 @@ pub struct HttpStats {
     /// Batches whose answer was lost but that the server had committed
     /// (found by id, not sent again).
     pub found_committed: u64,
+    /// Receipts checked against the realm key, with their proofs.
+    pub verified: u64,
+    /// Receipts that failed a check (see [`HttpWriter::violations`]).
+    pub violations: u64,
 }
 
 enum Msg {
@@ -121,6 +153,7 @@ pub struct HttpWriter {
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     stats: Arc<Mutex<HttpStats>>,
     fallback: Arc<Mutex<FallbackFile>>,
+    violations: Arc<Mutex<Vec<String>>>,
 }
 
 #[derive(Debug)]
@@ -182,6 +215,22 @@ impl HttpWriter {
     ///     "http://127.0.0.1:7700", "slw_...", "fallback.ndjson")).unwrap();
     /// ```
     pub fn start(cfg: HttpConfig) -> std::io::Result<HttpWriter> {
+        let key = match &cfg.verifier_key {
+            Some(k) => Some(k.parse::<VerifierKey>().map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("verifier key: {e}"),
+                )
+            })?),
+            None => None,
+        };
+        if key.is_some() && cfg.query_token.is_none() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "checking receipts needs the realm's query token too",
+            ));
+        }
+        let violations = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = sync_channel(cfg.queue.max(1));
         let stats = Arc::new(Mutex::new(HttpStats::default()));
         let fallback = Arc::new(Mutex::new(FallbackFile {
@@ -200,6 +249,9 @@ impl HttpWriter {
             stats: stats.clone(),
             fallback: fallback.clone(),
             degraded: false,
+            key,
+            seen: None,
+            violations: violations.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("sealog-client-http".into())
@@ -209,6 +261,7 @@ impl HttpWriter {
             thread: Mutex::new(Some(thread)),
             stats,
             fallback,
+            violations,
         })
     }
 
@@ -255,6 +308,21 @@ impl HttpWriter {
     /// ```
     pub fn stats(&self) -> HttpStats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// What the receipt checks found wrong, oldest first: each names the
+    /// receipt and the check it failed. Empty while the server's log is
+    /// append-only and agrees with what was sent.
+    ///
+    /// ```no_run
+    /// # let w = sealog_client::HttpWriter::start(sealog_client::HttpConfig::new("http://127.0.0.1:7700", "t", "f")).unwrap();
+    /// assert!(w.violations().is_empty());
+    /// ```
+    pub fn violations(&self) -> Vec<String> {
+        self.violations
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -305,6 +373,11 @@ struct Sender {
     /// The last delivery failed: batches go to the fallback file until a
     /// replay succeeds.
     degraded: bool,
+    /// Checks receipts when set.
+    key: Option<VerifierKey>,
+    /// The newest checkpoint verified: (size, root).
+    seen: Option<(u64, Hash)>,
+    violations: Arc<Mutex<Vec<String>>>,
 }
 
 enum Outcome {
@@ -464,7 +537,7 @@ impl Sender {
         }
     }
 
-    async fn post(&self, batch: &[Vec<u8>]) -> Outcome {
+    async fn post(&mut self, batch: &[Vec<u8>]) -> Outcome {
         let body: Vec<u8> = batch.concat();
         let r = self
             .client
@@ -477,6 +550,17 @@ impl Sender {
         let outcome = match r {
             Ok(resp) if resp.status().is_success() => {
                 self.count(|s| s.receipts += 1);
+                if self.key.is_some() {
+                    let receipt = resp.json::<serde_json::Value>().await;
+                    let r = match receipt {
+                        Ok(r) => self.check(&r, batch).await,
+                        Err(e) => Err(format!("the receipt is not JSON: {e}")),
+                    };
+                    match r {
+                        Ok(()) => self.count(|s| s.verified += 1),
+                        Err(why) => self.violation(why),
+                    }
+                }
                 Outcome::Delivered
             }
             Ok(resp) if resp.status().as_u16() == 400 || resp.status().as_u16() == 413 => {
@@ -498,6 +582,147 @@ impl Sender {
             self.count(|s| s.failures += 1);
         }
         outcome
+    }
+
+    fn violation(&self, why: String) {
+        eprintln!("sealog-client: RECEIPT CHECK FAILED: {why}");
+        self.count(|s| s.violations += 1);
+        if let Ok(mut v) = self.violations.lock() {
+            v.push(why);
+        }
+    }
+
+    async fn get_json(&self, path: &str) -> Result<serde_json::Value, String> {
+        let token = self.cfg.query_token.as_deref().unwrap_or_default();
+        let r = self
+            .client
+            .get(format!("{}{path}", self.cfg.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        if !r.status().is_success() {
+            return Err(format!("GET {path}: {}", r.status()));
+        }
+        r.json().await.map_err(|e| format!("GET {path}: {e}"))
+    }
+
+    /// Checks one receipt for `batch`: signature, stored content,
+    /// inclusion and consistency with the last checkpoint seen.
+    async fn check(
+        &mut self,
+        receipt: &serde_json::Value,
+        batch: &[Vec<u8>],
+    ) -> Result<(), String> {
+        let Some(key) = &self.key else {
+            return Ok(());
+        };
+        let n = |k: &str| receipt.get(k).and_then(serde_json::Value::as_u64);
+        let (Some(first), Some(last), Some(count)) = (n("first_seq"), n("last_seq"), n("count"))
+        else {
+            return Err(format!("the receipt lacks its seqs: {receipt}"));
+        };
+        let note = receipt
+            .get("checkpoint")
+            .and_then(|c| c.as_str())
+            .unwrap_or("");
+        let cp = key
+            .verify(note)
+            .map_err(|e| format!("receipt for seqs {first}..={last}: checkpoint signature: {e}"))?;
+        if count != batch.len() as u64 || last + 1 != first + count || cp.size <= last {
+            return Err(format!(
+                "receipt for seqs {first}..={last} (count {count}, checkpoint size {}) does not cover the {} entries sent",
+                cp.size,
+                batch.len()
+            ));
+        }
+        // Consistency with the newest checkpoint seen before.
+        if let Some((size0, root0)) = self.seen {
+            if cp.size < size0 {
+                return Err(format!(
+                    "checkpoint of size {} after one of size {size0}: the log shrank",
+                    cp.size
+                ));
+            }
+            if cp.size == size0 && cp.root != root0 {
+                return Err(format!(
+                    "two checkpoints of size {size0} with different roots: a fork"
+                ));
+            }
+            if cp.size > size0 {
+                let p = self
+                    .get_json(&format!(
+                        "/v1/proof/consistency?from={size0}&to={}",
+                        cp.size
+                    ))
+                    .await?;
+                let hashes = decode_hashes(&p)?;
+                verify_consistency(size0, cp.size, &hashes, &root0, &cp.root).map_err(|e| {
+                    format!(
+                        "checkpoint of size {} is not consistent with the one of size {size0} seen before: {e}",
+                        cp.size
+                    )
+                })?;
+            }
+        }
+        // The stored records: what was sent, at the receipt's seqs, included
+        // in the checkpoint.
+        let r = self
+            .client
+            .get(format!(
+                "{}/v1/query?cursor={first}&limit={count}",
+                self.cfg.url
+            ))
+            .bearer_auth(self.cfg.query_token.as_deref().unwrap_or_default())
+            .send()
+            .await
+            .map_err(|e| format!("reading seqs {first}..={last}: {e}"))?;
+        let text = r
+            .bytes()
+            .await
+            .map_err(|e| format!("reading seqs {first}..={last}: {e}"))?;
+        let stored: Vec<&[u8]> = text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        if stored.len() != batch.len() {
+            return Err(format!(
+                "seqs {first}..={last}: the server returned {} records for {} sent",
+                stored.len(),
+                batch.len()
+            ));
+        }
+        let mut leaves = Vec::with_capacity(stored.len());
+        for (i, (line, sent)) in stored.iter().zip(batch).enumerate() {
+            let seq = first + i as u64;
+            let sent = sent.strip_suffix(b"\n").unwrap_or(sent);
+            let body = sent.strip_prefix(b"{").unwrap_or(sent);
+            if sealog_event::leaf_seq(line) != Some(seq) || !line.ends_with(body) {
+                return Err(format!(
+                    "seq {seq}: the stored record is not the entry sent: {}",
+                    String::from_utf8_lossy(line)
+                ));
+            }
+            leaves.push(leaf_hash(line));
+        }
+        let p = self
+            .get_json(&format!(
+                "/v1/proof/range?from={first}&to={}&size={}",
+                last + 1,
+                cp.size
+            ))
+            .await?;
+        let hashes = decode_hashes(&p)?;
+        let root = root_from_range(&leaves, first, cp.size, &hashes)
+            .map_err(|e| format!("seqs {first}..={last}: range proof: {e}"))?;
+        if root != cp.root {
+            return Err(format!(
+                "seqs {first}..={last} as stored are not the records checkpoint {} signed: the log was rewritten",
+                cp.size
+            ));
+        }
+        self.seen = Some((cp.size, cp.root));
+        Ok(())
     }
 
     /// Whether a batch whose answer was lost was committed: its first
