@@ -8,61 +8,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sealog_client::{HttpConfig, HttpWriter, Logger, LoggerContext, Priority, Writer};
-use sealog_server::{Config, Server};
-use tokio_util::sync::CancellationToken;
 
-struct Running {
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), sealog_server::ServerError>>,
-}
-
-async fn serve(dir: &std::path::Path, addr: SocketAddr) -> Running {
-    let (s, _) = Server::open(dir, Config::default()).expect("open");
-    // The port was just released by the previous server: retry briefly.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let listener = loop {
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => break l,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("bind {addr}: {e}"),
-        }
-    };
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(s.serve(listener, stop.clone()));
-    Running { stop, task }
-}
-
-impl Running {
-    async fn shutdown(self) {
-        self.stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(20), self.task).await;
-    }
-}
+mod common;
+use common::{realm, s, serve};
 
 fn free_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr")
 }
 
-async fn realm(addr: SocketAddr, dir: &std::path::Path) -> (String, String) {
-    let admin = std::fs::read_to_string(dir.join("admin.token")).expect("admin token");
-    let r: serde_json::Value = reqwest::Client::new()
-        .post(format!("http://{addr}/v1/admin/realms"))
-        .bearer_auth(admin.trim())
-        .json(&serde_json::json!({"name": "shop"}))
-        .send()
-        .await
-        .expect("create realm")
-        .json()
-        .await
-        .expect("json");
-    (
-        r["write_token"].as_str().expect("w").to_string(),
-        r["query_token"].as_str().expect("q").to_string(),
-    )
+async fn tokens(addr: SocketAddr, dir: &std::path::Path) -> (String, String) {
+    let r = realm(addr, dir).await;
+    (s(&r, "write_token"), s(&r, "query_token"))
 }
 
 /// Every stored entry's id, checking none is stored twice.
@@ -101,8 +58,8 @@ async fn stored_ids(addr: SocketAddr, q: &str) -> Vec<String> {
 async fn a_hundred_thousand_entries_across_a_restart_arrive_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = free_addr();
-    let server = serve(dir.path(), addr).await;
-    let (w, q) = realm(addr, dir.path()).await;
+    let server = serve(dir.path(), Some(addr)).await;
+    let (w, q) = tokens(addr, dir.path()).await;
     let fallback = dir.path().join("fallback.ndjson");
     let mut cfg = HttpConfig::new(format!("http://{addr}"), w, &fallback);
     cfg.query_token = Some(q.clone());
@@ -126,7 +83,7 @@ async fn a_hundred_thousand_entries_across_a_restart_arrive_once() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.shutdown().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let server = serve(dir.path(), addr).await;
+    let server = serve(dir.path(), Some(addr)).await;
     producer.await.expect("producer");
     let w2 = writer.clone();
     tokio::task::spawn_blocking(move || w2.flush())
@@ -153,8 +110,8 @@ async fn a_hundred_thousand_entries_across_a_restart_arrive_once() {
 async fn with_the_server_down_the_fallback_file_fills_and_is_replayed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = free_addr();
-    let server = serve(dir.path(), addr).await;
-    let (w, q) = realm(addr, dir.path()).await;
+    let server = serve(dir.path(), Some(addr)).await;
+    let (w, q) = tokens(addr, dir.path()).await;
     server.shutdown().await;
     let fallback = dir.path().join("fallback.ndjson");
     let mut cfg = HttpConfig::new(format!("http://{addr}"), w, &fallback);
@@ -179,7 +136,7 @@ async fn with_the_server_down_the_fallback_file_fills_and_is_replayed() {
     );
     assert_eq!(writer.stats().to_fallback, 2_500);
 
-    let server = serve(dir.path(), addr).await;
+    let server = serve(dir.path(), Some(addr)).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while writer.stats().replayed < 2_500 {
         assert!(

@@ -7,32 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sealog_client::{HttpConfig, HttpWriter, Writer};
-use sealog_server::{Config, Server};
-use tokio_util::sync::CancellationToken;
 
-struct Running {
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), sealog_server::ServerError>>,
-    addr: SocketAddr,
-}
-
-async fn serve(dir: &std::path::Path) -> Running {
-    let (s, _) = Server::open(dir, Config::default()).expect("open");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(s.serve(listener, stop.clone()));
-    Running { stop, task, addr }
-}
-
-impl Running {
-    async fn shutdown(self) {
-        self.stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(20), self.task).await;
-    }
-}
+mod common;
+use common::{realm, s, serve};
 
 /// A proxy in front of a server: forwards every request to `upstream`,
 /// and, when `tamper` is set, changes one stored record in query answers.
@@ -101,24 +78,6 @@ async fn proxy(upstream: String) -> (SocketAddr, Proxy) {
     (addr, p)
 }
 
-async fn realm(addr: SocketAddr, dir: &std::path::Path) -> serde_json::Value {
-    let admin = std::fs::read_to_string(dir.join("admin.token")).expect("admin token");
-    reqwest::Client::new()
-        .post(format!("http://{addr}/v1/admin/realms"))
-        .bearer_auth(admin.trim())
-        .json(&serde_json::json!({"name": "shop"}))
-        .send()
-        .await
-        .expect("create realm")
-        .json()
-        .await
-        .expect("json")
-}
-
-fn s(v: &serde_json::Value, k: &str) -> String {
-    v[k].as_str().expect("string").to_string()
-}
-
 async fn send(w: &Arc<HttpWriter>, from: usize, n: usize) {
     for i in from..from + n {
         w.write(
@@ -145,7 +104,7 @@ fn writer(url: String, r: &serde_json::Value, dir: &std::path::Path) -> Arc<Http
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn honest_receipts_verify_and_a_rewritten_record_is_reported() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = serve(dir.path()).await;
+    let server = serve(dir.path(), None).await;
     let r = realm(server.addr, dir.path()).await;
     let (paddr, p) = proxy(format!("http://{}", server.addr)).await;
     let w = writer(format!("http://{paddr}"), &r, dir.path());
@@ -170,7 +129,7 @@ async fn honest_receipts_verify_and_a_rewritten_record_is_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forked_log_is_reported() {
     let dir_a = tempfile::tempdir().expect("tempdir");
-    let server = serve(dir_a.path()).await;
+    let server = serve(dir_a.path(), None).await;
     let r = realm(server.addr, dir_a.path()).await;
     let (paddr, p) = proxy(format!("http://{}", server.addr)).await;
     let w = writer(format!("http://{paddr}"), &r, dir_a.path());
@@ -186,8 +145,8 @@ async fn a_forked_log_is_reported() {
         .status()
         .expect("cp");
     assert!(st.success());
-    let a = serve(dir_a.path()).await;
-    let b = serve(dir_b.path()).await;
+    let a = serve(dir_a.path(), None).await;
+    let b = serve(dir_b.path(), None).await;
     let wt = s(&r, "write_token");
     for (srv, body) in [
         (&a, "{\"x\":\"only on a\"}\n"),
