@@ -28,8 +28,10 @@
 
 mod http;
 mod logger;
+mod query;
 mod writer;
 
 pub use http::{HttpConfig, HttpStats, HttpWriter};
 pub use logger::{ChangeInfo, Logger, LoggerContext, Priority, Status};
+pub use query::{LogsPage, LogsParams, QueryClient, QueryError};
 pub use writer::{FileWriter, VecWriter, Writer};
