@@ -952,3 +952,70 @@ fn server_stop_and_produce(broker: &Broker, _round: u32) {
     broker.bulk("ha", 1, 10);
     broker.bulk("hb", 1, 10);
 }
+
+/// sealog-client's Kafka writer (LogHarbour's way: one JSON line per
+/// message) into a topic the server's `logharbour` source consumes; and,
+/// with no broker, its fallback file.
+#[test]
+fn the_client_kafka_writer_feeds_the_logharbour_source() {
+    use sealog_client::{KafkaConfig, KafkaWriter, Logger, LoggerContext, Priority};
+    let broker = Broker::start();
+    let s = Sealog::new();
+    let (_, q) = tokens(&s.realm("lh"));
+    broker.create("log_topic", 1);
+    let mut cfg = KafkaConfig::new(
+        &broker.addr,
+        "log_topic",
+        s.dir.path().join("kafka.fallback"),
+    );
+    // One message per record batch (tansu 0.6 serves batches from their
+    // start only; see the module's other tests).
+    cfg.options = vec![
+        ("batch.num.messages".into(), "1".into()),
+        ("linger.ms".into(), "0".into()),
+    ];
+    let w = Arc::new(KafkaWriter::start(cfg).expect("producer"));
+    let log = Logger::new(&LoggerContext::new(Priority::Info), "shop", w.clone());
+    for i in 0..200 {
+        log.with_who(format!("u{}", i % 4))
+            .log_activity("order", &i);
+    }
+    w.flush(Duration::from_secs(30));
+    assert_eq!(w.stats().delivered, 200, "{:?}", w.stats());
+    let server = Served::start_with(
+        &s,
+        &[
+            "--kafka",
+            &broker.addr,
+            "--kafka-source",
+            "lh@log_topic:logharbour",
+        ],
+        None,
+    );
+    let recs = wait_for(&server.base, &q, 200, Duration::from_secs(60));
+    let entries: Vec<&Value> = recs.iter().filter(|r| r["app"] == "shop").collect();
+    assert_eq!(entries.len(), 200);
+    let ids: BTreeSet<&str> = entries
+        .iter()
+        .map(|r| r["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids.len(), 200, "each entry once");
+    assert!(entries
+        .iter()
+        .all(|r| r["type"] == "A" && r["kafka"]["topic"] == "log_topic"));
+    server.stop();
+
+    // No broker: what cannot be delivered is kept.
+    let dead = format!("127.0.0.1:{}", free_port());
+    let fallback = s.dir.path().join("dead.fallback");
+    let mut cfg = KafkaConfig::new(&dead, "log_topic", &fallback);
+    cfg.options = vec![("message.timeout.ms".into(), "1500".into())];
+    let w = KafkaWriter::start(cfg).expect("producer");
+    let log = Logger::new(&LoggerContext::new(Priority::Info), "shop", Arc::new(w));
+    for _ in 0..10 {
+        log.log("kept");
+    }
+    drop(log);
+    let kept = std::fs::read_to_string(&fallback).expect("fallback file");
+    assert_eq!(kept.lines().count(), 10, "{kept}");
+}
