@@ -103,6 +103,11 @@ impl HttpConfig {
 }
 
 /// What an [`HttpWriter`] has done so far.
+///
+/// ```
+/// let s = sealog_client::HttpStats::default();
+/// assert_eq!((s.delivered, s.violations), (0, 0));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HttpStats {
     /// Entries the server acknowledged (durable).

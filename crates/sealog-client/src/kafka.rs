@@ -57,6 +57,11 @@ impl KafkaConfig {
 }
 
 /// Counts of a [`KafkaWriter`].
+///
+/// ```
+/// let s = sealog_client::KafkaStats::default();
+/// assert_eq!((s.delivered, s.to_fallback), (0, 0));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KafkaStats {
     /// Messages the brokers acknowledged.

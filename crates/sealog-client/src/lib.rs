@@ -36,6 +36,6 @@ mod writer;
 pub use http::{HttpConfig, HttpStats, HttpWriter};
 #[cfg(feature = "kafka")]
 pub use kafka::{KafkaConfig, KafkaStats, KafkaWriter};
-pub use logger::{ChangeInfo, Logger, LoggerContext, Priority, Status};
+pub use logger::{ChangeDetail, ChangeInfo, Logger, LoggerContext, Priority, Status};
 pub use query::{LogsPage, LogsParams, QueryClient, QueryError};
 pub use writer::{FileWriter, VecWriter, Writer};

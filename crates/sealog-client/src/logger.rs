@@ -175,6 +175,12 @@ pub struct ChangeInfo {
 }
 
 /// One changed field.
+///
+/// ```
+/// let c = sealog_client::ChangeInfo::new("user", "update").add_change("age", 30, 31);
+/// let d: &sealog_client::ChangeDetail = &c.changes()[0];
+/// assert_eq!((d.field.as_str(), d.old_value.as_str(), d.new_value.as_str()), ("age", "30", "31"));
+/// ```
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ChangeDetail {
     /// The field.

@@ -86,6 +86,12 @@ impl LogsParams {
 }
 
 /// One page of entries.
+///
+/// ```
+/// let p: sealog_client::LogsPage = serde_json::from_str(
+///     r#"{"logs":[{"id":"x"}],"next":"before:4","prev":null,"tree_size":9}"#).unwrap();
+/// assert_eq!(p.next.as_deref(), Some("before:4"));
+/// ```
 #[derive(Debug, Clone, Deserialize)]
 pub struct LogsPage {
     /// The entries, as stored (with `realm`, `seq`, `received_at`).
@@ -98,7 +104,12 @@ pub struct LogsPage {
     pub tree_size: u64,
 }
 
-/// Why a query failed.
+/// Why a query failed: the server's answer or the transport's error.
+///
+/// ```
+/// let e = sealog_client::QueryError("GET /v1/logs: 400".into());
+/// assert!(e.to_string().contains("400"));
+/// ```
 #[derive(Debug)]
 pub struct QueryError(pub String);
 

@@ -8,6 +8,21 @@ use std::sync::Mutex;
 /// blocks the application for long and never panics: what it cannot
 /// deliver it keeps (a fallback file) or reports on stderr, as LogHarbour's
 /// library does.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use sealog_client::{Logger, LoggerContext, Priority, Writer};
+/// #[derive(Debug, Default)]
+/// struct Count(Mutex<usize>);
+/// impl Writer for Count {
+///     fn write(&self, _line: &[u8]) {
+///         *self.0.lock().unwrap() += 1;
+///     }
+/// }
+/// let c = Arc::new(Count::default());
+/// Logger::new(&LoggerContext::new(Priority::Info), "shop", c.clone()).log("x");
+/// assert_eq!(*c.0.lock().unwrap(), 1);
+/// ```
 pub trait Writer: Send + Sync + std::fmt::Debug {
     /// Writes one entry.
     fn write(&self, line: &[u8]);
