@@ -15,6 +15,22 @@ use sealog_journal::merkle::{leaf_hash, root_from_range, verify_consistency, Has
 
 use crate::Writer;
 
+/// True when `line` is exactly what sealog stores for the entry `body`
+/// (the sent line without its `{`): `{"realm":…,"seq":…,"received_at":"…",`
+/// and then the entry byte for byte. Nothing else may be spliced in.
+fn stored_as_sent(line: &[u8], realm: &str, seq: u64, body: &[u8]) -> bool {
+    let head = format!(r#"{{"realm":"{realm}","seq":{seq},"received_at":""#);
+    let Some(rest) = line.strip_prefix(head.as_bytes()) else {
+        return false;
+    };
+    let Some(end) = rest.iter().position(|b| *b == b'"') else {
+        return false;
+    };
+    let when = std::str::from_utf8(&rest[..end]).ok();
+    when.and_then(sealog_event::parse_rfc3339).is_some()
+        && rest[end..].strip_prefix(b"\",") == Some(body)
+}
+
 fn decode_hashes(p: &serde_json::Value) -> Result<Vec<Hash>, String> {
     p.get("hashes")
         .and_then(|h| h.as_array())
@@ -634,6 +650,17 @@ impl Sender {
         let cp = key
             .verify(note)
             .map_err(|e| format!("receipt for seqs {first}..={last}: checkpoint signature: {e}"))?;
+        let realm = receipt
+            .get("realm")
+            .and_then(|r| r.as_str())
+            .unwrap_or("")
+            .to_string();
+        if cp.origin != sealog_journal::checkpoint::origin_for(&realm) {
+            return Err(format!(
+                "receipt for realm {realm:?} carries a checkpoint of {:?}",
+                cp.origin
+            ));
+        }
         if count != batch.len() as u64 || last + 1 != first + count || cp.size <= last {
             return Err(format!(
                 "receipt for seqs {first}..={last} (count {count}, checkpoint size {}) does not cover the {} entries sent",
@@ -702,7 +729,7 @@ impl Sender {
             let seq = first + i as u64;
             let sent = sent.strip_suffix(b"\n").unwrap_or(sent);
             let body = sent.strip_prefix(b"{").unwrap_or(sent);
-            if sealog_event::leaf_seq(line) != Some(seq) || !line.ends_with(body) {
+            if !stored_as_sent(line, &realm, seq, body) {
                 return Err(format!(
                     "seq {seq}: the stored record is not the entry sent: {}",
                     String::from_utf8_lossy(line)
@@ -766,5 +793,26 @@ impl Sender {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stored_as_sent;
+
+    #[test]
+    fn only_the_exact_stored_form_passes() {
+        let body = br#""app":"shop","n":1}"#;
+        let ok = br#"{"realm":"shop","seq":7,"received_at":"2026-11-24T05:00:00.000000001Z","app":"shop","n":1}"#;
+        assert!(stored_as_sent(ok, "shop", 7, body));
+        assert!(!stored_as_sent(ok, "shop", 8, body), "another seq");
+        assert!(!stored_as_sent(ok, "other", 7, body), "another realm");
+        let spliced = br#"{"realm":"shop","seq":7,"received_at":"2026-11-24T05:00:00Z","x":1,"app":"shop","n":1}"#;
+        assert!(
+            !stored_as_sent(spliced, "shop", 7, body),
+            "a field spliced in"
+        );
+        let bad_time = br#"{"realm":"shop","seq":7,"received_at":"soon","app":"shop","n":1}"#;
+        assert!(!stored_as_sent(bad_time, "shop", 7, body));
     }
 }
