@@ -4,6 +4,7 @@
 
 use std::io::{BufRead as _, Write as _};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,6 +30,21 @@ fn stored_as_sent(line: &[u8], realm: &str, seq: u64, body: &[u8]) -> bool {
     let when = std::str::from_utf8(&rest[..end]).ok();
     when.and_then(sealog_event::parse_rfc3339).is_some()
         && rest[end..].strip_prefix(b"\",") == Some(body)
+}
+
+/// The end of the chunk starting at `at`: at most `records` entries and,
+/// past the first, at most `bytes` bytes.
+fn chunk_end(lines: &[Vec<u8>], at: usize, records: usize, bytes: usize) -> usize {
+    let mut end = at;
+    let mut size = 0;
+    while end < lines.len() && end - at < records.max(1) {
+        size += lines[end].len();
+        if end > at && size > bytes {
+            break;
+        }
+        end += 1;
+    }
+    end
 }
 
 fn decode_hashes(p: &serde_json::Value) -> Result<Vec<Hash>, String> {
@@ -146,6 +162,9 @@ pub struct HttpStats {
     pub verified: u64,
     /// Receipts that failed a check (see [`HttpWriter::violations`]).
     pub violations: u64,
+    /// Receipts that could not be checked (the proofs or records could
+    /// not be fetched: network, token, overload); on stderr.
+    pub unverified: u64,
 }
 
 enum Msg {
@@ -175,6 +194,9 @@ pub struct HttpWriter {
     stats: Arc<Mutex<HttpStats>>,
     fallback: Arc<Mutex<FallbackFile>>,
     violations: Arc<Mutex<Vec<String>>>,
+    /// Entries went to the fallback file because the queue was full: the
+    /// sender replays them once the queue drains.
+    spilled: Arc<AtomicBool>,
 }
 
 #[derive(Debug)]
@@ -199,12 +221,27 @@ impl FallbackFile {
         f.sync_data()
     }
 
+    /// The file a replay works from: entries moved out of the fallback
+    /// file (under its lock) so appends made meanwhile are never lost.
+    fn replaying(&self) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(".replaying");
+        PathBuf::from(p)
+    }
+
+    /// The entries to replay, oldest first: a replay file left by an
+    /// earlier attempt, else the fallback file moved aside. Called with
+    /// the lock held, so no append can fall between read and move.
     fn take(&self) -> std::io::Result<Vec<Vec<u8>>> {
-        let f = match std::fs::File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
+        let replaying = self.replaying();
+        if !replaying.exists() {
+            match std::fs::rename(&self.path, &replaying) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            }
+        }
+        let f = std::fs::File::open(&replaying)?;
         let mut out = Vec::new();
         for line in std::io::BufReader::new(f).split(b'\n') {
             let line = line?;
@@ -217,11 +254,24 @@ impl FallbackFile {
         Ok(out)
     }
 
-    fn clear(&self) -> std::io::Result<()> {
-        match std::fs::remove_file(&self.path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+    /// What is left of a replay after a failure: written over the replay
+    /// file (through a temporary file and a rename), or the file removed
+    /// when nothing is left.
+    fn keep_replaying(&self, rest: &[Vec<u8>]) -> std::io::Result<()> {
+        let replaying = self.replaying();
+        if rest.is_empty() {
+            return match std::fs::remove_file(&replaying) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            };
         }
+        let mut tmp = replaying.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&rest.concat())?;
+        f.sync_data()?;
+        std::fs::rename(&tmp, &replaying)
     }
 }
 
@@ -252,6 +302,7 @@ impl HttpWriter {
             ));
         }
         let violations = Arc::new(Mutex::new(Vec::new()));
+        let spilled = Arc::new(AtomicBool::new(false));
         let (tx, rx) = sync_channel(cfg.queue.max(1));
         let stats = Arc::new(Mutex::new(HttpStats::default()));
         let fallback = Arc::new(Mutex::new(FallbackFile {
@@ -273,6 +324,7 @@ impl HttpWriter {
             key,
             seen: None,
             violations: violations.clone(),
+            spilled: spilled.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("sealog-client-http".into())
@@ -283,6 +335,7 @@ impl HttpWriter {
             stats,
             fallback,
             violations,
+            spilled,
         })
     }
 
@@ -295,12 +348,10 @@ impl HttpWriter {
     /// ```
     pub fn flush(&self) {
         let (done_tx, done_rx) = sync_channel(1);
-        let sent = match self.tx.lock() {
-            Ok(g) => g
-                .as_ref()
-                .is_some_and(|tx| tx.send(Msg::Flush(done_tx)).is_ok()),
-            Err(_) => false,
-        };
+        // A clone of the sender, so writers are not held up while this
+        // waits for room in the queue.
+        let tx = self.tx.lock().ok().and_then(|g| g.as_ref().cloned());
+        let sent = tx.is_some_and(|tx| tx.send(Msg::Flush(done_tx)).is_ok());
         if sent {
             let _ = done_rx.recv();
         }
@@ -373,6 +424,7 @@ impl Writer for HttpWriter {
                 .map(|f| f.append(&[l]).is_ok())
                 .unwrap_or(false);
             if ok {
+                self.spilled.store(true, Ordering::Relaxed);
                 if let Ok(mut s) = self.stats.lock() {
                     s.to_fallback += 1;
                 }
@@ -399,11 +451,38 @@ struct Sender {
     /// The newest checkpoint verified: (size, root).
     seen: Option<(u64, Hash)>,
     violations: Arc<Mutex<Vec<String>>>,
+    spilled: Arc<AtomicBool>,
+}
+
+/// Why a receipt did not pass.
+enum Check {
+    /// The server's answer contradicts what was sent or seen before.
+    Violation(String),
+    /// The evidence could not be fetched.
+    Unverifiable(String),
+}
+
+/// A contradiction found while checking (the default for a plain message).
+impl From<String> for Check {
+    fn from(why: String) -> Check {
+        Check::Violation(why)
+    }
+}
+
+/// What [`Sender::send`] did with a batch.
+enum Sent {
+    /// Sent; this many entries were refused as invalid or too large.
+    Delivered(usize),
+    /// These entries (in order) were not sent.
+    Failed(Vec<Vec<u8>>),
 }
 
 enum Outcome {
     Delivered,
-    Refused,
+    /// 400: these lines (1-based) are invalid; nothing was committed.
+    Invalid(Vec<usize>),
+    /// 413: the batch is larger than the server takes.
+    TooLarge,
     /// Not received (no connection, or refused before any commit: 503).
     Failed,
     /// Sent, but no answer came: it may have been committed.
@@ -446,7 +525,16 @@ impl Sender {
                 bytes = 0;
                 first_at = None;
                 self.deliver(b).await;
-            } else if batch.is_empty() && self.degraded {
+            } else if batch.is_empty()
+                && (self.degraded || self.spilled.swap(false, Ordering::Relaxed))
+            {
+                self.replay().await;
+            }
+            if batch.is_empty()
+                && !waiting.is_empty()
+                && self.spilled.swap(false, Ordering::Relaxed)
+            {
+                // A flush covers what spilled to the file too.
                 self.replay().await;
             }
             if batch.is_empty() {
@@ -463,35 +551,37 @@ impl Sender {
     /// Sends a batch, retrying for `retry_for`; what fails goes to the
     /// fallback file.
     async fn deliver(&mut self, batch: Vec<Vec<u8>>) {
-        if self.degraded {
+        if self.degraded || self.spilled.swap(false, Ordering::Relaxed) {
             // Keep order: the fallback file goes first.
             self.replay().await;
         }
+        let mut pending = batch;
         if !self.degraded {
             let deadline = Instant::now() + self.cfg.retry_for;
             let mut wait = Duration::from_millis(50);
             loop {
-                match self.post(&batch).await {
-                    Outcome::Delivered => {
-                        self.count(|s| s.delivered += batch.len() as u64);
-                        return;
-                    }
-                    Outcome::Refused => {
-                        self.count(|s| s.refused += batch.len() as u64);
-                        return;
-                    }
-                    Outcome::Unknown if self.committed(&batch).await == Some(true) => {
+                match self.send(&pending).await {
+                    Sent::Delivered(refused) => {
+                        let n = pending.len();
                         self.count(|s| {
-                            s.delivered += batch.len() as u64;
-                            s.found_committed += 1;
+                            s.delivered += (n - refused) as u64;
+                            s.refused += refused as u64;
                         });
                         return;
                     }
-                    Outcome::Failed | Outcome::Unknown if Instant::now() + wait < deadline => {
+                    Sent::Failed(rest) if Instant::now() + wait < deadline => {
+                        let sent = pending.len() - rest.len();
+                        self.count(|s| s.delivered += sent as u64);
+                        pending = rest;
                         tokio::time::sleep(wait).await;
                         wait = (wait * 2).min(Duration::from_secs(2));
                     }
-                    Outcome::Failed | Outcome::Unknown => break,
+                    Sent::Failed(rest) => {
+                        let sent = pending.len() - rest.len();
+                        self.count(|s| s.delivered += sent as u64);
+                        pending = rest;
+                        break;
+                    }
                 }
             }
             self.degraded = true;
@@ -499,57 +589,122 @@ impl Sender {
         let ok = self
             .fallback
             .lock()
-            .map(|f| f.append(&batch).is_ok())
+            .map(|f| f.append(&pending).is_ok())
             .unwrap_or(false);
         if ok {
-            self.count(|s| s.to_fallback += batch.len() as u64);
+            self.count(|s| s.to_fallback += pending.len() as u64);
         } else {
             eprintln!(
                 "sealog-client: {} entries lost: the server is unreachable and {} is not writable",
-                batch.len(),
+                pending.len(),
                 self.cfg.fallback.display()
             );
         }
     }
 
     /// Sends the fallback file's entries; on success the file is removed
-    /// and the writer is no longer degraded.
+    /// and the writer is no longer degraded. Entries spilled meanwhile
+    /// (the queue was full) are picked up by the next round.
     async fn replay(&mut self) {
-        let lines = match self.fallback.lock().map(|f| f.take()) {
-            Ok(Ok(l)) => l,
-            _ => return,
-        };
-        if lines.is_empty() {
-            self.degraded = false;
-            return;
-        }
-        for chunk in lines.chunks(self.cfg.batch_records.max(1)) {
-            let outcome = match self.post(chunk).await {
-                Outcome::Unknown if self.committed(chunk).await == Some(true) => Outcome::Delivered,
-                o => o,
-            };
-            match outcome {
-                Outcome::Delivered => self.count(|s| s.replayed += chunk.len() as u64),
-                Outcome::Refused => self.count(|s| s.refused += chunk.len() as u64),
-                Outcome::Failed | Outcome::Unknown => {
-                    // Keep what is left (the part already sent is
-                    // removed, so it is not sent twice).
-                    let sent = chunk.as_ptr() as usize - lines.as_ptr() as usize;
-                    let sent = sent / std::mem::size_of::<Vec<u8>>();
-                    if let Ok(f) = self.fallback.lock() {
-                        if f.clear().is_ok() {
-                            let _ = f.append(&lines[sent..]);
-                        }
-                    }
-                    self.degraded = true;
+        loop {
+            let lines = match self.fallback.lock().map(|f| f.take()) {
+                Ok(Ok(l)) => l,
+                Ok(Err(e)) => {
+                    eprintln!("sealog-client: cannot read the fallback file: {e}");
                     return;
+                }
+                Err(_) => return,
+            };
+            if lines.is_empty() {
+                if let Ok(f) = self.fallback.lock() {
+                    let _ = f.keep_replaying(&[]);
+                }
+                self.degraded = false;
+                return;
+            }
+            let mut at = 0;
+            while at < lines.len() {
+                let end = chunk_end(&lines, at, self.cfg.batch_records, self.cfg.batch_bytes);
+                let chunk = &lines[at..end];
+                match self.send(chunk).await {
+                    Sent::Delivered(refused) => self.count(|s| {
+                        s.replayed += (chunk.len() - refused) as u64;
+                        s.refused += refused as u64;
+                    }),
+                    Sent::Failed(mut rest) => {
+                        // Keep what is left, in order, before anything
+                        // spilled since; what was sent is not sent again.
+                        rest.extend_from_slice(&lines[end..]);
+                        if let Ok(f) = self.fallback.lock() {
+                            let _ = f.keep_replaying(&rest);
+                        }
+                        self.degraded = true;
+                        return;
+                    }
+                }
+                at = end;
+            }
+            if let Ok(f) = self.fallback.lock() {
+                let _ = f.keep_replaying(&[]);
+            }
+        }
+    }
+
+    /// Posts a batch, dropping only the lines the server names as invalid
+    /// and splitting a batch it finds too large; `Delivered(n)` with the
+    /// number of entries refused, or `Failed` to keep it for later.
+    async fn send(&mut self, batch: &[Vec<u8>]) -> Sent {
+        let mut todo: Vec<Vec<Vec<u8>>> = vec![batch.to_vec()];
+        let mut refused = 0;
+        while let Some(b) = todo.pop() {
+            if b.is_empty() {
+                continue;
+            }
+            match self.post(&b).await {
+                Outcome::Delivered => {}
+                Outcome::Unknown if self.committed(&b).await == Some(true) => {
+                    self.count(|s| s.found_committed += 1);
+                }
+                Outcome::Failed | Outcome::Unknown => {
+                    // What is not sent yet, in order.
+                    let mut rest = b;
+                    for t in todo.into_iter().rev() {
+                        rest.extend(t);
+                    }
+                    if refused > 0 {
+                        self.count(|s| s.refused += refused as u64);
+                    }
+                    return Sent::Failed(rest);
+                }
+                Outcome::TooLarge if b.len() > 1 => {
+                    let half = b.len() / 2;
+                    todo.push(b[half..].to_vec());
+                    todo.push(b[..half].to_vec());
+                }
+                Outcome::TooLarge => {
+                    eprintln!("sealog-client: an entry larger than the server takes was dropped");
+                    refused += 1;
+                }
+                Outcome::Invalid(bad) => {
+                    let kept: Vec<Vec<u8>> = b
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| !bad.contains(&(i + 1)))
+                        .map(|(_, l)| l.clone())
+                        .collect();
+                    let dropped = b.len() - kept.len();
+                    if dropped == 0 {
+                        // The server named no line it could match: the
+                        // whole batch is refused.
+                        refused += b.len();
+                        continue;
+                    }
+                    refused += dropped;
+                    todo.push(kept);
                 }
             }
         }
-        if let Ok(f) = self.fallback.lock() {
-            let _ = f.clear();
-        }
-        self.degraded = false;
+        Sent::Delivered(refused)
     }
 
     fn count(&self, f: impl FnOnce(&mut HttpStats)) {
@@ -575,22 +730,38 @@ impl Sender {
                     let receipt = resp.json::<serde_json::Value>().await;
                     let r = match receipt {
                         Ok(r) => self.check(&r, batch).await,
-                        Err(e) => Err(format!("the receipt is not JSON: {e}")),
+                        Err(e) => Err(Check::Violation(format!("the receipt is not JSON: {e}"))),
                     };
                     match r {
                         Ok(()) => self.count(|s| s.verified += 1),
-                        Err(why) => self.violation(why),
+                        Err(Check::Violation(why)) => self.violation(why),
+                        Err(Check::Unverifiable(why)) => {
+                            eprintln!("sealog-client: a receipt could not be checked: {why}");
+                            self.count(|s| s.unverified += 1);
+                        }
                     }
                 }
                 Outcome::Delivered
             }
-            Ok(resp) if resp.status().as_u16() == 400 || resp.status().as_u16() == 413 => {
+            Ok(resp) if resp.status().as_u16() == 413 => Outcome::TooLarge,
+            Ok(resp) if resp.status().as_u16() == 400 => {
                 let text = resp.text().await.unwrap_or_default();
                 eprintln!(
-                    "sealog-client: the server refused {} entries: {text}",
+                    "sealog-client: the server refused entries of a batch of {}: {text}",
                     batch.len()
                 );
-                Outcome::Refused
+                let bad = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("lines").and_then(|l| l.as_array()).map(|l| {
+                            l.iter()
+                                .filter_map(|x| x.get("line").and_then(|n| n.as_u64()))
+                                .map(|n| n as usize)
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .unwrap_or_default();
+                Outcome::Invalid(bad)
             }
             Ok(resp) if resp.status().as_u16() == 503 || resp.status().as_u16() == 507 => {
                 Outcome::Failed
@@ -599,7 +770,7 @@ impl Sender {
             Err(e) if e.is_connect() => Outcome::Failed,
             Err(_) => Outcome::Unknown,
         };
-        if !matches!(outcome, Outcome::Delivered | Outcome::Refused) {
+        if matches!(outcome, Outcome::Failed | Outcome::Unknown) {
             self.count(|s| s.failures += 1);
         }
         outcome
@@ -613,7 +784,7 @@ impl Sender {
         }
     }
 
-    async fn get_json(&self, path: &str) -> Result<serde_json::Value, String> {
+    async fn get_json(&self, path: &str) -> Result<serde_json::Value, Check> {
         let token = self.cfg.query_token.as_deref().unwrap_or_default();
         let r = self
             .client
@@ -621,65 +792,67 @@ impl Sender {
             .bearer_auth(token)
             .send()
             .await
-            .map_err(|e| format!("GET {path}: {e}"))?;
+            .map_err(|e| Check::Unverifiable(format!("GET {path}: {e}")))?;
         if !r.status().is_success() {
-            return Err(format!("GET {path}: {}", r.status()));
+            return Err(Check::Unverifiable(format!("GET {path}: {}", r.status())));
         }
-        r.json().await.map_err(|e| format!("GET {path}: {e}"))
+        r.json()
+            .await
+            .map_err(|e| Check::Unverifiable(format!("GET {path}: {e}")))
     }
 
     /// Checks one receipt for `batch`: signature, stored content,
     /// inclusion and consistency with the last checkpoint seen.
-    async fn check(
-        &mut self,
-        receipt: &serde_json::Value,
-        batch: &[Vec<u8>],
-    ) -> Result<(), String> {
+    async fn check(&mut self, receipt: &serde_json::Value, batch: &[Vec<u8>]) -> Result<(), Check> {
         let Some(key) = &self.key else {
             return Ok(());
         };
         let n = |k: &str| receipt.get(k).and_then(serde_json::Value::as_u64);
         let (Some(first), Some(last), Some(count)) = (n("first_seq"), n("last_seq"), n("count"))
         else {
-            return Err(format!("the receipt lacks its seqs: {receipt}"));
+            return Err(Check::Violation(format!(
+                "the receipt lacks its seqs: {receipt}"
+            )));
         };
         let note = receipt
             .get("checkpoint")
             .and_then(|c| c.as_str())
             .unwrap_or("");
-        let cp = key
-            .verify(note)
-            .map_err(|e| format!("receipt for seqs {first}..={last}: checkpoint signature: {e}"))?;
+        let cp = key.verify(note).map_err(|e| {
+            Check::Violation(format!(
+                "receipt for seqs {first}..={last}: checkpoint signature: {e}"
+            ))
+        })?;
         let realm = receipt
             .get("realm")
             .and_then(|r| r.as_str())
             .unwrap_or("")
             .to_string();
         if cp.origin != sealog_journal::checkpoint::origin_for(&realm) {
-            return Err(format!(
+            return Err(Check::Violation(format!(
                 "receipt for realm {realm:?} carries a checkpoint of {:?}",
                 cp.origin
-            ));
+            )));
         }
         if count != batch.len() as u64 || last + 1 != first + count || cp.size <= last {
-            return Err(format!(
+            return Err(Check::Violation(format!(
                 "receipt for seqs {first}..={last} (count {count}, checkpoint size {}) does not cover the {} entries sent",
                 cp.size,
                 batch.len()
-            ));
+            )));
         }
         // Consistency with the newest checkpoint seen before.
         if let Some((size0, root0)) = self.seen {
             if cp.size < size0 {
-                return Err(format!(
+                return Err(Check::Violation(format!(
                     "checkpoint of size {} after one of size {size0}: the log shrank",
                     cp.size
-                ));
+                )));
             }
             if cp.size == size0 && cp.root != root0 {
-                return Err(format!(
+                return Err(Check::Violation(format!(
                     "two checkpoints of size {size0} with different roots: a fork"
-                ));
+                )));
             }
             if cp.size > size0 {
                 let p = self
@@ -698,42 +871,66 @@ impl Sender {
             }
         }
         // The stored records: what was sent, at the receipt's seqs, included
-        // in the checkpoint.
-        let r = self
-            .client
-            .get(format!(
-                "{}/v1/query?cursor={first}&limit={count}",
-                self.cfg.url
-            ))
-            .bearer_auth(self.cfg.query_token.as_deref().unwrap_or_default())
-            .send()
-            .await
-            .map_err(|e| format!("reading seqs {first}..={last}: {e}"))?;
-        let text = r
-            .bytes()
-            .await
-            .map_err(|e| format!("reading seqs {first}..={last}: {e}"))?;
-        let stored: Vec<&[u8]> = text
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .collect();
+        // in the checkpoint. A page may stop short (the server's byte
+        // budget): follow its cursor.
+        let mut stored: Vec<Vec<u8>> = Vec::with_capacity(batch.len());
+        let mut cursor = first;
+        while (stored.len() as u64) < count {
+            let want = count - stored.len() as u64;
+            let r = self
+                .client
+                .get(format!(
+                    "{}/v1/query?cursor={cursor}&limit={want}",
+                    self.cfg.url
+                ))
+                .bearer_auth(self.cfg.query_token.as_deref().unwrap_or_default())
+                .send()
+                .await
+                .map_err(|e| Check::Unverifiable(format!("reading seqs {first}..={last}: {e}")))?;
+            if !r.status().is_success() {
+                return Err(Check::Unverifiable(format!(
+                    "reading seqs {first}..={last}: {}",
+                    r.status()
+                )));
+            }
+            let next = r
+                .headers()
+                .get("x-sealog-next-cursor")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            let text = r
+                .bytes()
+                .await
+                .map_err(|e| Check::Unverifiable(format!("reading seqs {first}..={last}: {e}")))?;
+            let before = stored.len();
+            stored.extend(
+                text.split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(<[u8]>::to_vec),
+            );
+            match next {
+                Some(c) if c > cursor && stored.len() > before => cursor = c,
+                _ => break,
+            }
+        }
         if stored.len() != batch.len() {
-            return Err(format!(
+            return Err(Check::Violation(format!(
                 "seqs {first}..={last}: the server returned {} records for {} sent",
                 stored.len(),
                 batch.len()
-            ));
+            )));
         }
         let mut leaves = Vec::with_capacity(stored.len());
         for (i, (line, sent)) in stored.iter().zip(batch).enumerate() {
             let seq = first + i as u64;
-            let sent = sent.strip_suffix(b"\n").unwrap_or(sent);
+            // The server stores the line without surrounding whitespace.
+            let sent = sent.trim_ascii();
             let body = sent.strip_prefix(b"{").unwrap_or(sent);
             if !stored_as_sent(line, &realm, seq, body) {
-                return Err(format!(
+                return Err(Check::Violation(format!(
                     "seq {seq}: the stored record is not the entry sent: {}",
                     String::from_utf8_lossy(line)
-                ));
+                )));
             }
             leaves.push(leaf_hash(line));
         }
@@ -746,12 +943,12 @@ impl Sender {
             .await?;
         let hashes = decode_hashes(&p)?;
         let root = root_from_range(&leaves, first, cp.size, &hashes)
-            .map_err(|e| format!("seqs {first}..={last}: range proof: {e}"))?;
+            .map_err(|e| Check::Violation(format!("seqs {first}..={last}: range proof: {e}")))?;
         if root != cp.root {
-            return Err(format!(
+            return Err(Check::Violation(format!(
                 "seqs {first}..={last} as stored are not the records checkpoint {} signed: the log was rewritten",
                 cp.size
-            ));
+            )));
         }
         self.seen = Some((cp.size, cp.root));
         Ok(())

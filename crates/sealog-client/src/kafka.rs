@@ -191,22 +191,36 @@ impl KafkaWriter {
     /// w.replay();
     /// ```
     pub fn replay(&self) {
+        // Moved aside first, so deliveries failing meanwhile (appended to
+        // the fallback file by the producer's thread) are not lost.
         let path = &self.cfg.fallback;
-        let lines: Vec<Vec<u8>> = match std::fs::File::open(path) {
-            Ok(f) => std::io::BufReader::new(f)
-                .split(b'\n')
-                .map_while(Result::ok)
-                .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-                .collect(),
-            Err(_) => return,
-        };
-        if std::fs::remove_file(path).is_err() {
+        let mut aside = path.clone().into_os_string();
+        aside.push(".replaying");
+        let aside = PathBuf::from(aside);
+        if !aside.exists() && std::fs::rename(path, &aside).is_err() {
             return;
+        }
+        let Ok(f) = std::fs::File::open(&aside) else {
+            return;
+        };
+        let mut lines = Vec::new();
+        for l in std::io::BufReader::new(f).split(b'\n') {
+            match l {
+                Ok(l) if !l.iter().all(u8::is_ascii_whitespace) => lines.push(l),
+                Ok(_) => {}
+                // Unreadable: keep the file for the next attempt.
+                Err(e) => {
+                    eprintln!("sealog-client: cannot read {}: {e}", aside.display());
+                    return;
+                }
+            }
         }
         for mut l in lines {
             l.push(b'\n');
             self.write(&l);
         }
+        // Each line is now queued again (or back in the fallback file).
+        let _ = std::fs::remove_file(&aside);
     }
 
     /// Waits up to `within` for every message to be delivered (or put in

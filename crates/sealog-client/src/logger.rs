@@ -544,8 +544,12 @@ impl Logger {
         };
         let trace = h("x-trace-id").unwrap_or_else(ksuid);
         let ip = h("x-forwarded-for")
-            .and_then(|v| v.split(',').next().map(|s| s.trim().to_string()))
-            .filter(|v| !v.is_empty())
+            .and_then(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .find(|s| !s.is_empty())
+                    .map(str::to_string)
+            })
             .or_else(|| h("x-real-ip"))
             .or_else(|| {
                 req.extensions()

@@ -128,12 +128,18 @@ async fn with_the_server_down_the_fallback_file_fills_and_is_replayed() {
     tokio::task::spawn_blocking(move || w2.flush())
         .await
         .expect("flush");
-    let kept = std::fs::read_to_string(&fallback).expect("fallback file");
-    assert_eq!(
-        kept.lines().count(),
-        2_500,
-        "every entry kept while the server is down"
-    );
+    // Kept in the fallback file, or in the copy a failed replay left.
+    let replaying = dir.path().join("fallback.ndjson.replaying");
+    let kept: usize = [&fallback, &replaying]
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .lines()
+                .count()
+        })
+        .sum();
+    assert_eq!(kept, 2_500, "every entry kept while the server is down");
     assert_eq!(writer.stats().to_fallback, 2_500);
 
     let server = serve(dir.path(), Some(addr)).await;
@@ -147,12 +153,55 @@ async fn with_the_server_down_the_fallback_file_fills_and_is_replayed() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
-        !fallback.exists(),
-        "the fallback file is removed once replayed"
+        !fallback.exists() && !replaying.exists(),
+        "the fallback files are removed once replayed"
     );
     let ids = stored_ids(addr, &q).await;
     let want: Vec<String> = (0..2_500).map(|i| format!("e{i}")).collect();
     assert_eq!(ids, want, "all of them, once, in order");
+    let w3 = writer.clone();
+    tokio::task::spawn_blocking(move || w3.close())
+        .await
+        .expect("close");
+    server.shutdown().await;
+}
+
+/// One invalid line costs only itself; entries spilled because the queue
+/// was full are sent while the server is healthy, and a flush waits for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_line_costs_only_itself_and_spilled_entries_are_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = serve(dir.path(), None).await;
+    let (w, q) = tokens(server.addr, dir.path()).await;
+    let fallback = dir.path().join("fallback.ndjson");
+    let mut cfg = HttpConfig::new(format!("http://{}", server.addr), w, &fallback);
+    cfg.queue = 8;
+    cfg.batch_records = 10;
+    let writer = Arc::new(HttpWriter::start(cfg).expect("writer"));
+    for i in 0..500 {
+        let line = if i == 5 {
+            "{\"id\":\"bad\",\n".to_string()
+        } else {
+            format!("{{\"id\":\"e{i}\",\"app\":\"shop\",\"type\":\"A\",\"pri\":\"Info\"}}\n")
+        };
+        writer.write(line.as_bytes());
+    }
+    let w2 = writer.clone();
+    tokio::task::spawn_blocking(move || w2.flush())
+        .await
+        .expect("flush");
+    let st = writer.stats();
+    assert!(st.to_fallback > 0, "the small queue spilled: {st:?}");
+    assert_eq!(st.refused, 1, "{st:?}");
+    let mut ids = stored_ids(server.addr, &q).await;
+    ids.sort();
+    let mut want: Vec<String> = (0..500)
+        .filter(|i| *i != 5)
+        .map(|i| format!("e{i}"))
+        .collect();
+    want.sort();
+    assert_eq!(ids, want, "every good entry once ({st:?})");
+    assert!(!fallback.exists());
     let w3 = writer.clone();
     tokio::task::spawn_blocking(move || w3.close())
         .await
