@@ -323,11 +323,7 @@ pub async fn inclusion(
         true => Some(need(&ps, "size")?),
         false => None,
     };
-    let journal = realm.journal().clone();
-    let r = tokio::task::spawn_blocking(move || {
-        let j = journal
-            .read()
-            .map_err(|_| ApiError::Internal("journal lock poisoned".into()))?;
+    on_journal(&state, &realm, move |j| {
         let size = size.unwrap_or(j.size());
         let hashes = j.inclusion_proof(seq, size)?;
         Ok(Json(InclusionProof {
@@ -335,6 +331,23 @@ pub async fn inclusion(
             tree_size: size,
             hashes: hashes.iter().map(|h| B64.encode(h)).collect(),
         }))
+    })
+    .await
+}
+
+/// Runs `f` on `realm`'s journal (read-locked) off the async threads; a
+/// failure that fails the realm is recorded as such.
+async fn on_journal<T: Send + 'static>(
+    state: &Arc<AppState>,
+    realm: &Arc<crate::realm::RealmHandle>,
+    f: impl FnOnce(&dyn sealog_journal::LogStore) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let journal = realm.journal().clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let j = journal
+            .read()
+            .map_err(|_| ApiError::Internal("journal lock poisoned".into()))?;
+        f(&**j)
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -352,11 +365,7 @@ pub async fn consistency(
         .await?;
     let ps = params(raw.as_deref());
     let (from, to) = (need(&ps, "from")?, need(&ps, "to")?);
-    let journal = realm.journal().clone();
-    let r = tokio::task::spawn_blocking(move || {
-        let j = journal
-            .read()
-            .map_err(|_| ApiError::Internal("journal lock poisoned".into()))?;
+    on_journal(&state, &realm, move |j| {
         let hashes = j.consistency_proof(from, to)?;
         Ok(Json(ConsistencyProof {
             from,
@@ -365,8 +374,6 @@ pub async fn consistency(
         }))
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    realm.guard(&state.metrics, r)
 }
 
 /// A range proof: what recomputes the root of `tree_size` records from
@@ -408,11 +415,7 @@ pub async fn range(
         true => Some(need(&ps, "size")?),
         false => None,
     };
-    let journal = realm.journal().clone();
-    let r = tokio::task::spawn_blocking(move || {
-        let j = journal
-            .read()
-            .map_err(|_| ApiError::Internal("journal lock poisoned".into()))?;
+    on_journal(&state, &realm, move |j| {
         let size = size.unwrap_or(j.size());
         let hashes = j.range_proof(from, to, size)?;
         Ok(Json(RangeProof {
@@ -423,8 +426,6 @@ pub async fn range(
         }))
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    realm.guard(&state.metrics, r)
 }
 
 /// `GET /v1/tail?q&where&since_seq`: Server-Sent Events, one record per
