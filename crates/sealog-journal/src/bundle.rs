@@ -108,6 +108,20 @@ pub fn export(
             size,
         });
     }
+    // A bundle carries bodies, and the verifier hashes them: a record whose
+    // body retention removed cannot be in one.
+    let notes = journal.retention_records()?;
+    for r in notes.records.iter().map(|s| &s.record) {
+        let i = r.ranges.partition_point(|(_, end)| *end <= from);
+        if let Some((a, _)) = r.ranges.get(i).filter(|(a, _)| *a <= to) {
+            return Err(JournalError::Batch(format!(
+                "seq {} in {from}..={to} was retained out by retention record {} ({}); export a range of records that still have their bodies",
+                a.max(&from),
+                r.id,
+                r.policy
+            )));
+        }
+    }
     let proof = journal.range_proof(from, to + 1, size)?;
     let header = BundleHeader {
         format: BUNDLE_FORMAT.into(),

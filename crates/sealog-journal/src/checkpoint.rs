@@ -147,16 +147,22 @@ impl Signer {
 
     /// Signs `cp` and returns the full signed note.
     pub fn sign(&self, cp: &Checkpoint) -> SignedCheckpoint {
-        let body = cp.body();
+        SignedCheckpoint {
+            checkpoint: cp.clone(),
+            text: self.sign_note(&cp.body()),
+        }
+    }
+
+    /// Signs any note `body` (lines, each ending in a newline, the first
+    /// naming this signer) and returns the signed note. Other statements
+    /// than checkpoints (retention records) use it; their second line is
+    /// never a decimal size, so none of them parses as a checkpoint.
+    pub fn sign_note(&self, body: &str) -> String {
         let sig = self.key.sign(body.as_bytes());
         let mut blob = Vec::with_capacity(68);
         blob.extend_from_slice(&self.key_id);
         blob.extend_from_slice(&sig.to_bytes());
-        let text = format!("{body}\n{SIG_PREFIX}{} {}\n", self.name, B64.encode(blob));
-        SignedCheckpoint {
-            checkpoint: cp.clone(),
-            text,
-        }
+        format!("{body}\n{SIG_PREFIX}{} {}\n", self.name, B64.encode(blob))
     }
 }
 
@@ -265,7 +271,7 @@ impl VerifierKey {
     /// [`NoteError::BadSignature`] when a line by this key does not verify,
     /// [`NoteError::NoSignatureByKey`] when no line is by this key.
     pub fn verify(&self, text: &str) -> Result<Checkpoint, NoteError> {
-        let (body, sigs) = split_note(text)?;
+        let (body, _) = split_note(text)?;
         let cp = Checkpoint::parse_body(body)?;
         if cp.origin != self.name {
             return Err(NoteError::WrongOrigin {
@@ -273,6 +279,17 @@ impl VerifierKey {
                 got: cp.origin,
             });
         }
+        self.verify_note(text)?;
+        Ok(cp)
+    }
+
+    /// Checks the signatures of any signed note by this key and returns its
+    /// body (each line ending in a newline). The caller parses the body.
+    ///
+    /// # Errors
+    /// As [`VerifierKey::verify`], but the body is not parsed.
+    pub fn verify_note<'t>(&self, text: &'t str) -> Result<&'t str, NoteError> {
+        let (body, sigs) = split_note(text)?;
         // C2SP signed-note: a line whose name and key id match a known key
         // MUST be verified, and a failure SHOULD reject the note. Go's
         // note.Open verifies only the first line per key and drops later
@@ -298,7 +315,7 @@ impl VerifierKey {
         if verified.is_empty() {
             Err(NoteError::NoSignatureByKey(self.to_string()))
         } else {
-            Ok(cp)
+            Ok(body)
         }
     }
 }

@@ -84,7 +84,11 @@ fn received_at_text(line: &[u8]) -> Option<&[u8]> {
 /// The commit being read.
 struct Open {
     first: u64,
-    hashes: Vec<Hash>,
+    /// The commit's records as the tree sees them: `(height, hash)`, a leaf
+    /// or the kept subtree of records retention removed.
+    items: Vec<(u32, Hash)>,
+    /// Records read.
+    count: u64,
     problem: Option<String>,
     /// The raw `received_at` of its first readable record.
     stamp: Option<Vec<u8>>,
@@ -94,7 +98,8 @@ impl Open {
     fn at(first: u64) -> Self {
         Self {
             first,
-            hashes: Vec::new(),
+            items: Vec::new(),
+            count: 0,
             problem: None,
             stamp: None,
         }
@@ -105,8 +110,27 @@ impl Open {
     }
 
     fn end(&self) -> u64 {
-        self.first.saturating_add(self.hashes.len() as u64)
+        self.first.saturating_add(self.count)
     }
+
+    /// Records `n` whose hashes are not judged (zeros).
+    fn skip(&mut self, n: u32) {
+        self.items
+            .extend(std::iter::repeat_n((0, [0u8; 32]), n as usize));
+        self.count += u64::from(n);
+    }
+}
+
+/// Pushes a commit's items; false when a kept subtree is out of place.
+fn push_items(f: &mut Frontier, items: &[(u32, Hash)]) -> bool {
+    for (h, hash) in items {
+        if *h == 0 {
+            f.push(*hash, |_, _, _| {});
+        } else if f.push_subtree(*h, *hash, |_, _, _| {}).is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// Checks every commit of the journal in `dir` whose records were
@@ -199,13 +223,15 @@ pub fn check_commits(
                     // Past the deadline nothing more is judged: a block is
                     // decoded only to date its commit.
                     if late && open.stamp.is_some() {
-                        open.hashes
-                            .extend(std::iter::repeat_n([0u8; 32], header.count as usize));
+                        open.skip(header.count);
                         continue;
                     }
                     match block::decode(&body, header.count, header.body_crc) {
                         Ok(d) => {
                             for (i, line) in d.lines().enumerate() {
+                                if d.is_retained(i) {
+                                    continue;
+                                }
                                 let stamp = received_at_text(line);
                                 match (&open.stamp, stamp) {
                                     (None, Some(t)) => open.stamp = Some(t.to_vec()),
@@ -218,7 +244,6 @@ pub fn check_commits(
                                     _ => {}
                                 }
                                 if late {
-                                    open.hashes.push([0u8; 32]);
                                     continue;
                                 }
                                 let seq = first.saturating_add(i as u64);
@@ -231,15 +256,19 @@ pub fn check_commits(
                                         open.problem = Some(format!("record at seq {seq} differs from what was sealed (its leaf hash does not match the one stored with it)"));
                                     }
                                 }
-                                open.hashes.push(h);
+                            }
+                            if late {
+                                open.skip(header.count);
+                            } else {
+                                open.items.extend(d.items());
+                                open.count += d.len() as u64;
                             }
                         }
                         Err(e) => {
                             open.problem.get_or_insert(format!(
                                 "block of seqs {first}..{end} is damaged: {e}"
                             ));
-                            open.hashes
-                                .extend(std::iter::repeat_n([0u8; 32], header.count as usize));
+                            open.skip(header.count);
                         }
                     }
                 }
@@ -247,7 +276,7 @@ pub fn check_commits(
                     let text = String::from_utf8_lossy(&body).into_owned();
                     let size = header.seq;
                     let commit = std::mem::replace(&mut open, Open::at(size));
-                    if size <= commit.first && commit.hashes.is_empty() {
+                    if size <= commit.first && commit.count == 0 {
                         // A checkpoint with nothing new (a repeated head).
                         prev_root = match key.verify(&text) {
                             Ok(cp) if cp.size == size => Some(cp.root),
@@ -277,9 +306,9 @@ pub fn check_commits(
                         window.wants(time),
                     ));
                     progress(all.len());
-                    for h in &commit.hashes {
-                        computed.push(*h, |_, _, _| {});
-                    }
+                    // A kept subtree out of place leaves the frontier short:
+                    // later commits then fail to match their checkpoints.
+                    let _ = push_items(&mut computed, &commit.items);
                     prev_root = match signed {
                         Ok(cp) if cp.size == size => Some(cp.root),
                         _ => None,
@@ -374,12 +403,12 @@ fn judge(
             )),
         );
     }
-    if commit.hashes.len() as u64 != b - a {
+    if commit.count != b - a {
         return (
             false,
             Some(format!(
                 "{} records stored between the checkpoints for sizes {a} and {b}",
-                commit.hashes.len()
+                commit.count
             )),
         );
     }
@@ -424,10 +453,7 @@ fn judge(
         );
     };
     let mut f = frontier;
-    for h in &commit.hashes {
-        f.push(*h, |_, _, _| {});
-    }
-    if f.root() != cp.root {
+    if !push_items(&mut f, &commit.items) || f.root() != cp.root {
         return (
             false,
             Some(format!(

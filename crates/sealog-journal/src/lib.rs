@@ -43,6 +43,7 @@ pub mod fs_pool;
 mod journal;
 pub mod mark;
 pub mod merkle;
+pub mod retention;
 pub mod segment;
 #[cfg(feature = "test-support")]
 pub mod sim_fs;

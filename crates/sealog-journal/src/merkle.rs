@@ -121,6 +121,43 @@ impl Frontier {
         self.size += 1;
     }
 
+    /// Appends a perfect subtree of `2^height` leaves whose root is `hash`
+    /// (what retention keeps of removed records). The tree's size must be a
+    /// multiple of `2^height`. `on_node` is called for the subtree itself
+    /// (height ≥ 1) and every subtree it completes.
+    ///
+    /// # Errors
+    /// [`ProofError::Malformed`] when the subtree is not aligned.
+    pub fn push_subtree(
+        &mut self,
+        height: u32,
+        hash: Hash,
+        mut on_node: impl FnMut(u32, u64, &Hash),
+    ) -> Result<(), ProofError> {
+        if height >= 63 || !self.size.is_multiple_of(1 << height) {
+            return Err(ProofError::Malformed("subtree is not aligned to its size"));
+        }
+        let mut h = height;
+        let mut hash = hash;
+        let mut index = self.size >> height;
+        if h > 0 {
+            on_node(h, index, &hash);
+        }
+        while let Some(&(sh, left)) = self.stack.last() {
+            if sh != h {
+                break;
+            }
+            self.stack.pop();
+            hash = node_hash(&left, &hash);
+            h += 1;
+            index >>= 1;
+            on_node(h, index, &hash);
+        }
+        self.stack.push((h, hash));
+        self.size += 1 << height;
+        Ok(())
+    }
+
     /// MTH of the leaves pushed so far.
     pub fn root(&self) -> Hash {
         let mut iter = self.stack.iter().rev();
@@ -131,6 +168,42 @@ impl Frontier {
             acc = node_hash(left, &acc);
         }
         acc
+    }
+}
+
+/// `MTH(D[start:end])` from `items`: perfect subtrees `(first leaf,
+/// height, hash)` that tile `[start, end)` in order (a leaf is height 0).
+///
+/// # Errors
+/// [`ProofError::Malformed`] when the items do not tile the range, or one
+/// straddles a split of the tree (its parts are not known).
+pub fn root_of_pieces(
+    start: u64,
+    end: u64,
+    items: &[(u64, u32, Hash)],
+) -> Result<Hash, ProofError> {
+    let bad = ProofError::Malformed("subtree hashes do not cover the range");
+    match items {
+        [] => Err(bad),
+        [(at, h, hash)] if *at == start && end.checked_sub(start) == Some(1 << h) => Ok(*hash),
+        _ if end - start <= 1 => Err(bad),
+        _ => {
+            let mid = start + split_point(end - start);
+            let cut = items.partition_point(|(at, _, _)| *at < mid);
+            let (left, right) = items.split_at(cut);
+            match left.last() {
+                Some((at, h, _)) if at + (1u64 << h) == mid => {}
+                _ => {
+                    return Err(ProofError::Malformed(
+                        "a kept subtree straddles a split of the tree",
+                    ))
+                }
+            }
+            Ok(node_hash(
+                &root_of_pieces(start, mid, left)?,
+                &root_of_pieces(mid, end, right)?,
+            ))
+        }
     }
 }
 

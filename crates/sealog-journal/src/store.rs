@@ -22,6 +22,7 @@ use crate::journal::{
     BlockMeta, EventRef, Journal, JournalOptions, Poison, PreparedCommit, Receipt, StagedCommit,
 };
 use crate::merkle::Hash;
+use crate::retention::{Notes, Outcome, Policy};
 
 /// A realm's verifiable log, whatever stores it.
 pub trait LogStore: Send + Sync + fmt::Debug {
@@ -122,6 +123,18 @@ pub trait LogStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// Storage errors.
     fn stored_node(&self, height: u32, index: u64) -> Result<Option<Hash>>;
+    /// Removes the bodies of the committed records `policy` selects,
+    /// keeping their leaf hashes and a signed retention record
+    /// ([`crate::retention`]); with `dry_run`, only says what it would do.
+    ///
+    /// # Errors
+    /// Storage errors; refused while a commit is staged.
+    fn retain(&mut self, policy: &Policy<'_>, now_ns: i64, dry_run: bool) -> Result<Outcome>;
+    /// The realm's retention records.
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn retention_records(&self) -> Result<Notes>;
 }
 
 impl LogStore for Journal {
@@ -195,5 +208,11 @@ impl LogStore for Journal {
     }
     fn stored_node(&self, height: u32, index: u64) -> Result<Option<Hash>> {
         Journal::stored_node(self, height, index)
+    }
+    fn retain(&mut self, policy: &Policy<'_>, now_ns: i64, dry_run: bool) -> Result<Outcome> {
+        Journal::retain(self, policy, now_ns, dry_run)
+    }
+    fn retention_records(&self) -> Result<Notes> {
+        Journal::retention_records(self)
     }
 }

@@ -54,6 +54,11 @@ pub fn rewrite_blocks(
                 let old_hints: Vec<[u8; 4]> = (0..d.len()).map(|i| d.hint(i)).collect();
                 let mut lines: Vec<Vec<u8>> = d.lines().map(<[u8]>::to_vec).collect();
                 edit(header.seq, &mut lines);
+                if lines.len() == d.len() && lines.iter().zip(d.lines()).all(|(a, b)| a == b) {
+                    // Untouched (it may hold retained-out records): as it was.
+                    push_frame(&mut out, &header, &body);
+                    continue;
+                }
                 let refs: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
                 let mut hashes: Vec<Hash> = refs.iter().map(|l| leaf_hash(l)).collect();
                 if hints == Hints::Keep {
@@ -72,6 +77,83 @@ pub fn rewrite_blocks(
                 push_frame(&mut out, &FrameHeader::for_block(&b), &b.body);
             }
         }
+    }
+    std::fs::write(segment, out).map_err(JournalError::io("write", segment))
+}
+
+/// Removes the body of the record at `seq` the way retention does (an
+/// empty line, its leaf hash kept as a one-leaf run naming retention record
+/// `id`) but without any retention record covering it: what an attacker who
+/// wants a record gone without breaking the tree would do.
+///
+/// # Errors
+/// I/O and format errors; `seq` not in `segment`.
+pub fn retain_out(segment: &Path, seq: u64, id: u64) -> Result<()> {
+    let mut r = FrameReader::open(&crate::fs::RealFs, segment)?;
+    let mut out = segment_header(r.first_seq()).to_vec();
+    let mut done = false;
+    loop {
+        match r.next_frame(true)? {
+            FrameRead::End => break,
+            FrameRead::Bad { reason, .. } => {
+                return Err(JournalError::Format {
+                    path: segment.to_path_buf(),
+                    reason: reason.into(),
+                })
+            }
+            FrameRead::Frame { header, body, .. } => {
+                let body = body.unwrap_or_default();
+                let inside = header.kind == FrameKind::Block
+                    && seq >= header.seq
+                    && seq < header.seq + u64::from(header.count);
+                if !inside {
+                    push_frame(&mut out, &header, &body);
+                    continue;
+                }
+                let d = block::decode(&body, header.count, header.body_crc).map_err(|e| {
+                    JournalError::Format {
+                        path: segment.to_path_buf(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                let at = (seq - header.seq) as usize;
+                let mut raw = Vec::new();
+                let mut live = Vec::new();
+                let mut runs = d.runs().to_vec();
+                for i in 0..d.len() {
+                    if i == at {
+                        runs.push(block::RetainedRun {
+                            start: at as u32,
+                            len: 1,
+                            id,
+                            max_time: sealog_event::leaf_time(d.line(i)).unwrap_or(0),
+                            pieces: vec![(0, leaf_hash(d.line(i)))],
+                        });
+                    } else if !d.is_retained(i) {
+                        raw.extend_from_slice(d.line(i));
+                        live.push(leaf_hash(d.line(i)));
+                    }
+                    raw.push(b'\n');
+                }
+                runs.sort_by_key(|r| r.start);
+                let b = block::encode_retained(
+                    header.seq,
+                    &raw,
+                    &live,
+                    &runs,
+                    (header.min_time, header.max_time),
+                    1,
+                );
+                push_frame(&mut out, &FrameHeader::for_block(&b), &b.body);
+                done = true;
+            }
+        }
+    }
+    if !done {
+        return Err(JournalError::Format {
+            path: segment.to_path_buf(),
+            reason: format!("seq {seq} is not in this segment"),
+        });
     }
     std::fs::write(segment, out).map_err(JournalError::io("write", segment))
 }

@@ -84,6 +84,48 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Remarks that are not failures (e.g. an unacknowledged torn tail).
     pub notes: Vec<String>,
+    /// Records whose bodies were removed by retention, by retention record.
+    pub retained: Vec<RetainedOut>,
+}
+
+/// The records one retention record removed, as found in the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetainedOut {
+    /// The retention record's id.
+    pub id: u64,
+    /// Its policy text.
+    pub policy: String,
+    /// When it was made, ns.
+    pub at_ns: i64,
+    /// Tombstones found, as half-open seq ranges.
+    pub ranges: Vec<(u64, u64)>,
+    /// Records in those ranges.
+    pub records: u64,
+}
+
+impl fmt::Display for RetainedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: Vec<String> = self
+            .ranges
+            .iter()
+            .take(5)
+            .map(|(a, b)| format!("{a}..{b}"))
+            .collect();
+        let more = if self.ranges.len() > 5 {
+            format!(" and {} more ranges", self.ranges.len() - 5)
+        } else {
+            String::new()
+        };
+        write!(
+            f,
+            "retained out: {} records (seqs {}{more}) by retention record {} made {} under policy \"{}\"",
+            self.records,
+            shown.join(", "),
+            self.id,
+            sealog_event::format_rfc3339_nanos(self.at_ns),
+            self.policy
+        )
+    }
 }
 
 impl Report {
@@ -104,8 +146,11 @@ enum Item {
 }
 
 struct BlockResult {
-    hashes: Vec<Hash>,
+    /// The tree's items: `(height, hash)`, leaves and kept subtrees.
+    items: Vec<(u32, Hash)>,
     findings: Vec<Finding>,
+    /// Runs of removed records: (first seq, end seq, retention record id).
+    retained: Vec<(u64, u64, u64)>,
 }
 
 /// Verifies the journal in `dir` for `realm` with `key`. `progress` is
@@ -145,7 +190,17 @@ pub fn verify_dir(
         Ok(None) => (None, None),
         Err(e) => (None, Some(e.to_string())),
     };
-    let mut v = Verifier::new(realm, key, evidence, mark);
+    let retention = crate::retention::read_notes(&crate::fs::RealFs, dir, realm, key)?;
+    let mut v = Verifier::new(realm, key, evidence, mark, &retention);
+    for p in &retention.problems {
+        v.finding(0, None, p.clone());
+    }
+    if retention.torn_tail {
+        v.report.notes.push(format!(
+            "{}: ends in a partial entry: a retention run interrupted before it removed anything",
+            dir.join(crate::retention::RETENTION_FILE).display()
+        ));
+    }
     if let Some(problem) = mark_problem {
         v.finding(0, None, problem);
     }
@@ -261,6 +316,9 @@ struct Verifier<'a> {
     wanted: Vec<(u64, Option<Hash>)>,
     /// Nodes at heights ≥ TILE_HEIGHT: (position, hash, first seq, end seq).
     nodes: Vec<(u64, Hash, u64, u64)>,
+    retention: &'a crate::retention::Notes,
+    /// Tombstones seen: (retention id, seq ranges).
+    retained: std::collections::BTreeMap<u64, Vec<(u64, u64)>>,
     report: Report,
 }
 
@@ -270,6 +328,7 @@ impl<'a> Verifier<'a> {
         key: &'a VerifierKey,
         evidence: &'a Evidence,
         mark: Option<String>,
+        retention: &'a crate::retention::Notes,
     ) -> Self {
         let mut wanted: Vec<(u64, Option<Hash>)> = Vec::new();
         let sizes = mark
@@ -298,6 +357,8 @@ impl<'a> Verifier<'a> {
             last_cp: 0,
             wanted,
             nodes: Vec::new(),
+            retention,
+            retained: std::collections::BTreeMap::new(),
             report: Report::default(),
         }
     }
@@ -313,10 +374,11 @@ impl<'a> Verifier<'a> {
     fn flush(&mut self, progress: &(dyn Fn(u64) + Sync)) {
         let items = std::mem::take(&mut self.queue);
         let realm = self.realm;
+        let retention = self.retention;
         let results: Vec<Option<BlockResult>> = items
             .par_iter()
             .map(|item| match item {
-                Item::Block(h, body) => Some(check_block(realm, h, body)),
+                Item::Block(h, body) => Some(check_block(realm, h, body, retention)),
                 Item::Checkpoint(..) => None,
             })
             .collect();
@@ -326,8 +388,15 @@ impl<'a> Verifier<'a> {
                     for f in r.findings {
                         self.finding(f.seq, f.end, f.reason);
                     }
-                    for h in r.hashes {
-                        self.push_leaf(h);
+                    for (h, hash) in r.items {
+                        self.push_item(h, hash);
+                    }
+                    for (start, end, id) in r.retained {
+                        let ranges = self.retained.entry(id).or_default();
+                        match ranges.last_mut() {
+                            Some(last) if last.1 == start => last.1 = end,
+                            _ => ranges.push((start, end)),
+                        }
                     }
                     progress(self.frontier.size());
                 }
@@ -337,14 +406,22 @@ impl<'a> Verifier<'a> {
         }
     }
 
-    fn push_leaf(&mut self, h: Hash) {
+    fn push_item(&mut self, height: u32, h: Hash) {
         let nodes = &mut self.nodes;
-        self.frontier.push(h, |height, index, hash| {
+        let on_node = |height: u32, index: u64, hash: &Hash| {
             if height >= TILE_HEIGHT {
                 let pos = tree_file::position(height - TILE_HEIGHT, index);
                 nodes.push((pos, *hash, index << height, (index + 1) << height));
             }
-        });
+        };
+        if height == 0 {
+            self.frontier.push(h, on_node);
+        } else if self.frontier.push_subtree(height, h, on_node).is_err() {
+            // Located by the block check; keep the count of records right.
+            for _ in 0..1u64 << height {
+                self.frontier.push([0; 32], |_, _, _| {});
+            }
+        }
         let size = self.frontier.size();
         if let Ok(i) = self.wanted.binary_search_by_key(&size, |w| w.0) {
             self.wanted[i].1 = Some(self.frontier.root());
@@ -434,6 +511,20 @@ impl<'a> Verifier<'a> {
     }
 
     fn finish(mut self) -> Report {
+        for (id, ranges) in std::mem::take(&mut self.retained) {
+            let Some(r) = self.retention.get(id) else {
+                continue;
+            };
+            let out = RetainedOut {
+                id,
+                policy: r.policy.clone(),
+                at_ns: r.at_ns,
+                records: ranges.iter().map(|(a, b)| b - a).sum(),
+                ranges,
+            };
+            self.report.notes.push(out.to_string());
+            self.report.retained.push(out);
+        }
         let size = self.frontier.size();
         self.report.records = size;
         self.report.committed = self.last_cp;
@@ -527,7 +618,12 @@ impl<'a> Verifier<'a> {
 
 /// Checks one block: checksum, decoding, each record's seq and realm, and
 /// each leaf hash against its stored hint.
-fn check_block(realm: &str, h: &FrameHeader, body: &[u8]) -> BlockResult {
+fn check_block(
+    realm: &str,
+    h: &FrameHeader,
+    body: &[u8],
+    retention: &crate::retention::Notes,
+) -> BlockResult {
     // A header's seq is whatever the file says: near u64::MAX the range
     // saturates rather than overflows.
     let (first, end) = (h.seq, h.seq.saturating_add(u64::from(h.count)));
@@ -540,7 +636,7 @@ fn check_block(realm: &str, h: &FrameHeader, body: &[u8]) -> BlockResult {
                 (BlockError::Checksum, Ok(d)) => d
                     .lines()
                     .enumerate()
-                    .find(|(i, l)| leaf_hash(l)[..4] != d.hint(*i))
+                    .find(|(i, l)| !d.is_retained(*i) && leaf_hash(l)[..4] != d.hint(*i))
                     .map(|(i, _)| first.saturating_add(i as u64)),
                 _ => None,
             };
@@ -550,16 +646,31 @@ fn check_block(realm: &str, h: &FrameHeader, body: &[u8]) -> BlockResult {
                 reason: format!("block of seqs {first}..{end} is damaged: {e}"),
             });
             return BlockResult {
-                hashes: vec![[0; 32]; h.count as usize],
+                items: vec![(0, [0; 32]); h.count as usize],
                 findings,
+                retained: Vec::new(),
             };
         }
     };
     let mut prefix = Vec::with_capacity(64);
-    let mut hashes = Vec::with_capacity(decoded.len());
+    let mut retained = Vec::new();
+    for run in decoded.runs() {
+        let start = first.saturating_add(u64::from(run.start));
+        let end = start.saturating_add(u64::from(run.len));
+        match check_run(run, start, end, retention) {
+            Ok(()) => retained.push((start, end, run.id)),
+            Err(reason) => findings.push(Finding {
+                seq: start,
+                end: Some(end),
+                reason,
+            }),
+        }
+    }
     for (i, line) in decoded.lines().enumerate() {
+        if decoded.is_retained(i) {
+            continue;
+        }
         let seq = first.saturating_add(i as u64);
-        let hash = leaf_hash(line);
         leaf_prefix(realm, seq, &mut prefix);
         if !findings.is_empty() {
             // One finding per block: after the first, the rest follow from it.
@@ -585,14 +696,51 @@ fn check_block(realm: &str, h: &FrameHeader, body: &[u8]) -> BlockResult {
                 end: None,
                 reason,
             });
-        } else if hash[..4] != decoded.hint(i) {
+        } else if leaf_hash(line)[..4] != decoded.hint(i) {
             findings.push(Finding {
                 seq,
                 end: None,
                 reason: "record differs from what was sealed (leaf hash does not match the one stored with it)".into(),
             });
         }
-        hashes.push(hash);
     }
-    BlockResult { hashes, findings }
+    BlockResult {
+        items: decoded.items(),
+        findings,
+        retained,
+    }
+}
+
+/// Records removed from a block are accepted only when a validly signed
+/// retention record names every one of them, they are older than its
+/// cutoff, and what is kept of them are subtrees in their places.
+fn check_run(
+    run: &block::RetainedRun,
+    start: u64,
+    end: u64,
+    retention: &crate::retention::Notes,
+) -> std::result::Result<(), String> {
+    let id = run.id;
+    let Some(r) = retention.get(id) else {
+        return Err(format!("records' bodies were removed under retention record {id}, but no validly signed retention record {id} exists: a body removed outside retention is tampering"));
+    };
+    let i = r.ranges.partition_point(|(_, e)| *e <= start);
+    if !r
+        .ranges
+        .get(i)
+        .is_some_and(|(a, e)| *a <= start && end <= *e)
+    {
+        return Err(format!("records' bodies were removed, but retention record {id} does not name these seqs: a body removed outside retention is tampering"));
+    }
+    if r.cutoff_ns.is_some_and(|c| run.max_time >= c) {
+        return Err(format!("records' bodies were removed by retention record {id}, but they are not older than its cutoff"));
+    }
+    let mut at = start;
+    for (h, _) in &run.pieces {
+        if !at.is_multiple_of(1 << h) {
+            return Err("what was kept of removed records is not a subtree in its place".into());
+        }
+        at += 1 << h;
+    }
+    Ok(())
 }

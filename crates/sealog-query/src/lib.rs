@@ -364,7 +364,12 @@ pub fn scan(
                 let b = read_block(i)?;
                 let mut visit = |seq: u64| {
                     part.examined += 1;
-                    let line = b.line((seq - b_lo) as usize);
+                    let k = (seq - b_lo) as usize;
+                    // A record retention removed has no body to match.
+                    if b.is_retained(k) {
+                        return;
+                    }
+                    let line = b.line(k);
                     if filter.matches(line) {
                         part.matches.push((seq, line.to_vec()));
                     }

@@ -666,7 +666,8 @@ pub fn count_set(
         let n = (u64::from(m.count)).min(size - m.first_seq) as usize;
         for k in 0..n {
             let line = b.line(k);
-            if !q.may_match(line) {
+            // Empty: a record retention removed.
+            if line.is_empty() || !q.may_match(line) {
                 continue;
             }
             if let Some(e) = Entry::parse(line).filter(|e| q.entry_matches(e, line)) {
@@ -778,5 +779,58 @@ mod tests {
         assert!(SetAttr::parse("msg")
             .expect_err("not allowed")
             .contains("'msg' is not allowed"));
+    }
+}
+
+/// Which LogHarbour entries a retention run may remove: LogHarbour's
+/// cleanup filters (`--app`, `--type`, `--priority`), each an exact match
+/// as its `term` queries were. No filter selects every entry (the age limit
+/// is the journal's cutoff).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionFilter {
+    /// `app` equals this.
+    pub app: Option<String>,
+    /// `type` is this (A, C or D; LogHarbour's long names are accepted).
+    pub typ: Option<LhType>,
+    /// `pri` is exactly this.
+    pub pri: Option<Pri>,
+}
+
+impl RetentionFilter {
+    /// True when `line` (a leaf line) is selected.
+    pub fn matches(&self, line: &[u8]) -> bool {
+        if self.app.is_none() && self.typ.is_none() && self.pri.is_none() {
+            return true;
+        }
+        if let Some(app) = &self.app {
+            // Cheap rejection before a parse: the value appears verbatim
+            // unless it was written with escapes.
+            if !app.contains(['\\', '"']) && memchr::memmem::find(line, app.as_bytes()).is_none() {
+                return false;
+            }
+        }
+        let Some(e) = Entry::parse(line) else {
+            return false;
+        };
+        self.app
+            .as_deref()
+            .is_none_or(|a| e.app.as_deref() == Some(a))
+            && self.typ.is_none_or(|t| e.lh_type() == Some(t))
+            && self.pri.is_none_or(|p| e.priority() == Some(p))
+    }
+
+    /// The filters as `app=… type=… priority=…` (empty when none).
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(a) = &self.app {
+            parts.push(format!("app={a}"));
+        }
+        if let Some(t) = self.typ {
+            parts.push(format!("type={}", t.as_str()));
+        }
+        if let Some(p) = self.pri {
+            parts.push(format!("priority={}", p.as_str()));
+        }
+        parts.join(" ")
     }
 }

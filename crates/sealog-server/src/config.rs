@@ -49,6 +49,50 @@ pub struct Logharbour {
     /// A MaxMind DB (GeoLite2-City or GeoIP2-City) that gives unusual IPs
     /// their city, country and location; without it those are null.
     pub geoip_db: Option<std::path::PathBuf>,
+    /// Scheduled retention: each policy removes the bodies of records older
+    /// than its `days` (keeping their leaf hashes and a signed retention
+    /// record), as `sealog retention` does.
+    pub retention: Vec<RetentionPolicy>,
+    /// Seconds between scheduled retention runs (default 3600).
+    pub retention_interval_secs: Option<u64>,
+}
+
+/// One scheduled retention policy (`[[logharbour.retention]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionPolicy {
+    /// The realm, or `*` for every realm.
+    pub realm: String,
+    /// Remove records older than this many days.
+    pub days: u32,
+    /// Only entries of this app.
+    #[serde(default)]
+    pub app: Option<String>,
+    /// Only entries of this type (A, C, D).
+    #[serde(default, rename = "type")]
+    pub typ: Option<String>,
+    /// Only entries of exactly this priority.
+    #[serde(default)]
+    pub priority: Option<String>,
+}
+
+impl RetentionPolicy {
+    /// The policy as a retention spec.
+    ///
+    /// # Errors
+    /// A message naming the bad value.
+    pub fn spec(&self) -> Result<crate::retention::Spec, String> {
+        if self.realm != "*" {
+            sealog_event::RealmName::new(&self.realm)
+                .map_err(|e| format!("realm {:?}: {e}", self.realm))?;
+        }
+        crate::retention::Spec::new(
+            self.days,
+            self.app.as_deref(),
+            self.typ.as_deref(),
+            self.priority.as_deref(),
+        )
+    }
 }
 
 /// The Kafka client and the sources it consumes.
@@ -782,6 +826,18 @@ impl Config {
             path: path.to_string(),
             message,
         })?;
+        for p in &c.logharbour.retention {
+            p.spec().map_err(|e| ConfigError::Parse {
+                path: path.to_string(),
+                message: format!("[[logharbour.retention]] for realm {:?}: {e}", p.realm),
+            })?;
+        }
+        if c.logharbour.retention_interval_secs == Some(0) {
+            return Err(ConfigError::Parse {
+                path: path.to_string(),
+                message: "logharbour.retention_interval_secs must be at least 1".into(),
+            });
+        }
         Ok(c)
     }
 

@@ -365,7 +365,8 @@ pub fn compute(
                     let j = journal.read().map_err(|_| "journal lock poisoned")?;
                     j.read_block(*i).map_err(|e| e.to_string())?
                 };
-                for line in block.lines() {
+                // Empty lines are records retention removed.
+                for line in block.lines().filter(|l| !l.is_empty()) {
                     d.add_line(line);
                 }
             }

@@ -14,11 +14,10 @@
 //! `sealog_realm_failed{realm}` is 1. Queries report in
 //! `x-sealog-verified-through` how many records the last pass matched.
 
-use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sealog_journal::merkle::{leaf_hash, Frontier};
+use sealog_journal::merkle::Frontier;
 use sealog_journal::tree_file::TILE_HEIGHT;
 use tokio_util::sync::CancellationToken;
 
@@ -109,20 +108,21 @@ pub fn verify_realm(
         };
         let decoded = decoded.map_err(|e| format!("background verifier: {e}"))?;
         let mut completed = Vec::new();
-        let mut visit = |line: &[u8]| {
+        for (h, leaf) in decoded.items() {
             if frontier.size() >= size {
-                return ControlFlow::Break(());
+                break;
             }
-            frontier.push(leaf_hash(line), |height, index, hash| {
+            let on_node = |height: u32, index: u64, hash: &sealog_journal::merkle::Hash| {
                 if height >= TILE_HEIGHT {
                     completed.push((height, index, *hash));
                 }
-            });
-            ControlFlow::Continue(())
-        };
-        for k in 0..decoded.len() {
-            if visit(decoded.line(k)).is_break() {
-                break;
+            };
+            if h == 0 {
+                frontier.push(leaf, on_node);
+            } else {
+                frontier
+                    .push_subtree(h, leaf, on_node)
+                    .map_err(|e| format!("background verifier: block {block}: {e}"))?;
             }
         }
         // Proofs are served from the stored subtree hashes: they must be

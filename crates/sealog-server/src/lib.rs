@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod realm;
 pub mod refusal;
+pub mod retention;
 pub mod routes;
 pub mod sidecar;
 pub mod state;
@@ -311,6 +312,22 @@ impl Server {
             let _ = tokio::task::spawn_blocking(move || opener.open_all(&stop_opening)).await;
             integrity::run(st, stop_open).await;
         }));
+        // Scheduled retention policies, if any.
+        if !state.config.logharbour.retention.is_empty() {
+            let interval = std::time::Duration::from_secs(
+                state
+                    .config
+                    .logharbour
+                    .retention_interval_secs
+                    .unwrap_or(3600),
+            );
+            side_tasks.push(tokio::spawn(retention::schedule(
+                state.clone(),
+                state.config.logharbour.retention.clone(),
+                interval,
+                down.clone(),
+            )));
+        }
         let app = routes::router(state.clone());
         let shutdown = state.shutdown.clone();
         let watcher = {

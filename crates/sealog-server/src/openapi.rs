@@ -28,7 +28,7 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use crate::drain::{DrainState, StatusView};
 use crate::error::{Body as ErrorBody, LineError};
-use crate::routes::admin::{NewRealm, NewToken, VerifyReport, VerifyRequest};
+use crate::routes::admin::{NewRealm, NewToken, RetentionRequest, VerifyReport, VerifyRequest};
 use crate::routes::drains::{
     Addon, CreatedSession, DrainView, NewDrain, NewFilterDrain, NewSession,
 };
@@ -148,7 +148,7 @@ server is over its concurrency limit.";
         operations::query, operations::checkpoint, operations::inclusion,
         operations::consistency, operations::range, operations::tail,
         operations::list_realms, operations::create_realm, operations::list_tokens,
-        operations::issue_token, operations::revoke_token, operations::verify,
+        operations::issue_token, operations::revoke_token, operations::verify, operations::retention,
         operations::health, operations::ready, operations::metrics, operations::openapi_json,
         operations::create_app_drain, operations::list_app_drains, operations::get_app_drain,
         operations::delete_app_drain, operations::create_site_drain, operations::list_site_drains,
@@ -247,6 +247,21 @@ pub struct RealmEntry {
     pub status: Option<String>,
     /// Why the realm cannot be read or failed.
     pub error: Option<String>,
+}
+
+/// The records one retention record removed, as the verifier found them.
+#[derive(Debug, ToSchema)]
+pub struct RetainedOut {
+    /// The retention record's id.
+    pub id: u64,
+    /// Its policy (`days=30 app=shop`).
+    pub policy: String,
+    /// When it was made (RFC 3339).
+    pub at: String,
+    /// Records removed.
+    pub records: u64,
+    /// Half-open seq ranges `[start, end)`.
+    pub ranges: Vec<[u64; 2]>,
 }
 
 /// One problem the verifier found.
@@ -965,6 +980,34 @@ mod operations {
         ),
     )]
     fn verify() {}
+
+    /// Remove old records' bodies, verifiably
+    ///
+    /// LogHarbour's cleanup (`--days --app --type --priority --dry-run`)
+    /// without breaking the proof: the bodies of matching records older
+    /// than `days` are replaced by tombstones, their leaf hashes kept, and a
+    /// retention record signed with the realm's key says what went and
+    /// why. Every checkpoint and proof still verifies; `verify` reports the
+    /// ranges as retained out. `dry_run` only counts.
+    #[utoipa::path(
+        post, path = "/v1/admin/retention", tag = "admin",
+        security(("bearer" = ["admin"])),
+        request_body = RetentionRequest,
+        responses(
+            (status = 200, description = "What was removed (or, dry, would be), with the signed retention record.", body = crate::retention::Report),
+            (status = 400, response = BadRequest),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 404, response = NotFound),
+            (status = 408, response = Timeout),
+            (status = 413, response = TooLarge),
+            (status = 415, response = UnsupportedMediaType),
+            (status = 422, response = Unprocessable),
+            (status = 503, response = Unavailable),
+            (status = 507, response = StorageFull),
+        ),
+    )]
+    fn retention() {}
 
     /// Add a drain for an app
     ///

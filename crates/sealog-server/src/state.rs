@@ -105,6 +105,21 @@ impl AppState {
         Ok((permit, realm_slot))
     }
 
+    /// Names of every realm, open or not yet opened, sorted.
+    pub fn realm_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .realms
+            .read()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default();
+        if let Ok(u) = self.unopened.read() {
+            names.extend(u.iter().cloned());
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// The open realm `name`.
     ///
     /// # Errors

@@ -117,6 +117,35 @@ pub struct TailSpec {
 }
 
 /// The operations the commands are written over.
+/// `sealog retention`'s options.
+#[derive(Debug, Clone)]
+pub struct RetentionArgs {
+    /// Age limit.
+    pub days: u32,
+    /// Only this app.
+    pub app: Option<String>,
+    /// Only this type.
+    pub typ: Option<String>,
+    /// Only this priority.
+    pub priority: Option<String>,
+}
+
+impl RetentionArgs {
+    /// The spec, its words checked.
+    ///
+    /// # Errors
+    /// A usage error naming the bad value.
+    pub fn spec(&self) -> Result<sealog_server::retention::Spec, Failure> {
+        sealog_server::retention::Spec::new(
+            self.days,
+            self.app.as_deref(),
+            self.typ.as_deref(),
+            self.priority.as_deref(),
+        )
+        .map_err(Failure::from)
+    }
+}
+
 pub trait Backend {
     /// Creates a realm; its tokens are shown only now.
     ///
@@ -228,6 +257,17 @@ pub trait Backend {
         evidence: Evidence,
         key: Option<&VerifierKey>,
     ) -> Result<Verdict, Failure>;
+
+    /// Runs retention on `realm` (or, with `dry_run`, counts).
+    ///
+    /// # Errors
+    /// Bad arguments or no such realm (exit 2); I/O or API errors.
+    fn retention(
+        &self,
+        realm: &RealmName,
+        args: &RetentionArgs,
+        dry_run: bool,
+    ) -> Result<sealog_server::retention::Report, Failure>;
 
     /// Prints the realm's new records as they are committed, until the
     /// server closes the stream.

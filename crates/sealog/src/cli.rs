@@ -197,6 +197,36 @@ pub enum Command {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Remove the bodies of old records, verifiably (LogHarbour's cleanup).
+    ///
+    /// Matching records older than --days become tombstones; their leaf
+    /// hashes stay, with a retention record signed by the realm's key, so
+    /// every checkpoint and proof still verifies and `sealog verify`
+    /// reports the ranges as retained out. Without --force it counts first
+    /// and asks (on a terminal; elsewhere it refuses).
+    Retention {
+        /// The realm.
+        #[arg(long)]
+        realm: RealmName,
+        /// Remove records older than this many days.
+        #[arg(long, env = "RETENTION_DAYS", default_value_t = 30)]
+        days: u32,
+        /// Only entries of this app.
+        #[arg(long)]
+        app: Option<String>,
+        /// Only entries of this LogHarbour type (A, C, D).
+        #[arg(long = "type")]
+        typ: Option<String>,
+        /// Only entries of exactly this priority (Debug2 … Sec).
+        #[arg(long)]
+        priority: Option<String>,
+        /// Only count what would be removed.
+        #[arg(long, env = "DRY_RUN")]
+        dry_run: bool,
+        /// Do not ask before removing.
+        #[arg(long)]
+        force: bool,
+    },
     /// Write a slice of a realm with its proof, verifiable offline.
     Export {
         /// The realm.

@@ -301,6 +301,23 @@ fn run_on(backend: &dyn Backend, command: Command) -> Result<(), Failure> {
             let verdict = backend.verify(&realm, evidence, key.as_ref())?;
             print_report(&realm, &verdict)
         }
+        Command::Retention {
+            realm,
+            days,
+            app,
+            typ,
+            priority,
+            dry_run,
+            force,
+        } => {
+            let args = crate::backend::RetentionArgs {
+                days,
+                app,
+                typ,
+                priority,
+            };
+            cmd_retention(backend, &realm, &args, dry_run, force)
+        }
         Command::Tail {
             realm,
             q,
@@ -321,6 +338,55 @@ fn run_on(backend: &dyn Backend, command: Command) -> Result<(), Failure> {
         | Command::VerifyBundle { .. }
         | Command::Bench(_) => Err("this command needs the data directory itself".into()),
     }
+}
+
+/// `sealog retention`: counts first unless `--force`, asks on a terminal,
+/// then runs and prints the report as JSON.
+fn cmd_retention(
+    backend: &dyn crate::backend::Backend,
+    realm: &RealmName,
+    args: &crate::backend::RetentionArgs,
+    dry_run: bool,
+    force: bool,
+) -> Result<(), Failure> {
+    use std::io::{BufRead, IsTerminal, Write};
+    args.spec()?;
+    if !dry_run && !force {
+        let preview = backend.retention(realm, args, true)?;
+        if preview.removed == 0 {
+            println!("{}", serde_json::to_string_pretty(&preview)?);
+            return Ok(());
+        }
+        if !std::io::stdin().is_terminal() {
+            return Err(format!(
+                "would remove the bodies of {} records of realm {realm} ({}); pass --force to do it without asking, or --dry-run to only count",
+                preview.removed, preview.policy
+            )
+            .into());
+        }
+        eprint!(
+            "Remove the bodies of {} records of realm {realm} older than {} ({})? Their leaf hashes and a signed retention record are kept. [y/N] ",
+            preview.removed, preview.cutoff, preview.policy
+        );
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Err("nothing removed".into());
+        }
+    }
+    let report = backend.retention(realm, args, dry_run)?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    if !dry_run && report.removed > 0 {
+        eprintln!(
+            "removed the bodies of {} records ({} → {} bytes); retention record {} signed",
+            report.removed,
+            report.bytes_before,
+            report.bytes_after,
+            report.record_id.unwrap_or(0)
+        );
+    }
+    Ok(())
 }
 
 fn cmd_export(

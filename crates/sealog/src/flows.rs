@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use sealog_codec::vpcflow::{parse_line, Digester, Line};
 use sealog_event::RealmName;
-use sealog_journal::merkle::{leaf_hash, Frontier};
+use sealog_journal::merkle::Frontier;
 use sealog_journal::segment::{list_segments, FrameKind, FrameRead, FrameReader};
 use sealog_journal::EventRef;
 use sha2::{Digest as _, Sha256};
@@ -195,24 +195,38 @@ pub fn verify(data: &Path, realm: &RealmName, start: &str, stop: &str) -> Result
     let mut root_at_to = (to == 0).then(sealog_journal::merkle::empty_root);
     let mut record: Option<Vec<u8>> = None;
     let mut seq = 0u64;
-    let mut walk = |line: &[u8]| -> ControlFlow<()> {
-        if seq >= from && seq < to {
-            digester.add_line(line);
-        }
-        if seq == want_record {
-            record = Some(line.to_vec());
-        }
-        tree.push(leaf_hash(line), |_, _, _| {});
-        seq += 1;
-        if tree.size() == to {
-            root_at_to = Some(tree.root());
-        }
-        if tree.size() >= rcp.size {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    };
+    let mut retained_input = None;
+    // One record (`line`, height 0) or a subtree retention kept of removed
+    // records (`line` None).
+    let mut walk =
+        |line: Option<&[u8]>, height: u32, leaf: sealog_journal::merkle::Hash| -> ControlFlow<()> {
+            let n = 1u64 << height;
+            if seq < to && seq + n > from {
+                match line {
+                    Some(l) => digester.add_line(l),
+                    None => {
+                        retained_input.get_or_insert(seq.max(from));
+                    }
+                }
+            }
+            if let Some(l) = line.filter(|_| seq == want_record) {
+                record = Some(l.to_vec());
+            }
+            if height == 0 {
+                tree.push(leaf, |_, _, _| {});
+            } else if tree.push_subtree(height, leaf, |_, _, _| {}).is_err() {
+                return ControlFlow::Break(());
+            }
+            seq += n;
+            if tree.size() == to {
+                root_at_to = Some(tree.root());
+            }
+            if tree.size() >= rcp.size {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
     'segments: for (_, path) in list_segments(&sealog_journal::fs::RealFs, &journal)? {
         let mut r = FrameReader::open(&sealog_journal::fs::RealFs, &path)?;
         loop {
@@ -237,14 +251,22 @@ pub fn verify(data: &Path, realm: &RealmName, start: &str, stop: &str) -> Result
                                 header.seq.saturating_add(u64::from(header.count))
                             ))
                         })?;
-                    for line in d.lines() {
-                        if walk(line).is_break() {
+                    let mut i = 0usize;
+                    for (h, hash) in d.items() {
+                        let line = (!d.is_retained(i)).then(|| d.line(i));
+                        if walk(line, h, hash).is_break() {
                             break 'segments;
                         }
+                        i += 1 << h;
                     }
                 }
             }
         }
+    }
+    if let Some(seq) = retained_input {
+        return Err(Failure::verify(format!(
+            "the digest's input record at seq {seq} was retained out (its body removed by retention), so the digest cannot be recomputed from its input"
+        )));
     }
     if tree.size() < rcp.size {
         return Err(Failure::verify(format!(

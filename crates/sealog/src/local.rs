@@ -172,6 +172,24 @@ impl Backend for Local {
         )
     }
 
+    fn retention(
+        &self,
+        realm: &RealmName,
+        args: &crate::backend::RetentionArgs,
+        dry_run: bool,
+    ) -> Result<sealog_server::retention::Report, Failure> {
+        let spec = args.spec()?;
+        let data = self.data.as_path();
+        if !data.join("realms").join(realm.as_str()).is_dir() {
+            return Err(no_realm(realm, data));
+        }
+        let dd = self.open("retention")?;
+        let mut j = dd.open_journal(realm, JournalOptions::default())?;
+        let report = sealog_server::retention::run(&mut j, &spec, sealog_event::now_ns(), dry_run)?;
+        j.sync()?;
+        Ok(report)
+    }
+
     fn checkpoint(&self, realm: &RealmName) -> Result<String, Failure> {
         let dd = self.open("checkpoint")?;
         let j = dd.open_journal(realm, JournalOptions::default())?;

@@ -428,6 +428,27 @@ impl Backend for Remote {
         })
     }
 
+    fn retention(
+        &self,
+        realm: &RealmName,
+        args: &crate::backend::RetentionArgs,
+        dry_run: bool,
+    ) -> Result<sealog_server::retention::Report, Failure> {
+        args.spec()?;
+        self.json(
+            Method::POST,
+            "/v1/admin/retention",
+            Some(serde_json::json!({
+                "realm": realm,
+                "days": args.days,
+                "app": args.app,
+                "type": args.typ,
+                "priority": args.priority,
+                "dry_run": dry_run,
+            })),
+        )
+    }
+
     fn verify(
         &self,
         realm: &RealmName,

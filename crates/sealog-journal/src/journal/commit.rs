@@ -333,7 +333,7 @@ impl Journal {
         Ok(())
     }
 
-    fn roll(&mut self) -> Result<()> {
+    pub(super) fn roll(&mut self) -> Result<()> {
         self.tree.sync()?;
         self.mark.maybe_sync(true)?;
         let w = SegmentWriter::create(&*self.fs, &self.dir, self.size())?;

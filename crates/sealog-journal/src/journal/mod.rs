@@ -15,6 +15,7 @@
 mod commit;
 mod read;
 mod recovery;
+mod retain;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

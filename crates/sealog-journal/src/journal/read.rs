@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 use super::Journal;
 use crate::block;
 use crate::error::{JournalError, Result};
-use crate::merkle::{self, leaf_hash, Hash, SubtreeSource};
+use crate::merkle::{self, Hash, SubtreeSource};
 use crate::segment::FrameReader;
 use crate::tree_file::{self, TILE_HEIGHT, TILE_LEAVES};
 
@@ -74,7 +74,8 @@ impl Journal {
                 if seq >= to {
                     break;
                 }
-                if visit(seq, b.line(k)).is_break() {
+                // A record retention removed has no body to visit.
+                if !b.is_retained(k) && visit(seq, b.line(k)).is_break() {
                     return Ok(());
                 }
                 seq += 1;
@@ -82,6 +83,40 @@ impl Journal {
             i += 1;
         }
         Ok(())
+    }
+
+    /// The Merkle tree's items over `[from, to)` in order: `(first seq,
+    /// height, hash)`, a leaf hash (height 0) for each record present and
+    /// the kept subtrees of records retention removed (which may reach
+    /// outside the range).
+    ///
+    /// # Errors
+    /// [`JournalError::OutOfRange`] past the committed size; read errors.
+    pub fn read_items(&self, from: u64, to: u64) -> Result<Vec<(u64, u32, Hash)>> {
+        if from > to || to > self.blocks_end() {
+            return Err(JournalError::OutOfRange {
+                from,
+                to,
+                size: self.blocks_end(),
+            });
+        }
+        let mut out = Vec::new();
+        let Some(mut i) = self.block_index(from) else {
+            return Ok(out);
+        };
+        while i < self.blocks.len() && self.blocks[i].first_seq < to {
+            let b = self.read_block(i)?;
+            let mut at = self.blocks[i].first_seq;
+            for (h, hash) in b.items() {
+                let end = at + (1u64 << h);
+                if end > from && at < to {
+                    out.push((at, h, hash));
+                }
+                at = end;
+            }
+            i += 1;
+        }
+        Ok(out)
     }
 
     /// Records in committed blocks (equals `size()` once open).
@@ -167,12 +202,8 @@ impl SubtreeSource for Journal {
             }
         }
         if len <= TILE_LEAVES {
-            let mut leaves = Vec::with_capacity(len as usize);
-            self.read(start, end, &mut |_, line| {
-                leaves.push(leaf_hash(line));
-                ControlFlow::Continue(())
-            })?;
-            return Ok(merkle::root_of(&leaves));
+            let items = self.read_items(start, end)?;
+            return Ok(merkle::root_of_pieces(start, end, &items)?);
         }
         let k = merkle::split_point(len);
         Ok(merkle::node_hash(

@@ -11,7 +11,6 @@
 //! mark, or whose records do not hash to the mark's root, is refused and
 //! nothing on disk is touched.
 
-use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,7 +20,7 @@ use crate::checkpoint::{origin_for, SignedCheckpoint, Signer, VerifierKey};
 use crate::error::{JournalError, Result};
 use crate::fs::{OpenHow, Vfs};
 use crate::mark::{self, MarkFile};
-use crate::merkle::{leaf_hash, Frontier, Hash};
+use crate::merkle::{Frontier, Hash};
 use crate::segment::{
     list_segments, probe_header, FrameKind, FrameRead, FrameReader, HeaderState, SegmentWriter,
     FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
@@ -344,14 +343,18 @@ impl Journal {
             }
             let mut frontier = Frontier::from_subtrees(base, &hashes)?;
             let mut nodes = Vec::new();
-            j.read(base, size, &mut |_, line| {
-                frontier.push(leaf_hash(line), |height, index, hash| {
+            for (_, h, leaf) in j.read_items(base, size)? {
+                let on_node = |height: u32, index: u64, hash: &Hash| {
                     if height >= TILE_HEIGHT {
                         nodes.push((tree_file::position(height - TILE_HEIGHT, index), *hash));
                     }
-                });
-                ControlFlow::Continue(())
-            })?;
+                };
+                if h == 0 {
+                    frontier.push(leaf, on_node);
+                } else {
+                    frontier.push_subtree(h, leaf, on_node)?;
+                }
+            }
             Ok((frontier, nodes))
         };
         let matches = |f: &Frontier, latest: &Option<SignedCheckpoint>| match latest {

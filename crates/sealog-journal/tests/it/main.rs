@@ -7,6 +7,7 @@ mod model;
 mod power_loss;
 mod proofs;
 mod recovery;
+mod retention;
 mod util;
 mod vectors;
 

@@ -172,6 +172,74 @@ pub struct VerifyRequest {
     pub key: Option<String>,
 }
 
+/// `POST /v1/admin/retention` body: LogHarbour's cleanup options.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRequest {
+    /// The realm.
+    pub realm: String,
+    /// Remove the bodies of records older than this many days (≥ 1).
+    pub days: u32,
+    /// Only entries of this app.
+    #[serde(default)]
+    pub app: Option<String>,
+    /// Only entries of this LogHarbour type (A, C, D).
+    #[serde(default, rename = "type")]
+    pub typ: Option<String>,
+    /// Only entries of exactly this priority.
+    #[serde(default)]
+    pub priority: Option<String>,
+    /// Only count what would be removed.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// `POST /v1/admin/retention`: removes the bodies of old records, keeping
+/// their leaf hashes and a signed retention record, so every checkpoint and
+/// proof still verifies and `verify` reports the ranges as retained out.
+pub async fn retention(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+    ApiJson(req): ApiJson<RetentionRequest>,
+) -> Result<Json<crate::retention::Report>, ApiError> {
+    blocking(move || {
+        let spec = crate::retention::Spec::new(
+            req.days,
+            req.app.as_deref(),
+            req.typ.as_deref(),
+            req.priority.as_deref(),
+        )
+        .map_err(ApiError::BadRequest)?;
+        let name = sealog_event::RealmName::new(&req.realm)
+            .map_err(|_| StoreError::UnknownRealm(req.realm.clone()))?;
+        let handle = state.realm(name.as_str())?;
+        let report = crate::retention::run_shared(
+            handle.journal(),
+            &spec,
+            sealog_event::now_ns(),
+            req.dry_run,
+            std::time::Duration::from_secs(30),
+        )
+        .map_err(|e| match e {
+            e if e.is_storage_full() => ApiError::StorageFull(format!(
+                "storage is full; no acknowledged record was changed; retry once space is freed ({e})"
+            )),
+            sealog_journal::JournalError::Batch(m) | sealog_journal::JournalError::Format { reason: m, .. } => {
+                ApiError::Unavailable(format!("retention did not run: {m}"))
+            }
+            sealog_journal::JournalError::Poisoned => {
+                ApiError::Unavailable("the realm's journal is recovering from a failed write; retry".into())
+            }
+            other => ApiError::Internal(other.to_string()),
+        })?;
+        if !req.dry_run && report.removed > 0 {
+            tracing::info!(realm = %name, policy = %report.policy, removed = report.removed, record = report.record_id, "retention ran");
+        }
+        Ok(Json(report))
+    })
+    .await
+}
+
 /// The verifier's report as JSON.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct VerifyReport {
@@ -190,6 +258,9 @@ pub struct VerifyReport {
     pub findings: Vec<serde_json::Value>,
     /// Remarks that are not failures.
     pub notes: Vec<String>,
+    /// Records whose bodies retention removed, by retention record.
+    #[schema(value_type = Vec<crate::openapi::RetainedOut>)]
+    pub retained: Vec<serde_json::Value>,
     /// The key used.
     pub key: String,
 }
@@ -230,6 +301,7 @@ pub async fn verify(
                 evidence: 0,
                 findings: vec![serde_json::json!({"seq": 0, "end": null, "reason": "the journal directory is missing", "text": "seq 0: the journal directory is missing"})],
                 notes: Vec::new(),
+                retained: Vec::new(),
                 key: key.to_string(),
             }));
         }
@@ -251,6 +323,11 @@ pub async fn verify(
                 .map(|f| serde_json::json!({"seq": f.seq, "end": f.end, "reason": f.reason, "text": f.to_string()}))
                 .collect(),
             notes: r.notes,
+            retained: r
+                .retained
+                .iter()
+                .map(|x| serde_json::json!({"id": x.id, "policy": x.policy, "at": sealog_event::format_rfc3339_nanos(x.at_ns), "records": x.records, "ranges": x.ranges.iter().map(|(a, b)| [a, b]).collect::<Vec<_>>()}))
+                .collect(),
             key: key.to_string(),
         }))
     })

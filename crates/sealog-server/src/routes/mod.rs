@@ -56,6 +56,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/admin/tokens/{id}", delete(admin::revoke_token))
         .route("/v1/admin/verify", post(admin::verify))
+        .route("/v1/admin/retention", post(admin::retention))
         .route(
             "/apps/{key}/log-drains",
             get(drains::list_app).post(drains::create_app),

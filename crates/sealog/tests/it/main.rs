@@ -11,6 +11,7 @@ mod kafka;
 mod realm_names;
 mod realm_out;
 mod remote_cli;
+mod retention;
 mod server_crash;
 mod server_integrity;
 mod tamper;
