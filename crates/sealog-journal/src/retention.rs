@@ -26,7 +26,7 @@
 //! at <RFC 3339 time it was made>
 //! size <tree size when it was made>
 //! policy <what the operator asked, e.g. days=30 app=payments>
-//! cutoff <RFC 3339: only records older than this may be removed> | cutoff none
+//! cutoff <RFC 3339: only records older than this may be removed; ≤ at>
 //! removed <records>
 //! ranges <count> <SHA-256 hex of the range list>
 //!
@@ -88,7 +88,7 @@ pub struct RetentionRecord {
     /// The policy as the operator gave it.
     pub policy: String,
     /// Only records whose time is before this may be removed.
-    pub cutoff_ns: Option<i64>,
+    pub cutoff_ns: i64,
     /// Records removed.
     pub removed: u64,
     /// The removed seqs as half-open ranges, ascending, disjoint.
@@ -98,9 +98,7 @@ pub struct RetentionRecord {
 impl RetentionRecord {
     /// The note body for `realm` (signed by the realm's key).
     pub fn body(&self, realm: &str) -> String {
-        let cutoff = self
-            .cutoff_ns
-            .map_or_else(|| "none".to_string(), format_rfc3339_nanos);
+        let cutoff = format_rfc3339_nanos(self.cutoff_ns);
         format!(
             "{}\nretention {}\nat {}\nsize {}\npolicy {}\ncutoff {cutoff}\nremoved {}\nranges {} {}\n",
             origin_for(realm),
@@ -149,12 +147,14 @@ impl RetentionRecord {
         let size = num(next("size")?, "size")?;
         let policy = next("policy")?.to_string();
         let cutoff = next("cutoff")?;
-        let cutoff_ns = match cutoff {
-            "none" => None,
-            t => Some(
-                parse_rfc3339(t).ok_or_else(|| format!("retention record: bad cutoff {t:?}"))?,
-            ),
-        };
+        let cutoff_ns = parse_rfc3339(cutoff)
+            .ok_or_else(|| format!("retention record: bad cutoff {cutoff:?}"))?;
+        // A record cannot remove what was not yet old when it was made.
+        if cutoff_ns > at_ns {
+            return Err(format!(
+                "retention record {id}: its cutoff {cutoff} is after the time it was made ({at})"
+            ));
+        }
         let removed = num(next("removed")?, "removed")?;
         let r = next("ranges")?;
         let (count, digest) = r
@@ -281,7 +281,9 @@ pub fn read_notes(fs: &dyn Vfs, dir: &Path, realm: &str, key: &VerifierKey) -> R
         if !whole {
             // A partial last entry is an append that never finished; a bad
             // entry with more after it is damage.
-            if &h[..4] == ENTRY_MAGIC && end >= bytes.len() {
+            // A whole entry whose checksum fails is damage even at the end:
+            // cutting it off would lose a signed record.
+            if &h[..4] == ENTRY_MAGIC && end > bytes.len() {
                 notes.torn_tail = true;
             } else {
                 notes.problems.push(format!(
@@ -360,8 +362,8 @@ pub struct Policy<'a> {
     /// The policy as the operator gave it (goes into the record).
     pub description: String,
     /// Only records whose time (event time, else `received_at`) is before
-    /// this are removed.
-    pub cutoff_ns: Option<i64>,
+    /// this are removed; it may not be after the run's own time.
+    pub cutoff_ns: i64,
     /// Among those, the ones to remove (given the leaf line).
     pub select: &'a (dyn Fn(&[u8]) -> bool + Sync),
 }
@@ -390,4 +392,50 @@ pub struct Outcome {
     pub bytes_after: u64,
     /// Segment files rewritten.
     pub segments_rewritten: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::Signer;
+
+    fn record(at_ns: i64, cutoff_ns: i64) -> RetentionRecord {
+        RetentionRecord {
+            id: 1,
+            at_ns,
+            size: 10,
+            policy: "days=1".into(),
+            cutoff_ns,
+            removed: 4,
+            ranges: vec![(0, 2), (5, 7)],
+        }
+    }
+
+    #[test]
+    fn a_record_round_trips_and_a_cutoff_after_its_time_is_refused() {
+        let signer = Signer::new(
+            "sealog/acme",
+            ed25519_dalek::SigningKey::from_bytes(&[3; 32]),
+        );
+        let key = signer.verifier();
+        let r = record(2_000_000_000, 1_000_000_000);
+        let text = signer.sign_note(&r.body("acme"));
+        let body = key.verify_note(&text).expect("signed");
+        let ranges = ranges_bytes(&r.ranges);
+        assert_eq!(RetentionRecord::parse(body, "acme", &ranges), Ok(r.clone()));
+        assert!(r.covers(1) && !r.covers(2) && r.covers(6) && !r.covers(7));
+        // Not a checkpoint, and not for another realm.
+        assert!(key.verify(&text).is_err());
+        assert!(RetentionRecord::parse(body, "other", &ranges).is_err());
+        // The stored ranges must be the signed ones.
+        let mut other = ranges.clone();
+        other[0] = 1;
+        assert!(RetentionRecord::parse(body, "acme", &other).is_err());
+        // A cutoff after the record's own time removes what was not old.
+        let future = record(1_000_000_000, 2_000_000_000);
+        let text = signer.sign_note(&future.body("acme"));
+        let body = key.verify_note(&text).expect("signed");
+        let e = RetentionRecord::parse(body, "acme", &ranges).expect_err("refused");
+        assert!(e.contains("after the time it was made"), "{e}");
+    }
 }

@@ -151,6 +151,10 @@ struct BlockResult {
     findings: Vec<Finding>,
     /// Runs of removed records: (first seq, end seq, retention record id).
     retained: Vec<(u64, u64, u64)>,
+    /// Runs naming a retention record not (yet) read: judged at the end
+    /// against the notes read again, since a run in progress appends its
+    /// record before it rewrites segments.
+    pending: Vec<(u64, u64, block::RetainedRun)>,
 }
 
 /// Verifies the journal in `dir` for `realm` with `key`. `progress` is
@@ -298,6 +302,10 @@ pub fn verify_dir(
         }
     }
     v.flush(progress);
+    if !v.pending.is_empty() {
+        let late = crate::retention::read_notes(&crate::fs::RealFs, dir, realm, key)?;
+        v.judge_pending(late);
+    }
     v.check_tree_file(&dir.join("tree.hashes"));
     Ok(v.finish())
 }
@@ -317,8 +325,12 @@ struct Verifier<'a> {
     /// Nodes at heights ≥ TILE_HEIGHT: (position, hash, first seq, end seq).
     nodes: Vec<(u64, Hash, u64, u64)>,
     retention: &'a crate::retention::Notes,
-    /// Tombstones seen: (retention id, seq ranges).
+    /// The notes read again after the segments, when runs needed them.
+    late: Option<crate::retention::Notes>,
+    /// Removed runs seen: (retention id, seq ranges).
     retained: std::collections::BTreeMap<u64, Vec<(u64, u64)>>,
+    /// Runs waiting for the notes to be read again.
+    pending: Vec<(u64, u64, block::RetainedRun)>,
     report: Report,
 }
 
@@ -358,7 +370,9 @@ impl<'a> Verifier<'a> {
             wanted,
             nodes: Vec::new(),
             retention,
+            late: None,
             retained: std::collections::BTreeMap::new(),
+            pending: Vec::new(),
             report: Report::default(),
         }
     }
@@ -392,18 +406,42 @@ impl<'a> Verifier<'a> {
                         self.push_item(h, hash);
                     }
                     for (start, end, id) in r.retained {
-                        let ranges = self.retained.entry(id).or_default();
-                        match ranges.last_mut() {
-                            Some(last) if last.1 == start => last.1 = end,
-                            _ => ranges.push((start, end)),
-                        }
+                        self.add_retained(start, end, id);
                     }
+                    self.pending.extend(r.pending);
                     progress(self.frontier.size());
                 }
                 (Item::Checkpoint(h, body), _) => self.check_checkpoint(&h, &body),
                 (Item::Block(..), None) => {}
             }
         }
+    }
+
+    fn add_retained(&mut self, start: u64, end: u64, id: u64) {
+        let ranges = self.retained.entry(id).or_default();
+        match ranges.last_mut() {
+            Some(last) if last.1 == start => last.1 = end,
+            _ => ranges.push((start, end)),
+        }
+    }
+
+    /// Judges the runs that named a record the first read of the notes did
+    /// not hold, against `late` (the notes read after the segments).
+    fn judge_pending(&mut self, late: crate::retention::Notes) {
+        for (start, end, run) in std::mem::take(&mut self.pending) {
+            match check_run(&run, start, end, &late) {
+                Ok(()) => self.add_retained(start, end, run.id),
+                Err(reason) => self.finding(start, Some(end), reason),
+            }
+        }
+        self.late = Some(late);
+    }
+
+    /// A retention record by id, from either read of the notes.
+    fn record(&self, id: u64) -> Option<&crate::retention::RetentionRecord> {
+        self.retention
+            .get(id)
+            .or_else(|| self.late.as_ref().and_then(|n| n.get(id)))
     }
 
     fn push_item(&mut self, height: u32, h: Hash) {
@@ -512,13 +550,28 @@ impl<'a> Verifier<'a> {
 
     fn finish(mut self) -> Report {
         for (id, ranges) in std::mem::take(&mut self.retained) {
-            let Some(r) = self.retention.get(id) else {
+            let Some((policy, at_ns)) = self.record(id).map(|r| (r.policy.clone(), r.at_ns)) else {
                 continue;
             };
+            // A receipt for records since removed still proves they were
+            // there (their hashes stay): say so.
+            for rc in &self.evidence.receipts {
+                let hit = ranges
+                    .iter()
+                    .filter(|(a, b)| *a <= rc.last_seq && rc.first_seq < *b)
+                    .map(|(a, b)| b.min(&(rc.last_seq + 1)) - a.max(&rc.first_seq))
+                    .sum::<u64>();
+                if hit > 0 {
+                    self.report.notes.push(format!(
+                        "a receipt for seqs {}..={} holds {hit} records whose bodies retention record {id} removed; their leaf hashes still prove they were stored",
+                        rc.first_seq, rc.last_seq
+                    ));
+                }
+            }
             let out = RetainedOut {
                 id,
-                policy: r.policy.clone(),
-                at_ns: r.at_ns,
+                policy,
+                at_ns,
                 records: ranges.iter().map(|(a, b)| b - a).sum(),
                 ranges,
             };
@@ -649,14 +702,20 @@ fn check_block(
                 items: vec![(0, [0; 32]); h.count as usize],
                 findings,
                 retained: Vec::new(),
+                pending: Vec::new(),
             };
         }
     };
     let mut prefix = Vec::with_capacity(64);
     let mut retained = Vec::new();
+    let mut pending = Vec::new();
     for run in decoded.runs() {
         let start = first.saturating_add(u64::from(run.start));
         let end = start.saturating_add(u64::from(run.len));
+        if retention.get(run.id).is_none() {
+            pending.push((start, end, run.clone()));
+            continue;
+        }
         match check_run(run, start, end, retention) {
             Ok(()) => retained.push((start, end, run.id)),
             Err(reason) => findings.push(Finding {
@@ -708,13 +767,18 @@ fn check_block(
         items: decoded.items(),
         findings,
         retained,
+        pending,
     }
 }
 
-/// Records removed from a block are accepted only when a validly signed
-/// retention record names every one of them, they are older than its
-/// cutoff, and what is kept of them are subtrees in their places.
-fn check_run(
+/// Records removed from a block (seqs `start..end`) are accepted only when
+/// a validly signed retention record names every one of them, they are
+/// older than its cutoff, and what is kept of them are subtrees in their
+/// places.
+///
+/// # Errors
+/// Why the removal is tampering.
+pub fn check_run(
     run: &block::RetainedRun,
     start: u64,
     end: u64,
@@ -732,7 +796,7 @@ fn check_run(
     {
         return Err(format!("records' bodies were removed, but retention record {id} does not name these seqs: a body removed outside retention is tampering"));
     }
-    if r.cutoff_ns.is_some_and(|c| run.max_time >= c) {
+    if run.max_time >= r.cutoff_ns {
         return Err(format!("records' bodies were removed by retention record {id}, but they are not older than its cutoff"));
     }
     let mut at = start;

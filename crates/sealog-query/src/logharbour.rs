@@ -648,6 +648,10 @@ impl SetAttr {
 ///
 /// # Errors
 /// Whatever `read_block` fails with.
+///
+/// With a `store`, a block every entry of which matches (see
+/// [`LogsQuery::covers_block`]) is answered from its summary, made on first
+/// use.
 pub fn count_set(
     blocks: &[BlockMeta],
     size: u64,
@@ -655,13 +659,33 @@ pub fn count_set(
     q: &LogsQuery,
     attr: SetAttr,
     max_bytes: u64,
+    store: Option<&dyn FacetStore>,
 ) -> Result<Option<HashMap<String, u64>>, QueryError> {
     let candidates: Vec<usize> = (0..blocks.len())
         .filter(|&i| blocks[i].first_seq < size && q.block_may_match(&blocks[i]))
         .collect();
+    let summarised = |f: &BlockFacets| {
+        f.get(attr)
+            .map(|v| v.iter().map(|(k, c)| (k.to_string(), *c)).collect())
+    };
     let count_block = |i: usize| -> Result<HashMap<String, u64>, JournalError> {
         let m = &blocks[i];
+        let whole = m.first_seq + u64::from(m.count) <= size;
+        let store = store.filter(|_| whole && q.covers_block(m));
+        if let Some(found) = store.and_then(|s| s.get(m)) {
+            if let Some(c) = summarised(&found) {
+                return Ok(c);
+            }
+        }
         let b = read_block(i)?;
+        if let Some(s) = store {
+            if s.get(m).is_none() {
+                let f = s.put(m, BlockFacets::of(&b, m.count as usize));
+                if let Some(c) = summarised(&f) {
+                    return Ok(c);
+                }
+            }
+        }
         let mut counts: HashMap<String, u64> = HashMap::new();
         let n = (u64::from(m.count)).min(size - m.first_seq) as usize;
         for k in 0..n {
@@ -706,6 +730,119 @@ pub fn count_set(
         }
     }
     Ok(Some(total))
+}
+
+/// The attributes a block summary counts: those with few values per block.
+const FACET_ATTRS: [SetAttr; 8] = [
+    SetAttr::App,
+    SetAttr::Type,
+    SetAttr::Op,
+    SetAttr::Class,
+    SetAttr::Module,
+    SetAttr::Pri,
+    SetAttr::Status,
+    SetAttr::System,
+];
+/// More distinct values than this in one block and the summary does not
+/// keep that attribute (the block is read for it instead).
+const FACET_MAX_VALUES: usize = 64;
+
+/// Values of one attribute with their counts, sorted by value.
+type ValueCounts = Vec<(Box<str>, u64)>;
+
+/// A block's summary for `GetSet`: per low-cardinality attribute, how many
+/// of its LogHarbour entries have each value. Derived from the block alone,
+/// so it holds for as long as the block does (retention rewrites a block,
+/// which changes its checksum and so its key in a [`FacetStore`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockFacets {
+    /// By position in `FACET_ATTRS`; `None` when the block has too many values.
+    counts: Vec<Option<ValueCounts>>,
+}
+
+impl BlockFacets {
+    /// Counts over the first `n` records of `b`, one parse per entry.
+    pub fn of(b: &DecodedBlock, n: usize) -> Self {
+        let mut maps: Vec<Option<HashMap<String, u64>>> =
+            vec![Some(HashMap::new()); FACET_ATTRS.len()];
+        for k in 0..n.min(b.len()) {
+            let line = b.line(k);
+            let Some(e) = (!line.is_empty())
+                .then(|| Entry::parse(line))
+                .flatten()
+                .filter(|e| e.lh_type().is_some())
+            else {
+                continue;
+            };
+            for (slot, attr) in maps.iter_mut().zip(FACET_ATTRS) {
+                let Some(m) = slot else { continue };
+                attr.values(&e, &mut |v| match m.get_mut(v) {
+                    Some(c) => *c += 1,
+                    None => {
+                        m.insert(v.to_string(), 1);
+                    }
+                });
+                if m.len() > FACET_MAX_VALUES {
+                    *slot = None;
+                }
+            }
+        }
+        Self {
+            counts: maps
+                .into_iter()
+                .map(|m| {
+                    m.map(|m| {
+                        let mut v: Vec<(Box<str>, u64)> =
+                            m.into_iter().map(|(k, c)| (k.into(), c)).collect();
+                        v.sort();
+                        v
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// The counts for `attr`, when this summary keeps it.
+    pub fn get(&self, attr: SetAttr) -> Option<&[(Box<str>, u64)]> {
+        let i = FACET_ATTRS.iter().position(|a| *a == attr)?;
+        self.counts.get(i)?.as_deref()
+    }
+
+    /// Values kept, for memory accounting.
+    pub fn values(&self) -> usize {
+        self.counts.iter().flatten().map(Vec::len).sum()
+    }
+}
+
+/// Where block summaries are kept between queries (the server keeps one
+/// per realm in memory).
+pub trait FacetStore: Sync {
+    /// The summary of block `b`, if known.
+    fn get(&self, b: &BlockMeta) -> Option<std::sync::Arc<BlockFacets>>;
+    /// Keeps the summary of block `b`.
+    fn put(&self, b: &BlockMeta, f: BlockFacets) -> std::sync::Arc<BlockFacets>;
+}
+
+impl LogsQuery {
+    /// True when every LogHarbour entry of block `b` matches: no filter but
+    /// a time range that holds the whole block. Its summary then answers.
+    pub fn covers_block(&self, b: &BlockMeta) -> bool {
+        self.app.is_none()
+            && self.types.is_empty()
+            && self.module.is_none()
+            && self.who.is_none()
+            && self.class.is_none()
+            && self.instance.is_none()
+            && self.op.is_none()
+            && self.remote_ip.is_none()
+            && self.trace_id.is_none()
+            && self.system.is_none()
+            && self.status.is_none()
+            && self.field.is_none()
+            && self.min_pri.is_none()
+            && self.from_ns.is_none_or(|f| b.min_time >= f)
+            && self.to_ns.is_none_or(|t| b.max_time <= t)
+    }
 }
 
 /// `GetUnusualIP` with the wiki's semantics: of the entries `counts`

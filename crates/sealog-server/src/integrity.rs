@@ -90,6 +90,7 @@ pub fn verify_realm(
     let started = Instant::now();
     let mut frontier = Frontier::new();
     let mut block = 0usize;
+    let mut notes: Option<sealog_journal::retention::Notes> = None;
     while frontier.size() < size {
         if stop.is_cancelled() {
             return Ok(None);
@@ -107,6 +108,25 @@ pub fn verify_realm(
             j.read_block(block)
         };
         let decoded = decoded.map_err(|e| format!("background verifier: {e}"))?;
+        // Records removed by retention: only under a signed record naming them.
+        let first = frontier.size();
+        for run in decoded.runs() {
+            let start = first + u64::from(run.start);
+            let end = start + u64::from(run.len);
+            if notes.as_ref().is_none_or(|n| n.get(run.id).is_none()) {
+                let j = journal
+                    .read()
+                    .map_err(|_| "journal lock poisoned".to_string())?;
+                notes = Some(
+                    j.retention_records()
+                        .map_err(|e| format!("background verifier: retention records: {e}"))?,
+                );
+            }
+            let n = notes.as_ref().expect("read above");
+            sealog_journal::verify::check_run(run, start, end, n).map_err(|reason| {
+                format!("background verifier: seqs {start}..{end}: {reason} (run `sealog verify`)")
+            })?;
+        }
         let mut completed = Vec::new();
         for (h, leaf) in decoded.items() {
             if frontier.size() >= size {

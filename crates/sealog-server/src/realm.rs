@@ -23,7 +23,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sealog_journal::{prepare, EventRef, JournalError, LogStore, Receipt};
+use sealog_journal::{prepare, BlockMeta, EventRef, JournalError, LogStore, Receipt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
@@ -119,6 +119,51 @@ pub struct RealmHandle {
     pub(crate) inflight_kib: Arc<tokio::sync::Semaphore>,
     /// This realm's share of live tail sessions.
     pub(crate) tail_slots: Arc<tokio::sync::Semaphore>,
+    /// Block summaries for LogHarbour's `GetSet`, made as counts need them.
+    pub(crate) facets: FacetCache,
+}
+
+/// A realm's block summaries ([`sealog_query::logharbour::BlockFacets`]),
+/// in memory: derived from blocks, keyed by each block's seq, size and
+/// checksum (a block retention rewrote gets a new key), and bounded.
+#[derive(Debug, Default)]
+pub struct FacetCache {
+    map: Mutex<
+        std::collections::HashMap<(u64, u32, u32), Arc<sealog_query::logharbour::BlockFacets>>,
+    >,
+    values: AtomicUsize,
+}
+
+/// Most summary values a realm keeps (about 100 bytes each).
+const MAX_FACET_VALUES: usize = 2_000_000;
+
+impl sealog_query::logharbour::FacetStore for FacetCache {
+    fn get(&self, b: &BlockMeta) -> Option<Arc<sealog_query::logharbour::BlockFacets>> {
+        self.map
+            .lock()
+            .ok()?
+            .get(&(b.first_seq, b.count, b.crc()))
+            .cloned()
+    }
+
+    fn put(
+        &self,
+        b: &BlockMeta,
+        f: sealog_query::logharbour::BlockFacets,
+    ) -> Arc<sealog_query::logharbour::BlockFacets> {
+        let f = Arc::new(f);
+        let n = f.values();
+        if self.values.load(Ordering::Relaxed) + n <= MAX_FACET_VALUES {
+            if let Ok(mut m) = self.map.lock() {
+                if m.insert((b.first_seq, b.count, b.crc()), f.clone())
+                    .is_none()
+                {
+                    self.values.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+        }
+        f
+    }
 }
 
 impl RealmHandle {
@@ -183,6 +228,7 @@ impl RealmHandle {
             tail_slots: Arc::new(tokio::sync::Semaphore::new(
                 limits.max_realm_tail_sessions.max(1),
             )),
+            facets: FacetCache::default(),
         })
     }
 

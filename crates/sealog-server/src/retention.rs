@@ -161,7 +161,7 @@ pub fn run(
     let select = move |line: &[u8]| filter.matches(line);
     let policy = Policy {
         description: spec.description(),
-        cutoff_ns: Some(spec.cutoff(now_ns)),
+        cutoff_ns: spec.cutoff(now_ns),
         select: &select,
     };
     let realm = store.realm().to_string();

@@ -199,17 +199,19 @@ pub enum Command {
     },
     /// Remove the bodies of old records, verifiably (LogHarbour's cleanup).
     ///
-    /// Matching records older than --days become tombstones; their leaf
-    /// hashes stay, with a retention record signed by the realm's key, so
-    /// every checkpoint and proof still verifies and `sealog verify`
-    /// reports the ranges as retained out. Without --force it counts first
+    /// The bodies of matching records older than --days are removed; what
+    /// the Merkle tree needs of them stays (32 bytes per up to 256 records),
+    /// with a retention record signed by the realm's key, so every
+    /// checkpoint and proof still verifies and `sealog verify` reports the
+    /// ranges as retained out. Without --force it counts first
     /// and asks (on a terminal; elsewhere it refuses).
     Retention {
         /// The realm.
         #[arg(long)]
         realm: RealmName,
-        /// Remove records older than this many days.
-        #[arg(long, env = "RETENTION_DAYS", default_value_t = 30)]
+        /// Remove records older than this many days (required: no default
+        /// for a command that deletes).
+        #[arg(long, env = "RETENTION_DAYS")]
         days: u32,
         /// Only entries of this app.
         #[arg(long)]
@@ -221,7 +223,7 @@ pub enum Command {
         #[arg(long)]
         priority: Option<String>,
         /// Only count what would be removed.
-        #[arg(long, env = "DRY_RUN")]
+        #[arg(long)]
         dry_run: bool,
         /// Do not ask before removing.
         #[arg(long)]

@@ -170,6 +170,13 @@ pub struct BlockMeta {
     crc: u32,
 }
 
+impl BlockMeta {
+    /// The CRC32C of the block's body: changes when retention rewrites it.
+    pub fn crc(&self) -> u32 {
+        self.crc
+    }
+}
+
 #[derive(Debug)]
 struct SegmentFile {
     path: PathBuf,

@@ -48,6 +48,11 @@ impl Journal {
                 "a commit is in progress; retention waits for it".into(),
             ));
         }
+        if policy.cutoff_ns > now_ns {
+            return Err(JournalError::Batch(
+                "a retention cutoff cannot be in the future".into(),
+            ));
+        }
         let bytes_before = self.segment_bytes()?;
         let plans = self.plan_retention(policy)?;
         let ranges = to_ranges(&self.blocks, &plans);
@@ -130,7 +135,7 @@ impl Journal {
     /// For each block with records to remove: their indexes and times.
     fn plan_retention(&self, policy: &Policy<'_>) -> Result<BTreeMap<usize, BlockPlan>> {
         let candidates: Vec<usize> = (0..self.blocks.len())
-            .filter(|&i| policy.cutoff_ns.is_none_or(|c| self.blocks[i].min_time < c))
+            .filter(|&i| self.blocks[i].min_time < policy.cutoff_ns)
             .collect();
         let planned: Vec<Result<Option<(usize, BlockPlan)>>> = candidates
             .par_iter()
@@ -287,7 +292,7 @@ fn plan_block(d: &DecodedBlock, policy: &Policy<'_>) -> BlockPlan {
         }
         let line = d.line(i);
         let Some(t) = leaf_time(line) else { continue };
-        if policy.cutoff_ns.is_some_and(|c| t >= c) {
+        if t >= policy.cutoff_ns {
             continue;
         }
         if (policy.select)(line) {

@@ -51,7 +51,7 @@ fn everything(_: &[u8]) -> bool {
 fn older_than(commit_idx: i64) -> Policy<'static> {
     Policy {
         description: format!("days=1 (test: before commit {commit_idx})"),
-        cutoff_ns: Some(T0 + commit_idx * SEC),
+        cutoff_ns: T0 + commit_idx * SEC,
         select: &everything,
     }
 }
@@ -166,7 +166,7 @@ fn retention_keeps_every_proof_and_is_reported_not_as_tampering() {
     let shop = |l: &[u8]| String::from_utf8_lossy(l).contains(r#""app":"shop""#);
     let p = Policy {
         description: "days=1 app=shop".into(),
-        cutoff_ns: Some(T0 + 30 * SEC),
+        cutoff_ns: T0 + 30 * SEC,
         select: &shop,
     };
     let out = j.retain(&p, T0 + 100 * SEC, false).expect("retain");
@@ -417,4 +417,64 @@ fn a_full_disk_fails_the_run_and_loses_nothing() {
     export(&fs, Path::new(SIM_DIR), real.path());
     let r = verify(real.path(), &Evidence::default());
     assert!(r.ok(), "{:?}", r.findings);
+}
+
+#[test]
+fn a_verify_racing_a_run_sees_its_record_and_a_damaged_last_record_stops_the_next_run() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let mut j = crate::util::open(d.path());
+    for idx in 0..8 {
+        commit(&mut j, idx, 1000);
+    }
+    j.retain(&older_than(4), T0 + 100 * SEC, false)
+        .expect("retain");
+    drop(j);
+    let notes = d.path().join(RETENTION_FILE);
+    let good = std::fs::read(&notes).expect("notes");
+
+    // A verify that read the notes just before a run appended its record,
+    // and the segments after the run rewrote them: the record is read
+    // again, and nothing is called tampering.
+    std::fs::remove_file(&notes).expect("remove");
+    let once = std::sync::Once::new();
+    let r = verify_dir(
+        d.path(),
+        REALM,
+        &signer().verifier(),
+        &Evidence::default(),
+        &|_| once.call_once(|| std::fs::write(&notes, &good).expect("write")),
+    )
+    .expect("verify runs");
+    assert!(r.ok(), "{:?}", r.findings);
+    assert_eq!(r.retained.len(), 1);
+
+    // A whole last entry with one damaged byte is damage, not an
+    // interrupted append: verify says so and the next run refuses to cut it.
+    let mut bad = good.clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 0x20;
+    std::fs::write(&notes, &bad).expect("write");
+    let r = verify(d.path(), &Evidence::default());
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.reason.contains("damaged entry")),
+        "{:?}",
+        r.findings
+    );
+    let mut j = crate::util::open(d.path());
+    commit(&mut j, 10, 1000);
+    let e = j
+        .retain(&older_than(9), T0 + 100 * SEC, false)
+        .expect_err("refused");
+    assert!(
+        e.to_string().contains("refusing to add a retention record"),
+        "{e}"
+    );
+    drop(j);
+    assert_eq!(
+        std::fs::read(&notes).expect("notes"),
+        bad,
+        "the damaged record was kept"
+    );
 }

@@ -199,6 +199,7 @@ fn read_page(
             &req.query,
             SetAttr::Type,
             u64::MAX,
+            None,
         )?;
         counts.map(|c| c.values().sum())
     } else {
@@ -245,6 +246,7 @@ pub async fn set(
     // high-cardinality attribute gets 503s, not the server's memory.
     let (_budget, max_bytes) = page_budget(state, realm.name())?;
     let journal = realm.journal().clone();
+    let handle = realm.clone();
     let r = tokio::task::spawn_blocking(move || {
         let (blocks, size) = {
             let j = journal
@@ -262,6 +264,7 @@ pub async fn set(
             &q,
             attr,
             max_bytes,
+            Some(&handle.facets),
         )?;
         match counts {
             Some(c) => Ok((c, size)),
