@@ -754,7 +754,7 @@ type ValueCounts = Vec<(Box<str>, u64)>;
 /// of its LogHarbour entries have each value. Derived from the block alone,
 /// so it holds for as long as the block does (retention rewrites a block,
 /// which changes its checksum and so its key in a [`FacetStore`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BlockFacets {
     /// By position in `FACET_ATTRS`; `None` when the block has too many values.
     counts: Vec<Option<ValueCounts>>,

@@ -24,6 +24,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sealog_journal::{prepare, BlockMeta, EventRef, JournalError, LogStore, Receipt};
+use sealog_query::logharbour::BlockFacets;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
@@ -123,22 +124,80 @@ pub struct RealmHandle {
     pub(crate) facets: FacetCache,
 }
 
-/// A realm's block summaries ([`sealog_query::logharbour::BlockFacets`]),
-/// in memory: derived from blocks, keyed by each block's seq, size and
-/// checksum (a block retention rewrote gets a new key), and bounded.
+/// The file beside a realm's journal that keeps its block summaries.
+pub const FACETS_FILE: &str = "lh.facets";
+
+/// A realm's block summaries ([`sealog_query::logharbour::BlockFacets`]):
+/// derived from blocks, keyed by each block's seq, size and checksum (a
+/// block retention rewrote gets a new key), bounded in memory, and kept in
+/// [`FACETS_FILE`] so a restart does not read every block again. The file
+/// is derived data: one JSON line per block, appended unsynced; a line
+/// that does not parse (a torn append) or names a block that changed is
+/// ignored, and the file is read on the first count that needs it.
 #[derive(Debug, Default)]
 pub struct FacetCache {
-    map: Mutex<
-        std::collections::HashMap<(u64, u32, u32), Arc<sealog_query::logharbour::BlockFacets>>,
-    >,
+    map: Mutex<std::collections::HashMap<FacetKey, Arc<BlockFacets>>>,
     values: AtomicUsize,
+    file: std::sync::OnceLock<std::path::PathBuf>,
+    loaded: std::sync::OnceLock<()>,
 }
+
+type FacetKey = (u64, u32, u32);
 
 /// Most summary values a realm keeps (about 100 bytes each).
 const MAX_FACET_VALUES: usize = 2_000_000;
 
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FacetLine {
+    s: u64,
+    n: u32,
+    c: u32,
+    f: BlockFacets,
+}
+
+impl FacetCache {
+    /// Keeps the summaries in `path` from now on.
+    pub fn keep_in(&self, path: std::path::PathBuf) {
+        let _ = self.file.set(path);
+    }
+
+    fn load(&self) {
+        self.loaded.get_or_init(|| {
+            let Some(path) = self.file.get() else { return };
+            let Ok(text) = std::fs::read_to_string(path) else {
+                return;
+            };
+            let mut kept = 0usize;
+            for line in text.lines() {
+                let Ok(l) = serde_json::from_str::<FacetLine>(line) else {
+                    continue;
+                };
+                if self.insert((l.s, l.n, l.c), Arc::new(l.f)) {
+                    kept += 1;
+                }
+            }
+            tracing::debug!(path = %path.display(), blocks = kept, "block summaries read");
+        });
+    }
+
+    fn insert(&self, key: FacetKey, f: Arc<BlockFacets>) -> bool {
+        let n = f.values();
+        if self.values.load(Ordering::Relaxed) + n > MAX_FACET_VALUES {
+            return false;
+        }
+        let Ok(mut m) = self.map.lock() else {
+            return false;
+        };
+        if m.insert(key, f).is_none() {
+            self.values.fetch_add(n, Ordering::Relaxed);
+        }
+        true
+    }
+}
+
 impl sealog_query::logharbour::FacetStore for FacetCache {
-    fn get(&self, b: &BlockMeta) -> Option<Arc<sealog_query::logharbour::BlockFacets>> {
+    fn get(&self, b: &BlockMeta) -> Option<Arc<BlockFacets>> {
+        self.load();
         self.map
             .lock()
             .ok()?
@@ -146,19 +205,30 @@ impl sealog_query::logharbour::FacetStore for FacetCache {
             .cloned()
     }
 
-    fn put(
-        &self,
-        b: &BlockMeta,
-        f: sealog_query::logharbour::BlockFacets,
-    ) -> Arc<sealog_query::logharbour::BlockFacets> {
+    fn put(&self, b: &BlockMeta, f: BlockFacets) -> Arc<BlockFacets> {
+        let key = (b.first_seq, b.count, b.crc());
         let f = Arc::new(f);
-        let n = f.values();
-        if self.values.load(Ordering::Relaxed) + n <= MAX_FACET_VALUES {
-            if let Ok(mut m) = self.map.lock() {
-                if m.insert((b.first_seq, b.count, b.crc()), f.clone())
-                    .is_none()
-                {
-                    self.values.fetch_add(n, Ordering::Relaxed);
+        if self.insert(key, f.clone()) {
+            if let Some(path) = self.file.get() {
+                let line = FacetLine {
+                    s: key.0,
+                    n: key.1,
+                    c: key.2,
+                    f: (*f).clone(),
+                };
+                let appended = serde_json::to_vec(&line)
+                    .map_err(std::io::Error::other)
+                    .and_then(|mut bytes| {
+                        use std::io::Write;
+                        bytes.push(b'\n');
+                        std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(path)?
+                            .write_all(&bytes)
+                    });
+                if let Err(e) = appended {
+                    tracing::warn!(path = %path.display(), cause = %e, "block summary not kept on disk; it is made again after a restart");
                 }
             }
         }
@@ -1000,4 +1070,60 @@ fn commit_unlocked(
     let staged = locked()?.stage_checkpoint(staged)?;
     let staged = synced(staged)?;
     Ok(locked()?.finish_commit(staged)?)
+}
+
+#[cfg(test)]
+mod facet_tests {
+    use super::*;
+    use sealog_query::logharbour::{FacetStore, SetAttr};
+
+    #[test]
+    fn block_summaries_are_kept_on_disk_and_read_back_after_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let signer = sealog_journal::checkpoint::Signer::new("sealog/acme", key);
+        let mut j = sealog_journal::Journal::open(
+            &dir.path().join("journal"),
+            "acme",
+            signer,
+            sealog_journal::JournalOptions::default(),
+        )
+        .expect("open");
+        let bodies: Vec<String> = (0..10)
+            .map(|i| {
+                format!(
+                    r#"{{"app":"app{}","type":"A","pri":"Info","msg":"m{i}"}}"#,
+                    i % 3
+                )
+            })
+            .collect();
+        let events: Vec<EventRef<'_>> = bodies
+            .iter()
+            .map(|b| EventRef {
+                bytes: b.as_bytes(),
+                time_ns: None,
+            })
+            .collect();
+        j.append(&events).expect("append");
+        let meta = j.blocks()[0];
+        let facets = BlockFacets::of(&j.read_block(0).expect("block"), 10);
+        let file = dir.path().join(FACETS_FILE);
+        let first = FacetCache::default();
+        first.keep_in(file.clone());
+        assert!(first.get(&meta).is_none());
+        first.put(&meta, facets.clone());
+        // A torn append after it is ignored.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"{\"s\":0,\"n\""))
+            .expect("append");
+        let again = FacetCache::default();
+        again.keep_in(file);
+        let read = again.get(&meta).expect("read back");
+        assert_eq!(*read, facets);
+        let apps = read.get(SetAttr::App).expect("apps kept");
+        assert_eq!(apps.len(), 3);
+        assert_eq!(apps.iter().map(|(_, n)| n).sum::<u64>(), 10);
+    }
 }

@@ -325,12 +325,17 @@ impl AppState {
         };
         let journal = dd.open_journal_on(self.journal_fs.clone(), name, opts)?;
         tracing::info!(realm = %name, size = journal.size(), "realm opened");
-        Ok(RealmHandle::start(
+        let handle = RealmHandle::start(
             Box::new(journal),
             &self.config.limits,
             self.metrics.clone(),
             &self.workers,
-        ))
+        );
+        handle.facets.keep_in(
+            dd.journal_dir(name)
+                .with_file_name(crate::realm::FACETS_FILE),
+        );
+        Ok(handle)
     }
 
     /// The token table's current generation.

@@ -7,7 +7,8 @@
 //! journal. Then, timed:
 //!
 //! - `GET /v1/sets?attr=app` and a filtered `/v1/sets` through a server,
-//!   first call and the median of the next three;
+//!   first call and the median of the next three; the unfiltered one again
+//!   after a restart (block summaries read back from `lh.facets`);
 //! - the newest page of `GET /v1/logs` with three filters, median of 20;
 //! - `sealog grep -c` on the data directory against `rg -c` over
 //!   `entries.ndjson`, for the rare token (selective) and the common one
@@ -159,8 +160,9 @@ fn run(records: u64, dir: &Path) -> Result<(), Failure> {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
-    // Through a server: the query functions.
-    {
+    // Through a server: the query functions; then again after a restart,
+    // when the block summaries the first counts made are read back.
+    for restarted in [false, true] {
         let log = std::fs::File::create(dir.join("serve.log"))?;
         let mut child = Command::new(&exe)
             .args(["--data"])
@@ -207,21 +209,30 @@ fn run(records: u64, dir: &Path) -> Result<(), Failure> {
                     Ok((s, serde_json::from_slice(&body)?))
                 })
             };
-            for path in [
-                "/v1/sets?attr=app",
-                "/v1/sets?attr=remote_ip&pri=Warn&module=auth",
-            ] {
+            let paths: &[&str] = if restarted {
+                &["/v1/sets?attr=app"]
+            } else {
+                &[
+                    "/v1/sets?attr=app",
+                    "/v1/sets?attr=remote_ip&pri=Warn&module=auth",
+                ]
+            };
+            let when = if restarted { " after a restart" } else { "" };
+            for path in paths {
                 let (first, v) = get(path)?;
                 let mut warm = Vec::new();
                 for _ in 0..3 {
                     warm.push(get(path)?.0);
                 }
                 println!(
-                    "GET {path}: first {first:.3} s, then median {:.3} s ({} values, {} entries counted)",
+                    "GET {path}{when}: first {first:.3} s, then median {:.3} s ({} values, {} entries counted)",
                     median(warm),
                     v["distinct"],
                     v["total"]
                 );
+            }
+            if restarted {
+                return Ok(());
             }
             let path = "/v1/logs?app=appae&type=A&pri=Warn";
             let (first, v) = get(path)?;

@@ -245,6 +245,25 @@ fn through_a_server_the_admin_route_runs_it_and_proofs_still_verify() {
         .status(),
         422
     );
+    // GetSet counts (from block summaries once made) before and after.
+    let shop_count = || -> u64 {
+        let v: serde_json::Value = http
+            .get(format!("{}/v1/sets?attr=app", srv.base))
+            .bearer_auth(&query)
+            .send()
+            .expect("get")
+            .json()
+            .expect("json");
+        v["counts"]
+            .as_array()
+            .expect("counts")
+            .iter()
+            .find(|c| c["value"] == "shop")
+            .and_then(|c| c["count"].as_u64())
+            .unwrap_or(0)
+    };
+    assert_eq!(shop_count(), 2_500);
+    assert_eq!(shop_count(), 2_500);
     // A filtered run: only app=shop entries older than 30 days.
     let r = post(
         admin,
@@ -255,6 +274,11 @@ fn through_a_server_the_admin_route_runs_it_and_proofs_still_verify() {
     assert_eq!(rep["removed"], 1_500, "{rep}");
     assert_eq!(rep["ranges_total"], 1_500);
     assert_eq!(rep["policy"], "days=30 app=shop");
+    assert_eq!(
+        shop_count(),
+        1_000,
+        "the removed entries are no longer counted"
+    );
     // The server still takes writes and serves reads and proofs.
     let cp = http
         .get(format!("{}/v1/checkpoint", srv.base))
