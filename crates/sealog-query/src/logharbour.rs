@@ -960,7 +960,12 @@ impl RetentionFilter {
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let Some(a) = &self.app {
-            parts.push(format!("app={a}"));
+            // Quoted when it could read as more than one word.
+            if a.contains(|c: char| c.is_whitespace() || c == '=' || c == '"') {
+                parts.push(format!("app={a:?}"));
+            } else {
+                parts.push(format!("app={a}"));
+            }
         }
         if let Some(t) = self.typ {
             parts.push(format!("type={}", t.as_str()));

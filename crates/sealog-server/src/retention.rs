@@ -293,5 +293,11 @@ mod tests {
             Spec::new(7, None, None, None).expect("valid").description(),
             "days=7"
         );
+        assert_eq!(
+            Spec::new(7, Some("shop type=A"), None, None)
+                .expect("valid")
+                .description(),
+            r#"days=7 app="shop type=A""#
+        );
     }
 }
