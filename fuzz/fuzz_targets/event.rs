@@ -9,7 +9,10 @@ fuzz_target!(|data: &[u8]| {
         let trimmed = data.trim_ascii();
         sealog_event::LeafBuilder::new("fuzz", 0).build(1, trimmed, &mut leaf);
         assert_eq!(sealog_event::leaf_seq(&leaf), Some(1));
-        assert!(sealog_event::leaf_time(&leaf).is_some(), "a leaf always has a time");
+        assert!(
+            sealog_event::leaf_time(&leaf).is_some(),
+            "a leaf always has a time"
+        );
     }
     let _ = sealog_event::leaf_time(data);
 });

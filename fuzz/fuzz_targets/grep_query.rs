@@ -13,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
     // First line: the query; the rest: a record.
     let (q, line) = match data.iter().position(|b| *b == b'\n') {
         Some(at) => (&data[..at], &data[at + 1..]),
-        None => (data, &b"{\"app\":\"a\",\"type\":\"A\",\"pri\":\"Err\",\"msg\":\"x\"}"[..]),
+        None => (
+            data,
+            &b"{\"app\":\"a\",\"type\":\"A\",\"pri\":\"Err\",\"msg\":\"x\"}"[..],
+        ),
     };
     if let Ok(q) = std::str::from_utf8(q) {
         if let Ok(e) = Expr::parse(q) {

@@ -20,6 +20,10 @@ fuzz_target!(|data: &[u8]| {
         let (clean, n) = redact_build_args(text);
         // Redacting again finds the same arguments and changes nothing.
         let (again, m) = redact_build_args(&clean);
-        assert_eq!((again.as_str(), m), (clean.as_str(), n), "redaction is stable");
+        assert_eq!(
+            (again.as_str(), m),
+            (clean.as_str(), n),
+            "redaction is stable"
+        );
     }
 });

@@ -806,8 +806,9 @@ fn run(
         end_ns: i64::MAX,
         deadline: None,
     };
-    let commits = sealog_journal::commits::check_commits(real, REALM, &key, everything, &mut |_| {})
-        .expect("the commit checker reports; it fails only on I/O errors");
+    let commits =
+        sealog_journal::commits::check_commits(real, REALM, &key, everything, &mut |_| {})
+            .expect("the commit checker reports; it fails only on I/O errors");
     if report.ok() {
         assert!(
             commits.iter().all(|c| c.verified),

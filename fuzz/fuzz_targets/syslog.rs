@@ -20,7 +20,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(sealog_event::validate(&p.event).is_ok(), "unstorable event");
         if let Some(t) = p.token.filter(|t| t.len() > 3) {
             let ev = String::from_utf8_lossy(&p.event);
-            assert!(!ev.contains(&format!("\"{t}\"")), "token leaked into the event");
+            assert!(
+                !ev.contains(&format!("\"{t}\"")),
+                "token leaked into the event"
+            );
         }
     }
 });

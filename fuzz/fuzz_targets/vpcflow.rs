@@ -12,7 +12,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         for l in text.lines() {
             if let Ok(Line::Flow(rec, _)) = parse_line(l) {
-                assert!(sealog_event::validate(&rec).is_ok(), "unstorable flow record");
+                assert!(
+                    sealog_event::validate(&rec).is_ok(),
+                    "unstorable flow record"
+                );
                 let f = read_stored(&rec).expect("a written flow reads back");
                 let fields: Vec<&str> = l.split_ascii_whitespace().collect();
                 assert_eq!(f.srcaddr, fields[3].as_bytes());
