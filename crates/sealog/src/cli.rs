@@ -234,7 +234,8 @@ pub enum Command {
         /// The realm.
         #[arg(long)]
         realm: RealmName,
-        /// First seq (default 0).
+        /// First seq (default 0, or just after the last record retention
+        /// removed: a bundle carries bodies).
         #[arg(long)]
         from_seq: Option<u64>,
         /// Last seq, inclusive (default: the newest).

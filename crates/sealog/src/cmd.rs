@@ -401,7 +401,24 @@ fn cmd_export(
     if j.size() == 0 {
         return Err(format!("realm {realm:?} has no records to export").into());
     }
-    let from = from_seq.unwrap_or(0);
+    // A bundle carries bodies, so records retention removed cannot be in
+    // one: by default it starts after the last of them.
+    let from = match from_seq {
+        Some(f) => f,
+        None => j
+            .retention_records()?
+            .records
+            .iter()
+            .filter_map(|r| r.record.ranges.last().map(|x| x.1))
+            .max()
+            .unwrap_or(0),
+    };
+    if from >= j.size() {
+        return Err(format!(
+            "every record of realm {realm:?} from seq {from} on was removed by retention or is not there yet; nothing to export"
+        )
+        .into());
+    }
     let to = to_seq.unwrap_or(j.size() - 1);
     let pb = progress::bar(to.saturating_sub(from) + 1, "exporting");
     let file = std::fs::File::create(out).map_err(|e| format!("create {}: {e}", out.display()))?;

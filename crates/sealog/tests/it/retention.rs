@@ -144,6 +144,38 @@ fn days_removes_the_older_half_of_a_million_and_every_proof_still_holds() {
         .stdout;
     assert!(q.trim().is_empty(), "{q}");
 
+    // An export starts after the removed records by default and verifies;
+    // one across them is refused with the reason.
+    let bundle = s.dir.path().join("b.bundle");
+    let r = s
+        .run(&["export", "--realm", "acme", "--out", path_str(&bundle)])
+        .ok();
+    assert!(
+        r.stderr.contains("exported seqs 500000..=999999"),
+        "{}",
+        r.stderr
+    );
+    let key = s.run(&["realm", "key", "acme"]).ok().stdout;
+    s.run(&["verify-bundle", path_str(&bundle), "--key", key.trim()])
+        .ok();
+    let r = s.run(&[
+        "export",
+        "--realm",
+        "acme",
+        "--from-seq",
+        "10",
+        "--to-seq",
+        "20",
+        "--out",
+        path_str(&bundle),
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("retained out by retention record 1"),
+        "{}",
+        r.stderr
+    );
+
     // Tampering with a surviving record is still caught at its seq.
     let journal = s.data().join("realms/acme/journal");
     let target = 700_000u64;
