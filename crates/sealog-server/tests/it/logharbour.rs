@@ -1097,3 +1097,91 @@ async fn odd_entries_budgets_and_dead_ends() {
     assert_eq!(v["data"]["Nrec"], 2_000);
     assert_eq!(v["data"]["LogEntery"].as_array().expect("page").len(), 100);
 }
+
+/// A scheduled retention policy (`[[logharbour.retention]]`) runs by
+/// itself: old debug entries of one realm lose their bodies, the rest stay,
+/// and the verifier reports what it removed; bad policies are refused when
+/// the config is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_retention_policy_runs_by_itself() {
+    let toml = r#"
+        [logharbour]
+        retention_interval_secs = 1
+        [[logharbour.retention]]
+        realm = "shop"
+        days = 30
+        type = "D"
+    "#;
+    let config = sealog_server::Config::from_toml(toml, "test.toml").expect("config");
+    let srv = TestServer::start_with(config).await;
+    let created = srv.realm("shop").await;
+    let write = created["write_token"].as_str().expect("write token");
+    let query = created["query_token"].as_str().expect("query token");
+    let mut body = String::new();
+    for i in 0..300 {
+        let typ = ["A", "C", "D"][i % 3];
+        let when = if i < 150 {
+            "2020-01-01T00:00:00Z"
+        } else {
+            "2099-01-01T00:00:00Z"
+        };
+        body.push_str(&format!(
+            "{{\"app\":\"shop\",\"type\":\"{typ}\",\"pri\":\"Info\",\"when\":\"{when}\",\"msg\":\"e{i}\"}}\n"
+        ));
+    }
+    assert_eq!(srv.ingest(write, body).await.status(), 200);
+    // Old debug entries: 50 of the first 150.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let report = loop {
+        let v: Value = srv
+            .http
+            .post(srv.url("/v1/admin/verify"))
+            .bearer_auth(&srv.admin)
+            .json(&serde_json::json!({"realm": "shop"}))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        if v["retained"].as_array().is_some_and(|r| !r.is_empty()) {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scheduled policy did not run: {v}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["retained"][0]["records"], 50, "{report}");
+    assert_eq!(report["retained"][0]["policy"], "days=30 type=D");
+    let v: Value = srv
+        .get(Some(query), "/v1/sets?attr=type")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let count = |t: &str| {
+        v["counts"]
+            .as_array()
+            .expect("counts")
+            .iter()
+            .find(|c| c["value"] == t)
+            .and_then(|c| c["count"].as_u64())
+    };
+    assert_eq!(
+        (count("A"), count("C"), count("D")),
+        (Some(100), Some(100), Some(50))
+    );
+    // Bad policies are refused with the config.
+    for bad in [
+        "[[logharbour.retention]]\nrealm = \"shop\"\ndays = 0\n",
+        "[[logharbour.retention]]\nrealm = \"shop\"\ndays = 3\ntype = \"Z\"\n",
+        "[[logharbour.retention]]\nrealm = \"../x\"\ndays = 3\n",
+        "[logharbour]\nretention_interval_secs = 0\n",
+    ] {
+        let e = sealog_server::Config::from_toml(bad, "bad.toml").expect_err("refused");
+        assert!(e.to_string().contains("bad.toml"), "{e}");
+    }
+}
