@@ -6,6 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sealog_query::grep::{Expr, GrepMatcher};
+use sealog_query::message_index::{filter_check, MessageColumn, Plan, Selected};
 use sealog_query::logharbour::{Entry, LogsQuery, Pri, SetAttr};
 use sealog_query::Matcher;
 
@@ -21,6 +22,28 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(q) = std::str::from_utf8(q) {
         if let Ok(e) = Expr::parse(q) {
             let full = e.matches(line);
+            // The message index judges the line as grep does: exactly when
+            // its plan is exact, never missing a match otherwise, and its
+            // trigram filter never rules out a text the line holds.
+            if let Some(plan) = Plan::new(&e) {
+                let expected = GrepMatcher::new(e.clone()).matches(line);
+                if !line.contains(&b'\n') {
+                    let enc = sealog_journal::block::encode(0, &[line], &[[0u8; 32]], (0, 0), 1);
+                    let b = sealog_journal::block::decode(&enc.body, enc.count, enc.crc)
+                        .expect("a block just encoded decodes");
+                    let c = MessageColumn::of(&b, 1);
+                    assert_eq!(MessageColumn::decode(&c.encode()).as_ref(), Some(&c));
+                    match plan.select(&c, 0, 1) {
+                        Selected::Exact(bits) => assert_eq!(bits.get(0), expected, "{q:?}"),
+                        Selected::Candidates(bits) => assert!(!expected || bits.get(0), "{q:?}"),
+                    }
+                    if expected {
+                        for t in plan.required() {
+                            assert!(filter_check(&c, t), "{q:?}");
+                        }
+                    }
+                }
+            }
             let m = GrepMatcher::new(e);
             // The prefilter and the parse of only the fields read change
             // nothing: the same answer as parsing the whole line.

@@ -43,6 +43,7 @@ pub enum Order {
 
 pub mod grep;
 pub mod logharbour;
+pub mod message_index;
 
 /// What a scan asks of each block and each line: [`Filter`] for the
 /// generic query, [`logharbour::LogsQuery`] for LogHarbour's functions.

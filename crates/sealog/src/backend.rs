@@ -79,6 +79,17 @@ pub struct PageRequest {
     pub limit: Option<u64>,
 }
 
+/// How `sealog grep` runs over a realm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrepOptions {
+    /// At most this many matches.
+    pub limit: Option<u64>,
+    /// Only the number is wanted: a backend may count without the lines.
+    pub count_only: bool,
+    /// A local realm may use (and extend) its message index.
+    pub index: bool,
+}
+
 /// Receives each matching line (without its newline).
 pub type Emit<'a> = dyn FnMut(&[u8]) -> std::io::Result<()> + 'a;
 
@@ -240,6 +251,24 @@ pub trait Backend {
         })
     }
 
+    /// `sealog grep` over a realm: emits the lines `matcher` (with
+    /// `spec`'s prefilter) selects, in `spec`'s order, and returns how many
+    /// matched (with [`GrepOptions::count_only`] a backend may return the
+    /// number without emitting). The default follows query pages.
+    ///
+    /// # Errors
+    /// As [`Backend::query_page`].
+    fn grep(
+        &self,
+        realm: &RealmName,
+        spec: &QuerySpec,
+        matcher: &sealog_query::grep::GrepMatcher,
+        opts: GrepOptions,
+        emit: &mut Emit<'_>,
+    ) -> Result<u64, Failure> {
+        grep_by_pages(self, realm, spec, matcher, opts.limit, emit)
+    }
+
     /// The realm's latest signed checkpoint note.
     ///
     /// # Errors
@@ -285,6 +314,25 @@ pub trait Backend {
 /// # Errors
 /// A page's error; a cursor that does not move (a server bug that would
 /// otherwise loop forever).
+/// `sealog grep` as pages of [`Backend::query_page_matching`].
+///
+/// # Errors
+/// As [`Backend::query_page`].
+pub fn grep_by_pages<B: Backend + ?Sized>(
+    b: &B,
+    realm: &RealmName,
+    spec: &QuerySpec,
+    matcher: &sealog_query::grep::GrepMatcher,
+    limit: Option<u64>,
+    emit: &mut Emit<'_>,
+) -> Result<u64, Failure> {
+    follow_pages(
+        limit,
+        &mut |page, emit| b.query_page_matching(realm, spec, matcher, page, emit),
+        emit,
+    )
+}
+
 pub fn follow_pages(
     limit: Option<u64>,
     page: &mut FetchPage<'_>,

@@ -253,26 +253,38 @@ fn run(records: u64, dir: &Path) -> Result<(), Failure> {
         result?;
     }
 
-    // sealog grep against ripgrep over the same entries.
+    // sealog grep against ripgrep over the same entries: first reading
+    // every block (`--no-index`), then the first indexed run (which builds
+    // the message index as it reads), then with the index.
     let rg = which("rg").ok_or("ripgrep (rg) is not installed: apt-get install ripgrep")?;
+    let grep = |pattern: &str, want: u64, extra: &[&str]| -> Result<f64, Failure> {
+        let t = Instant::now();
+        let o = Command::new(&exe)
+            .arg("--data")
+            .arg(&data)
+            .args(["grep", "--realm", "lh", "-c", "--message", pattern])
+            .args(extra)
+            .output()?;
+        let took = t.elapsed().as_secs_f64();
+        let n = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        if n != want.to_string() {
+            return Err(Failure::verify(format!(
+                "sealog grep {extra:?} counted {n:?} for {pattern}; the generator wrote {want} ({})",
+                String::from_utf8_lossy(&o.stderr)
+            )));
+        }
+        Ok(took)
+    };
+    let index_file = data
+        .join("realms")
+        .join("lh")
+        .join(sealog_query::message_index::INDEX_FILE);
     for (label, pattern, want) in [("selective", RARE, rare), ("unselective", COMMON, common)] {
+        let mut scans = Vec::new();
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
         for _ in 0..3 {
-            let t = Instant::now();
-            let o = Command::new(&exe)
-                .arg("--data")
-                .arg(&data)
-                .args(["grep", "--realm", "lh", "-c", "--message", pattern])
-                .output()?;
-            ours.push(t.elapsed().as_secs_f64());
-            let n = String::from_utf8_lossy(&o.stdout).trim().to_string();
-            if n != want.to_string() {
-                return Err(Failure::verify(format!(
-                    "sealog grep counted {n:?} for {pattern}; the generator wrote {want} ({})",
-                    String::from_utf8_lossy(&o.stderr)
-                )));
-            }
+            scans.push(grep(pattern, want, &["--no-index"])?);
             let t = Instant::now();
             let o = Command::new(&rg)
                 .args(["-c", pattern])
@@ -286,10 +298,27 @@ fn run(records: u64, dir: &Path) -> Result<(), Failure> {
                 )));
             }
         }
-        let (o, t) = (median(ours), median(theirs));
+        let built = if index_file.exists() {
+            None
+        } else {
+            Some(grep(pattern, want, &[])?)
+        };
+        for _ in 0..5 {
+            ours.push(grep(pattern, want, &[])?);
+        }
+        let (s, o, t) = (median(scans), median(ours), median(theirs));
+        if let Some(b) = built {
+            let size = std::fs::metadata(&index_file).map_or(0, |m| m.len());
+            println!(
+                "message index built by the first indexed grep: {b:.3} s, {:.1} MB ({:.1} bytes a record)",
+                size as f64 / 1e6,
+                size as f64 / records.max(1) as f64
+            );
+        }
         println!(
-            "grep {label} ({want} matches): sealog grep -c {o:.3} s, rg -c {t:.3} s, ratio rg/sealog {:.2}x",
-            t / o
+            "grep {label} ({want} matches): sealog grep -c {o:.3} s (index), {s:.3} s (--no-index); rg -c {t:.3} s; ratio rg/sealog {:.2}x (index), {:.2}x (--no-index)",
+            t / o,
+            t / s
         );
     }
     Ok(())

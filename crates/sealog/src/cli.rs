@@ -312,6 +312,10 @@ pub enum Command {
         /// Newest first (a realm only).
         #[arg(long)]
         newest: bool,
+        /// Read every block instead of the realm's message index
+        /// (`grep.index`, which grep builds and extends as it reads).
+        #[arg(long)]
+        no_index: bool,
     },
     /// Print a realm's new records as they are committed (live tail through
     /// the server; needs the realm's query token).

@@ -250,6 +250,7 @@ fn run_on(backend: &dyn Backend, command: Command) -> Result<(), Failure> {
             count,
             limit,
             newest,
+            no_index,
         } => {
             let terms = crate::grep::Terms {
                 app,
@@ -273,8 +274,11 @@ fn run_on(backend: &dyn Backend, command: Command) -> Result<(), Failure> {
                 file.as_deref(),
                 &terms,
                 &show,
-                limit,
-                newest,
+                crate::grep::Scope {
+                    limit,
+                    newest,
+                    no_index,
+                },
             )
         }
         Command::Checkpoint { realm } => {

@@ -16,7 +16,7 @@ use sealog_event::RealmName;
 use sealog_query::grep::{Expr, GrepMatcher, Op};
 use serde_json::Value;
 
-use crate::backend::{follow_pages, Backend, QuerySpec};
+use crate::backend::{Backend, GrepOptions, QuerySpec};
 use crate::Failure;
 
 /// Output form.
@@ -127,6 +127,17 @@ pub fn expr(t: &Terms) -> Result<Expr, Failure> {
     Ok(e)
 }
 
+/// Which matches, in which order, found how.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope {
+    /// `--limit`.
+    pub limit: Option<u64>,
+    /// `--newest`.
+    pub newest: bool,
+    /// `--no-index`.
+    pub no_index: bool,
+}
+
 /// Runs `sealog grep`.
 ///
 /// # Errors
@@ -137,9 +148,13 @@ pub fn run(
     file: Option<&Path>,
     terms: &Terms,
     show: &Show,
-    limit: Option<u64>,
-    newest: bool,
+    scope: Scope,
 ) -> Result<(), Failure> {
+    let Scope {
+        limit,
+        newest,
+        no_index,
+    } = scope;
     let matcher = GrepMatcher::new(expr(terms)?);
     let stdout = std::io::stdout();
     let color = match show.color {
@@ -167,11 +182,14 @@ pub fn run(
                 pre.wheres.clone(),
                 newest,
             )?;
-            follow_pages(
+            let opts = GrepOptions {
                 limit,
-                &mut |page, emit| backend.query_page_matching(realm, &spec, &matcher, page, emit),
-                &mut |line| printer.print(&mut out, line),
-            )?;
+                count_only: show.count,
+                index: !no_index,
+            };
+            printer.count = backend.grep(realm, &spec, &matcher, opts, &mut |line| {
+                printer.print(&mut out, line)
+            })?;
         }
         (None, Some(path)) => {
             if newest {

@@ -10,7 +10,7 @@ use sealog_journal::{EventRef, JournalOptions, Receipt};
 use sealog_query::{Order, Scan};
 use sealog_store::{CreatedRealm, DataDir, IssuedToken, Scope, StoreError, TokenInfo};
 
-use crate::backend::{Backend, Emit, PageRequest, QuerySpec, TailSpec, Verdict};
+use crate::backend::{Backend, Emit, GrepOptions, PageRequest, QuerySpec, TailSpec, Verdict};
 use crate::{ingest, progress, Failure};
 
 /// A data directory no server holds.
@@ -35,6 +35,24 @@ impl Local {
 /// The error for a realm that is not in the data directory.
 pub(crate) fn no_realm(realm: &RealmName, data: &Path) -> Failure {
     format!("no realm named {realm} in {}", data.display()).into()
+}
+
+/// Runs `scan` with a sink that passes lines to `emit` until it first
+/// fails; that failure (a closed pipe, say) is the result.
+fn first_write_error<T>(
+    emit: &mut Emit<'_>,
+    scan: impl FnOnce(&mut dyn FnMut(u64, &[u8])) -> Result<T, sealog_query::QueryError>,
+) -> Result<T, Failure> {
+    let mut write_err = None;
+    let r = scan(&mut |_, line| {
+        if write_err.is_none() {
+            write_err = emit(line).err();
+        }
+    })?;
+    match write_err {
+        Some(e) => Err(e.into()),
+        None => Ok(r),
+    }
 }
 
 impl Local {
@@ -67,21 +85,9 @@ impl Local {
                 seq_to: page.cursor.unwrap_or(size).min(size),
             },
         };
-        let mut write_err = None;
-        let r = sealog_query::scan(
-            j.blocks(),
-            &|i| j.read_block(i),
-            matcher,
-            bounds,
-            &mut |_, line| {
-                if write_err.is_none() {
-                    write_err = emit(line).err();
-                }
-            },
-        )?;
-        if let Some(e) = write_err {
-            return Err(e.into());
-        }
+        let r = first_write_error(emit, |sink| {
+            sealog_query::scan(j.blocks(), &|i| j.read_block(i), matcher, bounds, sink)
+        })?;
         tracing::info!(
             matched = r.stats.matched,
             scanned = r.stats.scanned,
@@ -170,6 +176,52 @@ impl Backend for Local {
             page,
             emit,
         )
+    }
+
+    fn grep(
+        &self,
+        realm: &RealmName,
+        spec: &QuerySpec,
+        matcher: &sealog_query::grep::GrepMatcher,
+        opts: GrepOptions,
+        emit: &mut Emit<'_>,
+    ) -> Result<u64, Failure> {
+        use sealog_query::message_index::{self, MessageIndex, Plan, INDEX_FILE};
+        let Some(plan) = Plan::new(matcher.expr()).filter(|_| opts.index) else {
+            return crate::backend::grep_by_pages(self, realm, spec, matcher, opts.limit, emit);
+        };
+        let dd = self.open("grep")?;
+        let j = dd.open_journal(realm, JournalOptions::default())?;
+        let index = MessageIndex::open(&dd.journal_dir(realm).with_file_name(INDEX_FILE));
+        let known = index.entries();
+        let bounds = Scan {
+            order: spec.order,
+            limit: opts.limit,
+            max_bytes: None,
+            seq_from: 0,
+            seq_to: j.size(),
+        };
+        let n = first_write_error(emit, |sink| {
+            message_index::scan(
+                j.blocks(),
+                &|i| j.read_block(i),
+                Some(&index),
+                &plan,
+                &sealog_query::Both(&spec.filter, matcher),
+                bounds,
+                opts.count_only,
+                sink,
+            )
+        })?;
+        tracing::info!(
+            matched = n,
+            blocks = j.blocks().len(),
+            indexed_before = known,
+            indexed_now = index.entries(),
+            exact = plan.is_exact(),
+            "grep done through the message index"
+        );
+        Ok(n)
     }
 
     fn retention(

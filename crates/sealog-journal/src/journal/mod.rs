@@ -175,6 +175,11 @@ impl BlockMeta {
     pub fn crc(&self) -> u32 {
         self.crc
     }
+
+    /// The length of the block's body: changes when retention rewrites it.
+    pub fn body_len(&self) -> u32 {
+        self.body_len
+    }
 }
 
 #[derive(Debug)]

@@ -195,3 +195,168 @@ fn grep_agrees_locally_through_the_server_and_on_a_file() {
     }
     server.stop();
 }
+
+/// The message index (`grep.index`): built by the first grep, then used;
+/// every answer equals a scan of every block (`--no-index`) and the
+/// filter written here, after new records, with the index damaged, torn,
+/// unwritable, and after retention rewrote blocks.
+#[test]
+fn grep_answers_through_the_message_index_equal_a_full_scan() {
+    let s = Sealog::new();
+    s.realm("lh");
+    let lines = entries(2_000);
+    // Many small blocks: 100 records a commit.
+    let first = s.file("a.ndjson", (lines[..1_200].join("\n") + "\n").as_bytes());
+    s.run(&[
+        "ingest",
+        "--realm",
+        "lh",
+        "--batch",
+        "100",
+        path_str(&first),
+    ])
+    .ok();
+    let all: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("entry"))
+        .collect();
+    let index = s.data().join("realms/lh").join("grep.index");
+    type Case<'a> = (Vec<&'a str>, Box<dyn Fn(&Value) -> bool>);
+    let msg = |v: &Value| s_(v, "msg");
+    let cases: Vec<Case> = vec![
+        (
+            vec!["--message", "timeout"],
+            Box::new(move |v: &Value| msg(v).contains("timeout")),
+        ),
+        (
+            vec!["message ~ 'ok 1' AND NOT message ~ '9'"],
+            Box::new(move |v: &Value| msg(v).contains("ok 1") && !msg(v).contains('9')),
+        ),
+        (
+            vec!["message ~ 'timeout 1' OR message ~ 'ok 77'"],
+            Box::new(move |v: &Value| msg(v).contains("timeout 1") || msg(v).contains("ok 77")),
+        ),
+        (
+            // Not exact: the index narrows, the records decide.
+            vec!["--message", "ok", "--app", "appc", "--level", "warn"],
+            Box::new(move |v: &Value| {
+                msg(v).contains("ok") && s_(v, "app") == "appc" && s_(v, "pri") == "Warn"
+            }),
+        ),
+        (
+            vec!["--message", "no such text"],
+            Box::new(|_: &Value| false),
+        ),
+    ];
+    let check = |upto: usize, when: &str| {
+        for (args, f) in &cases {
+            let expected = want(&all[..upto], f);
+            let mut a = vec!["grep", "--realm", "lh", "-o", "json"];
+            a.extend(args.iter());
+            assert_eq!(ids(&s.run(&a).ok().stdout), expected, "{when}: {args:?}");
+            let mut c = vec!["grep", "--realm", "lh", "-c"];
+            c.extend(args.iter());
+            assert_eq!(
+                s.run(&c).ok().stdout.trim(),
+                expected.len().to_string(),
+                "{when}: count {args:?}"
+            );
+            c.push("--no-index");
+            assert_eq!(
+                s.run(&c).ok().stdout.trim(),
+                expected.len().to_string(),
+                "{when}: count --no-index {args:?}"
+            );
+            // Newest first with a limit: the last matches, reversed.
+            let mut n = vec![
+                "grep", "--realm", "lh", "-o", "json", "--newest", "--limit", "3",
+            ];
+            n.extend(args.iter());
+            let newest: Vec<String> = expected.iter().rev().take(3).cloned().collect();
+            assert_eq!(
+                ids(&s.run(&n).ok().stdout),
+                newest,
+                "{when}: newest {args:?}"
+            );
+        }
+    };
+    assert!(!index.exists(), "no grep, no index");
+    check(1_200, "first");
+    let built = std::fs::metadata(&index)
+        .expect("the first grep built the index")
+        .len();
+    assert!(built > 0);
+
+    // New blocks are indexed as they are first read.
+    let second = s.file("b.ndjson", (lines[1_200..].join("\n") + "\n").as_bytes());
+    s.run(&[
+        "ingest",
+        "--realm",
+        "lh",
+        "--batch",
+        "100",
+        path_str(&second),
+    ])
+    .ok();
+    check(2_000, "more records");
+    let grown = std::fs::metadata(&index).expect("index").len();
+    assert!(grown > built, "{grown} > {built}");
+
+    // A flipped byte in an entry: that block is read instead.
+    let mut bytes = std::fs::read(&index).expect("index");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x5a;
+    std::fs::write(&index, &bytes).expect("damage");
+    check(2_000, "a damaged entry");
+    // A torn tail and then garbage.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&index)
+        .expect("open");
+    f.set_len(grown - 7).expect("truncate");
+    drop(f);
+    check(2_000, "a torn tail");
+    std::fs::write(&index, b"not an index at all, just bytes").expect("garbage");
+    check(2_000, "garbage");
+    // An index that cannot be written (a directory in its place).
+    std::fs::remove_file(&index).expect("rm");
+    std::fs::create_dir(&index).expect("dir");
+    check(2_000, "unwritable");
+    std::fs::remove_dir(&index).expect("rmdir");
+    check(2_000, "rebuilt");
+
+    // Retention rewrites blocks; their old entries no longer apply.
+    let r = s.run(&[
+        "retention",
+        "--realm",
+        "lh",
+        "--days",
+        "30",
+        "--app",
+        "appa",
+        "--force",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let kept: Vec<Value> = all
+        .iter()
+        .filter(|v| s_(v, "app") != "appa")
+        .cloned()
+        .collect();
+    for (args, f) in &cases {
+        let expected = want(&kept, f);
+        let mut c = vec!["grep", "--realm", "lh", "-c"];
+        c.extend(args.iter());
+        assert_eq!(
+            s.run(&c).ok().stdout.trim(),
+            expected.len().to_string(),
+            "after retention: {args:?}"
+        );
+        let mut a = vec!["grep", "--realm", "lh", "-o", "json"];
+        a.extend(args.iter());
+        assert_eq!(
+            ids(&s.run(&a).ok().stdout),
+            expected,
+            "after retention: {args:?}"
+        );
+    }
+}
