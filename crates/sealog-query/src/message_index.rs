@@ -17,11 +17,18 @@
 //! record count, body length and CRC32C (retention rewrites a block, which
 //! gives it a new key) and carries its own CRC32C; an entry that fails its
 //! check, a torn tail, or an entry for a block that no longer exists is
-//! ignored and the block is read instead (and indexed again). Like the
-//! journal's blocks, the file is trusted only as far as its checksums go:
-//! anyone who can write the data directory can change what grep finds, but
-//! never what `sealog verify` proves. `sealog grep --no-index` reads the
-//! blocks only.
+//! ignored and the block is read instead (and indexed again). A file whose
+//! stale entries outnumber its current ones is rewritten without them.
+//!
+//! What the index does not promise:
+//! - **It is not evidence.** Its checksums catch damage, not forgery.
+//!   Anyone who can write the data directory can forge an entry and change
+//!   what grep finds, but never what `sealog verify` proves.
+//!   `sealog grep --no-index` reads the blocks only.
+//! - **It does not check blocks.** A block the index rules out is not read,
+//!   so damage to its body is not reported by grep. This holds for blocks
+//!   outside a query's time range too. Damage is found by `sealog verify`
+//!   and by the server's background verifier.
 //!
 //! ```text
 //! entry   := "SLMX" first_seq:u64 count:u32 body_len:u32 block_crc:u32
@@ -59,6 +66,17 @@ pub const INDEX_FILE: &str = "grep.index";
 const MAGIC: &[u8; 4] = b"SLMX";
 /// A payload larger than this is damage, not an entry.
 const MAX_PAYLOAD: u32 = 256 << 20;
+/// Most bytes a column may take decompressed when nothing else bounds it.
+const MAX_RAW: u64 = 64 << 20;
+
+/// Most bytes block `b`'s column may take decompressed: its messages are a
+/// part of its records, which zstd rarely packs 64 to 1. A column over
+/// this is not kept (the block is read each time instead), and an entry
+/// that claims more is damage: a hostile index cannot make grep allocate
+/// more than this a block.
+fn raw_cap(b: &BlockMeta) -> u64 {
+    (u64::from(b.body_len()) * 64).clamp(1 << 20, MAX_RAW)
+}
 
 /// One record's state in a column.
 const NOT_OBJECT: u8 = 0;
@@ -89,61 +107,15 @@ impl Eq for MessageColumn {}
 /// is not a JSON object; else the last `message` field when there is one
 /// (a string, or `None`), else the last `msg` field's string.
 fn message_of(line: &[u8]) -> Result<Option<Cow<'_, str>>, ()> {
+    fn text<'a>(v: serde_json::Value) -> Option<Cow<'a, str>> {
+        match v {
+            serde_json::Value::String(s) => Some(Cow::Owned(s)),
+            _ => None,
+        }
+    }
     struct Msg<'a> {
         message: Option<Option<Cow<'a, str>>>,
         msg: Option<Option<Cow<'a, str>>>,
-    }
-    /// A string, or `None` for any other value (skipped unbuilt).
-    struct Text<'a>(Option<Cow<'a, str>>);
-    impl<'de> serde::Deserialize<'de> for Text<'de> {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> serde::de::Visitor<'de> for V {
-                type Value = Text<'de>;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("any JSON value")
-                }
-                fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
-                    Ok(Text(Some(Cow::Borrowed(v))))
-                }
-                fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
-                    Ok(Text(Some(Cow::Owned(v.to_owned()))))
-                }
-                fn visit_bool<E>(self, _: bool) -> Result<Text<'de>, E> {
-                    Ok(Text(None))
-                }
-                fn visit_i64<E>(self, _: i64) -> Result<Text<'de>, E> {
-                    Ok(Text(None))
-                }
-                fn visit_u64<E>(self, _: u64) -> Result<Text<'de>, E> {
-                    Ok(Text(None))
-                }
-                fn visit_f64<E>(self, _: f64) -> Result<Text<'de>, E> {
-                    Ok(Text(None))
-                }
-                fn visit_unit<E>(self) -> Result<Text<'de>, E> {
-                    Ok(Text(None))
-                }
-                fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                    self,
-                    mut a: A,
-                ) -> Result<Text<'de>, A::Error> {
-                    while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                    Ok(Text(None))
-                }
-                fn visit_map<A: serde::de::MapAccess<'de>>(
-                    self,
-                    mut a: A,
-                ) -> Result<Text<'de>, A::Error> {
-                    while a
-                        .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                        .is_some()
-                    {}
-                    Ok(Text(None))
-                }
-            }
-            d.deserialize_any(V)
-        }
     }
     impl<'de> serde::Deserialize<'de> for Msg<'de> {
         fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -163,8 +135,12 @@ fn message_of(line: &[u8]) -> Result<Option<Cow<'_, str>>, ()> {
                     };
                     while let Some(k) = m.next_key::<Cow<'de, str>>()? {
                         match k.as_ref() {
-                            "message" => out.message = Some(m.next_value::<Text<'de>>()?.0),
-                            "msg" => out.msg = Some(m.next_value::<Text<'de>>()?.0),
+                            // Parsed whole, as grep parses the fields it
+                            // reads: a value that is not valid JSON (a lone
+                            // surrogate, a number out of range) anywhere in
+                            // it makes the line match nothing.
+                            "message" => out.message = Some(text(m.next_value()?)),
+                            "msg" => out.msg = Some(text(m.next_value()?)),
                             _ => {
                                 m.next_value::<serde::de::IgnoredAny>()?;
                             }
@@ -263,6 +239,11 @@ impl MessageColumn {
 
     /// The column as an index entry's payload.
     pub fn encode(&self) -> Vec<u8> {
+        zstd::bulk::compress(&self.raw(), 1).unwrap_or_default()
+    }
+
+    /// The payload before compression.
+    fn raw(&self) -> Vec<u8> {
         let text = self.text();
         let mut raw = Vec::with_capacity(self.len() * 2 + text.len() + 8);
         put_varint(&mut raw, self.len() as u64);
@@ -274,19 +255,25 @@ impl MessageColumn {
             put_varint(&mut raw, v);
         }
         raw.extend_from_slice(text);
-        zstd::bulk::compress(&raw, 1).unwrap_or_default()
+        raw
     }
 
     /// Reads a payload [`MessageColumn::encode`] wrote; `None` when it is
     /// not one (damage).
     pub fn decode(payload: &[u8]) -> Option<Self> {
+        Self::decode_capped(payload, MAX_RAW)
+    }
+
+    /// [`MessageColumn::decode`], refusing a payload that claims more than
+    /// `cap` bytes decompressed before anything is allocated.
+    fn decode_capped(payload: &[u8], cap: u64) -> Option<Self> {
         thread_local! {
             /// One decompression context a thread, not one a block.
             static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
                 const { std::cell::RefCell::new(None) };
         }
         let size = zstd::zstd_safe::get_frame_content_size(payload).ok()??;
-        if size > u64::from(MAX_PAYLOAD) * 4 {
+        if size > cap {
             return None;
         }
         let mut raw = Vec::with_capacity(size as usize);
@@ -678,6 +665,8 @@ struct Place {
 
 #[derive(Debug)]
 struct Inner {
+    /// Entries in the file, stale and overridden ones included.
+    file_entries: usize,
     at: HashMap<Key, Place>,
     /// The end of the last good entry; appends go there.
     good_len: u64,
@@ -705,6 +694,16 @@ fn word(h: &[u8], i: usize) -> u32 {
     u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]])
 }
 
+/// True when `path` is absent or a regular file: a symlink, FIFO, device
+/// or directory in its place is neither read (a FIFO would block grep while
+/// it holds the data directory's lock) nor written through.
+fn usable(path: &Path) -> bool {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => m.file_type().is_file(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
 impl MessageIndex {
     /// Opens (or starts) the index at `path`, reading its entries' headers.
     /// Damage ends the readable part; it is overwritten by the next entry.
@@ -714,8 +713,12 @@ impl MessageIndex {
             good_len: 0,
             file: None,
             failed: false,
+            file_entries: 0,
         };
-        if let Ok(mut f) = std::fs::File::open(path) {
+        if !usable(path) {
+            tracing::warn!(path = %path.display(), "message index is not a regular file; grep reads blocks instead");
+            inner.failed = true;
+        } else if let Ok(mut f) = std::fs::File::open(path) {
             let len = f.metadata().map(|m| m.len()).unwrap_or(0);
             let mut r = std::io::BufReader::with_capacity(1 << 16, &mut f);
             let mut pos = 0u64;
@@ -728,7 +731,10 @@ impl MessageIndex {
                 let key = (seq, word(&h, 12), word(&h, 16), word(&h, 20));
                 let (filter_len, payload_len) = (word(&h, 24), word(&h, 28));
                 let end = pos + HEADER as u64 + u64::from(filter_len) + u64::from(payload_len);
-                if payload_len > MAX_PAYLOAD || filter_len > MAX_PAYLOAD || end > len {
+                if payload_len > MAX_PAYLOAD
+                    || filter_len as usize > FILTER_START_BITS / 8
+                    || end > len
+                {
                     break;
                 }
                 inner.at.insert(
@@ -739,6 +745,7 @@ impl MessageIndex {
                         payload_len,
                     },
                 );
+                inner.file_entries += 1;
                 if r.seek_relative(i64::from(filter_len) + i64::from(payload_len))
                     .is_err()
                 {
@@ -773,7 +780,11 @@ impl MessageIndex {
         };
         let Some(f) = self
             .reader
-            .get_or_init(|| std::fs::File::open(&self.path).ok())
+            .get_or_init(|| {
+                usable(&self.path)
+                    .then(|| std::fs::File::open(&self.path).ok())
+                    .flatten()
+            })
             .as_ref()
         else {
             return Lookup::Unknown;
@@ -796,6 +807,11 @@ impl MessageIndex {
         {
             return Lookup::Skip;
         }
+        let cap = raw_cap(b);
+        if u64::from(place.payload_len) > cap + 4096 {
+            self.damaged(b, "column length");
+            return Lookup::Unknown;
+        }
         let mut payload = vec![0u8; place.payload_len as usize];
         if read_at(f, &mut payload, place.at + head_len as u64).is_err() {
             return Lookup::Unknown;
@@ -804,7 +820,7 @@ impl MessageIndex {
             self.damaged(b, "column");
             return Lookup::Unknown;
         }
-        match MessageColumn::decode(&payload).filter(|c| c.len() == b.count as usize) {
+        match MessageColumn::decode_capped(&payload, cap).filter(|c| c.len() == b.count as usize) {
             Some(c) => Lookup::Column(c),
             None => {
                 self.damaged(b, "column");
@@ -816,7 +832,13 @@ impl MessageIndex {
     /// Keeps block `b`'s column. Unsynced: a lost entry is made again.
     pub fn put(&self, b: &BlockMeta, c: &MessageColumn) {
         let key = key_of(b);
-        let payload = c.encode();
+        let raw = c.raw();
+        if raw.len() as u64 > raw_cap(b) {
+            return;
+        }
+        let Ok(payload) = zstd::bulk::compress(&raw, 1) else {
+            return;
+        };
         let filter = trigram_filter(c);
         let (Ok(payload_len), Ok(filter_len)) =
             (u32::try_from(payload.len()), u32::try_from(filter.len()))
@@ -843,6 +865,9 @@ impl MessageIndex {
         let at = inner.good_len;
         let written = (|| -> std::io::Result<()> {
             if inner.file.is_none() {
+                if !usable(&self.path) {
+                    return Err(std::io::Error::other("not a regular file"));
+                }
                 let f = std::fs::OpenOptions::new()
                     .create(true)
                     .truncate(false)
@@ -862,6 +887,7 @@ impl MessageIndex {
         match written {
             Ok(()) => {
                 inner.good_len = at + entry.len() as u64;
+                inner.file_entries += 1;
                 inner.at.insert(
                     key,
                     Place {
@@ -891,7 +917,7 @@ const PARALLEL_BLOCKS: usize = 32;
 /// the records the column selects are read and checked with `check` (the
 /// whole query). With `count_only` and an exact plan no block is read at all
 /// once the index holds it. Emits matches in `bounds.order`, at most
-/// `bounds.limit`; returns how many matched.
+/// `bounds.limit`, until `emit` returns false; returns how many matched.
 ///
 /// # Errors
 /// Whatever `read_block` fails with (a damaged block is reported, not skipped).
@@ -904,7 +930,7 @@ pub fn scan(
     check: &dyn Matcher,
     bounds: Scan,
     count_only: bool,
-    emit: &mut dyn FnMut(u64, &[u8]),
+    emit: &mut dyn FnMut(u64, &[u8]) -> bool,
 ) -> Result<u64, QueryError> {
     let limit = bounds.limit.unwrap_or(u64::MAX);
     if limit == 0 || bounds.seq_from >= bounds.seq_to {
@@ -998,7 +1024,9 @@ pub fn scan(
                 matched += part.count;
             } else {
                 for (seq, line) in &part.lines {
-                    emit(*seq, line);
+                    if !emit(*seq, line) {
+                        return Ok(matched);
+                    }
                     matched += 1;
                     if matched >= limit {
                         return Ok(matched);
@@ -1011,6 +1039,60 @@ pub fn scan(
         }
     }
     Ok(matched)
+}
+
+impl MessageIndex {
+    /// Rewrites the file with only the current entries of `live` blocks when
+    /// stale ones (blocks retention rewrote, damaged or repeated entries)
+    /// outnumber them; through a temporary file and a rename, so a crash
+    /// leaves the old file or the new one. Takes the index: nothing is read
+    /// from it afterwards.
+    pub fn compact(self, live: &[BlockMeta]) {
+        let Ok(inner) = self.inner.into_inner() else {
+            return;
+        };
+        let keys: std::collections::HashSet<Key> = live.iter().map(key_of).collect();
+        let current = inner.at.iter().filter(|(k, _)| keys.contains(k)).count();
+        if inner.failed || inner.file_entries <= 2 * current + 64 {
+            return;
+        }
+        let path = &self.path;
+        let tmp = path.with_extension("index.tmp");
+        let rewritten =
+            (|| -> std::io::Result<()> {
+                if !usable(path) {
+                    return Err(std::io::Error::other("not a regular file"));
+                }
+                let old = std::fs::read(path)?;
+                let mut out = Vec::with_capacity(old.len() / 2);
+                let mut places: Vec<&Place> = inner
+                    .at
+                    .iter()
+                    .filter(|(k, _)| keys.contains(k))
+                    .map(|(_, p)| p)
+                    .collect();
+                places.sort_by_key(|p| p.at);
+                for p in places {
+                    let start = usize::try_from(p.at).map_err(std::io::Error::other)?;
+                    let end = start + HEADER + p.filter_len as usize + p.payload_len as usize;
+                    out.extend_from_slice(old.get(start..end).ok_or_else(|| {
+                        std::io::Error::other("an entry past the end of the file")
+                    })?);
+                }
+                let _ = std::fs::remove_file(&tmp);
+                std::fs::write(&tmp, &out)?;
+                std::fs::rename(&tmp, path)
+            })();
+        match rewritten {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), kept = current, dropped = inner.file_entries - current, "message index compacted")
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                tracing::warn!(path = %path.display(), cause = %e, "message index not compacted");
+            }
+        }
+    }
 }
 
 #[cfg(unix)]
@@ -1051,6 +1133,8 @@ mod tests {
             r#"{"msg":"one","msg":"two"}"#,
             r#"{"m\u0065ssage":"esc\n\"q"}"#,
             r#"{"other":1}"#,
+            r#"{"message":"abc1","msg":["\udc00"]}"#,
+            r#"{"msg":"abc5","message":[1e400]}"#,
         ]);
         assert_eq!(c.message(0), Some(&b"a b"[..]));
         assert_eq!(c.message(1), Some(&b"m"[..]));
@@ -1061,6 +1145,10 @@ mod tests {
         assert_eq!(c.message(5), Some(&b"two"[..]));
         assert_eq!(c.message(6), Some(&b"esc\n\"q"[..]));
         assert_eq!(c.state[7], NO_MESSAGE);
+        // grep parses `message` and `msg` whole: a bad value in either
+        // makes the line match nothing, as here.
+        assert_eq!(c.state[8], NOT_OBJECT);
+        assert_eq!(c.state[9], NOT_OBJECT);
         assert_eq!(MessageColumn::decode(&c.encode()), Some(c));
     }
 
@@ -1096,6 +1184,108 @@ mod tests {
             .filter(|t| !filter_may_hold(&f, t.as_bytes()))
             .count();
         assert_eq!(out, 4, "texts that are nowhere are ruled out");
+    }
+
+    fn journal(dir: &Path, blocks: usize) -> sealog_journal::Journal {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let signer = sealog_journal::checkpoint::Signer::new("sealog/acme", key);
+        let mut j = sealog_journal::Journal::open(
+            &dir.join("journal"),
+            "acme",
+            signer,
+            sealog_journal::JournalOptions::default(),
+        )
+        .expect("open");
+        for b in 0..blocks {
+            let bodies: Vec<String> = (0..10)
+                .map(|i| format!(r#"{{"msg":"m{b} {i}"}}"#))
+                .collect();
+            let events: Vec<sealog_journal::EventRef<'_>> = bodies
+                .iter()
+                .map(|b| sealog_journal::EventRef {
+                    bytes: b.as_bytes(),
+                    time_ns: None,
+                })
+                .collect();
+            j.append(&events).expect("append");
+        }
+        j
+    }
+
+    #[test]
+    fn stale_entries_are_compacted_away() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = journal(dir.path(), 3);
+        let live = j.blocks().to_vec();
+        assert_eq!(live.len(), 3);
+        let path = dir.path().join(INDEX_FILE);
+        let x = MessageIndex::open(&path);
+        let plan = Plan::new(&Expr::parse("message ~ 'm1 '").expect("query")).expect("plan");
+        let col = |i: usize| MessageColumn::of(&j.read_block(i).expect("block"), 10);
+        for (i, m) in live.iter().enumerate() {
+            x.put(m, &col(i));
+        }
+        // 200 entries of one block again: all but the last are stale.
+        for _ in 0..200 {
+            x.put(&live[1], &col(1));
+        }
+        let before = std::fs::metadata(&path).expect("index").len();
+        x.compact(&live);
+        let after = std::fs::metadata(&path).expect("index").len();
+        assert!(after * 50 < before, "{after} of {before}");
+        let x = MessageIndex::open(&path);
+        assert_eq!(x.entries(), 3);
+        assert!(matches!(x.lookup(&live[0], &plan), Lookup::Skip));
+        let Lookup::Column(c) = x.lookup(&live[1], &plan) else {
+            panic!("block 1 is kept");
+        };
+        assert_eq!(c, col(1));
+        // Few stale entries: left as they are.
+        x.compact(&live[..2]);
+        assert_eq!(std::fs::metadata(&path).expect("index").len(), after);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_or_fifo_in_its_place_is_neither_read_nor_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = journal(dir.path(), 1);
+        let m = j.blocks()[0];
+        let c = MessageColumn::of(&j.read_block(0).expect("block"), 10);
+        let plan = Plan::new(&Expr::parse("message ~ 'm0'").expect("query")).expect("plan");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep me").expect("victim");
+        let path = dir.path().join(INDEX_FILE);
+        std::os::unix::fs::symlink(&victim, &path).expect("symlink");
+        let x = MessageIndex::open(&path);
+        x.put(&m, &c);
+        assert!(matches!(x.lookup(&m, &plan), Lookup::Unknown));
+        assert_eq!(std::fs::read(&victim).expect("victim"), b"keep me");
+        std::fs::remove_file(&path).expect("rm");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        // Opening a FIFO for reading would block until a writer came.
+        let x = MessageIndex::open(&path);
+        x.put(&m, &c);
+        assert!(matches!(x.lookup(&m, &plan), Lookup::Unknown));
+        assert_eq!(x.entries(), 0);
+    }
+
+    #[test]
+    fn a_column_claiming_too_much_is_refused_before_it_is_allocated() {
+        let c = column(&[r#"{"msg":"a"}"#]);
+        let big = vec![b'a'; 2 << 20];
+        let mut raw = Vec::new();
+        put_varint(&mut raw, 1);
+        put_varint(&mut raw, 2 + big.len() as u64);
+        raw.extend_from_slice(&big);
+        let z = zstd::bulk::compress(&raw, 1).expect("compress");
+        assert!(MessageColumn::decode_capped(&z, 1 << 20).is_none());
+        assert!(MessageColumn::decode_capped(&z, 4 << 20).is_some());
+        assert!(MessageColumn::decode(&c.encode()).is_some());
     }
 
     #[test]
@@ -1140,6 +1330,8 @@ mod tests {
             Just("not json".to_string()),
             Just("[\"msg\"]".to_string()),
             Just(r#"{"m\u0073g":"ab"}"#.to_string()),
+            Just(r#"{"message":"ab","msg":["\udc00"]}"#.to_string()),
+            Just(r#"{"msg":"ab","message":{"k":1e400}}"#.to_string()),
         ]
     }
 

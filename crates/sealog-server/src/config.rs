@@ -55,6 +55,13 @@ pub struct Logharbour {
     pub retention: Vec<RetentionPolicy>,
     /// Seconds between scheduled retention runs (default 3600).
     pub retention_interval_secs: Option<u64>,
+    /// Realms whose `GetSet` block summaries are made in the background as
+    /// blocks are committed (`*`: every realm). A realm counted once is
+    /// summarized in the background from then on anyway.
+    pub summarize_realms: Vec<String>,
+    /// Most records a second the background summarizer reads (default
+    /// 200,000; 0: no cap).
+    pub summarize_records_per_sec: Option<u64>,
 }
 
 /// One scheduled retention policy (`[[logharbour.retention]]`).

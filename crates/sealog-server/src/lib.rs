@@ -42,6 +42,7 @@ pub mod retention;
 pub mod routes;
 pub mod sidecar;
 pub mod state;
+pub mod summaries;
 pub mod syslog;
 
 use std::collections::{HashMap, HashSet};
@@ -312,6 +313,8 @@ impl Server {
             let _ = tokio::task::spawn_blocking(move || opener.open_all(&stop_opening)).await;
             integrity::run(st, stop_open).await;
         }));
+        // LogHarbour's block summaries, made in the background.
+        side_tasks.push(tokio::spawn(summaries::run(state.clone(), down.clone())));
         // Scheduled retention policies, if any.
         if !state.config.logharbour.retention.is_empty() {
             let interval = std::time::Duration::from_secs(

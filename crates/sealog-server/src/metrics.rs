@@ -103,6 +103,13 @@ impl Metrics {
         metrics::counter!("sealog_verifier_passes_total", "realm" => realm).increment(1);
     }
 
+    /// How far a realm's LogHarbour block summaries reach:
+    /// `sealog_lh_summarized_through{realm}` (records).
+    pub fn summarized(&self, realm: &str, through: u64) {
+        let realm = self.label(realm);
+        metrics::gauge!("sealog_lh_summarized_through", "realm" => realm).set(through as f64);
+    }
+
     /// How many drains are in `state`: `sealog_drains{state}`.
     pub fn drains(&self, state: &'static str, n: usize) {
         metrics::gauge!("sealog_drains", "state" => state).set(n as f64);

@@ -136,6 +136,8 @@ pub const FACETS_FILE: &str = "lh.facets";
 /// ignored, and the file is read on the first count that needs it.
 #[derive(Debug, Default)]
 pub struct FacetCache {
+    /// The first block the background summarizer has not looked at.
+    pub(crate) next_block: AtomicUsize,
     map: Mutex<std::collections::HashMap<FacetKey, Arc<BlockFacets>>>,
     values: AtomicUsize,
     file: std::sync::OnceLock<std::path::PathBuf>,
@@ -156,6 +158,12 @@ struct FacetLine {
 }
 
 impl FacetCache {
+    /// True when summaries are kept in a file that exists (the realm has
+    /// been counted before).
+    pub fn has_file(&self) -> bool {
+        self.file.get().is_some_and(|p| p.exists())
+    }
+
     /// Keeps the summaries in `path` from now on.
     pub fn keep_in(&self, path: std::path::PathBuf) {
         let _ = self.file.set(path);

@@ -201,18 +201,27 @@ impl Backend for Local {
             seq_from: 0,
             seq_to: j.size(),
         };
-        let n = first_write_error(emit, |sink| {
-            message_index::scan(
-                j.blocks(),
-                &|i| j.read_block(i),
-                Some(&index),
-                &plan,
-                &sealog_query::Both(&spec.filter, matcher),
-                bounds,
-                opts.count_only,
-                sink,
-            )
-        })?;
+        // A write that fails (a closed pipe) stops the scan.
+        let mut write_err = None;
+        let n = message_index::scan(
+            j.blocks(),
+            &|i| j.read_block(i),
+            Some(&index),
+            &plan,
+            &sealog_query::Both(&spec.filter, matcher),
+            bounds,
+            opts.count_only,
+            &mut |_, line| match emit(line) {
+                Ok(()) => true,
+                Err(e) => {
+                    write_err = Some(e);
+                    false
+                }
+            },
+        )?;
+        if let Some(e) = write_err {
+            return Err(e.into());
+        }
         tracing::info!(
             matched = n,
             blocks = j.blocks().len(),
@@ -221,6 +230,7 @@ impl Backend for Local {
             exact = plan.is_exact(),
             "grep done through the message index"
         );
+        index.compact(j.blocks());
         Ok(n)
     }
 

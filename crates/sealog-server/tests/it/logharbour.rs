@@ -1185,3 +1185,119 @@ async fn a_scheduled_retention_policy_runs_by_itself() {
         assert!(e.to_string().contains("bad.toml"), "{e}");
     }
 }
+
+/// The background summarizer: a realm named in `summarize_realms` gets a
+/// `GetSet` summary of every whole block without a count asking for it,
+/// kept in `lh.facets` and kept up as records arrive; a realm nobody named
+/// or counted gets none, until it is counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_summarizer_keeps_up_with_named_and_counted_realms() {
+    let toml = r#"
+        [logharbour]
+        summarize_realms = ["harbour"]
+        summarize_records_per_sec = 0
+    "#;
+    let config = Config::from_toml(toml, "test.toml").expect("config");
+    let (mut srv, w, q, mut all) = seeded_server(20_000, config).await;
+    let other = srv.realm("other").await;
+    let (ow, oq) = (s(&other, "write_token"), s(&other, "query_token"));
+    let other_body: String = entries(3_000).iter().map(|e| format!("{e}\n")).collect();
+    assert_eq!(srv.ingest(ow, other_body.clone()).await.status(), 200);
+    let realm_dir = |r: &str| srv.dir.path().join("realms").join(r);
+    let summarized = |text: &str, realm: &str| -> Option<u64> {
+        let head = format!("sealog_lh_summarized_through{{realm=\"{realm}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&head))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|v| v as u64)
+    };
+    let wait_for = |realm: &'static str, n: u64| {
+        let srv = &srv;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                let text = srv
+                    .get(None, "/metrics")
+                    .await
+                    .text()
+                    .await
+                    .expect("metrics");
+                if summarized(&text, realm) == Some(n) {
+                    return text;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{realm}: summaries did not reach {n}: {:?}",
+                    summarized(&text, realm)
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // Named: summarized with no count asked, every record in a summary.
+    let text = wait_for("harbour", 20_000).await;
+    assert_eq!(
+        summarized(&text, "other"),
+        None,
+        "nobody named or counted it"
+    );
+    assert!(!realm_dir("other").join("lh.facets").exists());
+    let lines = std::fs::read_to_string(realm_dir("harbour").join("lh.facets")).expect("lh.facets");
+    let covered: u64 = lines
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("a summary line");
+            v["n"].as_u64().expect("n")
+        })
+        .sum();
+    assert_eq!(covered, 20_000, "one summary a block, every block");
+    let check = |all: &[Value], got: &Value| {
+        let mut want: std::collections::BTreeMap<String, u64> = Default::default();
+        for e in all {
+            *want.entry(s(e, "app").to_string()).or_default() += 1;
+        }
+        let got: std::collections::BTreeMap<String, u64> = got["counts"]
+            .as_array()
+            .expect("counts")
+            .iter()
+            .map(|c| {
+                (
+                    s(c, "value").to_string(),
+                    c["count"].as_u64().expect("count"),
+                )
+            })
+            .collect();
+        assert_eq!(got, want);
+    };
+    let v: Value = srv
+        .get(Some(&q), "/v1/sets?attr=app")
+        .await
+        .json()
+        .await
+        .expect("json");
+    check(&all, &v);
+    // New records are summarized as they come.
+    let more = entries(5_000);
+    let body: String = more.iter().map(|e| format!("{e}\n")).collect();
+    assert_eq!(srv.ingest(&w, body).await.status(), 200);
+    all.extend(more);
+    wait_for("harbour", 25_000).await;
+    let v: Value = srv
+        .get(Some(&q), "/v1/sets?attr=app")
+        .await
+        .json()
+        .await
+        .expect("json");
+    check(&all, &v);
+    // Counted once: from then on the other realm is summarized too.
+    let v: Value = srv
+        .get(Some(oq), "/v1/sets?attr=app")
+        .await
+        .json()
+        .await
+        .expect("json");
+    check(&entries(3_000), &v);
+    assert_eq!(srv.ingest(ow, other_body).await.status(), 200);
+    wait_for("other", 6_000).await;
+    srv.shutdown().await;
+}
