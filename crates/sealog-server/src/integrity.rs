@@ -31,12 +31,7 @@ pub async fn run(state: Arc<AppState>, stop: CancellationToken) {
         return;
     }
     loop {
-        let realms: Vec<Arc<RealmHandle>> = state
-            .realms
-            .read()
-            .map(|r| r.values().cloned().collect())
-            .unwrap_or_default();
-        for r in realms {
+        for r in state.open_realms() {
             if stop.is_cancelled() {
                 return;
             }

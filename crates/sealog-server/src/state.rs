@@ -105,6 +105,14 @@ impl AppState {
         Ok((permit, realm_slot))
     }
 
+    /// The realms open now.
+    pub fn open_realms(&self) -> Vec<Arc<RealmHandle>> {
+        self.realms
+            .read()
+            .map(|r| r.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Names of every realm, open or not yet opened, sorted.
     pub fn realm_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self

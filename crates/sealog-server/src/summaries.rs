@@ -45,12 +45,7 @@ pub async fn run(state: Arc<AppState>, stop: CancellationToken) {
 pub fn pass(state: &AppState, stop: &CancellationToken) {
     let cfg = &state.config.logharbour;
     let every = cfg.summarize_realms.iter().any(|r| r == "*");
-    let realms: Vec<Arc<RealmHandle>> = state
-        .realms
-        .read()
-        .map(|r| r.values().cloned().collect())
-        .unwrap_or_default();
-    for r in realms {
+    for r in state.open_realms() {
         if stop.is_cancelled() {
             return;
         }
