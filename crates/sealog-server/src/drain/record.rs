@@ -123,12 +123,49 @@ pub enum Matcher {
         app: String,
         /// The space.
         space: String,
+        /// Finders for both names.
+        verbatim: Verbatim,
     },
-    /// `site` or `site_domain` equal.
-    Site(String),
+    /// `site` or `site_domain` equal (and a finder for it).
+    Site(String, Verbatim),
     /// A query filter.
     Filter(Box<sealog_query::Filter>),
 }
+
+/// Finders for the names a selection needs to see verbatim in a line,
+/// built once per drain: building one per record was about a tenth of a
+/// drain's CPU. A name JSON would escape has none (it cannot be judged by
+/// the line's text).
+#[derive(Debug)]
+pub struct Verbatim(Vec<memchr::memmem::Finder<'static>>);
+
+impl Verbatim {
+    fn of(names: &[&str]) -> Self {
+        Verbatim(
+            names
+                .iter()
+                .filter(|v| {
+                    v.bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+                })
+                .map(|v| memchr::memmem::Finder::new(v.as_bytes()).into_owned())
+                .collect(),
+        )
+    }
+
+    fn all_in(&self, line: &[u8]) -> bool {
+        self.0.iter().all(|f| f.find(line).is_some())
+    }
+}
+
+/// `\u` and `\/`: JSON's other spellings of plain characters.
+static ESCAPES: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 2]> =
+    std::sync::LazyLock::new(|| {
+        [
+            memchr::memmem::Finder::new(br"\u").into_owned(),
+            memchr::memmem::Finder::new(br"\/").into_owned(),
+        ]
+    });
 
 impl Matcher {
     /// The matcher of a stored selection.
@@ -141,8 +178,9 @@ impl Matcher {
             Select::App { app, space } => Self::App {
                 app: app.clone(),
                 space: space.clone(),
+                verbatim: Verbatim::of(&[app, space]),
             },
-            Select::Site { site } => Self::Site(site.clone()),
+            Select::Site { site } => Self::Site(site.clone(), Verbatim::of(&[site])),
             Select::Filter { terms, q } => {
                 let mut f = sealog_query::Filter::default();
                 for t in terms {
@@ -163,18 +201,11 @@ impl Matcher {
     pub fn may_match(&self, line: &[u8]) -> bool {
         // JSON may spell a plain character as `\u0061` or `\/`: such a
         // line is parsed, never judged by its text.
-        let escaped = memchr::memmem::find(line, br"\u").is_some()
-            || memchr::memmem::find(line, br"\/").is_some();
-        let verbatim = |v: &str| {
-            escaped
-                || !v
-                    .bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-                || memchr::memmem::find(line, v.as_bytes()).is_some()
-        };
+        let escaped = || ESCAPES.iter().any(|f| f.find(line).is_some());
         match self {
-            Self::App { app, space } => verbatim(app) && verbatim(space),
-            Self::Site(site) => verbatim(site),
+            Self::App { verbatim, .. } | Self::Site(_, verbatim) => {
+                verbatim.all_in(line) || escaped()
+            }
             Self::Filter(f) => f.matches(line),
         }
     }
@@ -183,11 +214,11 @@ impl Matcher {
     /// selected.
     pub fn matches(&self, line: &[u8], fields: &Fields<'_>) -> bool {
         match self {
-            Self::App { app, space } => {
+            Self::App { app, space, .. } => {
                 fields.app.as_deref() == Some(app.as_str())
                     && fields.space.as_deref() == Some(space.as_str())
             }
-            Self::Site(site) => {
+            Self::Site(site, _) => {
                 fields.site.as_deref() == Some(site.as_str())
                     || fields.site_domain.as_deref() == Some(site.as_str())
             }
@@ -198,7 +229,7 @@ impl Matcher {
     /// The site name when this selects a site (the packet's HOSTNAME then).
     fn site(&self) -> Option<&str> {
         match self {
-            Self::Site(s) => Some(s),
+            Self::Site(s, _) => Some(s),
             _ => None,
         }
     }
