@@ -75,19 +75,23 @@ pub fn summarize(
     stop: &CancellationToken,
 ) -> Result<Option<u64>, sealog_journal::JournalError> {
     let journal = realm.journal();
-    let (blocks, size) = match journal.read() {
-        Ok(j) => (j.blocks().to_vec(), j.size()),
-        Err(_) => return Ok(None),
-    };
     let facets = &realm.facets;
     let from = facets.next_block.load(Ordering::Relaxed);
-    if from >= blocks.len() {
-        return Ok(None);
-    }
+    // Only the blocks not looked at yet are copied out of the lock: a pass
+    // over a realm with nothing new costs one comparison.
+    let (blocks, size) = match journal.read() {
+        Ok(j) if from < j.blocks().len() => (j.blocks()[from..].to_vec(), j.size()),
+        // A journal cut back by recovery: go on from its new end.
+        Ok(j) if from > j.blocks().len() => {
+            facets.next_block.store(j.blocks().len(), Ordering::Relaxed);
+            return Ok(None);
+        }
+        _ => return Ok(None),
+    };
     let started = Instant::now();
     let mut done = 0u64;
     let mut through = None;
-    for (i, m) in blocks.iter().enumerate().skip(from) {
+    for (i, m) in blocks.iter().enumerate().map(|(k, m)| (from + k, m)) {
         if stop.is_cancelled() {
             break;
         }
