@@ -455,8 +455,9 @@ pub enum BenchCmd {
     /// drain, against rsyslog relaying the same lines to it (omfwd over
     /// TCP); then a log session's commit-to-line latency.
     Drain {
-        /// Records to deliver.
-        #[arg(long, default_value_t = 500_000)]
+        /// Records to deliver in each round (long enough that each side's
+        /// start-up does not weigh as much as its steady rate).
+        #[arg(long, default_value_t = 2_000_000)]
         records: u64,
         /// Rounds, alternating rsyslog and sealog; medians are compared.
         #[arg(long, default_value_t = 3)]
