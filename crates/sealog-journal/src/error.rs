@@ -140,6 +140,20 @@ pub enum JournalError {
         /// The journal directory.
         path: PathBuf,
     },
+    /// The database behind a store other than segment files (PostgreSQL)
+    /// failed or is unreachable; nothing of the operation was applied.
+    #[error("{op}: {reason}")]
+    Store {
+        /// What was being done.
+        op: &'static str,
+        /// The database's error.
+        reason: String,
+    },
+    /// Another writer took over the realm (a higher owner epoch, or the
+    /// log moved on since this writer last saw it): this writer's commit
+    /// was refused so the log cannot fork.
+    #[error("fenced: {0}")]
+    Fenced(String),
 }
 
 impl JournalError {

@@ -47,7 +47,7 @@ pub mod retention;
 pub mod segment;
 #[cfg(feature = "test-support")]
 pub mod sim_fs;
-mod store;
+pub mod store;
 #[cfg(feature = "test-support")]
 pub mod tamper;
 pub mod tree_file;

@@ -21,8 +21,9 @@ use crate::error::{JournalError, Result};
 use crate::journal::{
     BlockMeta, EventRef, Journal, JournalOptions, Poison, PreparedCommit, Receipt, StagedCommit,
 };
-use crate::merkle::Hash;
+use crate::merkle::{self, Hash};
 use crate::retention::{Notes, Outcome, Policy};
+use crate::tree_file::TILE_LEAVES;
 
 /// A realm's verifiable log, whatever stores it.
 pub trait LogStore: Send + Sync + fmt::Debug {
@@ -214,5 +215,58 @@ impl LogStore for Journal {
     }
     fn retention_records(&self) -> Result<Notes> {
         Journal::retention_records(self)
+    }
+}
+
+/// Pieces of the tree over a range: `(first seq, height, hash)`.
+pub type Items = Vec<(u64, u32, Hash)>;
+
+/// The MTH of records `[start, end)` as every store answers it: a perfect
+/// subtree of at least [`TILE_LEAVES`] records from its stored hash
+/// (`node(height, index)`) when the store has it, a range of at most
+/// [`TILE_LEAVES`] from the tree's items (`items(from, to)`, as
+/// [`push_block_items`] gives them), and otherwise split as RFC 9162 does.
+///
+/// # Errors
+/// Whatever `node` or `items` fail with; pieces that do not tile the range.
+pub fn tiled_subtree(
+    start: u64,
+    end: u64,
+    node: &dyn Fn(u32, u64) -> Result<Option<Hash>>,
+    items: &dyn Fn(u64, u64) -> Result<Items>,
+) -> Result<Hash> {
+    let len = end - start;
+    if len.is_power_of_two() && start.is_multiple_of(len) && len >= TILE_LEAVES {
+        if let Some(hash) = node(len.trailing_zeros(), start / len)? {
+            return Ok(hash);
+        }
+    }
+    if len <= TILE_LEAVES {
+        return Ok(merkle::root_of_pieces(start, end, &items(start, end)?)?);
+    }
+    let k = merkle::split_point(len);
+    Ok(merkle::node_hash(
+        &tiled_subtree(start, start + k, node, items)?,
+        &tiled_subtree(start + k, end, node, items)?,
+    ))
+}
+
+/// Pushes onto `out` the tree's items of block `b` (first seq `first`)
+/// that reach into `[from, to)`: `(first seq, height, hash)`, a leaf hash
+/// for each record present and the kept subtrees of removed ones.
+pub fn push_block_items(
+    first: u64,
+    b: &DecodedBlock,
+    from: u64,
+    to: u64,
+    out: &mut Vec<(u64, u32, Hash)>,
+) {
+    let mut at = first;
+    for (h, hash) in b.items() {
+        let end = at + (1u64 << h);
+        if end > from && at < to {
+            out.push((at, h, hash));
+        }
+        at = end;
     }
 }

@@ -256,20 +256,7 @@ pub fn verify_dir(
                 FrameRead::Frame { header, body, .. } => {
                     let body = body.unwrap_or_default();
                     match header.kind {
-                        FrameKind::Block => {
-                            if header.seq != v.queued_records {
-                                v.finding(
-                                    v.queued_records,
-                                    None,
-                                    format!(
-                                        "block claims first seq {} but {} records precede it",
-                                        header.seq, v.queued_records
-                                    ),
-                                );
-                            }
-                            v.queued_records += u64::from(header.count);
-                            v.queue.push(Item::Block(header, body));
-                        }
+                        FrameKind::Block => v.queue_block(header, body),
                         FrameKind::Checkpoint => v.queue.push(Item::Checkpoint(header, body)),
                     }
                     if v.queue.len() >= 256 {
@@ -307,6 +294,69 @@ pub fn verify_dir(
         v.judge_pending(late);
     }
     v.check_tree_file(&dir.join("tree.hashes"));
+    Ok(v.finish())
+}
+
+/// A block or checkpoint of a log kept somewhere other than segment files
+/// (the PostgreSQL store), in log order.
+#[derive(Debug)]
+pub enum StoredFrame {
+    /// A sealed block as stored: its header fields and body.
+    Block(crate::block::EncodedBlock),
+    /// A signed checkpoint note for the tree of `size` records.
+    Checkpoint {
+        /// The tree size the store files it under.
+        size: u64,
+        /// The note.
+        text: String,
+    },
+}
+
+/// Verifies a log read from another store: the same checks as
+/// [`verify_dir`] on every block and checkpoint `frames` yields (blocks in
+/// seq order, each checkpoint after the blocks it covers), `mark` as the
+/// realm's signed high-water mark, and `node` giving the stored interior
+/// hash at a tree file position ([`crate::tree_file::position`]).
+///
+/// # Errors
+/// Only errors that stop reading; everything wrong with the data is a
+/// [`Finding`] in the report.
+pub fn verify_frames(
+    realm: &str,
+    key: &VerifierKey,
+    evidence: &Evidence,
+    mark: Option<String>,
+    frames: &mut dyn Iterator<Item = Result<StoredFrame>>,
+    node: &mut dyn FnMut(u64) -> Result<Option<Hash>>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Report> {
+    let notes = crate::retention::Notes::default();
+    let missing_mark = mark.is_none() && evidence.require_mark;
+    let mut v = Verifier::new(realm, key, evidence, mark, &notes);
+    if missing_mark {
+        v.finding(
+            0,
+            None,
+            "the realm's signed high-water mark (its latest checkpoint) is missing".into(),
+        );
+    }
+    for frame in frames {
+        match frame? {
+            StoredFrame::Block(b) => v.queue_block(FrameHeader::for_block(&b), b.body),
+            StoredFrame::Checkpoint { size, text } => {
+                let header = FrameHeader::for_checkpoint(size, text.as_bytes());
+                v.queue.push(Item::Checkpoint(header, text.into_bytes()));
+            }
+        }
+        if v.queue.len() >= 256 {
+            v.flush(progress);
+        }
+    }
+    v.flush(progress);
+    if !v.pending.is_empty() {
+        v.judge_pending(crate::retention::Notes::default());
+    }
+    v.check_nodes("stored tree hashes", node);
     Ok(v.finish())
 }
 
@@ -375,6 +425,23 @@ impl<'a> Verifier<'a> {
             pending: Vec::new(),
             report: Report::default(),
         }
+    }
+
+    /// Queues a block for checking, noting when it is not where the
+    /// records before it end.
+    fn queue_block(&mut self, header: FrameHeader, body: Vec<u8>) {
+        if header.seq != self.queued_records {
+            self.finding(
+                self.queued_records,
+                None,
+                format!(
+                    "block claims first seq {} but {} records precede it",
+                    header.seq, self.queued_records
+                ),
+            );
+        }
+        self.queued_records += u64::from(header.count);
+        self.queue.push(Item::Block(header, body));
     }
 
     fn finding(&mut self, seq: u64, end: Option<u64>, reason: String) {
@@ -529,21 +596,39 @@ impl<'a> Verifier<'a> {
             return;
         };
         let entries = bytes.get(16..).unwrap_or_default();
-        let mut mismatches = Vec::new();
+        self.check_nodes("tree.hashes", &mut |pos| {
+            Ok(entries
+                .get(pos as usize * 36..pos as usize * 36 + 32)
+                .and_then(|e| Hash::try_from(e).ok()))
+        });
+    }
+
+    /// Compares the stored interior hashes (`get` by tree file position;
+    /// `None` past what is stored) with the ones the records give.
+    fn check_nodes(&mut self, what: &str, get: &mut dyn FnMut(u64) -> Result<Option<Hash>>) {
+        if !self.report.findings.is_empty() {
+            return;
+        }
+        let mut mismatch = None;
         for (pos, hash, start, end) in &self.nodes {
-            let Some(e) = entries.get(*pos as usize * 36..*pos as usize * 36 + 32) else {
-                break;
-            };
-            if e != hash {
-                mismatches.push((*start, *end));
-                break;
+            match get(*pos) {
+                Ok(Some(e)) if e == *hash => {}
+                Ok(Some(_)) => {
+                    mismatch = Some((*start, *end, String::new()));
+                    break;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    mismatch = Some((*start, *end, format!(" (reading it: {e})")));
+                    break;
+                }
             }
         }
-        for (start, end) in mismatches {
+        if let Some((start, end, why)) = mismatch {
             self.finding(
                 start,
                 Some(end),
-                "stored tree hash (tree.hashes) differs from the hash of these records; the records match their checkpoints, so the tree file is damaged: reopening the realm rebuilds it".into(),
+                format!("stored tree hash ({what}) differs from the hash of these records{why}; the records match their checkpoints, so the stored hash is damaged: reopening the realm rebuilds it"),
             );
         }
     }

@@ -123,6 +123,12 @@ impl PreparedCommit {
     pub fn count(&self) -> u64 {
         self.blocks.iter().map(|(b, _)| u64::from(b.count)).sum()
     }
+
+    /// The sealed blocks, each with the leaf hashes of its records (for a
+    /// store other than the journal's segment files).
+    pub fn into_blocks(self) -> Vec<(EncodedBlock, Vec<Hash>)> {
+        self.blocks
+    }
 }
 
 /// A commit between [`Journal::stage_blocks`] and [`Journal::finish_commit`]:
@@ -140,6 +146,30 @@ pub struct StagedCommit {
 }
 
 impl StagedCommit {
+    /// A commit staged by another store (the PostgreSQL one), which keeps
+    /// what it staged itself: it has nothing to sync until it commits.
+    pub fn elsewhere(first_seq: u64, count: u64) -> Self {
+        Self {
+            first_seq,
+            count,
+            metas: Vec::new(),
+            nodes: Vec::new(),
+            frontier: Frontier::new(),
+            signed: None,
+            handle: None,
+        }
+    }
+
+    /// The first seq of the staged batch.
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+
+    /// Records in the staged batch.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
     /// fdatasync of the segment written to (nothing with
     /// [`Durability::Buffered`]).
     ///
@@ -171,6 +201,27 @@ pub struct BlockMeta {
 }
 
 impl BlockMeta {
+    /// A block kept by another store (the PostgreSQL one), which says where
+    /// its body is.
+    pub fn stored_elsewhere(
+        first_seq: u64,
+        count: u32,
+        times: (i64, i64),
+        body_len: u32,
+        crc: u32,
+    ) -> Self {
+        Self {
+            first_seq,
+            count,
+            min_time: times.0,
+            max_time: times.1,
+            segment: u32::MAX,
+            body_offset: 0,
+            body_len,
+            crc,
+        }
+    }
+
     /// The CRC32C of the block's body: changes when retention rewrites it.
     pub fn crc(&self) -> u32 {
         self.crc

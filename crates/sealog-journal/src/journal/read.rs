@@ -8,7 +8,7 @@ use crate::block;
 use crate::error::{JournalError, Result};
 use crate::merkle::{self, Hash, SubtreeSource};
 use crate::segment::FrameReader;
-use crate::tree_file::{self, TILE_HEIGHT, TILE_LEAVES};
+use crate::tree_file::{self, TILE_HEIGHT};
 
 impl Journal {
     /// Index of the block holding `seq`.
@@ -106,14 +106,7 @@ impl Journal {
         };
         while i < self.blocks.len() && self.blocks[i].first_seq < to {
             let b = self.read_block(i)?;
-            let mut at = self.blocks[i].first_seq;
-            for (h, hash) in b.items() {
-                let end = at + (1u64 << h);
-                if end > from && at < to {
-                    out.push((at, h, hash));
-                }
-                at = end;
-            }
+            crate::store::push_block_items(self.blocks[i].first_seq, &b, from, to, &mut out);
             i += 1;
         }
         Ok(out)
@@ -194,21 +187,11 @@ impl SubtreeSource for Journal {
     type Error = JournalError;
 
     fn subtree(&self, start: u64, end: u64) -> Result<Hash> {
-        let len = end - start;
-        if len.is_power_of_two() && start.is_multiple_of(len) && len >= TILE_LEAVES {
-            let h = len.trailing_zeros() - TILE_HEIGHT;
-            if let Some(hash) = self.tree.get(tree_file::position(h, start / len))? {
-                return Ok(hash);
-            }
-        }
-        if len <= TILE_LEAVES {
-            let items = self.read_items(start, end)?;
-            return Ok(merkle::root_of_pieces(start, end, &items)?);
-        }
-        let k = merkle::split_point(len);
-        Ok(merkle::node_hash(
-            &self.subtree(start, start + k)?,
-            &self.subtree(start + k, end)?,
-        ))
+        crate::store::tiled_subtree(
+            start,
+            end,
+            &|h, i| self.tree.get(tree_file::position(h - TILE_HEIGHT, i)),
+            &|a, b| self.read_items(a, b),
+        )
     }
 }

@@ -1,0 +1,106 @@
+//! The schema, as numbered migrations applied in order on connect.
+//!
+//! `sealog_migrations` records each version applied. A database whose
+//! newest version is above this build's is refused rather than used with a
+//! schema this build does not know.
+
+use postgres::Client;
+use sealog_journal::JournalError;
+
+use crate::db;
+
+/// Advisory lock key held while migrating ("sealog" in ASCII, as a number).
+const MIGRATION_LOCK: i64 = 0x7365_616c_6f67;
+
+/// The migrations: version, what it adds, the SQL.
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "realm logs: realms, sealed blocks, tree hashes, checkpoints",
+    r"
+CREATE TABLE sealog_realms (
+    name        text PRIMARY KEY,
+    verifier    text NOT NULL,
+    size        bigint NOT NULL DEFAULT 0 CHECK (size >= 0),
+    epoch       bigint NOT NULL DEFAULT 0,
+    owner       text,
+    frontier    bytea NOT NULL DEFAULT '\x'::bytea,
+    checkpoint  text,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE sealog_blocks (
+    realm      text NOT NULL REFERENCES sealog_realms (name),
+    first_seq  bigint NOT NULL,
+    count      integer NOT NULL CHECK (count > 0),
+    min_time   bigint NOT NULL,
+    max_time   bigint NOT NULL,
+    crc        bigint NOT NULL,
+    body       bytea NOT NULL,
+    PRIMARY KEY (realm, first_seq)
+);
+-- Bodies are zstd already: keep them out of line, uncompressed.
+ALTER TABLE sealog_blocks ALTER COLUMN body SET STORAGE EXTERNAL;
+CREATE TABLE sealog_tree_nodes (
+    realm     text NOT NULL REFERENCES sealog_realms (name),
+    position  bigint NOT NULL,
+    hash      bytea NOT NULL CHECK (length(hash) = 32),
+    PRIMARY KEY (realm, position)
+);
+CREATE TABLE sealog_checkpoints (
+    realm  text NOT NULL REFERENCES sealog_realms (name),
+    size   bigint NOT NULL,
+    note   text NOT NULL,
+    PRIMARY KEY (realm, size)
+);
+",
+)];
+
+/// The schema version this build writes.
+pub fn latest_version() -> i32 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
+
+/// Applies the migrations the database lacks, in one transaction; returns
+/// the version it is at afterwards.
+///
+/// # Errors
+/// Database errors; a database at a version newer than this build's.
+pub fn migrate(c: &mut Client) -> Result<i32, JournalError> {
+    let op = "migrating the PostgreSQL schema";
+    let mut tx = c.transaction().map_err(|e| db(op, &e))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(|e| db(op, &e))?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS sealog_migrations (
+            version integer PRIMARY KEY,
+            description text NOT NULL,
+            applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .map_err(|e| db(op, &e))?;
+    let have: i32 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM sealog_migrations",
+            &[],
+        )
+        .map_err(|e| db(op, &e))?
+        .get(0);
+    if have > latest_version() {
+        return Err(JournalError::Store {
+            op,
+            reason: format!(
+                "the database's schema is at version {have}, newer than this build's {}: upgrade sealog",
+                latest_version()
+            ),
+        });
+    }
+    for (version, description, sql) in MIGRATIONS.iter().filter(|m| m.0 > have) {
+        tx.batch_execute(sql).map_err(|e| db(op, &e))?;
+        tx.execute(
+            "INSERT INTO sealog_migrations (version, description) VALUES ($1, $2)",
+            &[version, description],
+        )
+        .map_err(|e| db(op, &e))?;
+        tracing::info!(version, description, "applied PostgreSQL schema migration");
+    }
+    tx.commit().map_err(|e| db(op, &e))?;
+    Ok(latest_version())
+}

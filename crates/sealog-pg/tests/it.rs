@@ -1,0 +1,325 @@
+//! The PostgreSQL store against the machine's PostgreSQL (`SEALOG_TEST_POSTGRES`,
+//! default `host=127.0.0.1 port=5432 user=postgres dbname=test`; `.ci/run`
+//! starts it). Each test works in a schema of its own, dropped afterwards.
+
+use std::ops::ControlFlow;
+
+use ed25519_dalek::SigningKey;
+use sealog_journal::block;
+use sealog_journal::checkpoint::Signer;
+use sealog_journal::conformance::{self, Harness};
+use sealog_journal::merkle::leaf_hash;
+use sealog_journal::verify::{Evidence, Report};
+use sealog_journal::{EventRef, JournalError, JournalOptions, LogStore, Receipt};
+use sealog_pg::PgLog;
+
+fn base_url() -> String {
+    std::env::var("SEALOG_TEST_POSTGRES")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
+}
+
+/// A schema of its own for one test, dropped when it goes.
+struct Schema {
+    name: String,
+}
+
+impl Schema {
+    fn new() -> Self {
+        let name = format!("sealog_t{}_{:x}", std::process::id(), rand::random::<u64>());
+        let mut c = postgres::Client::connect(&base_url(), postgres::NoTls).unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL at {:?} is needed for these tests (.ci/run starts it): {e}",
+                base_url()
+            )
+        });
+        c.batch_execute(&format!("CREATE SCHEMA {name}"))
+            .expect("create schema");
+        Self { name }
+    }
+
+    fn url(&self) -> String {
+        format!("{} options='-c search_path={}'", base_url(), self.name)
+    }
+
+    fn client(&self) -> postgres::Client {
+        sealog_pg::connect(&self.url()).expect("connect")
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&base_url(), postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name));
+        }
+    }
+}
+
+fn signer(realm: &str) -> Signer {
+    Signer::new(format!("sealog/{realm}"), SigningKey::from_bytes(&[7; 32]))
+}
+
+fn writer(s: &Schema, realm: &str, owner: &str) -> PgLog {
+    PgLog::open_writer(
+        &s.url(),
+        realm,
+        signer(realm),
+        owner,
+        JournalOptions::default(),
+    )
+    .expect("open writer")
+}
+
+fn append(log: &mut PgLog, from: usize, n: usize) -> Receipt {
+    conformance::append_n(log, from, n)
+}
+
+fn verify(s: &Schema, realm: &str, evidence: &Evidence) -> Report {
+    let key = signer(realm).verifier();
+    sealog_pg::verify_realm(&mut s.client(), realm, &key, evidence, &|_| {}).expect("verify")
+}
+
+fn strict() -> Evidence {
+    Evidence {
+        require_mark: true,
+        ..Evidence::default()
+    }
+}
+
+/// PostgreSQL as a conformance backend.
+struct Pg {
+    schema: Schema,
+    n: u32,
+}
+
+impl Harness for Pg {
+    type Store = PgLog;
+
+    fn fresh(&mut self) -> PgLog {
+        self.n += 1;
+        writer(&self.schema, &format!("conf{}", self.n), "conformance")
+    }
+
+    fn reopen(&mut self, s: PgLog) -> PgLog {
+        let realm = s.realm().to_string();
+        drop(s);
+        writer(&self.schema, &realm, "conformance")
+    }
+
+    fn tamper(&mut self, s: &PgLog, seq: u64) {
+        edit_record(&self.schema, s.realm(), seq, |line| {
+            let at = line.len() - 3;
+            line[at] ^= 1;
+        });
+    }
+
+    fn verify(&mut self, s: &PgLog) -> Report {
+        verify(&self.schema, s.realm(), &strict())
+    }
+}
+
+/// Rewrites the block holding `seq` with `edit` applied to that record's
+/// line, leaf-hash hints and CRC recomputed: only the Merkle log can tell.
+fn edit_record(schema: &Schema, realm: &str, seq: u64, edit: impl FnOnce(&mut Vec<u8>)) {
+    let mut c = schema.client();
+    let row = c
+        .query_one(
+            "SELECT first_seq, count, min_time, max_time, body FROM sealog_blocks WHERE realm = $1 AND first_seq <= $2 ORDER BY first_seq DESC LIMIT 1",
+            &[&realm, &(seq as i64)],
+        )
+        .expect("block row");
+    let (first, count): (i64, i32) = (row.get(0), row.get(1));
+    let body: Vec<u8> = row.get(4);
+    let d = block::decode_unchecked(&body, count as u32).expect("decode");
+    let mut lines: Vec<Vec<u8>> = d.lines().map(<[u8]>::to_vec).collect();
+    edit(&mut lines[(seq - first as u64) as usize]);
+    let refs: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+    let hashes: Vec<_> = refs.iter().map(|l| leaf_hash(l)).collect();
+    let b = block::encode(first as u64, &refs, &hashes, (row.get(2), row.get(3)), 1);
+    c.execute(
+        "UPDATE sealog_blocks SET body = $1, crc = $2 WHERE realm = $3 AND first_seq = $4",
+        &[&b.body, &i64::from(b.crc), &realm, &first],
+    )
+    .expect("update");
+}
+
+#[test]
+fn postgres_store_passes_conformance() {
+    conformance::run_harness(&mut Pg {
+        schema: Schema::new(),
+        n: 0,
+    });
+}
+
+#[test]
+fn a_second_writer_fences_the_first_and_nothing_forks() {
+    let s = Schema::new();
+    let mut a = writer(&s, "shop", "writer-a");
+    let ra = append(&mut a, 0, 500);
+    // Writer b takes the realm over (as when a partition moves).
+    let mut b = writer(&s, "shop", "writer-b");
+    assert_eq!(b.epoch(), a.epoch() + 1);
+    assert_eq!(
+        b.size(),
+        500,
+        "the new owner starts where the old one stopped"
+    );
+    let rb = append(&mut b, 500, 10);
+    // The old owner wakes up and tries to go on: refused, with why.
+    let bodies = [br#"{"msg":"late"}"#.to_vec()];
+    let events: Vec<EventRef<'_>> = bodies
+        .iter()
+        .map(|b| EventRef {
+            bytes: b,
+            time_ns: None,
+        })
+        .collect();
+    match a.append(&events) {
+        Err(JournalError::Fenced(why)) => {
+            assert!(
+                why.contains("writer-a") && why.contains("writer-b"),
+                "{why}"
+            );
+            assert!(why.contains("epoch"), "{why}");
+        }
+        other => panic!("the old owner's commit must be fenced, got {other:?}"),
+    }
+    // And it stays refused (poisoned), even after trying to recover.
+    assert!(a.append(&events).is_err());
+    assert!(matches!(a.recover(), Err(JournalError::Fenced(_))));
+    // Nothing forked: b's log extends a's, and the whole realm verifies.
+    let key = signer("shop").verifier();
+    let ca = key.verify(&ra.checkpoint).expect("a's receipt");
+    let cb = key.verify(&rb.checkpoint).expect("b's receipt");
+    let proof = b.consistency_proof(ca.size, cb.size).expect("proof");
+    sealog_journal::merkle::verify_consistency(ca.size, cb.size, &proof, &ca.root, &cb.root)
+        .expect("consistent");
+    let report = verify(
+        &s,
+        "shop",
+        &Evidence {
+            receipts: vec![ra, rb],
+            require_mark: true,
+            ..Evidence::default()
+        },
+    );
+    assert!(report.ok(), "{:?}", report.findings);
+    assert_eq!((report.records, report.evidence), (510, 2));
+}
+
+#[test]
+fn a_reader_follows_the_writer_and_cannot_append() {
+    let s = Schema::new();
+    let mut w = writer(&s, "ops", "w");
+    append(&mut w, 0, 300);
+    let mut r = PgLog::open_reader(&s.url(), "ops", None).expect("reader");
+    assert_eq!(r.size(), 300);
+    append(&mut w, 300, 700);
+    assert_eq!(r.size(), 300, "a reader sees what was there when it looked");
+    r.refresh().expect("refresh");
+    assert_eq!(r.size(), 1000);
+    assert_eq!(
+        r.root_at(1000).expect("root"),
+        w.root_at(1000).expect("root")
+    );
+    let mut last = None;
+    r.read(990, 1000, &mut |seq, _| {
+        last = Some(seq);
+        ControlFlow::Continue(())
+    })
+    .expect("read");
+    assert_eq!(last, Some(999));
+    let err = r.append(&[EventRef {
+        bytes: br#"{"msg":"x"}"#,
+        time_ns: None,
+    }]);
+    assert!(
+        matches!(&err, Err(JournalError::Batch(m)) if m.contains("reading")),
+        "{err:?}"
+    );
+    // A reader must name the key the realm is signed with.
+    let other = Signer::new("sealog/ops", SigningKey::from_bytes(&[9; 32])).verifier();
+    let err = PgLog::open_reader(&s.url(), "ops", Some(&other)).expect_err("wrong key");
+    assert!(err.to_string().contains("signed by key"), "{err}");
+    let err = PgLog::open_reader(&s.url(), "nope", None).expect_err("no realm");
+    assert!(err.to_string().contains("no realm nope"), "{err}");
+}
+
+#[test]
+fn a_writer_with_another_key_is_refused() {
+    let s = Schema::new();
+    let mut w = writer(&s, "keys", "w");
+    append(&mut w, 0, 3);
+    let forger = Signer::new("sealog/keys", SigningKey::from_bytes(&[8; 32]));
+    let err = PgLog::open_writer(
+        &s.url(),
+        "keys",
+        forger,
+        "forger",
+        JournalOptions::default(),
+    )
+    .expect_err("another key");
+    assert!(err.to_string().contains("signed by key"), "{err}");
+    // The refused takeover changed nothing: the first writer goes on.
+    append(&mut w, 3, 3);
+    assert!(verify(&s, "keys", &strict()).ok());
+}
+
+#[test]
+fn deleted_rows_a_rolled_back_realm_and_a_bad_tree_hash_are_found() {
+    let s = Schema::new();
+    let mut w = writer(&s, "t", "w");
+    let r1 = append(&mut w, 0, 1024);
+    let r2 = append(&mut w, 1024, 1024);
+    drop(w);
+    assert!(verify(&s, "t", &strict()).ok());
+
+    // A stored tree hash changed: verify names the records it covers.
+    let mut c = s.client();
+    c.execute(
+        "UPDATE sealog_tree_nodes SET hash = decode(repeat('ab', 32), 'hex') WHERE realm = 't' AND position = (SELECT min(position) FROM sealog_tree_nodes WHERE realm = 't')",
+        &[],
+    )
+    .expect("update");
+    let report = verify(&s, "t", &strict());
+    let f = report.first_bad().expect("the bad tree hash is found");
+    assert!(f.reason.contains("stored tree hash"), "{f}");
+
+    // The last block deleted: the realm no longer opens, and verify says
+    // records the realm signed for are gone.
+    c.execute(
+        "DELETE FROM sealog_blocks WHERE realm = 't' AND first_seq = (SELECT max(first_seq) FROM sealog_blocks WHERE realm = 't')",
+        &[],
+    )
+    .expect("delete");
+    let err = PgLog::open_reader(&s.url(), "t", None).expect_err("cut-back realm");
+    assert!(matches!(err, JournalError::Rollback { .. }), "{err}");
+    assert!(!verify(&s, "t", &strict()).ok());
+
+    // Rolled back consistently to the first commit (the realm row and
+    // checkpoints too): only a client's receipt for the later records
+    // tells, and it does.
+    c.batch_execute(
+        "DELETE FROM sealog_checkpoints WHERE realm = 't' AND size > 1024;
+         DELETE FROM sealog_tree_nodes WHERE realm = 't';",
+    )
+    .expect("cut");
+    c.execute(
+        "UPDATE sealog_realms SET size = 1024, checkpoint = $1 WHERE name = 't'",
+        &[&r1.checkpoint],
+    )
+    .expect("roll back");
+    assert!(
+        verify(&s, "t", &strict()).ok(),
+        "a rollback to a signed state is invisible without evidence"
+    );
+    let report = verify(
+        &s,
+        "t",
+        &Evidence {
+            receipts: vec![r2],
+            require_mark: true,
+            ..Evidence::default()
+        },
+    );
+    assert!(!report.ok(), "the receipt of the removed commit catches it");
+}
