@@ -297,12 +297,27 @@ pub fn verify_dir(
     Ok(v.finish())
 }
 
+/// The interior tree hashes a store other than segment files keeps.
+#[allow(missing_debug_implementations)]
+pub struct StoredNodes<'a> {
+    /// The stored hash at a tree file position, `None` when not stored.
+    pub get: &'a mut dyn FnMut(u64) -> Result<Option<Hash>>,
+    /// How many the store holds in all.
+    pub count: usize,
+}
+
 /// A block or checkpoint of a log kept somewhere other than segment files
 /// (the PostgreSQL store), in log order.
 #[derive(Debug)]
 pub enum StoredFrame {
     /// A sealed block as stored: its header fields and body.
     Block(crate::block::EncodedBlock),
+    /// A stored row that cannot be a block or checkpoint at all (a count
+    /// or checksum out of range): reported, and nothing after it is read.
+    Damaged {
+        /// What is wrong, and where.
+        reason: String,
+    },
     /// A signed checkpoint note for the tree of `size` records.
     Checkpoint {
         /// The tree size the store files it under.
@@ -318,6 +333,11 @@ pub enum StoredFrame {
 /// realm's signed high-water mark, and `node` giving the stored interior
 /// hash at a tree file position ([`crate::tree_file::position`]).
 ///
+/// Such a store commits blocks, tree hashes and checkpoint together, so
+/// unlike segment files it has no honest torn tail: records no checkpoint
+/// covers, a missing tree hash and a tree hash no record accounts for are
+/// all findings.
+///
 /// # Errors
 /// Only errors that stop reading; everything wrong with the data is a
 /// [`Finding`] in the report.
@@ -327,9 +347,13 @@ pub fn verify_frames(
     evidence: &Evidence,
     mark: Option<String>,
     frames: &mut dyn Iterator<Item = Result<StoredFrame>>,
-    node: &mut dyn FnMut(u64) -> Result<Option<Hash>>,
+    nodes: StoredNodes<'_>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Report> {
+    let StoredNodes {
+        get: node,
+        count: stored_nodes,
+    } = nodes;
     let notes = crate::retention::Notes::default();
     let missing_mark = mark.is_none() && evidence.require_mark;
     let mut v = Verifier::new(realm, key, evidence, mark, &notes);
@@ -343,6 +367,10 @@ pub fn verify_frames(
     for frame in frames {
         match frame? {
             StoredFrame::Block(b) => v.queue_block(FrameHeader::for_block(&b), b.body),
+            StoredFrame::Damaged { reason } => {
+                v.finding(v.queued_records, None, reason);
+                break;
+            }
             StoredFrame::Checkpoint { size, text } => {
                 let header = FrameHeader::for_checkpoint(size, text.as_bytes());
                 v.queue.push(Item::Checkpoint(header, text.into_bytes()));
@@ -356,7 +384,25 @@ pub fn verify_frames(
     if !v.pending.is_empty() {
         v.judge_pending(crate::retention::Notes::default());
     }
-    v.check_nodes("stored tree hashes", node);
+    if v.queued_records > v.last_cp {
+        v.finding(
+            v.last_cp,
+            Some(v.queued_records),
+            format!(
+                "records {}..{} are stored but no checkpoint covers them: this store commits records and their checkpoint together, so they were added behind its back",
+                v.last_cp, v.queued_records
+            ),
+        );
+    }
+    v.check_nodes("stored tree hashes", node, true);
+    if v.report.findings.is_empty() && stored_nodes > v.nodes.len() {
+        let extra = stored_nodes - v.nodes.len();
+        v.finding(
+            v.queued_records,
+            None,
+            format!("{extra} stored tree hashes belong to no subtree of the records: planted (they would block later commits)"),
+        );
+    }
     Ok(v.finish())
 }
 
@@ -596,39 +642,54 @@ impl<'a> Verifier<'a> {
             return;
         };
         let entries = bytes.get(16..).unwrap_or_default();
-        self.check_nodes("tree.hashes", &mut |pos| {
-            Ok(entries
-                .get(pos as usize * 36..pos as usize * 36 + 32)
-                .and_then(|e| Hash::try_from(e).ok()))
-        });
+        self.check_nodes(
+            "tree.hashes",
+            &mut |pos| {
+                Ok(entries
+                    .get(pos as usize * 36..pos as usize * 36 + 32)
+                    .and_then(|e| Hash::try_from(e).ok()))
+            },
+            false,
+        );
     }
 
     /// Compares the stored interior hashes (`get` by tree file position;
-    /// `None` past what is stored) with the ones the records give.
-    fn check_nodes(&mut self, what: &str, get: &mut dyn FnMut(u64) -> Result<Option<Hash>>) {
+    /// `None` when not stored) with the ones the records give. A file may
+    /// end early (its tail is rebuilt on open); with `all_stored`, every
+    /// hash must be there (a store that writes them with each commit).
+    fn check_nodes(
+        &mut self,
+        what: &str,
+        get: &mut dyn FnMut(u64) -> Result<Option<Hash>>,
+        all_stored: bool,
+    ) {
         if !self.report.findings.is_empty() {
             return;
         }
-        let mut mismatch = None;
+        let repair = if all_stored {
+            "proofs built from it are wrong until it is restored"
+        } else {
+            "reopening the realm rebuilds it"
+        };
+        let mut bad = Vec::new();
         for (pos, hash, start, end) in &self.nodes {
-            match get(*pos) {
-                Ok(Some(e)) if e == *hash => {}
-                Ok(Some(_)) => {
-                    mismatch = Some((*start, *end, String::new()));
-                    break;
-                }
+            let why = match get(*pos) {
+                Ok(Some(e)) if e == *hash => continue,
+                Ok(Some(_)) => "differs from the hash of these records".to_string(),
+                Ok(None) if all_stored => "is missing".to_string(),
                 Ok(None) => break,
-                Err(e) => {
-                    mismatch = Some((*start, *end, format!(" (reading it: {e})")));
-                    break;
-                }
+                Err(e) => format!("cannot be read ({e})"),
+            };
+            bad.push((*start, *end, why));
+            if bad.len() >= 100 || !all_stored {
+                break;
             }
         }
-        if let Some((start, end, why)) = mismatch {
+        for (start, end, why) in bad {
             self.finding(
                 start,
                 Some(end),
-                format!("stored tree hash ({what}) differs from the hash of these records{why}; the records match their checkpoints, so the stored hash is damaged: reopening the realm rebuilds it"),
+                format!("stored tree hash ({what}) over these records {why}; the records match their checkpoints, so the stored hash is damaged: {repair}"),
             );
         }
     }

@@ -28,15 +28,50 @@ pub mod verify;
 pub use log::PgLog;
 pub use verify::verify_realm;
 
+/// How long a connection attempt may take, unless the URL says.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Settings every session gets: a statement or lock wait that never ends
+/// (a paused peer holding a row lock, a half-open connection) becomes an
+/// error instead of a hang, and a session left inside a transaction by a
+/// paused writer is ended by the server, releasing its locks.
+const SESSION_SETTINGS: &str = "SET statement_timeout = '60s';
+     SET lock_timeout = '10s';
+     SET idle_in_transaction_session_timeout = '30s'";
+
 /// Connects to PostgreSQL at `url` (a `postgresql://` URL or `key=value`
-/// string) and brings the schema up to date.
+/// string) as a writer or admin: the schema is brought up to date.
 ///
 /// # Errors
 /// The connection failing, or the schema being newer than this build.
 pub fn connect(url: &str) -> Result<postgres::Client, sealog_journal::JournalError> {
-    let mut c = postgres::Client::connect(url, postgres::NoTls)
-        .map_err(|e| db("connecting to PostgreSQL", &e))?;
+    let mut c = open(url)?;
     schema::migrate(&mut c)?;
+    Ok(c)
+}
+
+/// Connects to PostgreSQL at `url` to read: the schema must already be at
+/// this build's version (a reader never changes it, and needs no right to).
+///
+/// # Errors
+/// The connection failing; a schema older or newer than this build's.
+pub fn connect_reader(url: &str) -> Result<postgres::Client, sealog_journal::JournalError> {
+    let mut c = open(url)?;
+    schema::check(&mut c)?;
+    Ok(c)
+}
+
+fn open(url: &str) -> Result<postgres::Client, sealog_journal::JournalError> {
+    let op = "connecting to PostgreSQL";
+    let mut config: postgres::Config = url.parse().map_err(|e| db(op, &e))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    // Keepalives notice a peer that went away without closing.
+    config.keepalives(true);
+    config.keepalives_idle(std::time::Duration::from_secs(30));
+    let mut c = config.connect(postgres::NoTls).map_err(|e| db(op, &e))?;
+    c.batch_execute(SESSION_SETTINGS).map_err(|e| db(op, &e))?;
     Ok(c)
 }
 

@@ -96,6 +96,29 @@ fn u64_of(v: i64, what: &str, realm: &str) -> Result<u64> {
     })
 }
 
+/// The realm row from its columns (verifier, size, epoch, frontier,
+/// checkpoint), refusing values of the wrong type or out of range.
+fn realm_row(r: &postgres::Row, realm: &str) -> Result<RealmRow> {
+    let op = "reading the realm from PostgreSQL";
+    let cols = (|| -> std::result::Result<_, postgres::Error> {
+        Ok((
+            r.try_get::<_, String>(0)?,
+            r.try_get::<_, i64>(1)?,
+            r.try_get::<_, i64>(2)?,
+            r.try_get::<_, Vec<u8>>(3)?,
+            r.try_get::<_, Option<String>>(4)?,
+        ))
+    })()
+    .map_err(|e| db(op, &e))?;
+    Ok(RealmRow {
+        verifier: cols.0,
+        size: u64_of(cols.1, "the realm's size", realm)?,
+        epoch: cols.2,
+        frontier: cols.3,
+        checkpoint: cols.4,
+    })
+}
+
 impl PgLog {
     /// Opens `realm` for writing, creating it when it is new, and takes it
     /// over: its owner epoch goes up by one, so any other writer's commits
@@ -112,9 +135,16 @@ impl PgLog {
         owner: &str,
         opts: JournalOptions,
     ) -> Result<Self> {
+        let op = "taking over the realm in PostgreSQL";
+        if signer.verifier().name() != origin_for(realm) {
+            return Err(JournalError::Batch(format!(
+                "signing key is named {:?}, not {:?}",
+                signer.verifier().name(),
+                origin_for(realm)
+            )));
+        }
         let mut c = crate::connect(url)?;
         let want = signer.verifier().to_string();
-        let op = "taking over the realm in PostgreSQL";
         let mut tx = c.transaction().map_err(|e| db(op, &e))?;
         tx.execute(
             "INSERT INTO sealog_realms (name, verifier) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
@@ -171,25 +201,26 @@ impl PgLog {
     /// The database unreachable; no such realm; a realm row naming another
     /// key than `verifier`; stored state that does not match its checkpoint.
     pub fn open_reader(url: &str, realm: &str, verifier: Option<&VerifierKey>) -> Result<Self> {
-        let c = crate::connect(url)?;
+        let mut c = crate::connect_reader(url)?;
+        let verifier = match verifier {
+            Some(v) => v.clone(),
+            None => {
+                // Read the key first; load() checks everything else.
+                let row = Self::row_of(&mut c, realm)?;
+                row.verifier.parse().map_err(|e| JournalError::Corrupt {
+                    seq: 0,
+                    reason: format!("the realm's verifier key does not parse: {e}"),
+                    path: realm_path(realm),
+                })?
+            }
+        };
         let mut log = Self {
             db: Mutex::new(c),
             url: url.to_string(),
             realm: realm.to_string(),
             signer: None,
             owner: String::new(),
-            verifier: match verifier {
-                Some(v) => v.clone(),
-                None => {
-                    // Read the key first; load() checks everything else.
-                    let row = Self::row_of(&mut crate::connect(url)?, realm)?;
-                    row.verifier.parse().map_err(|e| JournalError::Corrupt {
-                        seq: 0,
-                        reason: format!("the realm's verifier key does not parse: {e}"),
-                        path: realm_path(realm),
-                    })?
-                }
-            },
+            verifier,
             opts: JournalOptions::default(),
             blocks: Vec::new(),
             frontier: Frontier::new(),
@@ -228,13 +259,7 @@ impl PgLog {
                 op,
                 reason: format!("there is no realm {realm} in this PostgreSQL database"),
             })?;
-        Ok(RealmRow {
-            verifier: row.get(0),
-            size: u64_of(row.get(1), "the realm's size", realm)?,
-            epoch: row.get(2),
-            frontier: row.get(3),
-            checkpoint: row.get(4),
-        })
+        realm_row(&row, realm)
     }
 
     fn client(&self) -> std::sync::MutexGuard<'_, Client> {
@@ -268,13 +293,7 @@ impl PgLog {
                         op: "reading the realm from PostgreSQL",
                         reason: format!("there is no realm {realm} in this PostgreSQL database"),
                     })?;
-                RealmRow {
-                    verifier: r.get(0),
-                    size: u64_of(r.get(1), "the realm's size", &realm)?,
-                    epoch: r.get(2),
-                    frontier: r.get(3),
-                    checkpoint: r.get(4),
-                }
+                realm_row(&r, &realm)?
             };
             let rows = tx
                 .query(
@@ -286,21 +305,33 @@ impl PgLog {
                 .map_err(|e| db("reading the realm from PostgreSQL", &e))?;
             let mut metas = Vec::with_capacity(rows.len());
             for r in rows {
-                let first: i64 = r.get(0);
-                let count: i32 = r.get(1);
-                let len: i32 = r.get(4);
-                let crc: i64 = r.get(5);
+                let cols = (|| -> std::result::Result<_, postgres::Error> {
+                    Ok((
+                        r.try_get::<_, i64>(0)?,
+                        r.try_get::<_, i32>(1)?,
+                        (r.try_get::<_, i64>(2)?, r.try_get::<_, i64>(3)?),
+                        r.try_get::<_, Option<i32>>(4)?,
+                        r.try_get::<_, i64>(5)?,
+                    ))
+                })()
+                .map_err(|e| db("reading the block index from PostgreSQL", &e))?;
+                let (first, count, times, len, crc) = cols;
                 let first = u64_of(first, "a block's first seq", &realm)?;
                 let bad = |what: &str| JournalError::Corrupt {
                     seq: first,
                     reason: format!("block row has {what}"),
                     path: block_path(&realm, first),
                 };
+                let count = u32::try_from(count)
+                    .ok()
+                    .filter(|c| (1..=block::MAX_BLOCK_RECORDS as u32).contains(c))
+                    .ok_or_else(|| bad(&format!("a count of {count}")))?;
                 metas.push(BlockMeta::stored_elsewhere(
                     first,
-                    u32::try_from(count).map_err(|_| bad("a negative count"))?,
-                    (r.get(2), r.get(3)),
-                    u32::try_from(len).map_err(|_| bad("a negative length"))?,
+                    count,
+                    times,
+                    len.and_then(|l| u32::try_from(l).ok())
+                        .ok_or_else(|| bad("no body"))?,
                     u32::try_from(crc).map_err(|_| bad("a CRC out of range"))?,
                 ));
             }
@@ -370,6 +401,23 @@ impl PgLog {
                 })
             }
         };
+        // What this store already saw (and may have signed receipts for)
+        // must still be there: a database restored from a backup, or failed
+        // over to a standby that lacks the last commits, is refused rather
+        // than appended to, which would sign a second history.
+        let seen = self
+            .latest
+            .as_ref()
+            .map(|c| (c.checkpoint.size, c.checkpoint.root));
+        if let Some((old_size, _)) = seen {
+            if row.size < old_size {
+                return Err(JournalError::Rollback {
+                    size: row.size,
+                    marked: old_size,
+                    path: realm_path(&realm),
+                });
+            }
+        }
         if self.signer.is_some() && row.epoch != self.epoch {
             return Err(JournalError::Fenced(format!(
                 "realm {realm} is now at owner epoch {} (this writer, {}, holds epoch {}): another writer took it over",
@@ -379,9 +427,23 @@ impl PgLog {
         if self.signer.is_none() {
             self.epoch = row.epoch;
         }
-        self.blocks = metas;
-        self.frontier = frontier;
-        self.latest = latest;
+        let previous = (
+            std::mem::replace(&mut self.blocks, metas),
+            std::mem::replace(&mut self.frontier, frontier),
+            std::mem::replace(&mut self.latest, latest),
+        );
+        if let Some((old_size, old_root)) = seen {
+            // The new tree must extend the one seen before.
+            let root = self.root_at(old_size);
+            if !matches!(&root, Ok(r) if *r == old_root) {
+                (self.blocks, self.frontier, self.latest) = previous;
+                root?;
+                return Err(JournalError::Fork {
+                    size: old_size,
+                    path: realm_path(&realm),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -454,6 +516,13 @@ impl PgLog {
             .collect()
     }
 
+    /// How many blocks from index `i` to fetch at once to reach seq `to`:
+    /// those it needs, at most [`READ_CHUNK`].
+    fn blocks_for(&self, i: usize, to: u64) -> usize {
+        let end = self.blocks.partition_point(|b| b.first_seq < to);
+        end.saturating_sub(i).clamp(1, READ_CHUNK as usize)
+    }
+
     fn blocks_end(&self) -> u64 {
         self.blocks
             .last()
@@ -478,7 +547,7 @@ impl PgLog {
             return Ok(out);
         };
         while i < self.blocks.len() && self.blocks[i].first_seq < to {
-            let batch = self.read_blocks(i, READ_CHUNK as usize)?;
+            let batch = self.read_blocks(i, self.blocks_for(i, to))?;
             for b in &batch {
                 let first = self.blocks[i].first_seq;
                 if first >= to {
@@ -509,6 +578,10 @@ impl PgLog {
             .ok_or_else(|| JournalError::Batch("the commit has no checkpoint yet".into()))?;
         let mut c = self.client();
         let mut tx = c.transaction().map_err(|e| db(op, &e))?;
+        // A receipt means the WAL is flushed, whatever the role, database
+        // or URL sets.
+        tx.batch_execute("SET LOCAL synchronous_commit = on")
+            .map_err(|e| db(op, &e))?;
         let frontier: Vec<u8> = s.frontier.subtrees().flat_map(|(_, _, h)| h).collect();
         let new_size = i64_of(s.frontier.size());
         let n = tx
@@ -524,13 +597,21 @@ impl PgLog {
                     &[&self.realm],
                 )
                 .map_err(|e| db(op, &e))?;
-            let (size, epoch, owner) = now.map_or((-1, -1, String::new()), |r| {
-                (
-                    r.get::<_, i64>(0),
-                    r.get::<_, i64>(1),
-                    r.get::<_, String>(2),
-                )
-            });
+            let (size, epoch, owner) = now
+                .and_then(|r| {
+                    Some((
+                        r.try_get::<_, i64>(0).ok()?,
+                        r.try_get::<_, i64>(1).ok()?,
+                        r.try_get::<_, String>(2).ok()?,
+                    ))
+                })
+                .unwrap_or((-1, -1, String::new()));
+            if epoch == self.epoch {
+                return Err(JournalError::Batch(format!(
+                    "commit of seqs {}.. to realm {} refused: PostgreSQL has size {size} at this writer's own epoch {epoch}, so the realm changed behind this writer (an earlier commit whose answer was lost applied, or the database went back); recover() reads the realm again",
+                    s.first_seq, self.realm
+                )));
+            }
             return Err(JournalError::Fenced(format!(
                 "commit of seqs {}.. to realm {} refused: this writer ({}) holds owner epoch {} at size {}, but PostgreSQL has epoch {epoch} at size {size} (owner {owner}); another writer took the realm over, so this one stops rather than fork the log",
                 s.first_seq, self.realm, self.owner, self.epoch, s.first_seq
@@ -786,7 +867,7 @@ impl LogStore for PgLog {
         };
         let mut seq = from;
         while seq < to && i < self.blocks.len() {
-            for b in self.read_blocks(i, READ_CHUNK as usize)? {
+            for b in self.read_blocks(i, self.blocks_for(i, to))? {
                 let first = self.blocks[i].first_seq;
                 for k in (seq - first) as usize..b.len() {
                     if seq >= to {

@@ -59,6 +59,47 @@ pub fn latest_version() -> i32 {
     MIGRATIONS.last().map_or(0, |m| m.0)
 }
 
+/// Checks, without changing anything, that the schema is at this build's
+/// version.
+///
+/// # Errors
+/// Database errors; no schema yet, or one at another version.
+pub fn check(c: &mut Client) -> Result<i32, JournalError> {
+    let op = "checking the PostgreSQL schema";
+    let have: i32 = c
+        .query_one(
+            "SELECT CASE WHEN to_regclass('sealog_migrations') IS NULL THEN 0 ELSE 1 END",
+            &[],
+        )
+        .map_err(|e| db(op, &e))?
+        .get(0);
+    let have = if have == 0 {
+        0
+    } else {
+        c.query_one(
+            "SELECT coalesce(max(version), 0) FROM sealog_migrations",
+            &[],
+        )
+        .map_err(|e| db(op, &e))?
+        .get(0)
+    };
+    if have != latest_version() {
+        return Err(JournalError::Store {
+            op,
+            reason: format!(
+                "the database's schema is at version {have} and this build reads version {}: {}",
+                latest_version(),
+                if have < latest_version() {
+                    "a writer (or `sealog serve --postgres`) brings it up to date"
+                } else {
+                    "upgrade sealog"
+                }
+            ),
+        });
+    }
+    Ok(have)
+}
+
 /// Applies the migrations the database lacks, in one transaction; returns
 /// the version it is at afterwards.
 ///

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 
 use postgres::Client;
-use sealog_journal::block::EncodedBlock;
+use sealog_journal::block::{self, EncodedBlock};
 use sealog_journal::checkpoint::VerifierKey;
-use sealog_journal::merkle::Hash;
-use sealog_journal::verify::{verify_frames, Evidence, Report, StoredFrame};
+use sealog_journal::merkle::{Frontier, Hash};
+use sealog_journal::verify::{verify_frames, Evidence, Finding, Report, StoredFrame, StoredNodes};
 use sealog_journal::{JournalError, Result};
 
 use crate::db;
@@ -39,7 +39,7 @@ pub fn verify_realm(
         .map_err(|e| db(op, &e))?;
     let row = tx
         .query_opt(
-            "SELECT checkpoint FROM sealog_realms WHERE name = $1",
+            "SELECT checkpoint, size, frontier FROM sealog_realms WHERE name = $1",
             &[&realm],
         )
         .map_err(|e| db(op, &e))?
@@ -47,31 +47,41 @@ pub fn verify_realm(
             op,
             reason: format!("there is no realm {realm} in this PostgreSQL database"),
         })?;
-    let mark: Option<String> = row.get(0);
+    let (mark, row_size, frontier) = (|| -> std::result::Result<_, postgres::Error> {
+        Ok((
+            row.try_get::<_, Option<String>>(0)?,
+            row.try_get::<_, i64>(1)?,
+            row.try_get::<_, Vec<u8>>(2)?,
+        ))
+    })()
+    .map_err(|e| db(op, &e))?;
     let checkpoints: Vec<(i64, String)> = tx
         .query(
             "SELECT size, note FROM sealog_checkpoints WHERE realm = $1 ORDER BY size",
             &[&realm],
         )
         .map_err(|e| db(op, &e))?
-        .into_iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<std::result::Result<_, postgres::Error>>()
+        .map_err(|e| db(op, &e))?;
     let nodes: HashMap<i64, Vec<u8>> = tx
         .query(
             "SELECT position, hash FROM sealog_tree_nodes WHERE realm = $1",
             &[&realm],
         )
         .map_err(|e| db(op, &e))?
-        .into_iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<std::result::Result<_, postgres::Error>>()
+        .map_err(|e| db(op, &e))?;
+    let marked = mark.as_deref().and_then(|t| key.verify(t).ok());
     let mut frames = Frames {
         tx,
         realm,
         checkpoints: checkpoints.into_iter().peekable(),
         buffered: std::collections::VecDeque::new(),
-        next_seq: 0,
+        after: None,
         done: false,
     };
     let mut node = |pos: u64| -> Result<Option<Hash>> {
@@ -80,17 +90,64 @@ pub fn verify_realm(
             .and_then(|p| nodes.get(&p))
             .map(|h| Hash::try_from(h.as_slice()).unwrap_or([0xff; 32])))
     };
-    verify_frames(realm, key, evidence, mark, &mut frames, &mut node, progress)
+    let stored_nodes = nodes.len();
+    let mut report = verify_frames(
+        realm,
+        key,
+        evidence,
+        mark,
+        &mut frames,
+        StoredNodes {
+            get: &mut node,
+            count: stored_nodes,
+        },
+        progress,
+    )?;
+    // The realm row is what a writer resumes from: it must say what the
+    // records and the mark say.
+    let hashes: Vec<Hash> = frontier
+        .chunks(32)
+        .map(|c| Hash::try_from(c).unwrap_or([0; 32]))
+        .collect();
+    let row_root = u64::try_from(row_size)
+        .ok()
+        .and_then(|n| Frontier::from_subtrees(n, &hashes).ok())
+        .map(|f| f.root());
+    let problem = if u64::try_from(row_size).ok() != Some(report.records) {
+        Some(format!(
+            "the realm row says {row_size} records, but {} are stored",
+            report.records
+        ))
+    } else if let Some(cp) =
+        marked.filter(|cp| row_root != Some(cp.root) || cp.size != report.records)
+    {
+        Some(format!(
+            "the realm row's frontier (what its writer resumes from) does not give the root of its checkpoint for size {}",
+            cp.size
+        ))
+    } else {
+        None
+    };
+    if let Some(reason) = problem {
+        report.findings.push(Finding {
+            seq: report.committed.min(report.records),
+            end: None,
+            reason,
+        });
+    }
+    Ok(report)
 }
 
-/// Blocks in seq order, each checkpoint after the blocks it covers.
+/// Blocks in seq order, each checkpoint after the blocks it covers; a row
+/// that cannot be a block ends the sequence with a `Damaged` frame.
 struct Frames<'t, 'r> {
     tx: postgres::Transaction<'t>,
     realm: &'r str,
     checkpoints: std::iter::Peekable<std::vec::IntoIter<(i64, String)>>,
-    buffered: std::collections::VecDeque<EncodedBlock>,
-    /// The first seq of the next chunk of blocks to fetch.
-    next_seq: i64,
+    buffered: std::collections::VecDeque<StoredFrame>,
+    /// Fetch rows with a first seq above this (negative ones included:
+    /// they are damage to report, not rows to skip).
+    after: Option<i64>,
     done: bool,
 }
 
@@ -99,31 +156,60 @@ impl Frames<'_, '_> {
         let rows = self
             .tx
             .query(
-                "SELECT first_seq, count, min_time, max_time, crc, body FROM sealog_blocks WHERE realm = $1 AND first_seq >= $2 ORDER BY first_seq LIMIT $3",
-                &[&self.realm, &self.next_seq, &CHUNK],
+                "SELECT first_seq, count, min_time, max_time, crc, body FROM sealog_blocks WHERE realm = $1 AND ($2::bigint IS NULL OR first_seq > $2) ORDER BY first_seq LIMIT $3",
+                &[&self.realm, &self.after, &CHUNK],
             )
             .map_err(|e| db("reading blocks from PostgreSQL for verify", &e))?;
         if rows.is_empty() {
             self.done = true;
         }
         for r in rows {
-            let first: i64 = r.get(0);
-            let count: i32 = r.get(1);
-            let crc: i64 = r.get(4);
-            self.next_seq = first + 1;
-            self.buffered.push_back(EncodedBlock {
-                first_seq: u64::try_from(first).unwrap_or(u64::MAX),
-                count: u32::try_from(count).unwrap_or(0),
-                min_time: r.get(2),
-                max_time: r.get(3),
-                // The low 32 bits: an out-of-range value is damage the
-                // block's checksum or the Merkle log then reports.
-                crc: (crc & 0xffff_ffff) as u32,
-                body: r.get(5),
-            });
+            match block_of(&r) {
+                Ok(b) => {
+                    self.after = Some(i64::try_from(b.first_seq).unwrap_or(i64::MAX));
+                    self.buffered.push_back(StoredFrame::Block(b));
+                }
+                Err(reason) => {
+                    self.buffered.push_back(StoredFrame::Damaged { reason });
+                    self.done = true;
+                    break;
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// A block row as the block it claims to be, or why it cannot be one.
+fn block_of(r: &postgres::Row) -> std::result::Result<EncodedBlock, String> {
+    let cols = (|| -> std::result::Result<_, postgres::Error> {
+        Ok((
+            r.try_get::<_, i64>(0)?,
+            r.try_get::<_, i32>(1)?,
+            r.try_get::<_, i64>(2)?,
+            r.try_get::<_, i64>(3)?,
+            r.try_get::<_, i64>(4)?,
+            r.try_get::<_, Vec<u8>>(5)?,
+        ))
+    })()
+    .map_err(|e| format!("a block row does not read as one: {e}"))?;
+    let (first, count, min_time, max_time, crc, body) = cols;
+    let first_seq =
+        u64::try_from(first).map_err(|_| format!("a block row has first seq {first}"))?;
+    let count = u32::try_from(count)
+        .ok()
+        .filter(|c| (1..=block::MAX_BLOCK_RECORDS as u32).contains(c))
+        .ok_or_else(|| format!("the block row at seq {first} has a count of {count}"))?;
+    let crc = u32::try_from(crc)
+        .map_err(|_| format!("the block row at seq {first} has a CRC of {crc}, not 32 bits"))?;
+    Ok(EncodedBlock {
+        first_seq,
+        count,
+        min_time,
+        max_time,
+        crc,
+        body,
+    })
 }
 
 impl Iterator for Frames<'_, '_> {
@@ -139,9 +225,12 @@ impl Iterator for Frames<'_, '_> {
         // A checkpoint comes before the first block that starts at or past
         // its size, and the rest after the last block.
         let cp_due = match (self.checkpoints.peek(), self.buffered.front()) {
-            (Some((size, _)), Some(b)) => u64::try_from(*size).unwrap_or(0) <= b.first_seq,
+            (Some((size, _)), Some(StoredFrame::Block(b))) => {
+                u64::try_from(*size).unwrap_or(0) <= b.first_seq
+            }
             (Some(_), None) => true,
-            (None, _) => false,
+            (_, Some(StoredFrame::Damaged { .. })) | (None, _) => false,
+            (Some(_), Some(StoredFrame::Checkpoint { .. })) => false,
         };
         if cp_due {
             let (size, text) = self.checkpoints.next()?;
@@ -150,6 +239,6 @@ impl Iterator for Frames<'_, '_> {
                 text,
             }));
         }
-        self.buffered.pop_front().map(|b| Ok(StoredFrame::Block(b)))
+        self.buffered.pop_front().map(Ok)
     }
 }

@@ -265,11 +265,11 @@ fn a_writer_with_another_key_is_refused() {
 }
 
 #[test]
-fn deleted_rows_a_rolled_back_realm_and_a_bad_tree_hash_are_found() {
+fn a_bad_tree_hash_and_a_deleted_block_are_found() {
     let s = Schema::new();
     let mut w = writer(&s, "t", "w");
-    let r1 = append(&mut w, 0, 1024);
-    let r2 = append(&mut w, 1024, 1024);
+    append(&mut w, 0, 1024);
+    append(&mut w, 1024, 1024);
     drop(w);
     assert!(verify(&s, "t", &strict()).ok());
 
@@ -294,27 +294,53 @@ fn deleted_rows_a_rolled_back_realm_and_a_bad_tree_hash_are_found() {
     let err = PgLog::open_reader(&s.url(), "t", None).expect_err("cut-back realm");
     assert!(matches!(err, JournalError::Rollback { .. }), "{err}");
     assert!(!verify(&s, "t", &strict()).ok());
+}
 
-    // Rolled back consistently to the first commit (the realm row and
-    // checkpoints too): only a client's receipt for the later records
-    // tells, and it does.
+#[test]
+fn a_consistent_rollback_is_caught_by_a_receipt() {
+    let s = Schema::new();
+    let mut w = writer(&s, "r", "w");
+    let r1 = append(&mut w, 0, 1024);
+    let r2 = append(&mut w, 1024, 1024);
+    drop(w);
+    // Rolled back consistently to the first commit (blocks, checkpoints,
+    // tree hashes and the realm row): only a client's receipt for the later
+    // records tells, and it does.
+    let keep: Vec<i64> = [(0u32, 4u64), (1, 2), (2, 1)]
+        .iter()
+        .flat_map(|&(h, n)| (0..n).map(move |i| sealog_journal::tree_file::position(h, i) as i64))
+        .collect();
+    let mut c = s.client();
     c.batch_execute(
-        "DELETE FROM sealog_checkpoints WHERE realm = 't' AND size > 1024;
-         DELETE FROM sealog_tree_nodes WHERE realm = 't';",
+        "DELETE FROM sealog_blocks WHERE realm = 'r' AND first_seq >= 1024;
+         DELETE FROM sealog_checkpoints WHERE realm = 'r' AND size > 1024;",
     )
     .expect("cut");
     c.execute(
-        "UPDATE sealog_realms SET size = 1024, checkpoint = $1 WHERE name = 't'",
-        &[&r1.checkpoint],
+        "DELETE FROM sealog_tree_nodes WHERE realm = 'r' AND NOT position = ANY($1)",
+        &[&keep],
+    )
+    .expect("cut nodes");
+    // 1024 records make one perfect subtree: the frontier is the root.
+    let root1 = signer("r")
+        .verifier()
+        .verify(&r1.checkpoint)
+        .expect("r1")
+        .root;
+    c.execute(
+        "UPDATE sealog_realms SET size = 1024, checkpoint = $1, frontier = $2 WHERE name = 'r'",
+        &[&r1.checkpoint, &root1.to_vec()],
     )
     .expect("roll back");
+    let report = verify(&s, "r", &strict());
     assert!(
-        verify(&s, "t", &strict()).ok(),
-        "a rollback to a signed state is invisible without evidence"
+        report.ok(),
+        "a rollback to a signed state is invisible without evidence: {:?}",
+        report.findings
     );
     let report = verify(
         &s,
-        "t",
+        "r",
         &Evidence {
             receipts: vec![r2],
             require_mark: true,
@@ -322,4 +348,118 @@ fn deleted_rows_a_rolled_back_realm_and_a_bad_tree_hash_are_found() {
         },
     );
     assert!(!report.ok(), "the receipt of the removed commit catches it");
+}
+
+#[test]
+fn a_signing_key_named_for_another_realm_is_refused_at_open() {
+    let s = Schema::new();
+    let err = PgLog::open_writer(
+        &s.url(),
+        "shop",
+        signer("other"),
+        "w",
+        JournalOptions::default(),
+    )
+    .expect_err("misnamed key");
+    assert!(err.to_string().contains("sealog/other"), "{err}");
+}
+
+#[test]
+fn a_writer_refuses_a_database_that_went_back_in_time() {
+    let s = Schema::new();
+    let mut w = writer(&s, "db", "w");
+    let r1 = append(&mut w, 0, 1024);
+    append(&mut w, 1024, 100);
+    // The database comes back without the last commit (a restore, or a
+    // standby that lacked it), consistently.
+    let root1 = signer("db")
+        .verifier()
+        .verify(&r1.checkpoint)
+        .expect("r1")
+        .root;
+    let mut c = s.client();
+    c.batch_execute(
+        "DELETE FROM sealog_blocks WHERE realm = 'db' AND first_seq >= 1024;
+         DELETE FROM sealog_checkpoints WHERE realm = 'db' AND size > 1024;",
+    )
+    .expect("cut");
+    c.execute(
+        "UPDATE sealog_realms SET size = 1024, checkpoint = $1, frontier = $2 WHERE name = 'db'",
+        &[&r1.checkpoint, &root1.to_vec()],
+    )
+    .expect("roll back");
+    // The writer's next commit finds another size at its own epoch...
+    let err = w
+        .append(&[EventRef {
+            bytes: br#"{"msg":"after"}"#,
+            time_ns: None,
+        }])
+        .expect_err("refused");
+    assert!(
+        err.to_string().contains("changed behind this writer"),
+        "{err}"
+    );
+    // ...and reading the realm again shows it went back: it stays refused,
+    // rather than sign a second history from size 1024.
+    let err = w.recover().expect_err("rolled back");
+    assert!(
+        matches!(
+            err,
+            JournalError::Rollback {
+                size: 1024,
+                marked: 1124,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(w
+        .append(&[EventRef {
+            bytes: br#"{"msg":"x"}"#,
+            time_ns: None
+        }])
+        .is_err());
+    let n: i64 = c
+        .query_one(
+            "SELECT count(*) FROM sealog_checkpoints WHERE realm = 'db' AND size > 1024",
+            &[],
+        )
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 0, "nothing was signed past the rollback");
+}
+
+#[test]
+fn hostile_rows_are_findings_not_panics_or_hangs() {
+    let s = Schema::new();
+    let mut c = s.client();
+    for (realm, sql) in [
+        ("h1", "UPDATE sealog_blocks SET count = 2000000000 WHERE realm = 'h1' AND first_seq = 0"),
+        ("h2", "UPDATE sealog_blocks SET crc = crc + 4294967296 WHERE realm = 'h2' AND first_seq = 0"),
+        ("h3", "INSERT INTO sealog_blocks SELECT realm, -5, count, min_time, max_time, crc, body FROM sealog_blocks WHERE realm = 'h3' AND first_seq = 0"),
+        ("h4", "INSERT INTO sealog_blocks SELECT realm, 9223372036854775807, count, min_time, max_time, crc, body FROM sealog_blocks WHERE realm = 'h4' AND first_seq = 0"),
+        // A forged block past the last checkpoint.
+        ("h5", "INSERT INTO sealog_blocks SELECT realm, 1124, count, min_time, max_time, crc, body FROM sealog_blocks WHERE realm = 'h5' AND first_seq = 0"),
+        // A planted tree hash no record accounts for.
+        ("h6", "INSERT INTO sealog_tree_nodes VALUES ('h6', 999999, decode(repeat('cd', 32), 'hex'))"),
+        // One tree hash deleted and a later one altered.
+        ("h7", "DELETE FROM sealog_tree_nodes WHERE realm = 'h7' AND position = 0;
+                UPDATE sealog_tree_nodes SET hash = decode(repeat('ab', 32), 'hex') WHERE realm = 'h7' AND position = 1"),
+        // The realm row's frontier changed.
+        ("h8", "UPDATE sealog_realms SET frontier = decode(repeat('00', 64), 'hex') WHERE name = 'h8'"),
+    ] {
+        let mut w = writer(&s, realm, "w");
+        append(&mut w, 0, 1024);
+        append(&mut w, 1024, 100);
+        drop(w);
+        assert!(verify(&s, realm, &strict()).ok(), "{realm} verifies before");
+        c.batch_execute(sql).expect(sql);
+        let report = verify(&s, realm, &strict());
+        assert!(!report.ok(), "{realm}: {sql} is found");
+        if realm == "h7" {
+            let reasons: Vec<&str> = report.findings.iter().map(|f| f.reason.as_str()).collect();
+            assert!(reasons.iter().any(|r| r.contains("is missing")), "{reasons:?}");
+            assert!(reasons.iter().any(|r| r.contains("differs")), "{reasons:?}");
+        }
+    }
 }
