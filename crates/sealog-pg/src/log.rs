@@ -233,6 +233,55 @@ impl PgLog {
         Ok(log)
     }
 
+    /// Commits blocks sealed by another store (a migration) byte for byte,
+    /// with the checkpoint note signed for them there, after checking that
+    /// the records give exactly the tree that note was signed for: a
+    /// migration copies a log, it never re-signs one.
+    ///
+    /// # Errors
+    /// A note that does not verify with this realm's key; blocks that do
+    /// not decode or do not give the note's root (the source was altered);
+    /// records removed by retention (not migrated yet); as
+    /// [`LogStore::append`].
+    pub fn import_commit(
+        &mut self,
+        first_seq: u64,
+        blocks: Vec<EncodedBlock>,
+        checkpoint: &str,
+    ) -> Result<Receipt> {
+        let want = self.verifier.verify(checkpoint)?;
+        let mut sealed = Vec::with_capacity(blocks.len());
+        for b in blocks {
+            let d = block::decode(&b.body, b.count, b.crc).map_err(|e| JournalError::Corrupt {
+                seq: b.first_seq,
+                reason: format!("block to migrate: {e}"),
+                path: PathBuf::from("(the source of the migration)"),
+            })?;
+            if (0..d.len()).any(|k| d.is_retained(k)) {
+                return Err(JournalError::Batch(format!(
+                    "the block at seq {} holds records removed by retention; such realms cannot be migrated yet",
+                    b.first_seq
+                )));
+            }
+            let hashes = (0..d.len()).map(|k| merkle::leaf_hash(d.line(k))).collect();
+            sealed.push((b, hashes));
+        }
+        let s = self.stage_blocks(PreparedCommit::from_sealed(first_seq, sealed)?)?;
+        let staged = self.staged.as_mut().expect("stage_blocks staged it");
+        if staged.frontier.size() != want.size || staged.frontier.root() != want.root {
+            self.staged = None;
+            return Err(JournalError::Fork {
+                size: want.size,
+                path: PathBuf::from("(the source of the migration)"),
+            });
+        }
+        staged.signed = Some(SignedCheckpoint {
+            checkpoint: want,
+            text: checkpoint.to_string(),
+        });
+        self.finish_commit(s)
+    }
+
     /// The realm's owner epoch as this store last saw it.
     pub fn epoch(&self) -> i64 {
         self.epoch

@@ -511,6 +511,16 @@ impl DataDir {
         })
     }
 
+    /// The realm's signing key, for `sealog migrate` (which signs nothing
+    /// new with it: the PostgreSQL store it opens checks it against the
+    /// realm and keeps the checkpoints as they were signed).
+    ///
+    /// # Errors
+    /// Unknown realm; a damaged or mismatched key file.
+    pub fn realm_signer(&self, name: &RealmName) -> Result<Signer> {
+        self.signer(name)
+    }
+
     fn signer(&self, name: &RealmName) -> Result<Signer> {
         let vk = self.verifier_key(name)?;
         let path = self.realm_dir(name).join("signing.key");

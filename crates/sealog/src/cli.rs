@@ -30,6 +30,11 @@ pub struct Cli {
     /// to the server recorded in <data>/server.json.
     #[arg(long, global = true, env = "SEALOG_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Read realms' logs from this PostgreSQL store (a `postgresql://` URL
+    /// or `key=value` string) instead of the data directory: query, grep,
+    /// checkpoint, verify and realm key.
+    #[arg(long, global = true, env = "SEALOG_POSTGRES", hide_env_values = true)]
+    pub postgres: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -174,6 +179,19 @@ pub enum Command {
         /// Newest first.
         #[arg(long)]
         newest: bool,
+    },
+    /// Copy a realm's log from the data directory into PostgreSQL (the
+    /// scale-out store), byte for byte with the checkpoints it was signed
+    /// with: the source is verified first, each commit is checked against
+    /// its checkpoint, the copy is verified after. Run it again to copy
+    /// what was committed since.
+    Migrate {
+        /// The realm.
+        #[arg(long)]
+        realm: RealmName,
+        /// The PostgreSQL store to copy into.
+        #[arg(long, env = "SEALOG_MIGRATE_TO", hide_env_values = true)]
+        to_postgres: String,
     },
     /// Print the realm's latest signed checkpoint (C2SP signed note).
     Checkpoint {

@@ -29,130 +29,146 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         data,
         url,
         token,
+        postgres,
         command,
     } = cli;
     let data = data.as_path();
     // Commands that need the files themselves.
-    let command = match command {
-        Command::Serve {
-            config,
-            http,
-            sidecar,
-            syslog_tcp,
-            syslog_udp,
-            syslog_tls,
-            tls_cert,
-            tls_key,
-            audit_error_dir,
-            geoip_db,
-            kafka,
-            kafka_source,
-        } => {
-            let tls = match (syslog_tls, tls_cert, tls_key) {
-                (Some(l), Some(cert), Some(key)) => {
-                    Some(sealog_server::config::SyslogTlsListener {
-                        addr: l.addr,
-                        realm: l.realm,
-                        cert,
-                        key,
-                        max_message_bytes: l.max_message_bytes,
-                    })
-                }
-                _ => None,
-            };
-            return crate::serve::run(
-                data,
-                config.as_deref(),
+    let command =
+        match command {
+            Command::Serve {
+                config,
                 http,
-                (sidecar, syslog_tcp, syslog_udp, tls),
-                (audit_error_dir, geoip_db),
-                (kafka, kafka_source),
-            );
-        }
-        Command::Export {
-            realm,
-            from_seq,
-            to_seq,
-            out,
-        } => return cmd_export(data, &realm, from_seq, to_seq, &out),
-        Command::VerifyBundle { file, key } => return cmd_verify_bundle(&file, &key),
-        Command::Bench(BenchCmd::Ingest {
-            vs,
-            lines,
-            rounds,
-            dir,
-        }) => return crate::bench_ingest::ingest(&vs, lines, rounds, &dir),
-        Command::Bench(BenchCmd::Http {
-            records,
-            clients,
-            dir,
-        }) => return crate::bench_http::http(records, clients, &dir),
-        Command::Bench(BenchCmd::Realms {
-            realms,
-            seconds,
-            clients,
-            batch,
-            fill_mib,
-            dir,
-            keep,
-        }) => {
-            let p = crate::bench_realms::Params {
+                sidecar,
+                syslog_tcp,
+                syslog_udp,
+                syslog_tls,
+                tls_cert,
+                tls_key,
+                audit_error_dir,
+                geoip_db,
+                kafka,
+                kafka_source,
+            } => {
+                let tls = match (syslog_tls, tls_cert, tls_key) {
+                    (Some(l), Some(cert), Some(key)) => {
+                        Some(sealog_server::config::SyslogTlsListener {
+                            addr: l.addr,
+                            realm: l.realm,
+                            cert,
+                            key,
+                            max_message_bytes: l.max_message_bytes,
+                        })
+                    }
+                    _ => None,
+                };
+                return crate::serve::run(
+                    data,
+                    config.as_deref(),
+                    http,
+                    (sidecar, syslog_tcp, syslog_udp, tls),
+                    (audit_error_dir, geoip_db),
+                    (kafka, kafka_source),
+                );
+            }
+            Command::Migrate { realm, to_postgres } => {
+                return crate::pg::migrate_to_postgres(data, &realm, &to_postgres)
+            }
+            Command::Export { .. } if postgres.is_some() => return Err(
+                "export is not available on the PostgreSQL store yet; run it without --postgres"
+                    .into(),
+            ),
+            Command::Export {
+                realm,
+                from_seq,
+                to_seq,
+                out,
+            } => return cmd_export(data, &realm, from_seq, to_seq, &out),
+            Command::VerifyBundle { file, key } => return cmd_verify_bundle(&file, &key),
+            Command::Bench(BenchCmd::Ingest {
+                vs,
+                lines,
+                rounds,
+                dir,
+            }) => return crate::bench_ingest::ingest(&vs, lines, rounds, &dir),
+            Command::Bench(BenchCmd::Http {
+                records,
+                clients,
+                dir,
+            }) => return crate::bench_http::http(records, clients, &dir),
+            Command::Bench(BenchCmd::Realms {
                 realms,
                 seconds,
                 clients,
                 batch,
                 fill_mib,
-            };
-            return crate::bench_realms::realms(&p, &dir, keep);
-        }
-        Command::Bench(BenchCmd::Drain {
-            records,
-            rounds,
-            dir,
-        }) => return crate::bench_drain::drain(records, rounds, &dir),
-        Command::Bench(BenchCmd::Kafka {
-            messages,
-            partitions,
-            brokers,
-            librdkafka_dir,
-            dir,
-        }) => {
-            return crate::bench_kafka::kafka(&crate::bench_kafka::Args {
+                dir,
+                keep,
+            }) => {
+                let p = crate::bench_realms::Params {
+                    realms,
+                    seconds,
+                    clients,
+                    batch,
+                    fill_mib,
+                };
+                return crate::bench_realms::realms(&p, &dir, keep);
+            }
+            Command::Bench(BenchCmd::Drain {
+                records,
+                rounds,
+                dir,
+            }) => return crate::bench_drain::drain(records, rounds, &dir),
+            Command::Bench(BenchCmd::Kafka {
                 messages,
                 partitions,
                 brokers,
                 librdkafka_dir,
                 dir,
-            })
-        }
-        Command::Bench(BenchCmd::Logharbour { records, dir, keep }) => {
-            return crate::bench_logharbour::logharbour(records, &dir, keep)
-        }
-        Command::Bench(BenchCmd::Digest { records, dir, keep }) => {
-            return crate::bench_digest::digest(records, &dir, keep)
-        }
-        Command::Bench(BenchCmd::Journal {
-            records,
-            batch,
-            dir,
-            keep,
-        }) => return crate::bench::journal(records, batch, &dir, keep),
-        Command::Digest(DigestCmd::Verify { realm, start, stop }) => {
-            return crate::flows::verify(data, &realm, &start, &stop)
-        }
-        Command::Drains(cmd) => {
-            let remote = crate::remote::target(data, url.as_deref(), token.as_deref(), true)?
-                .ok_or("drains needs a running server")?;
-            return drains(&remote, cmd);
-        }
-        other => other,
-    };
-    let needs_server = matches!(command, Command::Tail { .. });
-    let backend: Box<dyn Backend> =
-        match crate::remote::target(data, url.as_deref(), token.as_deref(), needs_server)? {
-            Some(remote) => Box::new(remote),
-            None => Box::new(Local::new(data)),
+            }) => {
+                return crate::bench_kafka::kafka(&crate::bench_kafka::Args {
+                    messages,
+                    partitions,
+                    brokers,
+                    librdkafka_dir,
+                    dir,
+                })
+            }
+            Command::Bench(BenchCmd::Logharbour { records, dir, keep }) => {
+                return crate::bench_logharbour::logharbour(records, &dir, keep)
+            }
+            Command::Bench(BenchCmd::Digest { records, dir, keep }) => {
+                return crate::bench_digest::digest(records, &dir, keep)
+            }
+            Command::Bench(BenchCmd::Journal {
+                records,
+                batch,
+                dir,
+                keep,
+            }) => return crate::bench::journal(records, batch, &dir, keep),
+            Command::Digest(DigestCmd::Verify { realm, start, stop }) => {
+                return crate::flows::verify(data, &realm, &start, &stop)
+            }
+            Command::Drains(cmd) => {
+                let remote = crate::remote::target(data, url.as_deref(), token.as_deref(), true)?
+                    .ok_or("drains needs a running server")?;
+                return drains(&remote, cmd);
+            }
+            other => other,
         };
+    let needs_server = matches!(command, Command::Tail { .. });
+    let backend: Box<dyn Backend> = match postgres {
+        Some(pg) if url.is_none() => Box::new(crate::pg::Pg::new(pg)),
+        Some(_) => {
+            return Err("--postgres and --url name two different places to read; give one".into())
+        }
+        None => {
+            match crate::remote::target(data, url.as_deref(), token.as_deref(), needs_server)? {
+                Some(remote) => Box::new(remote),
+                None => Box::new(Local::new(data)),
+            }
+        }
+    };
     run_on(&*backend, command)
 }
 
@@ -339,6 +355,7 @@ fn run_on(backend: &dyn Backend, command: Command) -> Result<(), Failure> {
         | Command::Drains(_)
         | Command::Digest(_)
         | Command::Export { .. }
+        | Command::Migrate { .. }
         | Command::VerifyBundle { .. }
         | Command::Bench(_) => Err("this command needs the data directory itself".into()),
     }

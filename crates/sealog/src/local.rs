@@ -67,35 +67,50 @@ impl Local {
     ) -> Result<Option<u64>, Failure> {
         let dd = self.open("query")?;
         let j = dd.open_journal(realm, JournalOptions::default())?;
-        let size = j.size();
-        // The same bounds the server computes from its cursor.
-        let bounds = match spec.order {
-            Order::Oldest => Scan {
-                order: spec.order,
-                limit: page.limit,
-                max_bytes: None,
-                seq_from: page.cursor.unwrap_or(0),
-                seq_to: size,
-            },
-            Order::Newest => Scan {
-                order: spec.order,
-                limit: page.limit,
-                max_bytes: None,
-                seq_from: 0,
-                seq_to: page.cursor.unwrap_or(size).min(size),
-            },
-        };
-        let r = first_write_error(emit, |sink| {
-            sealog_query::scan(j.blocks(), &|i| j.read_block(i), matcher, bounds, sink)
-        })?;
-        tracing::info!(
-            matched = r.stats.matched,
-            scanned = r.stats.scanned,
-            size = r.stats.size,
-            "query page done"
-        );
-        Ok(r.next_cursor)
+        scan_store(&j, spec, matcher, page, emit)
     }
+}
+
+/// One page of `spec`'s scan of a realm's log in any store, lines checked
+/// by `matcher`; where the next page starts.
+///
+/// # Errors
+/// Store errors; the first error `emit` returned.
+pub(crate) fn scan_store(
+    j: &dyn sealog_journal::LogStore,
+    spec: &QuerySpec,
+    matcher: &dyn sealog_query::Matcher,
+    page: PageRequest,
+    emit: &mut Emit<'_>,
+) -> Result<Option<u64>, Failure> {
+    let size = j.size();
+    // The same bounds the server computes from its cursor.
+    let bounds = match spec.order {
+        Order::Oldest => Scan {
+            order: spec.order,
+            limit: page.limit,
+            max_bytes: None,
+            seq_from: page.cursor.unwrap_or(0),
+            seq_to: size,
+        },
+        Order::Newest => Scan {
+            order: spec.order,
+            limit: page.limit,
+            max_bytes: None,
+            seq_from: 0,
+            seq_to: page.cursor.unwrap_or(size).min(size),
+        },
+    };
+    let r = first_write_error(emit, |sink| {
+        sealog_query::scan(j.blocks(), &|i| j.read_block(i), matcher, bounds, sink)
+    })?;
+    tracing::info!(
+        matched = r.stats.matched,
+        scanned = r.stats.scanned,
+        size = r.stats.size,
+        "query page done"
+    );
+    Ok(r.next_cursor)
 }
 
 impl Backend for Local {

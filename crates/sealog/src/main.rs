@@ -15,6 +15,7 @@ mod flows;
 mod grep;
 mod ingest;
 mod local;
+mod pg;
 mod progress;
 mod remote;
 mod serve;

@@ -124,6 +124,29 @@ impl PreparedCommit {
         self.blocks.iter().map(|(b, _)| u64::from(b.count)).sum()
     }
 
+    /// A batch of blocks sealed before (read from another store, for a
+    /// migration), each with the leaf hashes of its records, to commit again
+    /// as they are. The blocks must follow each other from `first_seq`.
+    ///
+    /// # Errors
+    /// Blocks that do not follow each other, or hashes that do not match
+    /// their counts.
+    pub fn from_sealed(first_seq: u64, blocks: Vec<(EncodedBlock, Vec<Hash>)>) -> Result<Self> {
+        let mut at = first_seq;
+        for (b, hashes) in &blocks {
+            if b.first_seq != at || hashes.len() != b.count as usize || b.count == 0 {
+                return Err(crate::error::JournalError::Batch(format!(
+                    "sealed block at seq {} with {} records ({} hashes) does not follow seq {at}",
+                    b.first_seq,
+                    b.count,
+                    hashes.len()
+                )));
+            }
+            at += u64::from(b.count);
+        }
+        Ok(Self { first_seq, blocks })
+    }
+
     /// The sealed blocks, each with the leaf hashes of its records (for a
     /// store other than the journal's segment files).
     pub fn into_blocks(self) -> Vec<(EncodedBlock, Vec<Hash>)> {

@@ -8,6 +8,7 @@ mod flows;
 mod grep;
 mod hostile;
 mod kafka;
+mod postgres;
 mod realm_names;
 mod realm_out;
 mod remote_cli;

@@ -1,0 +1,256 @@
+//! The PostgreSQL store as a [`Backend`] (the global `--postgres URL`),
+//! and `sealog migrate`, which copies a realm from the data directory into
+//! PostgreSQL.
+//!
+//! Over PostgreSQL the commands that read a realm's log work today
+//! (`query`, `grep`, `checkpoint`, `verify`); the ones that need realm
+//! metadata kept there (realms, tokens, ingest with the realm's key,
+//! retention, tail) say so and stop: that metadata moves to PostgreSQL
+//! with the scale-out roles.
+
+use sealog_event::RealmName;
+use sealog_journal::checkpoint::VerifierKey;
+use sealog_journal::verify::Evidence;
+use sealog_journal::{EventRef, JournalOptions, LogStore, Receipt};
+use sealog_pg::PgLog;
+use sealog_store::{CreatedRealm, DataDir, IssuedToken, Scope, TokenInfo};
+
+use crate::backend::{Backend, Emit, PageRequest, QuerySpec, TailSpec, Verdict};
+use crate::{progress, Failure};
+
+/// A realm's log in PostgreSQL, read through the CLI.
+#[derive(Debug)]
+pub struct Pg {
+    url: String,
+}
+
+impl Pg {
+    /// The store at `url`.
+    pub fn new(url: String) -> Self {
+        Self { url }
+    }
+
+    fn reader(&self, realm: &RealmName, key: Option<&VerifierKey>) -> Result<PgLog, Failure> {
+        Ok(PgLog::open_reader(&self.url, realm.as_str(), key)?)
+    }
+}
+
+fn not_yet(what: &str) -> Failure {
+    format!(
+        "{what} is not available on the PostgreSQL store yet (realm metadata stays in the data directory until the scale-out roles move it); run it without --postgres"
+    )
+    .into()
+}
+
+impl Backend for Pg {
+    fn create_realm(&self, _name: &RealmName) -> Result<CreatedRealm, Failure> {
+        Err(not_yet("realm create"))
+    }
+
+    fn realms(&self) -> Result<Vec<serde_json::Value>, Failure> {
+        Err(not_yet("realm list"))
+    }
+
+    fn realm_key(&self, name: &RealmName) -> Result<String, Failure> {
+        Ok(self.reader(name, None)?.verifier().to_string())
+    }
+
+    fn issue_token(&self, _realm: &RealmName, _scope: Scope) -> Result<IssuedToken, Failure> {
+        Err(not_yet("token issue"))
+    }
+
+    fn tokens(&self, _realm: Option<&RealmName>) -> Result<Vec<TokenInfo>, Failure> {
+        Err(not_yet("token list"))
+    }
+
+    fn revoke_token(&self, _id: &str) -> Result<TokenInfo, Failure> {
+        Err(not_yet("token revoke"))
+    }
+
+    fn ingest(
+        &self,
+        _realm: &RealmName,
+        _events: &[EventRef<'_>],
+        _batch: usize,
+        _on_commit: &mut dyn FnMut(&Receipt),
+    ) -> Result<(), Failure> {
+        Err(not_yet("ingest (it needs the realm's signing key)"))
+    }
+
+    fn query_page(
+        &self,
+        realm: &RealmName,
+        spec: &QuerySpec,
+        page: PageRequest,
+        emit: &mut Emit<'_>,
+    ) -> Result<Option<u64>, Failure> {
+        let log = self.reader(realm, None)?;
+        crate::local::scan_store(&log, spec, &spec.filter, page, emit)
+    }
+
+    fn checkpoint(&self, realm: &RealmName) -> Result<String, Failure> {
+        let log = self.reader(realm, None)?;
+        log.latest_checkpoint()
+            .map(|c| c.text.clone())
+            .ok_or_else(|| format!("realm {realm:?} has no records yet, so no checkpoint").into())
+    }
+
+    fn verify(
+        &self,
+        realm: &RealmName,
+        mut evidence: Evidence,
+        key: Option<&VerifierKey>,
+    ) -> Result<Verdict, Failure> {
+        let mut c = sealog_pg::connect_reader(&self.url)?;
+        // Without a kept key, the one the realm row names: say so, since
+        // whoever can write the database can change it.
+        let (key, note) = match key {
+            Some(k) => (k.clone(), None),
+            None => {
+                let k = self.reader(realm, None)?.verifier().clone();
+                (
+                    k,
+                    Some("verified with the key the realm row in PostgreSQL names; pass --key with the key you kept to not trust the database for it".to_string()),
+                )
+            }
+        };
+        evidence.require_mark = true;
+        let pb = progress::bar(0, "verifying");
+        let r = sealog_pg::verify_realm(&mut c, realm.as_str(), &key, &evidence, &|n| {
+            pb.set_position(n);
+        })?;
+        pb.finish_and_clear();
+        Ok(Verdict {
+            committed: r.committed,
+            checkpoints: r.checkpoints,
+            evidence: r.evidence,
+            findings: r.findings.iter().map(ToString::to_string).collect(),
+            notes: r.notes.into_iter().chain(note).collect(),
+            key: key.to_string(),
+            damage: None,
+        })
+    }
+
+    fn retention(
+        &self,
+        _realm: &RealmName,
+        _args: &crate::backend::RetentionArgs,
+        _dry_run: bool,
+    ) -> Result<sealog_server::retention::Report, Failure> {
+        Err(not_yet("retention"))
+    }
+
+    fn tail(&self, _realm: &RealmName, _spec: &TailSpec) -> Result<(), Failure> {
+        Err(not_yet("tail"))
+    }
+}
+
+/// `sealog migrate --to-postgres URL`: copies `realm`'s log from the data
+/// directory into PostgreSQL, commit by commit, byte for byte and with the
+/// checkpoints it was signed with. The source is verified first; each
+/// commit is checked against its checkpoint before it is written; the copy
+/// is verified afterwards. A migration that stopped goes on from where
+/// PostgreSQL is (which must be a commit boundary of the source).
+///
+/// # Errors
+/// The source failing verification; the database unreachable; a
+/// PostgreSQL realm that is not a prefix of the source.
+pub fn migrate_to_postgres(
+    data: &std::path::Path,
+    realm: &RealmName,
+    url: &str,
+) -> Result<(), Failure> {
+    let dd = DataDir::open(data, "sealog migrate")?;
+    let key = dd.verifier_key(realm)?;
+    let dir = dd.journal_dir(realm);
+    let source = sealog_journal::verify::verify_dir(
+        &dir,
+        realm.as_str(),
+        &key,
+        &Evidence {
+            require_mark: dd.realm(realm)?.journal_created,
+            ..Evidence::default()
+        },
+        &|_| {},
+    )?;
+    if !source.ok() {
+        return Err(Failure::verify(format!(
+            "realm {realm} does not verify in {}, so it is not migrated: {}",
+            data.display(),
+            source
+                .first_bad()
+                .map_or_else(String::new, ToString::to_string)
+        )));
+    }
+    let mut log = PgLog::open_writer(
+        url,
+        realm.as_str(),
+        dd.realm_signer(realm)?,
+        "sealog migrate",
+        JournalOptions::default(),
+    )?;
+    let start = log.size();
+    let pb = progress::bar(source.committed, "migrating");
+    let (mut copied, mut commits) = (0u64, 0u64);
+    let unacked = sealog_journal::commits::read_sealed_commits(&dir, &mut |c| {
+        let end = c.first_seq + c.blocks.iter().map(|b| u64::from(b.count)).sum::<u64>();
+        if end <= start {
+            // Already in PostgreSQL: it must be the same log there.
+            if end == start {
+                let here = log.root_at(start)?;
+                let there = key.verify(&c.checkpoint)?.root;
+                if here != there {
+                    return Err(sealog_journal::JournalError::Fork {
+                        size: start,
+                        path: dir.clone(),
+                    });
+                }
+            }
+            return Ok(());
+        }
+        if c.first_seq < start {
+            return Err(sealog_journal::JournalError::Batch(format!(
+                "PostgreSQL holds {start} records of realm {realm}, which is not where a commit of the source ends ({}..{end})",
+                c.first_seq
+            )));
+        }
+        log.import_commit(c.first_seq, c.blocks, &c.checkpoint)?;
+        copied += end - c.first_seq;
+        commits += 1;
+        pb.set_position(end);
+        Ok(())
+    })?;
+    pb.finish_and_clear();
+    let size = log.size();
+    drop(log);
+    let mut c = sealog_pg::connect_reader(url)?;
+    let after = sealog_pg::verify_realm(
+        &mut c,
+        realm.as_str(),
+        &key,
+        &Evidence {
+            require_mark: true,
+            ..Evidence::default()
+        },
+        &|_| {},
+    )?;
+    if !after.ok() || size != source.committed {
+        return Err(Failure::verify(format!(
+            "the copy of realm {realm} in PostgreSQL does not verify ({} of {} records): {}",
+            size,
+            source.committed,
+            after
+                .first_bad()
+                .map_or_else(String::new, ToString::to_string)
+        )));
+    }
+    eprintln!(
+        "migrated realm {realm}: {copied} records in {commits} commits copied ({start} were there already), {size} records in PostgreSQL, verified against key {key}{}",
+        if unacked > 0 {
+            format!("; {unacked} records after the last checkpoint were never acknowledged and were not copied")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}

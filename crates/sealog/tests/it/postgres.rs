@@ -1,0 +1,169 @@
+//! `sealog migrate` and `--postgres` against the machine's PostgreSQL
+//! (`SEALOG_TEST_POSTGRES`; `.ci/run` starts it), each test in a schema of
+//! its own.
+
+use crate::util::{events, path_str, Sealog};
+
+fn base_url() -> String {
+    std::env::var("SEALOG_TEST_POSTGRES")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
+}
+
+struct Schema(String);
+
+impl Schema {
+    fn new() -> Self {
+        let name = format!(
+            "sealog_cli{}_{:x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        postgres::Client::connect(&base_url(), postgres::NoTls)
+            .expect("PostgreSQL is needed (.ci/run starts it)")
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .expect("schema");
+        Self(name)
+    }
+
+    fn url(&self) -> String {
+        format!("{} options='-c search_path={}'", base_url(), self.0)
+    }
+
+    fn sql(&self, q: &str) {
+        postgres::Client::connect(&self.url(), postgres::NoTls)
+            .expect("connect")
+            .batch_execute(q)
+            .expect(q);
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&base_url(), postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.0));
+        }
+    }
+}
+
+#[test]
+fn migrate_copies_a_realm_that_then_verifies_and_answers_the_same_over_postgres() {
+    let s = Sealog::new();
+    let pg = Schema::new();
+    let url = pg.url();
+    s.realm("pay");
+    let f = s.file("a.ndjson", &events(0, 3000));
+    s.run(&["ingest", "--realm", "pay", path_str(&f), "--batch", "700"])
+        .ok();
+    let old_cp = s.run(&["checkpoint", "--realm", "pay"]).ok().stdout;
+    let old_cp_file = s.file("old.checkpoint", old_cp.as_bytes());
+
+    let m = s
+        .run(&["migrate", "--realm", "pay", "--to-postgres", &url])
+        .ok();
+    assert!(
+        m.stderr.contains("3000 records in 5 commits copied"),
+        "{}",
+        m.stderr
+    );
+
+    // The same checkpoint, byte for byte: nothing was re-signed.
+    let pg_cp = s
+        .run(&["--postgres", &url, "checkpoint", "--realm", "pay"])
+        .ok()
+        .stdout;
+    assert_eq!(pg_cp, old_cp);
+    let key = s.run(&["realm", "key", "pay"]).ok().stdout;
+    let v = s
+        .run(&[
+            "--postgres",
+            &url,
+            "verify",
+            "--realm",
+            "pay",
+            "--key",
+            key.trim(),
+            "--checkpoint",
+            path_str(&old_cp_file),
+        ])
+        .ok();
+    assert!(v.stdout.contains("3000"), "{}", v.stdout);
+
+    // Queries answer the same from either store.
+    for args in [
+        vec!["query", "--realm", "pay", "--where", "app=payments"],
+        vec!["query", "--realm", "pay", "--q", "number 299"],
+    ] {
+        let here = s.run(&args).ok().stdout;
+        let mut over = vec!["--postgres", url.as_str()];
+        over.extend(&args);
+        let there = s.run(&over).ok().stdout;
+        assert!(!here.is_empty());
+        assert_eq!(here, there, "{args:?}");
+    }
+
+    // More records, then migrate again: only the new commit is copied.
+    s.run_stdin(&["ingest", "--realm", "pay", "-"], &events(3000, 10))
+        .ok();
+    let m = s
+        .run(&["migrate", "--realm", "pay", "--to-postgres", &url])
+        .ok();
+    assert!(
+        m.stderr
+            .contains("10 records in 1 commits copied (3000 were there already)"),
+        "{}",
+        m.stderr
+    );
+    let pg_cp = s
+        .run(&["--postgres", &url, "checkpoint", "--realm", "pay"])
+        .ok()
+        .stdout;
+    assert_eq!(pg_cp, s.run(&["checkpoint", "--realm", "pay"]).ok().stdout);
+
+    // A record edited in PostgreSQL is caught (exit 1).
+    pg.sql("UPDATE sealog_blocks SET body = overlay(body placing '\\x00'::bytea from length(body) - 5) WHERE realm = 'pay' AND first_seq = 0");
+    let v = s.run(&[
+        "--postgres",
+        &url,
+        "verify",
+        "--realm",
+        "pay",
+        "--key",
+        key.trim(),
+    ]);
+    assert_eq!(v.code, 1, "{}\n{}", v.stdout, v.stderr);
+
+    // What needs realm metadata says it is not there yet (exit 2).
+    let r = s.run(&["--postgres", &url, "realm", "create", "x"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("not available on the PostgreSQL store yet"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_source_that_does_not_verify_is_not_migrated() {
+    let s = Sealog::new();
+    let pg = Schema::new();
+    s.realm("pay");
+    let f = s.file("a.ndjson", &events(0, 500));
+    s.run(&["ingest", "--realm", "pay", path_str(&f)]).ok();
+    // One record's text changed, checksums fixed up.
+    sealog_journal::tamper::rewrite_blocks(
+        &s.segment("pay"),
+        sealog_journal::tamper::Hints::Recompute,
+        |first, lines| {
+            if first == 0 {
+                lines[100] = br#"{"forged":true}"#.to_vec();
+            }
+        },
+    )
+    .expect("tamper");
+    let m = s.run(&["migrate", "--realm", "pay", "--to-postgres", &pg.url()]);
+    assert_eq!(m.code, 1, "{}", m.stderr);
+    assert!(m.stderr.contains("does not verify"), "{}", m.stderr);
+    let r = s.run(&["--postgres", &pg.url(), "checkpoint", "--realm", "pay"]);
+    assert_ne!(r.code, 0, "nothing was copied: {}", r.stdout);
+}
