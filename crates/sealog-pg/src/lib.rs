@@ -22,10 +22,12 @@
 //! connect, under an advisory lock so nodes starting together do not race.
 
 pub mod log;
+pub mod realms;
 pub mod schema;
 pub mod verify;
 
 pub use log::PgLog;
+pub use realms::PgRealms;
 pub use verify::verify_realm;
 
 /// How long a connection attempt may take, unless the URL says.

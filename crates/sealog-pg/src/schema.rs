@@ -13,10 +13,11 @@ use crate::db;
 const MIGRATION_LOCK: i64 = 0x7365_616c_6f67;
 
 /// The migrations: version, what it adds, the SQL.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "realm logs: realms, sealed blocks, tree hashes, checkpoints",
-    r"
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "realm logs: realms, sealed blocks, tree hashes, checkpoints",
+        r"
 CREATE TABLE sealog_realms (
     name        text PRIMARY KEY,
     verifier    text NOT NULL,
@@ -52,7 +53,31 @@ CREATE TABLE sealog_checkpoints (
     PRIMARY KEY (realm, size)
 );
 ",
-)];
+    ),
+    (
+        2,
+        "realm keys and hashed tokens",
+        r"
+-- A realm's Ed25519 seed: whoever can read this table can sign for the
+-- realm, so grant it only to the roles that sign (writers, admin).
+CREATE TABLE sealog_realm_keys (
+    realm         text PRIMARY KEY REFERENCES sealog_realms (name),
+    ed25519_seed  bytea NOT NULL CHECK (length(ed25519_seed) = 32)
+);
+-- Tokens by the SHA-256 of the secret; the secret is never stored.
+CREATE TABLE sealog_tokens (
+    id          text PRIMARY KEY,
+    realm       text NOT NULL,
+    scope       text NOT NULL CHECK (scope IN ('write', 'query', 'admin')),
+    sha256      bytea NOT NULL UNIQUE CHECK (length(sha256) = 32),
+    created_at  text NOT NULL,
+    revoked_at  text,
+    CHECK ((scope = 'admin') = (realm = ''))
+);
+CREATE INDEX sealog_tokens_realm ON sealog_tokens (realm);
+",
+    ),
+];
 
 /// The schema version this build writes.
 pub fn latest_version() -> i32 {

@@ -463,3 +463,39 @@ fn hostile_rows_are_findings_not_panics_or_hangs() {
         }
     }
 }
+
+#[test]
+fn postgres_realms_and_tokens_pass_conformance() {
+    let s = Schema::new();
+    let mut realms = sealog_pg::PgRealms::connect(&s.url()).expect("connect");
+    sealog_store::realm_store::conformance::run_all(&mut realms);
+    // Only the hash is stored.
+    let mut c = s.client();
+    let n: i64 = c
+        .query_one(
+            "SELECT count(*) FROM sealog_tokens WHERE length(sha256) = 32",
+            &[],
+        )
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 6);
+}
+
+#[test]
+fn a_realm_made_in_postgres_is_written_with_its_stored_key() {
+    use sealog_store::RealmStore;
+    let s = Schema::new();
+    let mut realms = sealog_pg::PgRealms::connect(&s.url()).expect("connect");
+    let name = sealog_event::RealmName::new("made").expect("name");
+    realms.create_realm(&name).expect("create");
+    let signer = realms.realm_signer(&name).expect("signer");
+    let mut log = PgLog::open_writer(&s.url(), "made", signer, "w", JournalOptions::default())
+        .expect("writer");
+    append(&mut log, 0, 10);
+    let key = realms.verifier_key(&name).expect("key");
+    let report =
+        sealog_pg::verify_realm(&mut s.client(), "made", &key, &strict(), &|_| {}).expect("verify");
+    assert!(report.ok(), "{:?}", report.findings);
+    // Another key (this file's test key) does not verify it.
+    assert!(!verify(&s, "made", &strict()).ok());
+}

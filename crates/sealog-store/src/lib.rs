@@ -32,6 +32,7 @@
 
 mod drains;
 pub mod meta;
+pub mod realm_store;
 mod tokens;
 
 use std::path::{Path, PathBuf};
@@ -50,7 +51,8 @@ pub use drains::{
     load_cursor, save_cursor, uuid_v4, DrainCursor, DrainInfo, Select, StoredFraming,
     MAX_DRAINS_PER_REALM,
 };
-pub use tokens::{IssuedToken, Scope, TokenInfo};
+pub use realm_store::RealmStore;
+pub use tokens::{mint, IssuedToken, Scope, TokenInfo};
 
 /// Errors of the data directory.
 #[derive(Debug, thiserror::Error)]

@@ -32,6 +32,16 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// The scope named `s` (`write`, `query`, `admin`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "write" => Some(Scope::Write),
+            "query" => Some(Scope::Query),
+            "admin" => Some(Scope::Admin),
+            _ => None,
+        }
+    }
+
     fn prefix(self) -> &'static str {
         match self {
             Scope::Write => "slw_",
@@ -100,6 +110,35 @@ fn hash_hex(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// A new token for `realm` (empty for an admin token) and `scope`: the
+/// record to store (its SHA-256, never the secret) and what to hand out
+/// once. Any store of tokens mints them here.
+pub fn mint(realm: &str, scope: Scope) -> (TokenInfo, IssuedToken) {
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let token = format!("{}{}", scope.prefix(), B64URL.encode(secret));
+    let mut idb = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut idb);
+    let id = format!("tok_{}", hex::encode(idb));
+    let info = TokenInfo {
+        id: id.clone(),
+        realm: realm.to_string(),
+        scope,
+        sha256: hash_hex(&token),
+        created_at: now(),
+        revoked_at: None,
+    };
+    (
+        info,
+        IssuedToken {
+            id,
+            realm: realm.to_string(),
+            scope,
+            token,
+        },
+    )
+}
+
 impl DataDir {
     fn load_tokens(&self) -> Result<TokenFile> {
         let path = self.root.join("tokens.meta");
@@ -153,26 +192,9 @@ impl DataDir {
             } else {
                 self.realm(&known_name(realm)?)?.name
             };
-            let mut secret = [0u8; 32];
-            rand::rngs::OsRng.fill_bytes(&mut secret);
-            let token = format!("{}{}", scope.prefix(), B64URL.encode(secret));
-            let mut idb = [0u8; 8];
-            rand::rngs::OsRng.fill_bytes(&mut idb);
-            let id = format!("tok_{}", hex::encode(idb));
-            f.tokens.push(TokenInfo {
-                id: id.clone(),
-                realm: realm.clone(),
-                scope,
-                sha256: hash_hex(&token),
-                created_at: now(),
-                revoked_at: None,
-            });
-            out.push(IssuedToken {
-                id,
-                realm,
-                scope,
-                token,
-            });
+            let (info, issued) = mint(&realm, scope);
+            f.tokens.push(info);
+            out.push(issued);
         }
         self.save_tokens(&f)?;
         Ok(out)

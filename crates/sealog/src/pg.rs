@@ -2,18 +2,17 @@
 //! and `sealog migrate`, which copies a realm from the data directory into
 //! PostgreSQL.
 //!
-//! Over PostgreSQL the commands that read a realm's log work today
-//! (`query`, `grep`, `checkpoint`, `verify`); the ones that need realm
-//! metadata kept there (realms, tokens, ingest with the realm's key,
-//! retention, tail) say so and stop: that metadata moves to PostgreSQL
-//! with the scale-out roles.
+//! Over PostgreSQL, `realm create|list|key`, `token issue|list|revoke`,
+//! `query`, `grep`, `checkpoint` and `verify` work; `ingest`, `retention`
+//! and `tail` say so and stop (records reach a cluster through its ingest
+//! nodes, whose writers own the realms).
 
 use sealog_event::RealmName;
 use sealog_journal::checkpoint::VerifierKey;
 use sealog_journal::verify::Evidence;
 use sealog_journal::{EventRef, JournalOptions, LogStore, Receipt};
 use sealog_pg::PgLog;
-use sealog_store::{CreatedRealm, DataDir, IssuedToken, Scope, TokenInfo};
+use sealog_store::{CreatedRealm, DataDir, IssuedToken, RealmStore, Scope, TokenInfo};
 
 use crate::backend::{Backend, Emit, PageRequest, QuerySpec, TailSpec, Verdict};
 use crate::{progress, Failure};
@@ -30,41 +29,55 @@ impl Pg {
         Self { url }
     }
 
+    fn realms_store(&self) -> Result<sealog_pg::PgRealms, Failure> {
+        Ok(sealog_pg::PgRealms::connect(&self.url)?)
+    }
+
     fn reader(&self, realm: &RealmName, key: Option<&VerifierKey>) -> Result<PgLog, Failure> {
         Ok(PgLog::open_reader(&self.url, realm.as_str(), key)?)
     }
 }
 
 fn not_yet(what: &str) -> Failure {
-    format!(
-        "{what} is not available on the PostgreSQL store yet (realm metadata stays in the data directory until the scale-out roles move it); run it without --postgres"
-    )
-    .into()
+    format!("{what} is not available on the PostgreSQL store yet; run it without --postgres").into()
 }
 
 impl Backend for Pg {
-    fn create_realm(&self, _name: &RealmName) -> Result<CreatedRealm, Failure> {
-        Err(not_yet("realm create"))
+    fn create_realm(&self, name: &RealmName) -> Result<CreatedRealm, Failure> {
+        Ok(self.realms_store()?.create_realm(name)?)
     }
 
     fn realms(&self) -> Result<Vec<serde_json::Value>, Failure> {
-        Err(not_yet("realm list"))
+        let r = self.realms_store()?;
+        r.realm_names()?
+            .into_iter()
+            .map(|name| {
+                let key = RealmName::new(&name)
+                    .map_err(|e| e.to_string())
+                    .and_then(|n| r.verifier_key(&n).map_err(|e| e.to_string()))
+                    .map(|k| k.to_string());
+                Ok(match key {
+                    Ok(k) => serde_json::json!({"name": name, "public_key": k}),
+                    Err(e) => serde_json::json!({"name": name, "status": "failed", "error": e}),
+                })
+            })
+            .collect()
     }
 
     fn realm_key(&self, name: &RealmName) -> Result<String, Failure> {
-        Ok(self.reader(name, None)?.verifier().to_string())
+        Ok(self.realms_store()?.verifier_key(name)?.to_string())
     }
 
-    fn issue_token(&self, _realm: &RealmName, _scope: Scope) -> Result<IssuedToken, Failure> {
-        Err(not_yet("token issue"))
+    fn issue_token(&self, realm: &RealmName, scope: Scope) -> Result<IssuedToken, Failure> {
+        Ok(self.realms_store()?.issue_token(realm.as_str(), scope)?)
     }
 
-    fn tokens(&self, _realm: Option<&RealmName>) -> Result<Vec<TokenInfo>, Failure> {
-        Err(not_yet("token list"))
+    fn tokens(&self, realm: Option<&RealmName>) -> Result<Vec<TokenInfo>, Failure> {
+        Ok(self.realms_store()?.tokens(realm.map(RealmName::as_str))?)
     }
 
-    fn revoke_token(&self, _id: &str) -> Result<TokenInfo, Failure> {
-        Err(not_yet("token revoke"))
+    fn revoke_token(&self, id: &str) -> Result<TokenInfo, Failure> {
+        Ok(self.realms_store()?.revoke_token(id)?)
     }
 
     fn ingest(
@@ -74,7 +87,9 @@ impl Backend for Pg {
         _batch: usize,
         _on_commit: &mut dyn FnMut(&Receipt),
     ) -> Result<(), Failure> {
-        Err(not_yet("ingest (it needs the realm's signing key)"))
+        Err(not_yet(
+            "ingest (records reach a PostgreSQL store through its writers)",
+        ))
     }
 
     fn query_page(

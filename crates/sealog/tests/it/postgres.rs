@@ -132,8 +132,11 @@ fn migrate_copies_a_realm_that_then_verifies_and_answers_the_same_over_postgres(
     ]);
     assert_eq!(v.code, 1, "{}\n{}", v.stdout, v.stderr);
 
-    // What needs realm metadata says it is not there yet (exit 2).
-    let r = s.run(&["--postgres", &url, "realm", "create", "x"]);
+    // What is not there yet says so (exit 2).
+    let r = s.run_stdin(
+        &["--postgres", &url, "ingest", "--realm", "pay", "-"],
+        &events(0, 1),
+    );
     assert_eq!(r.code, 2);
     assert!(
         r.stderr
@@ -141,6 +144,64 @@ fn migrate_copies_a_realm_that_then_verifies_and_answers_the_same_over_postgres(
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn realms_and_tokens_over_postgres() {
+    let s = Sealog::new();
+    let pg = Schema::new();
+    let url = pg.url();
+    let created = s.run(&["--postgres", &url, "realm", "create", "ops"]).ok();
+    let c: serde_json::Value = serde_json::from_str(&created.stdout).expect("JSON");
+    assert!(c["write_token"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("slw_")));
+    let again = s.run(&["--postgres", &url, "realm", "create", "ops"]);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    let list = s.run(&["--postgres", &url, "realm", "list"]).ok().stdout;
+    assert!(list.contains(r#""name":"ops""#), "{list}");
+    let key = s
+        .run(&["--postgres", &url, "realm", "key", "ops"])
+        .ok()
+        .stdout;
+    assert_eq!(key.trim(), c["public_key"].as_str().expect("key"));
+    let issued = s
+        .run(&[
+            "--postgres",
+            &url,
+            "token",
+            "issue",
+            "--realm",
+            "ops",
+            "--scope",
+            "query",
+        ])
+        .ok()
+        .stdout;
+    let t: serde_json::Value = serde_json::from_str(&issued).expect("JSON");
+    let tokens = s
+        .run(&["--postgres", &url, "token", "list", "--realm", "ops"])
+        .ok()
+        .stdout;
+    assert_eq!(tokens.lines().count(), 3, "{tokens}");
+    assert!(
+        !tokens.contains(t["token"].as_str().expect("secret")),
+        "secrets are never listed"
+    );
+    let id = t["id"].as_str().expect("id");
+    let revoked = s
+        .run(&["--postgres", &url, "token", "revoke", id])
+        .ok()
+        .stdout;
+    assert!(revoked.contains("revoked_at"), "{revoked}");
+    let missing = s.run(&[
+        "--postgres",
+        &url,
+        "token",
+        "revoke",
+        "tok_0000000000000000",
+    ]);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
 }
 
 #[test]

@@ -1,0 +1,209 @@
+//! The realms, keys and tokens interface, and its conformance suite.
+//!
+//! The data directory keeps realms, their signing keys and hashed tokens
+//! in files; the PostgreSQL store (`sealog-pg`) keeps them in tables for
+//! the scale-out roles. Both implement [`RealmStore`] and pass
+//! [`conformance`].
+
+use sealog_event::RealmName;
+use sealog_journal::checkpoint::{Signer, VerifierKey};
+
+use crate::{CreatedRealm, DataDir, IssuedToken, Result, Scope, TokenInfo};
+
+/// Realms with their keys, and tokens, whatever keeps them.
+pub trait RealmStore {
+    /// Creates a realm with a fresh Ed25519 key and one write and one query
+    /// token, all or nothing.
+    ///
+    /// # Errors
+    /// [`crate::StoreError::RealmExists`]; storage errors.
+    fn create_realm(&mut self, name: &RealmName) -> Result<CreatedRealm>;
+    /// The realms' names, sorted.
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn realm_names(&self) -> Result<Vec<String>>;
+    /// The realm's verifier key.
+    ///
+    /// # Errors
+    /// [`crate::StoreError::UnknownRealm`]; storage errors.
+    fn verifier_key(&self, name: &RealmName) -> Result<VerifierKey>;
+    /// The realm's signing key.
+    ///
+    /// # Errors
+    /// [`crate::StoreError::UnknownRealm`]; a key that does not match.
+    fn realm_signer(&self, name: &RealmName) -> Result<Signer>;
+    /// Issues a token for `realm` (ignored for admin tokens).
+    ///
+    /// # Errors
+    /// [`crate::StoreError::UnknownRealm`]; storage errors.
+    fn issue_token(&mut self, realm: &str, scope: Scope) -> Result<IssuedToken>;
+    /// Tokens, optionally of one realm (hashes, never secrets).
+    ///
+    /// # Errors
+    /// [`crate::StoreError::UnknownRealm`]; storage errors.
+    fn tokens(&self, realm: Option<&str>) -> Result<Vec<TokenInfo>>;
+    /// Revokes a token by id; it stops working at once.
+    ///
+    /// # Errors
+    /// [`crate::StoreError::UnknownToken`]; storage errors.
+    fn revoke_token(&mut self, id: &str) -> Result<TokenInfo>;
+    /// The live token matching `token`.
+    ///
+    /// # Errors
+    /// [`crate::StoreError::BadToken`] for an unknown or revoked token.
+    fn authenticate(&self, token: &str) -> Result<TokenInfo>;
+}
+
+impl RealmStore for DataDir {
+    fn create_realm(&mut self, name: &RealmName) -> Result<CreatedRealm> {
+        DataDir::create_realm(self, name)
+    }
+
+    fn realm_names(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self.realms()?.into_iter().map(|r| r.name).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn verifier_key(&self, name: &RealmName) -> Result<VerifierKey> {
+        DataDir::verifier_key(self, name)
+    }
+
+    fn realm_signer(&self, name: &RealmName) -> Result<Signer> {
+        DataDir::realm_signer(self, name)
+    }
+
+    fn issue_token(&mut self, realm: &str, scope: Scope) -> Result<IssuedToken> {
+        DataDir::issue_token(self, realm, scope)
+    }
+
+    fn tokens(&self, realm: Option<&str>) -> Result<Vec<TokenInfo>> {
+        DataDir::tokens(self, realm)
+    }
+
+    fn revoke_token(&mut self, id: &str) -> Result<TokenInfo> {
+        DataDir::revoke_token(self, id)
+    }
+
+    fn authenticate(&self, token: &str) -> Result<TokenInfo> {
+        DataDir::authenticate(self, token)
+    }
+}
+
+/// The checks every [`RealmStore`] must pass; each panics saying what
+/// broke.
+pub mod conformance {
+    use super::RealmStore;
+    use crate::{Scope, StoreError};
+    use sealog_event::RealmName;
+    use sealog_journal::checkpoint::{origin_for, Checkpoint};
+
+    fn rn(s: &str) -> RealmName {
+        RealmName::new(s).expect("realm name")
+    }
+
+    /// Runs every check on `s`, which must hold no realms.
+    pub fn run_all<S: RealmStore>(s: &mut S) {
+        realms_keys_and_tokens(s);
+        revocation_and_bad_tokens(s);
+    }
+
+    /// A created realm has a key that signs for it and two tokens that
+    /// authenticate for it with their scopes; only hashes are listed.
+    pub fn realms_keys_and_tokens<S: RealmStore>(s: &mut S) {
+        let c = s.create_realm(&rn("acme")).expect("create");
+        s.create_realm(&rn("beta")).expect("create");
+        assert!(
+            matches!(s.create_realm(&rn("acme")), Err(StoreError::RealmExists(_))),
+            "a taken name is refused"
+        );
+        assert_eq!(s.realm_names().expect("names"), ["acme", "beta"]);
+        let key = s.verifier_key(&rn("acme")).expect("key");
+        assert_eq!(key.to_string(), c.public_key);
+        assert_eq!(key.name(), origin_for("acme"));
+        let signer = s.realm_signer(&rn("acme")).expect("signer");
+        let note = signer.sign(&Checkpoint {
+            origin: origin_for("acme"),
+            size: 1,
+            root: [7; 32],
+        });
+        key.verify(&note.text)
+            .expect("the signer signs for the key");
+        assert!(
+            s.verifier_key(&rn("beta")).expect("key") != key,
+            "each realm has its own key"
+        );
+        assert!(matches!(
+            s.verifier_key(&rn("nope")),
+            Err(StoreError::UnknownRealm(_))
+        ));
+        let w = s.authenticate(&c.write_token).expect("write token");
+        assert_eq!((w.realm.as_str(), w.scope), ("acme", Scope::Write));
+        let q = s.authenticate(&c.query_token).expect("query token");
+        assert_eq!((q.realm.as_str(), q.scope), ("acme", Scope::Query));
+        let listed = s.tokens(Some("acme")).expect("tokens");
+        assert_eq!(listed.len(), 2);
+        for t in &listed {
+            assert_eq!(t.sha256.len(), 64, "a SHA-256 in hex");
+            assert!(!t.sha256.contains(&c.write_token) && t.id.starts_with("tok_"));
+        }
+        assert_eq!(s.tokens(None).expect("tokens").len(), 4);
+        assert!(matches!(
+            s.tokens(Some("nope")),
+            Err(StoreError::UnknownRealm(_))
+        ));
+        assert!(matches!(
+            s.issue_token("nope", Scope::Write),
+            Err(StoreError::UnknownRealm(_))
+        ));
+    }
+
+    /// Revoked, unknown and malformed tokens are refused alike; admin
+    /// tokens belong to no realm.
+    pub fn revocation_and_bad_tokens<S: RealmStore>(s: &mut S) {
+        let t = s.issue_token("acme", Scope::Query).expect("issue");
+        assert!(t.token.starts_with("slq_"));
+        assert_eq!(s.authenticate(&t.token).expect("live").id, t.id);
+        let r = s.revoke_token(&t.id).expect("revoke");
+        assert!(r.revoked_at.is_some());
+        assert!(matches!(
+            s.authenticate(&t.token),
+            Err(StoreError::BadToken)
+        ));
+        let again = s.revoke_token(&t.id).expect("revoking twice is fine");
+        assert_eq!(
+            again.revoked_at, r.revoked_at,
+            "the first revocation stands"
+        );
+        assert!(matches!(
+            s.revoke_token("tok_missing"),
+            Err(StoreError::UnknownToken(_))
+        ));
+        for bad in [
+            "",
+            "slw_",
+            "slw_nope",
+            &t.token[..t.token.len() - 1],
+            "' OR 1=1 --",
+        ] {
+            assert!(
+                matches!(s.authenticate(bad), Err(StoreError::BadToken)),
+                "{bad:?} is refused"
+            );
+        }
+        let admin = s.issue_token("", Scope::Admin).expect("admin");
+        let a = s.authenticate(&admin.token).expect("admin token");
+        assert_eq!((a.realm.as_str(), a.scope), ("", Scope::Admin));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_data_directory_passes_conformance() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let mut dd = crate::DataDir::open(d.path(), "test").expect("open");
+        super::conformance::run_all(&mut dd);
+    }
+}
