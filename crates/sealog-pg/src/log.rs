@@ -18,6 +18,10 @@ use sealog_journal::{
 
 use crate::db;
 
+/// Code run inside a commit's transaction, with the receipt it will give
+/// ([`PgLog::append_with`]).
+pub type CommitHook<'a> = dyn FnMut(&mut postgres::Transaction<'_>, &Receipt) -> Result<()> + 'a;
+
 /// Blocks fetched per query by sequential reads.
 const READ_CHUNK: i64 = 64;
 
@@ -617,9 +621,72 @@ impl PgLog {
         e
     }
 
+    /// Appends `events` as [`LogStore::append`] does, running `hook` inside
+    /// the commit's transaction once everything else is written and before
+    /// it commits, with the receipt the commit will give: the cluster's
+    /// writer records its Kafka positions and notifies the ingest nodes
+    /// there, so they commit (or not) with the records. An error from
+    /// `hook` rolls the whole commit back and poisons the store.
+    ///
+    /// # Errors
+    /// As [`LogStore::append`]; what `hook` returns.
+    pub fn append_with(
+        &mut self,
+        events: &[EventRef<'_>],
+        hook: &mut CommitHook<'_>,
+    ) -> Result<Receipt> {
+        let p = sealog_journal::prepare(
+            &self.realm,
+            self.size(),
+            events,
+            sealog_event::now_ns(),
+            self.opts.compression_level,
+        )?;
+        let s = self.stage_blocks(p)?;
+        let s = self.stage_checkpoint(s)?;
+        self.finish(s, Some(hook))
+    }
+
+    /// The commit's last step, with an optional hook in its transaction.
+    fn finish(&mut self, s: StagedCommit, hook: Option<&mut CommitHook<'_>>) -> Result<Receipt> {
+        let Some(staged) = self.staged.take() else {
+            return Err(JournalError::Batch("no commit is staged here".into()));
+        };
+        if staged.first_seq != s.first_seq() {
+            return Err(JournalError::Batch("a commit staged elsewhere".into()));
+        }
+        let count = s.count();
+        let signed = staged
+            .signed
+            .clone()
+            .ok_or_else(|| JournalError::Batch("the commit has no checkpoint yet".into()))?;
+        let receipt = Receipt {
+            realm: self.realm.clone(),
+            first_seq: staged.first_seq,
+            last_seq: staged.first_seq + count - 1,
+            count,
+            checkpoint: signed.text.clone(),
+        };
+        if let Err(e) = self.write(&staged, &receipt, hook) {
+            // Whether an interrupted COMMIT applied is unknown until the
+            // realm is read again: nothing more is written until then.
+            tracing::warn!(realm = %self.realm, error = %e, "commit to PostgreSQL failed");
+            return Err(self.fenced_or_poisoned(e));
+        }
+        self.blocks.extend(staged.metas);
+        self.frontier = staged.frontier;
+        self.latest = Some(signed);
+        Ok(receipt)
+    }
+
     /// Writes a staged commit in one transaction, fenced on the realm's
     /// size and this writer's epoch.
-    fn write(&self, s: &Staged) -> Result<()> {
+    fn write(
+        &self,
+        s: &Staged,
+        receipt: &Receipt,
+        hook: Option<&mut CommitHook<'_>>,
+    ) -> Result<()> {
         let op = "committing to PostgreSQL";
         let signed = s
             .signed
@@ -700,6 +767,9 @@ impl PgLog {
             &[&self.realm, &new_size, &signed.text],
         )
         .map_err(|e| db(op, &e))?;
+        if let Some(hook) = hook {
+            hook(&mut tx, receipt)?;
+        }
         tx.commit().map_err(|e| db(op, &e))
     }
 }
@@ -726,16 +796,7 @@ impl LogStore for PgLog {
     }
 
     fn append(&mut self, events: &[EventRef<'_>]) -> Result<Receipt> {
-        let p = sealog_journal::prepare(
-            &self.realm,
-            self.size(),
-            events,
-            sealog_event::now_ns(),
-            self.opts.compression_level,
-        )?;
-        let s = self.stage_blocks(p)?;
-        let s = self.stage_checkpoint(s)?;
-        self.finish_commit(s)
+        self.append_with(events, &mut |_, _| Ok(()))
     }
 
     fn stage_blocks(&mut self, p: PreparedCommit) -> Result<StagedCommit> {
@@ -811,33 +872,7 @@ impl LogStore for PgLog {
     }
 
     fn finish_commit(&mut self, s: StagedCommit) -> Result<Receipt> {
-        let Some(staged) = self.staged.take() else {
-            return Err(JournalError::Batch("no commit is staged here".into()));
-        };
-        if staged.first_seq != s.first_seq() {
-            return Err(JournalError::Batch("a commit staged elsewhere".into()));
-        }
-        if let Err(e) = self.write(&staged) {
-            // Whether an interrupted COMMIT applied is unknown until the
-            // realm is read again: nothing more is written until then.
-            tracing::warn!(realm = %self.realm, error = %e, "commit to PostgreSQL failed");
-            return Err(self.fenced_or_poisoned(e));
-        }
-        let signed = staged
-            .signed
-            .expect("write() refuses a commit without a checkpoint");
-        self.blocks.extend(staged.metas);
-        self.frontier = staged.frontier;
-        let count = s.count();
-        let receipt = Receipt {
-            realm: self.realm.clone(),
-            first_seq: staged.first_seq,
-            last_seq: staged.first_seq + count - 1,
-            count,
-            checkpoint: signed.text.clone(),
-        };
-        self.latest = Some(signed);
-        Ok(receipt)
+        self.finish(s, None)
     }
 
     fn abort_commit(&mut self, _s: StagedCommit, cause: &JournalError) {

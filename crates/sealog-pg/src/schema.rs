@@ -77,6 +77,22 @@ CREATE TABLE sealog_tokens (
 CREATE INDEX sealog_tokens_realm ON sealog_tokens (realm);
 ",
     ),
+    (
+        3,
+        "Kafka positions of the cluster's writers, per partition and realm",
+        r"
+-- The next offset of each (topic, partition) whose messages for a realm
+-- are committed: written in the realm's commit transaction, so a message
+-- is stored exactly once whoever consumes it.
+CREATE TABLE sealog_kafka_positions (
+    topic        text NOT NULL,
+    partition    integer NOT NULL,
+    realm        text NOT NULL REFERENCES sealog_realms (name),
+    next_offset  bigint NOT NULL,
+    PRIMARY KEY (topic, partition, realm)
+);
+",
+    ),
 ];
 
 /// The schema version this build writes.
@@ -134,6 +150,9 @@ pub fn migrate(c: &mut Client) -> Result<i32, JournalError> {
     let op = "migrating the PostgreSQL schema";
     let mut tx = c.transaction().map_err(|e| db(op, &e))?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(|e| db(op, &e))?;
+    // No "already exists, skipping" notice on every connect.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
         .map_err(|e| db(op, &e))?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS sealog_migrations (

@@ -80,6 +80,19 @@ pub enum DigestCmd {
     },
 }
 
+/// A node's role (`sealog serve --role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The single-node server.
+    All,
+    /// A cluster ingest node.
+    Ingest,
+    /// A cluster writer.
+    Writer,
+    /// A cluster query node (not built yet).
+    Query,
+}
+
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -122,9 +135,25 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         geoip_db: Option<PathBuf>,
         /// Kafka bootstrap brokers for --kafka-source (overrides
-        /// `[kafka] brokers`).
+        /// `[kafka] brokers`), and the cluster's bus for --role.
         #[arg(long, value_name = "BROKERS")]
         kafka: Option<String>,
+        /// What this node does: `all` (the single-node server on the data
+        /// directory, the default); in a cluster over --kafka and the
+        /// global --postgres, `ingest` (takes batches, answers with
+        /// receipts once written) or `writer` (owns realms' logs).
+        #[arg(long, value_enum, default_value = "all")]
+        role: Role,
+        /// The cluster's ingest topic.
+        #[arg(long, default_value = "sealog.ingest")]
+        topic: String,
+        /// This node's name in a cluster (default: role and process id).
+        #[arg(long)]
+        node: Option<String>,
+        /// Seconds an ingest node waits for a writer's receipt before
+        /// answering 503.
+        #[arg(long, default_value_t = 10)]
+        receipt_timeout_secs: u64,
         /// A Kafka source: REALM@TOPIC:FORMAT, TOPIC a name, a,b,c or
         /// /regex/; FORMAT logshuttle, logshuttle-web, logshuttle-istio,
         /// logshuttle-build, palisade-success, palisade-error, logharbour or

@@ -49,7 +49,21 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 geoip_db,
                 kafka,
                 kafka_source,
+                role,
+                topic,
+                node,
+                receipt_timeout_secs,
             } => {
+                if role != crate::cli::Role::All {
+                    return crate::serve::run_role(
+                        role,
+                        kafka,
+                        postgres,
+                        http,
+                        (topic, node),
+                        std::time::Duration::from_secs(receipt_timeout_secs),
+                    );
+                }
                 let tls = match (syslog_tls, tls_cert, tls_key) {
                     (Some(l), Some(cert), Some(key)) => {
                         Some(sealog_server::config::SyslogTlsListener {

@@ -186,6 +186,75 @@ pub fn run(
     })
 }
 
+/// `sealog serve --role ingest|writer`: a cluster node over Kafka and
+/// PostgreSQL, until SIGTERM or SIGINT.
+///
+/// # Errors
+/// Missing --kafka or --postgres; the role failing to start.
+pub fn run_role(
+    role: crate::cli::Role,
+    kafka: Option<String>,
+    postgres: Option<String>,
+    http: Option<std::net::SocketAddr>,
+    (topic, node): (String, Option<String>),
+    receipt_timeout: Duration,
+) -> Result<(), Failure> {
+    use crate::cli::Role;
+    let kafka = kafka.ok_or("--role needs --kafka BROKERS (the cluster's bus)")?;
+    let postgres = postgres.ok_or("--role needs --postgres URL (the cluster's store)")?;
+    let name = format!("{role:?}").to_lowercase();
+    let c = sealog_cluster::Cluster {
+        kafka,
+        postgres,
+        topic,
+        node: node.unwrap_or_else(|| format!("{name}-{}", std::process::id())),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let stop = CancellationToken::new();
+    let signals = stop.clone();
+    rt.spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received: stopping");
+        signals.cancel();
+    });
+    match role {
+        Role::Writer => {
+            eprintln!(
+                "sealog writer {} consuming {} from {}",
+                c.node, c.topic, c.kafka
+            );
+            let s = stop.clone();
+            rt.block_on(async move {
+                tokio::task::spawn_blocking(move || sealog_cluster::writer::run(&c, &s))
+                    .await
+                    .map_err(|e| e.to_string())?
+            })?;
+        }
+        Role::Ingest => {
+            let addr = http.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 7700)));
+            rt.block_on(async move {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("bind {addr}: {e}"))?;
+                eprintln!(
+                    "sealog ingest {} listening on http://{}",
+                    c.node,
+                    l.local_addr().map_err(|e| e.to_string())?
+                );
+                sealog_cluster::ingest::serve(c, l, receipt_timeout, stop).await
+            })?;
+        }
+        Role::Query => return Err(
+            "the query role is not built yet: read a PostgreSQL store with the CLI's --postgres"
+                .into(),
+        ),
+        Role::All => return Err("--role all is the single-node server".into()),
+    }
+    Ok(())
+}
+
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (

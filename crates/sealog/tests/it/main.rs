@@ -2,6 +2,7 @@
 
 mod bundle;
 mod cli;
+mod cluster;
 mod crash;
 mod drain_crash;
 mod flows;

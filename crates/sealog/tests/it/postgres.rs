@@ -9,10 +9,10 @@ fn base_url() -> String {
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
 }
 
-struct Schema(String);
+pub struct Schema(String);
 
 impl Schema {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let name = format!(
             "sealog_cli{}_{:x}",
             std::process::id(),
@@ -25,11 +25,11 @@ impl Schema {
         Self(name)
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("{} options='-c search_path={}'", base_url(), self.0)
     }
 
-    fn sql(&self, q: &str) {
+    pub fn sql(&self, q: &str) {
         postgres::Client::connect(&self.url(), postgres::NoTls)
             .expect("connect")
             .batch_execute(q)

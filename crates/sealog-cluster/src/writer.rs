@@ -1,0 +1,392 @@
+//! The writer role: consumes the ingest topic in a consumer group and
+//! commits each realm's batches to its log in PostgreSQL.
+//!
+//! A message is stored exactly once: the next offset of every (partition,
+//! realm) is written in the realm's commit transaction
+//! (`sealog_kafka_positions`), and a message below it is skipped, whoever
+//! reads it. The update is conditional on the value this writer read, and
+//! the realm's row on its size and owner epoch: a writer that lost the
+//! partition (paused, cut off) has its next commit refused, logs why,
+//! forgets what it held and reads on from where the store says.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use sealog_event::RealmName;
+use sealog_journal::{EventRef, JournalError, JournalOptions, Receipt};
+use sealog_pg::{PgLog, PgRealms};
+use sealog_store::RealmStore;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Cluster, Notice, RECEIPTS_CHANNEL, REQUEST_HEADER};
+
+/// Messages taken per round at most.
+const MAX_BATCH: usize = 512;
+/// Bytes taken per round at most.
+const MAX_BATCH_BYTES: usize = 8 << 20;
+
+/// Notes a rebalance, so the writer forgets what it held.
+struct Ctx(Arc<AtomicBool>);
+
+impl ClientContext for Ctx {}
+
+impl ConsumerContext for Ctx {
+    fn post_rebalance(&self, _c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
+        tracing::info!(rebalance = ?r, "writer partitions changed");
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// One message of the ingest topic.
+struct Msg {
+    partition: i32,
+    offset: i64,
+    realm: String,
+    id: Option<String>,
+    body: Vec<u8>,
+}
+
+/// Runs the writer role until `stop`.
+///
+/// # Errors
+/// The consumer cannot be made (bad configuration). Lost brokers or
+/// database are waited out, not returned.
+pub fn run(c: &Cluster, stop: &CancellationToken) -> Result<(), String> {
+    let rebalanced = Arc::new(AtomicBool::new(false));
+    let consumer: BaseConsumer<Ctx> = ClientConfig::new()
+        .set("bootstrap.servers", &c.kafka)
+        .set("group.id", "sealog-writers")
+        .set("client.id", &c.node)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("fetch.wait.max.ms", "20")
+        .create_with_context(Ctx(rebalanced.clone()))
+        .map_err(|e| format!("making the writer's Kafka consumer: {e}"))?;
+    consumer
+        .subscribe(&[&c.topic])
+        .map_err(|e| format!("subscribing to {}: {e}", c.topic))?;
+    let mut w = Writer {
+        c: c.clone(),
+        realms: None,
+        positions: None,
+        cache: HashMap::new(),
+        logs: HashMap::new(),
+    };
+    let mut backoff = Duration::from_millis(200);
+    tracing::info!(node = %c.node, topic = %c.topic, "writer started");
+    while !stop.is_cancelled() {
+        let batch = take(&consumer);
+        if rebalanced.swap(false, Ordering::SeqCst) {
+            // Partitions moved: what this writer held may be another's now.
+            w.logs.clear();
+            w.cache.clear();
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let mut by_realm: BTreeMap<String, Vec<Msg>> = BTreeMap::new();
+        let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut starts: BTreeMap<i32, i64> = BTreeMap::new();
+        for m in batch {
+            ends.entry(m.partition)
+                .and_modify(|o| *o = (*o).max(m.offset + 1))
+                .or_insert(m.offset + 1);
+            starts
+                .entry(m.partition)
+                .and_modify(|o| *o = (*o).min(m.offset))
+                .or_insert(m.offset);
+            by_realm.entry(m.realm.clone()).or_default().push(m);
+        }
+        let mut failed = false;
+        for (realm, msgs) in &by_realm {
+            if let Err(e) = w.commit_realm(realm, msgs) {
+                tracing::warn!(node = %c.node, realm, error = %e, "commit refused or failed; this batch is read again");
+                w.logs.remove(realm);
+                w.cache.retain(|(_, r), _| r != realm);
+                failed = true;
+            }
+        }
+        if failed {
+            // Read the whole round again: what did commit is skipped then.
+            for (p, off) in &starts {
+                if let Err(e) =
+                    consumer.seek(&c.topic, *p, Offset::Offset(*off), Duration::from_secs(5))
+                {
+                    tracing::warn!(partition = p, error = %e, "seek back failed");
+                    w.logs.clear();
+                    w.cache.clear();
+                }
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            continue;
+        }
+        backoff = Duration::from_millis(200);
+        // The group's offsets only bound how much is read again after a
+        // restart; the store's positions are what count.
+        let mut tpl = TopicPartitionList::new();
+        for (p, end) in ends {
+            let _ = tpl.add_partition_offset(&c.topic, p, Offset::Offset(end));
+        }
+        let _ = consumer.commit(&tpl, CommitMode::Async);
+    }
+    tracing::info!(node = %c.node, "writer stopped");
+    Ok(())
+}
+
+/// Up to a round of messages: waits a little for the first.
+fn take(consumer: &BaseConsumer<Ctx>) -> Vec<Msg> {
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    let mut wait = Duration::from_millis(200);
+    while out.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+        match consumer.poll(wait) {
+            Some(Ok(m)) => {
+                let realm = m
+                    .key()
+                    .and_then(|k| std::str::from_utf8(k).ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let id = m.headers().and_then(|h| {
+                    h.iter()
+                        .find(|h| h.key == REQUEST_HEADER)
+                        .and_then(|h| h.value)
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                        .map(str::to_string)
+                });
+                let body = m.payload().unwrap_or_default().to_vec();
+                bytes += body.len();
+                out.push(Msg {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    realm,
+                    id,
+                    body,
+                });
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "Kafka");
+                break;
+            }
+            None => break,
+        }
+        wait = Duration::ZERO;
+    }
+    out
+}
+
+/// Where each partition's messages for a realm move: (as read, after).
+type Moves = BTreeMap<i32, (Option<i64>, i64)>;
+
+/// Records `moves` in `tx`, each only from the position this writer read:
+/// the outer error is the database's, the inner names a partition another
+/// writer moved.
+fn record_positions(
+    tx: &mut postgres::Transaction<'_>,
+    topic: &str,
+    realm: &str,
+    moves: &Moves,
+) -> Result<Result<(), String>, postgres::Error> {
+    for (p, (old, new)) in moves {
+        let n = match old {
+            None => tx.execute(
+                "INSERT INTO sealog_kafka_positions (topic, partition, realm, next_offset) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[&topic, p, &realm, new],
+            )?,
+            Some(old) => tx.execute(
+                "UPDATE sealog_kafka_positions SET next_offset = $5 WHERE topic = $1 AND partition = $2 AND realm = $3 AND next_offset = $4",
+                &[&topic, p, &realm, old, new],
+            )?,
+        };
+        if n != 1 {
+            return Ok(Err(format!(
+                "partition {p} of {topic} for realm {realm} is no longer at offset {} for this writer: another writer consumed it",
+                old.map_or_else(|| "(none)".into(), |o| o.to_string())
+            )));
+        }
+    }
+    Ok(Ok(()))
+}
+
+struct Writer {
+    c: Cluster,
+    realms: Option<PgRealms>,
+    positions: Option<postgres::Client>,
+    /// Next offset per (partition, realm) as this writer last read or
+    /// wrote it; `None` when the store has none.
+    cache: HashMap<(i32, String), Option<i64>>,
+    logs: HashMap<String, PgLog>,
+}
+
+impl Writer {
+    /// Moves positions without a commit (every message refused).
+    fn advance(&mut self, realm: &str, moves: &Moves) -> Result<(), String> {
+        let db = self
+            .positions
+            .as_mut()
+            .ok_or("no connection to PostgreSQL")?;
+        let mut tx = db.transaction().map_err(|e| e.to_string())?;
+        record_positions(&mut tx, &self.c.topic, realm, moves).map_err(|e| e.to_string())??;
+        tx.commit().map_err(|e| e.to_string())?;
+        for (p, (_, new)) in moves {
+            self.cache.insert((*p, realm.to_string()), Some(*new));
+        }
+        Ok(())
+    }
+
+    fn position(&mut self, partition: i32, realm: &str) -> Result<Option<i64>, String> {
+        if let Some(p) = self.cache.get(&(partition, realm.to_string())) {
+            return Ok(*p);
+        }
+        if self
+            .positions
+            .as_ref()
+            .is_none_or(postgres::Client::is_closed)
+        {
+            self.positions = Some(sealog_pg::connect(&self.c.postgres).map_err(|e| e.to_string())?);
+        }
+        let db = self.positions.as_mut().expect("connected above");
+        let row = db
+            .query_opt(
+                "SELECT next_offset FROM sealog_kafka_positions WHERE topic = $1 AND partition = $2 AND realm = $3",
+                &[&self.c.topic, &partition, &realm],
+            )
+            .map_err(|e| format!("reading the Kafka position: {e}"))?;
+        let p = row.and_then(|r| r.try_get::<_, i64>(0).ok());
+        self.cache.insert((partition, realm.to_string()), p);
+        Ok(p)
+    }
+
+    fn log(&mut self, realm: &str) -> Result<&mut PgLog, String> {
+        if !self.logs.contains_key(realm) {
+            if self.realms.is_none() {
+                self.realms = Some(PgRealms::connect(&self.c.postgres).map_err(|e| e.to_string())?);
+            }
+            let name = RealmName::new(realm).map_err(|e| e.to_string())?;
+            let signer = self
+                .realms
+                .as_ref()
+                .expect("connected above")
+                .realm_signer(&name)
+                .map_err(|e| {
+                    // A dead connection is made again next time.
+                    self.realms = None;
+                    e.to_string()
+                })?;
+            let log = PgLog::open_writer(
+                &self.c.postgres,
+                realm,
+                signer,
+                &self.c.node,
+                JournalOptions::default(),
+            )
+            .map_err(|e| e.to_string())?;
+            self.logs.insert(realm.to_string(), log);
+        }
+        Ok(self.logs.get_mut(realm).expect("inserted above"))
+    }
+
+    /// Commits `msgs` (one realm's, in offset order per partition) that
+    /// the store does not have yet.
+    fn commit_realm(&mut self, realm: &str, msgs: &[Msg]) -> Result<(), String> {
+        let mut fresh = Vec::new();
+        let mut moves: Moves = BTreeMap::new();
+        for m in msgs {
+            let at = self.position(m.partition, realm)?;
+            if at.is_some_and(|next| m.offset < next) {
+                continue;
+            }
+            moves
+                .entry(m.partition)
+                .and_modify(|mv| mv.1 = mv.1.max(m.offset + 1))
+                .or_insert((at, m.offset + 1));
+            fresh.push(m);
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        // Parse every batch (the ingest node validated them; a message
+        // that still does not parse is refused alone, its offset passed).
+        let mut events: Vec<EventRef<'_>> = Vec::new();
+        let mut counts: Vec<(Option<&str>, u64)> = Vec::new();
+        for m in &fresh {
+            match sealog_codec::batch::ndjson_events(&m.body, sealog_event::MAX_EVENT_BYTES, 1) {
+                Ok(ranges) if !ranges.is_empty() => {
+                    counts.push((m.id.as_deref(), ranges.len() as u64));
+                    for (r, t) in ranges {
+                        events.push(EventRef {
+                            bytes: &m.body[r],
+                            time_ns: t,
+                        });
+                    }
+                }
+                Ok(_) | Err(_) => {
+                    tracing::warn!(
+                        realm,
+                        partition = m.partition,
+                        offset = m.offset,
+                        "message on the ingest topic is not a batch of events; refused"
+                    );
+                }
+            }
+        }
+        let topic = self.c.topic.clone();
+        let realm_s = realm.to_string();
+        let log = self.log(realm)?;
+        let mut hook =
+            |tx: &mut postgres::Transaction<'_>, r: &Receipt| -> sealog_journal::Result<()> {
+                let db = |e: postgres::Error| JournalError::Store {
+                    op: "recording Kafka positions",
+                    reason: e.to_string(),
+                };
+                record_positions(tx, &topic, &realm_s, &moves)
+                    .map_err(db)?
+                    .map_err(JournalError::Fenced)?;
+                let mut first = r.first_seq;
+                for (id, n) in &counts {
+                    if let Some(id) = id {
+                        let notice = Notice {
+                            id: (*id).to_string(),
+                            receipt: Receipt {
+                                realm: r.realm.clone(),
+                                first_seq: first,
+                                last_seq: first + n - 1,
+                                count: *n,
+                                checkpoint: r.checkpoint.clone(),
+                            },
+                        };
+                        let text = serde_json::to_string(&notice).unwrap_or_default();
+                        tx.execute("SELECT pg_notify($1, $2)", &[&RECEIPTS_CHANNEL, &text])
+                            .map_err(db)?;
+                    }
+                    first += n;
+                }
+                Ok(())
+            };
+        if events.is_empty() {
+            // Nothing to commit, but the refused messages are passed.
+            return self.advance(realm, &moves);
+        }
+        let receipt = log
+            .append_with(&events, &mut hook)
+            .map_err(|e| e.to_string())?;
+        tracing::debug!(
+            realm,
+            first = receipt.first_seq,
+            count = receipt.count,
+            "committed"
+        );
+        for (p, (_, new)) in moves {
+            self.cache.insert((p, realm.to_string()), Some(new));
+        }
+        Ok(())
+    }
+}
