@@ -20,7 +20,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sealog_event::RealmName;
 use sealog_journal::{EventRef, JournalError, JournalOptions, Receipt};
-use sealog_pg::{PgLog, PgRealms};
+use sealog_pg::{HookPoint, PgLog, PgRealms};
 use sealog_store::RealmStore;
 use tokio_util::sync::CancellationToken;
 
@@ -79,6 +79,7 @@ pub fn run(c: &Cluster, stop: &CancellationToken) -> Result<(), String> {
         positions: None,
         cache: HashMap::new(),
         logs: HashMap::new(),
+        claims: None,
     };
     let mut backoff = Duration::from_millis(200);
     tracing::info!(node = %c.node, topic = %c.topic, "writer started");
@@ -88,6 +89,18 @@ pub fn run(c: &Cluster, stop: &CancellationToken) -> Result<(), String> {
             // Partitions moved: what this writer held may be another's now.
             w.logs.clear();
             w.cache.clear();
+            w.claims = None;
+        }
+        if w.claims.is_none() {
+            match consumer.assignment() {
+                Ok(tpl) => {
+                    let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                    if let Err(e) = w.claim(&parts) {
+                        tracing::warn!(node = %c.node, error = %e, "cannot claim the assigned partitions yet");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the assignment"),
+            }
         }
         if batch.is_empty() {
             continue;
@@ -186,6 +199,40 @@ fn take(consumer: &BaseConsumer<Ctx>) -> Vec<Msg> {
 /// Where each partition's messages for a realm move: (as read, after).
 type Moves = BTreeMap<i32, (Option<i64>, i64)>;
 
+/// Refuses (fenced) unless every partition in `mine` is still claimed by
+/// `node` at the epoch it holds.
+fn check_claims(
+    tx: &mut postgres::Transaction<'_>,
+    topic: &str,
+    node: &str,
+    mine: &BTreeMap<i32, i64>,
+) -> sealog_journal::Result<()> {
+    for (p, epoch) in mine {
+        let row = tx
+            .query_opt(
+                "SELECT owner, epoch FROM sealog_partition_claims WHERE topic = $1 AND partition = $2",
+                &[&topic, p],
+            )
+            .map_err(|e| JournalError::Store {
+                op: "checking the partition claim",
+                reason: e.to_string(),
+            })?;
+        let now = row.and_then(|r| {
+            Some((
+                r.try_get::<_, String>(0).ok()?,
+                r.try_get::<_, i64>(1).ok()?,
+            ))
+        });
+        if now.as_ref() != Some(&(node.to_string(), *epoch)) {
+            let (owner, e) = now.unwrap_or_else(|| ("nobody".into(), 0));
+            return Err(JournalError::Fenced(format!(
+                "partition {p} of {topic} is claimed by {owner} at epoch {e}, not by this writer ({node}, epoch {epoch}): it was paused or cut off while its partitions moved, so it commits nothing more for them"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Records `moves` in `tx`, each only from the position this writer read:
 /// the outer error is the database's, the inner names a partition another
 /// writer moved.
@@ -224,9 +271,43 @@ struct Writer {
     /// wrote it; `None` when the store has none.
     cache: HashMap<(i32, String), Option<i64>>,
     logs: HashMap<String, PgLog>,
+    /// This writer's claim epoch of each partition it was assigned;
+    /// `None` until the assignment is claimed.
+    claims: Option<HashMap<i32, i64>>,
 }
 
 impl Writer {
+    /// Claims `parts` for this writer (a new epoch each), after every
+    /// assignment: from then on only this writer's commits for them apply.
+    fn claim(&mut self, parts: &[i32]) -> Result<(), String> {
+        let (topic, node) = (self.c.topic.clone(), self.c.node.clone());
+        let db = self.db()?;
+        let mut claims = HashMap::new();
+        for p in parts {
+            let row = db
+                .query_one(
+                    "INSERT INTO sealog_partition_claims (topic, partition, owner, epoch) VALUES ($1, $2, $3, 1) ON CONFLICT (topic, partition) DO UPDATE SET owner = $3, epoch = sealog_partition_claims.epoch + 1 RETURNING epoch",
+                    &[&topic, p, &node],
+                )
+                .map_err(|e| format!("claiming partition {p}: {e}"))?;
+            claims.insert(*p, row.try_get::<_, i64>(0).map_err(|e| e.to_string())?);
+        }
+        tracing::info!(node = %self.c.node, claims = ?claims, "claimed partitions");
+        self.claims = Some(claims);
+        Ok(())
+    }
+
+    fn db(&mut self) -> Result<&mut postgres::Client, String> {
+        if self
+            .positions
+            .as_ref()
+            .is_none_or(postgres::Client::is_closed)
+        {
+            self.positions = Some(sealog_pg::connect(&self.c.postgres).map_err(|e| e.to_string())?);
+        }
+        Ok(self.positions.as_mut().expect("connected above"))
+    }
+
     /// Moves positions without a commit (every message refused).
     fn advance(&mut self, realm: &str, moves: &Moves) -> Result<(), String> {
         let db = self
@@ -246,18 +327,12 @@ impl Writer {
         if let Some(p) = self.cache.get(&(partition, realm.to_string())) {
             return Ok(*p);
         }
-        if self
-            .positions
-            .as_ref()
-            .is_none_or(postgres::Client::is_closed)
-        {
-            self.positions = Some(sealog_pg::connect(&self.c.postgres).map_err(|e| e.to_string())?);
-        }
-        let db = self.positions.as_mut().expect("connected above");
-        let row = db
+        let topic = self.c.topic.clone();
+        let row = self
+            .db()?
             .query_opt(
                 "SELECT next_offset FROM sealog_kafka_positions WHERE topic = $1 AND partition = $2 AND realm = $3",
-                &[&self.c.topic, &partition, &realm],
+                &[&topic, &partition, &realm],
             )
             .map_err(|e| format!("reading the Kafka position: {e}"))?;
         let p = row.and_then(|r| r.try_get::<_, i64>(0).ok());
@@ -340,12 +415,39 @@ impl Writer {
         }
         let topic = self.c.topic.clone();
         let realm_s = realm.to_string();
+        let node = self.c.node.clone();
+        let mine: BTreeMap<i32, i64> = {
+            let claims = self
+                .claims
+                .as_ref()
+                .ok_or("the assigned partitions are not claimed yet")?;
+            moves
+                .keys()
+                .map(|p| {
+                    claims
+                        .get(p)
+                        .map(|e| (*p, *e))
+                        .ok_or_else(|| format!("partition {p} is not assigned to this writer"))
+                })
+                .collect::<Result<_, String>>()?
+        };
+        // Before a realm is taken over (its epoch raised), the claims must
+        // still be this writer's.
+        if !self.logs.contains_key(realm) {
+            let db = self.db()?;
+            let mut tx = db.transaction().map_err(|e| e.to_string())?;
+            check_claims(&mut tx, &topic, &node, &mine).map_err(|e| e.to_string())?;
+        }
         let log = self.log(realm)?;
         let mut hook =
-            |tx: &mut postgres::Transaction<'_>, r: &Receipt| -> sealog_journal::Result<()> {
+            |tx: &mut postgres::Transaction<'_>, at: HookPoint<'_>| -> sealog_journal::Result<()> {
                 let db = |e: postgres::Error| JournalError::Store {
                     op: "recording Kafka positions",
                     reason: e.to_string(),
+                };
+                let r = match at {
+                    HookPoint::Begin => return check_claims(tx, &topic, &node, &mine),
+                    HookPoint::End(r) => r,
                 };
                 record_positions(tx, &topic, &realm_s, &moves)
                     .map_err(db)?

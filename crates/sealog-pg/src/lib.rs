@@ -26,7 +26,7 @@ pub mod realms;
 pub mod schema;
 pub mod verify;
 
-pub use log::PgLog;
+pub use log::{CommitHook, HookPoint, PgLog};
 pub use realms::PgRealms;
 pub use verify::verify_realm;
 

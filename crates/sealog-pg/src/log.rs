@@ -20,7 +20,18 @@ use crate::db;
 
 /// Code run inside a commit's transaction, with the receipt it will give
 /// ([`PgLog::append_with`]).
-pub type CommitHook<'a> = dyn FnMut(&mut postgres::Transaction<'_>, &Receipt) -> Result<()> + 'a;
+pub type CommitHook<'a> =
+    dyn FnMut(&mut postgres::Transaction<'_>, HookPoint<'_>) -> Result<()> + 'a;
+
+/// Where in a commit's transaction a [`CommitHook`] runs.
+#[derive(Debug, Clone, Copy)]
+pub enum HookPoint<'r> {
+    /// First, before anything is written (a writer checks it still owns
+    /// what it commits for).
+    Begin,
+    /// Last, before `COMMIT`, with the receipt the commit will give.
+    End(&'r Receipt),
+}
 
 /// Blocks fetched per query by sequential reads.
 const READ_CHUNK: i64 = 64;
@@ -698,6 +709,10 @@ impl PgLog {
         // or URL sets.
         tx.batch_execute("SET LOCAL synchronous_commit = on")
             .map_err(|e| db(op, &e))?;
+        let mut hook = hook;
+        if let Some(h) = hook.as_mut() {
+            h(&mut tx, HookPoint::Begin)?;
+        }
         let frontier: Vec<u8> = s.frontier.subtrees().flat_map(|(_, _, h)| h).collect();
         let new_size = i64_of(s.frontier.size());
         let n = tx
@@ -767,8 +782,8 @@ impl PgLog {
             &[&self.realm, &new_size, &signed.text],
         )
         .map_err(|e| db(op, &e))?;
-        if let Some(hook) = hook {
-            hook(&mut tx, receipt)?;
+        if let Some(h) = hook.as_mut() {
+            h(&mut tx, HookPoint::End(receipt))?;
         }
         tx.commit().map_err(|e| db(op, &e))
     }

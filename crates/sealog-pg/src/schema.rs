@@ -93,6 +93,22 @@ CREATE TABLE sealog_kafka_positions (
 );
 ",
     ),
+    (
+        4,
+        "partition claims of the cluster's writers",
+        r"
+-- Which writer holds each partition of the ingest topic, and since which
+-- claim: a writer claims its partitions on every assignment and commits
+-- only while its claim is the latest.
+CREATE TABLE sealog_partition_claims (
+    topic      text NOT NULL,
+    partition  integer NOT NULL,
+    owner      text NOT NULL,
+    epoch      bigint NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+",
+    ),
 ];
 
 /// The schema version this build writes.

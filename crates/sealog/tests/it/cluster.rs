@@ -32,7 +32,7 @@ fn node(pg: &str, broker: &str, args: &[&str]) -> Node {
     let child = Command::new(bin())
         .args(["--postgres", pg, "serve", "--kafka", broker])
         .args(args)
-        .env("SEALOG_LOG", "info")
+        .env("SEALOG_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -241,4 +241,438 @@ fn a_writer_killed_mid_run_hands_its_realms_over_and_nothing_is_lost_or_doubled(
             );
         }
     }
+}
+
+/// The pieces of a cluster test: the store's schema, the broker, realms
+/// with their write tokens and keys.
+struct Rig {
+    s: Sealog,
+    pg: Schema,
+    broker: Broker,
+    tokens: BTreeMap<String, String>,
+    keys: BTreeMap<String, String>,
+}
+
+impl Rig {
+    fn new(realms: &[&str]) -> Self {
+        let s = Sealog::new();
+        let pg = Schema::new();
+        let broker = Broker::start();
+        broker.create("sealog.ingest", 4);
+        let (mut tokens, mut keys) = (BTreeMap::new(), BTreeMap::new());
+        for realm in realms {
+            let c: Value = serde_json::from_str(
+                &s.run(&["--postgres", &pg.url(), "realm", "create", realm])
+                    .ok()
+                    .stdout,
+            )
+            .expect("realm JSON");
+            tokens.insert(
+                realm.to_string(),
+                c["write_token"].as_str().expect("t").into(),
+            );
+            keys.insert(
+                realm.to_string(),
+                c["public_key"].as_str().expect("k").into(),
+            );
+        }
+        Self {
+            s,
+            pg,
+            broker,
+            tokens,
+            keys,
+        }
+    }
+
+    fn ingest(&self, pg_url: &str) -> (Node, String) {
+        let port = free_port();
+        let n = node(
+            pg_url,
+            &self.broker.addr,
+            &[
+                "--role",
+                "ingest",
+                "--http",
+                &format!("127.0.0.1:{port}"),
+                "--receipt-timeout-secs",
+                "5",
+            ],
+        );
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while reqwest::blocking::get(format!("{base}/ready"))
+            .map_or(true, |r| !r.status().is_success())
+        {
+            assert!(Instant::now() < deadline, "ingest node not ready in 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (n, base)
+    }
+
+    fn writer(&self, pg_url: &str, name: &str) -> Node {
+        node(
+            pg_url,
+            &self.broker.addr,
+            &["--role", "writer", "--node", name],
+        )
+    }
+
+    /// Checks every realm: verify passes with the receipts as evidence,
+    /// every acknowledged record is present, and only batches that were
+    /// answered 503 at some point may be there twice.
+    fn check(
+        &self,
+        acked: &[(String, u64, u64, Value)],
+        maybe_twice: &std::collections::BTreeSet<u64>,
+    ) -> u64 {
+        let mut total = 0;
+        for (realm, key) in &self.keys {
+            let mine: Vec<String> = acked
+                .iter()
+                .filter(|(r, ..)| r == realm)
+                .map(|(.., rc)| rc.to_string())
+                .collect();
+            let file = self
+                .s
+                .file(&format!("{realm}.receipts"), mine.join("\n").as_bytes());
+            let v = self
+                .s
+                .run(&[
+                    "--postgres",
+                    &self.pg.url(),
+                    "verify",
+                    "--realm",
+                    realm,
+                    "--key",
+                    key,
+                    "--receipts",
+                    crate::util::path_str(&file),
+                ])
+                .ok();
+            assert!(
+                v.stdout
+                    .contains(&format!("{} client checkpoints/receipts hold", mine.len())),
+                "{}",
+                v.stdout
+            );
+            let out = self
+                .s
+                .run(&["--postgres", &self.pg.url(), "query", "--realm", realm])
+                .ok()
+                .stdout;
+            let mut seen: BTreeMap<(u64, u64), u32> = BTreeMap::new();
+            for line in out.lines() {
+                let v: Value = serde_json::from_str(line).expect("record");
+                *seen
+                    .entry((v["batch"].as_u64().expect("b"), v["i"].as_u64().expect("i")))
+                    .or_default() += 1;
+            }
+            for (_, b, n, _) in acked.iter().filter(|(r, ..)| r == realm) {
+                for i in 0..*n {
+                    let c = seen.get(&(*b, i)).copied().unwrap_or(0);
+                    assert!(
+                        c >= 1,
+                        "{realm}: batch {b} record {i} was acknowledged and is missing"
+                    );
+                    assert!(
+                        c == 1 || maybe_twice.contains(b),
+                        "{realm}: batch {b} record {i} stored {c} times"
+                    );
+                }
+            }
+            total += mine.len() as u64;
+        }
+        total
+    }
+}
+
+/// What a load gave: the acknowledged batches (realm, batch, records,
+/// receipt), the batches refused at least once, and how many refusals.
+type Load = (
+    Vec<(String, u64, u64, Value)>,
+    std::collections::BTreeSet<u64>,
+    u64,
+);
+
+/// Posts `body` once: the receipt, or the status of a refusal (503 must
+/// carry Retry-After).
+fn post_once(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    token: &str,
+    body: &str,
+) -> Result<Value, u16> {
+    match http
+        .post(format!("{base}/v1/ingest"))
+        .bearer_auth(token)
+        .body(body.to_string())
+        .send()
+    {
+        Ok(r) if r.status().as_u16() == 200 => Ok(r.json().expect("receipt")),
+        Ok(r) => {
+            let status = r.status().as_u16();
+            if status == 503 {
+                assert!(
+                    r.headers().contains_key("retry-after"),
+                    "503 without Retry-After"
+                );
+            }
+            Err(status)
+        }
+        Err(_) => Err(0),
+    }
+}
+
+/// `clients` threads post batches of `n` records round robin over the
+/// realms and `bases` for `secs`, retrying a refused batch (under a new
+/// number, the old one noted as perhaps stored). Runs `during` meanwhile.
+fn load(
+    rig: &Rig,
+    bases: &[String],
+    clients: u64,
+    secs: u64,
+    n: u64,
+    during: impl FnOnce(),
+) -> Load {
+    use std::sync::{Arc, Mutex};
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let refused = Arc::new(Mutex::new((std::collections::BTreeSet::new(), 0u64)));
+    let realms: Vec<String> = rig.tokens.keys().cloned().collect();
+    let stop_at = Instant::now() + Duration::from_secs(secs);
+    let threads: Vec<_> = (0..clients)
+        .map(|c| {
+            let (acked, refused) = (acked.clone(), refused.clone());
+            let (realms, bases) = (realms.clone(), bases.to_vec());
+            let tokens = rig.tokens.clone();
+            std::thread::spawn(move || {
+                let http = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(20))
+                    .build()
+                    .expect("client");
+                let mut k = 0u64;
+                while Instant::now() < stop_at {
+                    let b = c * 1_000_000 + k;
+                    k += 1;
+                    let realm = &realms[(b % realms.len() as u64) as usize];
+                    let base = &bases[(k % bases.len() as u64) as usize];
+                    match post_once(&http, base, &tokens[realm], &batch(realm, b, n)) {
+                        Ok(rc) => {
+                            assert_eq!(rc["count"], n);
+                            acked.lock().expect("lock").push((realm.clone(), b, n, rc));
+                        }
+                        Err(status) => {
+                            assert!(status == 503 || status == 0, "unexpected status {status}");
+                            let mut r = refused.lock().expect("lock");
+                            r.0.insert(b);
+                            r.1 += 1;
+                            drop(r);
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    during();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    let acked = std::mem::take(&mut *acked.lock().expect("lock"));
+    let (maybe, count) = std::mem::take(&mut *refused.lock().expect("lock"));
+    (acked, maybe, count)
+}
+
+#[test]
+fn two_ingest_nodes_two_writers_eight_clients_and_a_writer_killed() {
+    let rig = Rig::new(&["r1", "r2", "r3", "r4"]);
+    let url = rig.pg.url();
+    let mut a = Some(rig.writer(&url, "writer-a"));
+    let _b = rig.writer(&url, "writer-b");
+    let (_i1, base1) = rig.ingest(&url);
+    let (_i2, base2) = rig.ingest(&url);
+    let t0 = Instant::now();
+    let (acked, maybe, refused) = load(&rig, &[base1, base2], 8, 20, 20, || {
+        std::thread::sleep(Duration::from_secs(8));
+        // SIGKILL mid-run: its partitions move to writer b.
+        drop(a.take());
+    });
+    let total = rig.check(&acked, &maybe);
+    eprintln!(
+        "cluster: {total} batches of 20 acknowledged by 2 ingest nodes in {:.1} s with 8 clients; writer a killed at 8 s; {refused} answers refused (503) and retried",
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(total > 100, "the cluster took only {total} batches");
+}
+
+#[test]
+fn postgres_gone_mid_load_is_503_with_retry_after_and_nothing_acknowledged_is_lost() {
+    let rig = Rig::new(&["p1", "p2"]);
+    // Every node reaches PostgreSQL through a relay the test can cut.
+    let relay_port = free_port();
+    let relay = crate::kafka::Relay::start(relay_port, 5432);
+    let schema_opt = rig.pg.url();
+    let via = schema_opt.replace("port=5432", &format!("port={relay_port}"));
+    assert_ne!(via, schema_opt, "the URL names port 5432");
+    let _w = rig.writer(&via, "writer-p");
+    let (_i, base) = rig.ingest(&via);
+    let (acked, maybe, refused) = load(&rig, std::slice::from_ref(&base), 4, 16, 10, || {
+        std::thread::sleep(Duration::from_secs(4));
+        relay.down();
+        std::thread::sleep(Duration::from_secs(5));
+        relay.bring_up(5432);
+    });
+    assert!(
+        refused > 0,
+        "no request was refused while PostgreSQL was away"
+    );
+    // After it came back, batches are taken again by themselves.
+    let http = reqwest::blocking::Client::new();
+    let mut again = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while again.is_none() && Instant::now() < deadline {
+        again = post_once(&http, &base, &rig.tokens["p1"], &batch("p1", 9_999_999, 3)).ok();
+    }
+    let rc = again.expect("the cluster recovers by itself within 30 s");
+    let mut all = acked;
+    all.push(("p1".into(), 9_999_999, 3, rc));
+    let total = rig.check(&all, &maybe);
+    eprintln!("postgres outage: {total} batches acknowledged, {refused} refused while it was away (503 with Retry-After)");
+}
+
+fn signal(n: &Node, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &n.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+#[test]
+fn a_paused_writer_is_fenced_when_it_wakes_and_nothing_forks() {
+    let rig = Rig::new(&["f"]);
+    let url = rig.pg.url();
+    let log = rig.s.dir.path().join("writer-a.log");
+    let a = Node(
+        Command::new(bin())
+            .args(["--postgres", &url, "serve", "--kafka", &rig.broker.addr])
+            .args(["--role", "writer", "--node", "writer-a"])
+            .env("SEALOG_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("writer a"),
+    );
+    let port = free_port();
+    let _ingest = node(
+        &url,
+        &rig.broker.addr,
+        &[
+            "--role",
+            "ingest",
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--receipt-timeout-secs",
+            "40",
+        ],
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let mut retried = 0;
+    let first = post(
+        &http,
+        &base,
+        &rig.tokens["f"],
+        &batch("f", 0, 10),
+        &mut retried,
+    );
+
+    // Hold writer a inside its next commit: the claims table is locked, so
+    // its check of them waits. Then pause it there.
+    let mut lock = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let mut tx = lock.transaction().expect("tx");
+    tx.batch_execute("LOCK TABLE sealog_partition_claims IN ACCESS EXCLUSIVE MODE")
+        .expect("lock");
+    let (token, body) = (rig.tokens["f"].clone(), batch("f", 1, 10));
+    let poster = {
+        let (http, base) = (http.clone(), base.clone());
+        std::thread::spawn(move || {
+            let mut retried = 0;
+            post(&http, &base, &token, &body, &mut retried)
+        })
+    };
+    let mut watch = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = watch
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%sealog_partition_claims%'",
+                &[],
+            )
+            .expect("activity")
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writer a never reached its claim check"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(&a, "-STOP");
+    tx.commit().expect("unlock");
+
+    // Its partitions move to writer b, which commits the batch.
+    let _b = rig.writer(&url, "writer-b");
+    let second = poster.join().expect("poster");
+    assert_eq!(
+        second["first_seq"], 10,
+        "writer b committed the batch after the first"
+    );
+
+    // Writer a wakes up: its commit is refused, and it says why.
+    signal(&a, "-CONT");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("fenced") {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writer a did not log a refused commit:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        text.contains("writer-b"),
+        "the refusal names the new owner:\n{text}"
+    );
+    for line in text.lines().filter(|l| l.contains("fenced")) {
+        eprintln!("writer a after waking: {line}");
+    }
+    // Nothing forked, nothing was stored twice: 20 records, both receipts hold.
+    let third = post(
+        &http,
+        &base,
+        &rig.tokens["f"],
+        &batch("f", 2, 10),
+        &mut retried,
+    );
+    let acked = vec![
+        ("f".to_string(), 0, 10, first),
+        ("f".to_string(), 1, 10, second),
+        ("f".to_string(), 2, 10, third),
+    ];
+    assert_eq!(rig.check(&acked, &std::collections::BTreeSet::new()), 3);
+    let size: i64 = watch
+        .query_one("SELECT size FROM sealog_realms WHERE name = 'f'", &[])
+        .expect("size")
+        .get(0);
+    assert_eq!(size, 30, "each batch stored once");
+    drop(a);
 }

@@ -56,7 +56,7 @@ pub fn peer_script() -> String {
 /// port, so every client connection passes through it, and `down()` makes
 /// the broker unreachable (every connection reset, new ones refused) while
 /// the broker keeps its topics (tansu's store here is in memory).
-struct Relay {
+pub struct Relay {
     port: u16,
     up: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<TcpStream>>>,
@@ -64,7 +64,7 @@ struct Relay {
 }
 
 impl Relay {
-    fn start(port: u16, target: u16) -> Self {
+    pub fn start(port: u16, target: u16) -> Self {
         let relay = Self {
             port,
             up: Arc::new(AtomicBool::new(false)),
@@ -75,7 +75,7 @@ impl Relay {
         relay
     }
 
-    fn bring_up(&self, target: u16) {
+    pub fn bring_up(&self, target: u16) {
         let l = TcpListener::bind(("127.0.0.1", self.port)).expect("relay bind");
         l.set_nonblocking(true).expect("nonblocking");
         self.up.store(true, Ordering::SeqCst);
@@ -117,7 +117,7 @@ impl Relay {
     }
 
     /// The broker is gone: connections reset, new ones refused.
-    fn down(&self) {
+    pub fn down(&self) {
         self.up.store(false, Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(50));
         for c in self.conns.lock().expect("lock").drain(..) {
@@ -323,7 +323,7 @@ impl Broker {
             .collect()
     }
 
-    fn down(&self) {
+    pub fn down(&self) {
         self.relay.down();
     }
 
