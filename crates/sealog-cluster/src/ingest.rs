@@ -200,7 +200,7 @@ async fn ingest(State(n): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> 
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if realms.is_none() {
-            *realms = Some(PgRealms::connect(&node.c.postgres).map_err(StoreError::from)?);
+            *realms = Some(PgRealms::connect_reader(&node.c.postgres).map_err(StoreError::from)?);
         }
         let r = realms
             .as_ref()

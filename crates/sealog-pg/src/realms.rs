@@ -83,6 +83,17 @@ impl PgRealms {
         })
     }
 
+    /// Connects to `url` to check tokens and read keys only: the schema
+    /// must already be up to date, and no right to change it is needed.
+    ///
+    /// # Errors
+    /// The database unreachable; a schema at another version.
+    pub fn connect_reader(url: &str) -> std::result::Result<Self, JournalError> {
+        Ok(Self {
+            db: Mutex::new(crate::connect_reader(url)?),
+        })
+    }
+
     fn client(&self) -> std::sync::MutexGuard<'_, Client> {
         self.db
             .lock()
