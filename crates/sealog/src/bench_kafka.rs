@@ -60,7 +60,7 @@ impl Drop for Tansu {
     }
 }
 
-fn tansu_bin() -> Result<PathBuf, Failure> {
+pub(crate) fn tansu_bin() -> Result<PathBuf, Failure> {
     if let Ok(p) = std::env::var("SEALOG_TANSU") {
         return Ok(PathBuf::from(p));
     }

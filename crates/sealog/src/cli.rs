@@ -513,6 +513,30 @@ pub enum BenchCmd {
         #[arg(long, default_value = "./sealog-bench-drain")]
         dir: PathBuf,
     },
+    /// The cluster: records/s through ingest → Kafka → writer → PostgreSQL
+    /// with 1 and with 2 writers against the embedded single node, CPU per
+    /// record, and commit latency p50/p99 (tansu is started; PostgreSQL is
+    /// the global --postgres, default the local test database).
+    Cluster {
+        /// Records per path.
+        #[arg(long, default_value_t = 200_000)]
+        records: u64,
+        /// Records per request.
+        #[arg(long, default_value_t = 500)]
+        batch: u64,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Realms the load is spread over.
+        #[arg(long, default_value_t = 8)]
+        realms: usize,
+        /// Partitions of the cluster's topic.
+        #[arg(long, default_value_t = 8)]
+        partitions: i32,
+        /// Directory to run in (absent; removed after).
+        #[arg(long, default_value = "./sealog-bench-cluster")]
+        dir: PathBuf,
+    },
     /// Kafka: records/s from a preloaded topic into the sealed journal, side
     /// by side with rsyslog (imkafka into omfile) and kcat -C -e copying
     /// the same topic to a file.

@@ -34,142 +34,162 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     } = cli;
     let data = data.as_path();
     // Commands that need the files themselves.
-    let command =
-        match command {
-            Command::Serve {
-                config,
-                http,
-                sidecar,
-                syslog_tcp,
-                syslog_udp,
-                syslog_tls,
-                tls_cert,
-                tls_key,
-                audit_error_dir,
-                geoip_db,
-                kafka,
-                kafka_source,
-                role,
-                topic,
-                node,
-                receipt_timeout_secs,
-            } => {
-                if role != crate::cli::Role::All {
-                    return crate::serve::run_role(
-                        role,
-                        kafka,
-                        postgres,
-                        http,
-                        (topic, node),
-                        std::time::Duration::from_secs(receipt_timeout_secs),
-                    );
-                }
-                let tls = match (syslog_tls, tls_cert, tls_key) {
-                    (Some(l), Some(cert), Some(key)) => {
-                        Some(sealog_server::config::SyslogTlsListener {
-                            addr: l.addr,
-                            realm: l.realm,
-                            cert,
-                            key,
-                            max_message_bytes: l.max_message_bytes,
-                        })
-                    }
-                    _ => None,
-                };
-                return crate::serve::run(
-                    data,
-                    config.as_deref(),
+    let command = match command {
+        Command::Serve {
+            config,
+            http,
+            sidecar,
+            syslog_tcp,
+            syslog_udp,
+            syslog_tls,
+            tls_cert,
+            tls_key,
+            audit_error_dir,
+            geoip_db,
+            kafka,
+            kafka_source,
+            role,
+            topic,
+            node,
+            receipt_timeout_secs,
+        } => {
+            if role != crate::cli::Role::All {
+                return crate::serve::run_role(
+                    role,
+                    kafka,
+                    postgres,
                     http,
-                    (sidecar, syslog_tcp, syslog_udp, tls),
-                    (audit_error_dir, geoip_db),
-                    (kafka, kafka_source),
+                    (topic, node),
+                    std::time::Duration::from_secs(receipt_timeout_secs),
                 );
             }
-            Command::Migrate { realm, to_postgres } => {
-                return crate::pg::migrate_to_postgres(data, &realm, &to_postgres)
-            }
-            Command::Export { .. } if postgres.is_some() => return Err(
+            let tls = match (syslog_tls, tls_cert, tls_key) {
+                (Some(l), Some(cert), Some(key)) => {
+                    Some(sealog_server::config::SyslogTlsListener {
+                        addr: l.addr,
+                        realm: l.realm,
+                        cert,
+                        key,
+                        max_message_bytes: l.max_message_bytes,
+                    })
+                }
+                _ => None,
+            };
+            return crate::serve::run(
+                data,
+                config.as_deref(),
+                http,
+                (sidecar, syslog_tcp, syslog_udp, tls),
+                (audit_error_dir, geoip_db),
+                (kafka, kafka_source),
+            );
+        }
+        Command::Migrate { realm, to_postgres } => {
+            return crate::pg::migrate_to_postgres(data, &realm, &to_postgres)
+        }
+        Command::Export { .. } if postgres.is_some() => {
+            return Err(
                 "export is not available on the PostgreSQL store yet; run it without --postgres"
                     .into(),
-            ),
-            Command::Export {
-                realm,
-                from_seq,
-                to_seq,
-                out,
-            } => return cmd_export(data, &realm, from_seq, to_seq, &out),
-            Command::VerifyBundle { file, key } => return cmd_verify_bundle(&file, &key),
-            Command::Bench(BenchCmd::Ingest {
-                vs,
-                lines,
-                rounds,
-                dir,
-            }) => return crate::bench_ingest::ingest(&vs, lines, rounds, &dir),
-            Command::Bench(BenchCmd::Http {
+            )
+        }
+        Command::Export {
+            realm,
+            from_seq,
+            to_seq,
+            out,
+        } => return cmd_export(data, &realm, from_seq, to_seq, &out),
+        Command::VerifyBundle { file, key } => return cmd_verify_bundle(&file, &key),
+        Command::Bench(BenchCmd::Ingest {
+            vs,
+            lines,
+            rounds,
+            dir,
+        }) => return crate::bench_ingest::ingest(&vs, lines, rounds, &dir),
+        Command::Bench(BenchCmd::Cluster {
+            records,
+            batch,
+            clients,
+            realms,
+            partitions,
+            dir,
+        }) => {
+            return crate::bench_cluster::cluster(&crate::bench_cluster::Args {
                 records,
-                clients,
+                batch: batch.max(1),
+                clients: clients.max(1),
+                realms: realms.max(1),
+                partitions: partitions.max(1),
+                postgres: postgres
+                    .unwrap_or_else(|| "host=127.0.0.1 port=5432 user=postgres dbname=test".into()),
                 dir,
-            }) => return crate::bench_http::http(records, clients, &dir),
-            Command::Bench(BenchCmd::Realms {
+            })
+        }
+        Command::Bench(BenchCmd::Http {
+            records,
+            clients,
+            dir,
+        }) => return crate::bench_http::http(records, clients, &dir),
+        Command::Bench(BenchCmd::Realms {
+            realms,
+            seconds,
+            clients,
+            batch,
+            fill_mib,
+            dir,
+            keep,
+        }) => {
+            let p = crate::bench_realms::Params {
                 realms,
                 seconds,
                 clients,
                 batch,
                 fill_mib,
-                dir,
-                keep,
-            }) => {
-                let p = crate::bench_realms::Params {
-                    realms,
-                    seconds,
-                    clients,
-                    batch,
-                    fill_mib,
-                };
-                return crate::bench_realms::realms(&p, &dir, keep);
-            }
-            Command::Bench(BenchCmd::Drain {
-                records,
-                rounds,
-                dir,
-            }) => return crate::bench_drain::drain(records, rounds, &dir),
-            Command::Bench(BenchCmd::Kafka {
+            };
+            return crate::bench_realms::realms(&p, &dir, keep);
+        }
+        Command::Bench(BenchCmd::Drain {
+            records,
+            rounds,
+            dir,
+        }) => return crate::bench_drain::drain(records, rounds, &dir),
+        Command::Bench(BenchCmd::Kafka {
+            messages,
+            partitions,
+            brokers,
+            librdkafka_dir,
+            dir,
+        }) => {
+            return crate::bench_kafka::kafka(&crate::bench_kafka::Args {
                 messages,
                 partitions,
                 brokers,
                 librdkafka_dir,
                 dir,
-            }) => {
-                return crate::bench_kafka::kafka(&crate::bench_kafka::Args {
-                    messages,
-                    partitions,
-                    brokers,
-                    librdkafka_dir,
-                    dir,
-                })
-            }
-            Command::Bench(BenchCmd::Logharbour { records, dir, keep }) => {
-                return crate::bench_logharbour::logharbour(records, &dir, keep)
-            }
-            Command::Bench(BenchCmd::Digest { records, dir, keep }) => {
-                return crate::bench_digest::digest(records, &dir, keep)
-            }
-            Command::Bench(BenchCmd::Journal {
-                records,
-                batch,
-                dir,
-                keep,
-            }) => return crate::bench::journal(records, batch, &dir, keep),
-            Command::Digest(DigestCmd::Verify { realm, start, stop }) => {
-                return crate::flows::verify(data, &realm, &start, &stop)
-            }
-            Command::Drains(cmd) => {
-                let remote = crate::remote::target(data, url.as_deref(), token.as_deref(), true)?
-                    .ok_or("drains needs a running server")?;
-                return drains(&remote, cmd);
-            }
-            other => other,
-        };
+            })
+        }
+        Command::Bench(BenchCmd::Logharbour { records, dir, keep }) => {
+            return crate::bench_logharbour::logharbour(records, &dir, keep)
+        }
+        Command::Bench(BenchCmd::Digest { records, dir, keep }) => {
+            return crate::bench_digest::digest(records, &dir, keep)
+        }
+        Command::Bench(BenchCmd::Journal {
+            records,
+            batch,
+            dir,
+            keep,
+        }) => return crate::bench::journal(records, batch, &dir, keep),
+        Command::Digest(DigestCmd::Verify { realm, start, stop }) => {
+            return crate::flows::verify(data, &realm, &start, &stop)
+        }
+        Command::Drains(cmd) => {
+            let remote = crate::remote::target(data, url.as_deref(), token.as_deref(), true)?
+                .ok_or("drains needs a running server")?;
+            return drains(&remote, cmd);
+        }
+        other => other,
+    };
     let needs_server = matches!(command, Command::Tail { .. });
     let backend: Box<dyn Backend> = match postgres {
         Some(pg) if url.is_none() => Box::new(crate::pg::Pg::new(pg)),

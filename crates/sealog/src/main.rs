@@ -2,6 +2,7 @@
 
 mod backend;
 mod bench;
+mod bench_cluster;
 mod bench_digest;
 mod bench_drain;
 mod bench_http;
