@@ -85,7 +85,10 @@ pub fn cluster(args: &Args) -> Result<(), Failure> {
     }
     std::fs::create_dir_all(&args.dir)?;
     let result = run(args);
-    let _ = std::fs::remove_dir_all(&args.dir);
+    // SEALOG_BENCH_KEEP=1 keeps the nodes' logs for a look.
+    if std::env::var_os("SEALOG_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&args.dir);
+    }
     result
 }
 
@@ -116,7 +119,10 @@ fn sealog(args: &[&str]) -> Result<String, Failure> {
 fn spawn(args: &[&str], log: &Path) -> Result<Proc, Failure> {
     let child = Command::new(me()?)
         .args(args)
-        .env("SEALOG_LOG", "warn")
+        .env(
+            "SEALOG_LOG",
+            std::env::var("SEALOG_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log)?)
         .spawn()?;
@@ -394,6 +400,24 @@ fn run(args: &Args) -> Result<(), Failure> {
         )?);
         let base = format!("http://127.0.0.1:{port}");
         wait_ok(port, "/ready")?;
+        // The group settled: every writer claimed its share of the partitions.
+        let t0 = Instant::now();
+        loop {
+            let row = admin.query_one(
+                &format!("SELECT count(DISTINCT owner), count(*) FROM {schema}.sealog_partition_claims WHERE topic = $1"),
+                &[&topic],
+            );
+            if let Ok(r) = row {
+                let (owners, parts): (i64, i64) = (r.get(0), r.get(1));
+                if owners == writers as i64 && parts == i64::from(args.partitions) {
+                    break;
+                }
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                return Err(format!("{writers} writers did not share the partitions within 60 s").into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         // Warm up: every realm opened by its writer once the group settled.
         let warm = Args {
             records: args.realms as u64,
