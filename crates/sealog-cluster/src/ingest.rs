@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -28,7 +28,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Cluster, Notice, RECEIPTS_CHANNEL, REQUEST_HEADER};
+use crate::{refuse, Cluster, Notice, RECEIPTS_CHANNEL, REQUEST_HEADER};
 
 /// Largest batch accepted.
 const MAX_BODY: usize = 16 << 20;
@@ -56,16 +56,6 @@ struct Node {
     waiters: Waiters,
     listening: Arc<AtomicBool>,
     timeout: Duration,
-}
-
-/// An answer other than a receipt.
-fn refuse(status: StatusCode, message: String) -> Response {
-    let mut r = (status, Json(json!({ "error": message }))).into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    r
 }
 
 /// Serves the ingest role on `listener` until `stop`; receipts wait at

@@ -13,8 +13,13 @@
 //!   realm's size and owner epoch and the partition's position are what
 //!   this writer last saw, so a paused or cut-off old owner cannot fork a
 //!   log or store a message twice.
+//! - **query** ([`query`]): `GET /v1/query`, `/v1/checkpoint` and the
+//!   inclusion and consistency proofs from PostgreSQL with the realm's
+//!   query token; it reads a realm again when the writers' notices say it
+//!   moved.
 
 pub mod ingest;
+pub mod query;
 pub mod writer;
 
 use serde::{Deserialize, Serialize};
@@ -45,4 +50,18 @@ pub struct Notice {
     pub id: String,
     /// Its receipt.
     pub receipt: sealog_journal::Receipt,
+}
+
+/// An error answer: `{"error": message}` with `status`, and `Retry-After`
+/// on a 503 (the cluster is missing a part for now; the client retries).
+pub(crate) fn refuse(status: axum::http::StatusCode, message: String) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let mut r = (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
+    if status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+    }
+    r
 }

@@ -414,7 +414,9 @@ fn run(args: &Args) -> Result<(), Failure> {
                 }
             }
             if t0.elapsed() > Duration::from_secs(60) {
-                return Err(format!("{writers} writers did not share the partitions within 60 s").into());
+                return Err(
+                    format!("{writers} writers did not share the partitions within 60 s").into(),
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }

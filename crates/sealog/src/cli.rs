@@ -89,7 +89,7 @@ pub enum Role {
     Ingest,
     /// A cluster writer.
     Writer,
-    /// A cluster query node (not built yet).
+    /// A cluster query node.
     Query,
 }
 
@@ -141,7 +141,8 @@ pub enum Command {
         /// What this node does: `all` (the single-node server on the data
         /// directory, the default); in a cluster over --kafka and the
         /// global --postgres, `ingest` (takes batches, answers with
-        /// receipts once written) or `writer` (owns realms' logs).
+        /// receipts once written), `writer` (owns realms' logs) or `query`
+        /// (queries and proofs from PostgreSQL).
         #[arg(long, value_enum, default_value = "all")]
         role: Role,
         /// The cluster's ingest topic.

@@ -200,7 +200,14 @@ pub fn run_role(
     receipt_timeout: Duration,
 ) -> Result<(), Failure> {
     use crate::cli::Role;
-    let kafka = kafka.ok_or("--role needs --kafka BROKERS (the cluster's bus)")?;
+    let kafka = match (kafka, role) {
+        (Some(k), _) => k,
+        // A query node reads only PostgreSQL.
+        (None, Role::Query) => String::new(),
+        (None, _) => {
+            return Err("--role ingest|writer needs --kafka BROKERS (the cluster's bus)".into())
+        }
+    };
     let postgres = postgres.ok_or("--role needs --postgres URL (the cluster's store)")?;
     let name = format!("{role:?}").to_lowercase();
     let c = sealog_cluster::Cluster {
@@ -232,24 +239,24 @@ pub fn run_role(
                     .map_err(|e| e.to_string())?
             })?;
         }
-        Role::Ingest => {
+        Role::Ingest | Role::Query => {
             let addr = http.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 7700)));
             rt.block_on(async move {
                 let l = tokio::net::TcpListener::bind(addr)
                     .await
                     .map_err(|e| format!("bind {addr}: {e}"))?;
                 eprintln!(
-                    "sealog ingest {} listening on http://{}",
+                    "sealog {name} {} listening on http://{}",
                     c.node,
                     l.local_addr().map_err(|e| e.to_string())?
                 );
-                sealog_cluster::ingest::serve(c, l, receipt_timeout, stop).await
+                if role == Role::Ingest {
+                    sealog_cluster::ingest::serve(c, l, receipt_timeout, stop).await
+                } else {
+                    sealog_cluster::query::serve(c, l, stop).await
+                }
             })?;
         }
-        Role::Query => return Err(
-            "the query role is not built yet: read a PostgreSQL store with the CLI's --postgres"
-                .into(),
-        ),
         Role::All => return Err("--role all is the single-node server".into()),
     }
     Ok(())

@@ -374,6 +374,7 @@ fn two_ingest_nodes_two_writers_eight_clients_and_a_writer_killed() {
         drop(a.take());
     });
     let total = rig.check(&acked, &maybe);
+    query_node_answers_as_the_store(&rig, &url, &acked);
     eprintln!(
         "cluster: {total} batches of 20 acknowledged by 2 ingest nodes in {:.1} s with 8 clients; writer a killed at 8 s; {refused} answers refused (503) and retried",
         t0.elapsed().as_secs_f64()
@@ -551,4 +552,137 @@ fn a_paused_writer_is_fenced_when_it_wakes_and_nothing_forks() {
         .get(0);
     assert_eq!(size, 30, "each batch stored once");
     drop(a);
+}
+
+/// The base64 hashes of a proof answer.
+fn hashes_of(proof: &Value) -> Vec<[u8; 32]> {
+    use base64::Engine as _;
+    proof["hashes"]
+        .as_array()
+        .expect("hashes")
+        .iter()
+        .map(|h| {
+            base64::engine::general_purpose::STANDARD
+                .decode(h.as_str().expect("b64"))
+                .expect("b64")
+                .try_into()
+                .expect("32 bytes")
+        })
+        .collect()
+}
+
+/// A query node answers checkpoints, queries and proofs as the store holds
+/// them, for the realm of a query token only.
+fn query_node_answers_as_the_store(rig: &Rig, url: &str, acked: &[(String, u64, u64, Value)]) {
+    let port = free_port();
+    let _q = Node(
+        Command::new(bin())
+            .args([
+                "--postgres",
+                url,
+                "serve",
+                "--role",
+                "query",
+                "--http",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .env("SEALOG_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("query node"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::blocking::get(format!("{base}/health")).is_err() {
+        assert!(Instant::now() < deadline, "query node not up in 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let issued: Value = serde_json::from_str(
+        &rig.s
+            .run(&[
+                "--postgres",
+                url,
+                "token",
+                "issue",
+                "--realm",
+                "r2",
+                "--scope",
+                "query",
+            ])
+            .ok()
+            .stdout,
+    )
+    .expect("token");
+    let token = issued["token"].as_str().expect("token");
+    let http = reqwest::blocking::Client::new();
+    let get = |path: &str, t: &str| {
+        http.get(format!("{base}{path}"))
+            .bearer_auth(t)
+            .send()
+            .expect("get")
+    };
+    // The checkpoint and a query, as the CLI reads them from the store.
+    let cp = get("/v1/checkpoint", token).text().expect("text");
+    let cli_cp = rig
+        .s
+        .run(&["--postgres", url, "checkpoint", "--realm", "r2"])
+        .ok()
+        .stdout;
+    assert_eq!(cp, cli_cp);
+    let page = get("/v1/query?where=app:r2&limit=50", token);
+    assert_eq!(page.status().as_u16(), 200);
+    let lines = page.text().expect("body");
+    let cli = rig
+        .s
+        .run(&["--postgres", url, "query", "--realm", "r2", "--limit", "50"])
+        .ok()
+        .stdout;
+    assert_eq!(lines, cli, "the first 50 records as the store holds them");
+    // An inclusion proof of record 7 verifies against the checkpoint.
+    let key: sealog_journal::checkpoint::VerifierKey = rig.keys["r2"].parse().expect("key");
+    let c = key.verify(&cp).expect("checkpoint verifies");
+    let leaf = lines.lines().nth(7).expect("record 7");
+    let proof: Value = get(&format!("/v1/proof/inclusion?seq=7&size={}", c.size), token)
+        .json()
+        .expect("proof");
+    let hashes = hashes_of(&proof);
+    sealog_journal::merkle::verify_inclusion(
+        &sealog_journal::merkle::leaf_hash(leaf.as_bytes()),
+        7,
+        c.size,
+        &hashes,
+        &c.root,
+    )
+    .expect("the inclusion proof verifies");
+    // A receipt's checkpoint is consistent with the latest one.
+    let (_, _, _, rc) = acked
+        .iter()
+        .find(|(r, ..)| r == "r2")
+        .expect("an r2 receipt");
+    let old = key
+        .verify(rc["checkpoint"].as_str().expect("cp"))
+        .expect("receipt cp");
+    let proof: Value = get(
+        &format!("/v1/proof/consistency?from={}&to={}", old.size, c.size),
+        token,
+    )
+    .json()
+    .expect("proof");
+    let hashes = hashes_of(&proof);
+    sealog_journal::merkle::verify_consistency(old.size, c.size, &hashes, &old.root, &c.root)
+        .expect("the receipt's tree is a prefix of the latest");
+    // Only a live query token reads, and only its realm.
+    assert_eq!(get("/v1/checkpoint", "slq_nope").status().as_u16(), 401);
+    assert_eq!(
+        get("/v1/checkpoint", &rig.tokens["r2"]).status().as_u16(),
+        403
+    );
+    assert_eq!(get("/v1/query?limit=x", token).status().as_u16(), 400);
+    assert_eq!(
+        get(&format!("/v1/proof/inclusion?seq={}", c.size + 5), token)
+            .status()
+            .as_u16(),
+        400
+    );
 }

@@ -1,0 +1,431 @@
+//! The query role: reads a realm's log from PostgreSQL with the realm's
+//! query token, as the single node answers them: `GET /v1/query`,
+//! `/v1/checkpoint`, `/v1/proof/inclusion` and `/v1/proof/consistency`.
+//! Any number of query nodes may run; each keeps every realm it serves
+//! open for reading and reads what the writers committed since when their
+//! notices (on [`RECEIPTS_CHANNEL`]) say the realm moved.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine as _;
+use postgres::fallible_iterator::FallibleIterator;
+use sealog_journal::LogStore;
+use sealog_pg::{PgLog, PgRealms};
+use sealog_query::{Filter, Order, Scan};
+use sealog_store::{RealmStore, Scope, StoreError};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::{refuse, Cluster, Notice, RECEIPTS_CHANNEL};
+
+/// Most records one page may hold.
+const MAX_LIMIT: u64 = 100_000;
+
+/// Most bytes one page may hold.
+const MAX_PAGE_BYTES: u64 = 16 << 20;
+
+struct Node {
+    c: Cluster,
+    realms: Mutex<Option<PgRealms>>,
+    /// Open readers by realm.
+    logs: Mutex<HashMap<String, Arc<Mutex<PgLog>>>>,
+    /// Realms a notice said moved since their reader last looked.
+    moved: Arc<Mutex<HashSet<String>>>,
+}
+
+/// An answer other than the one asked for: its status and why.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        refuse(self.0, self.1)
+    }
+}
+
+/// Serves the query role on `listener` until `stop`.
+///
+/// # Errors
+/// The listener fails.
+pub async fn serve(
+    c: Cluster,
+    listener: tokio::net::TcpListener,
+    stop: CancellationToken,
+) -> Result<(), String> {
+    let moved: Arc<Mutex<HashSet<String>>> = Arc::default();
+    {
+        let (url, moved, stop) = (c.postgres.clone(), moved.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("sealog-moves".into())
+            .spawn(move || follow(&url, &moved, &stop))
+            .map_err(|e| e.to_string())?;
+    }
+    let node = Arc::new(Node {
+        c,
+        realms: Mutex::new(None),
+        logs: Mutex::default(),
+        moved,
+    });
+    let app = Router::new()
+        .route("/v1/query", get(query))
+        .route("/v1/checkpoint", get(checkpoint))
+        .route("/v1/proof/inclusion", get(inclusion))
+        .route("/v1/proof/consistency", get(consistency))
+        .route("/health", get(|| async { "ok\n" }))
+        .with_state(node);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Notes the realms writers committed to, so their readers look again; on
+/// a lost connection every reader looks again.
+fn follow(url: &str, moved: &Mutex<HashSet<String>>, stop: &CancellationToken) {
+    while !stop.is_cancelled() {
+        let mut client = match sealog_pg::connect_reader(url)
+            .map_err(|e| e.to_string())
+            .and_then(|mut c| {
+                c.batch_execute(&format!("LISTEN {RECEIPTS_CHANNEL}"))
+                    .map_err(|e| e.to_string())?;
+                Ok(c)
+            }) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "query node cannot follow commits");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if let Ok(mut m) = moved.lock() {
+            m.insert("*".into());
+        }
+        let mut notes = client.notifications();
+        while !stop.is_cancelled() {
+            match notes.timeout_iter(Duration::from_millis(500)).next() {
+                Ok(Some(n)) => {
+                    if let (Ok(notice), Ok(mut m)) =
+                        (serde_json::from_str::<Notice>(n.payload()), moved.lock())
+                    {
+                        m.insert(notice.receipt.realm);
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+fn params(raw: Option<&str>) -> Vec<(String, String)> {
+    raw.unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let dec = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+fn number(ps: &[(String, String)], name: &str) -> Result<Option<u64>, Refusal> {
+    match ps.iter().find(|(k, _)| k == name) {
+        None => Ok(None),
+        Some((_, v)) => v.parse().map(Some).map_err(|_| {
+            Refusal(
+                StatusCode::BAD_REQUEST,
+                format!("{name} must be a non-negative integer, not {v:?}"),
+            )
+        }),
+    }
+}
+
+impl Node {
+    /// The realm a query token is for.
+    fn realm_of(&self, headers: &HeaderMap) -> Result<String, Refusal> {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.trim()
+                    .strip_prefix("Bearer ")
+                    .unwrap_or(v.trim())
+                    .to_string()
+            })
+            .ok_or_else(|| Refusal(StatusCode::UNAUTHORIZED, "a query token is required".into()))?;
+        let mut realms = self
+            .realms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if realms.is_none() {
+            *realms = Some(PgRealms::connect_reader(&self.c.postgres).map_err(|e| {
+                Refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("cannot check the token: {e}"),
+                )
+            })?);
+        }
+        let t = match realms.as_ref().map(|r| r.authenticate(&token)) {
+            Some(Ok(t)) => t,
+            Some(Err(StoreError::BadToken)) => {
+                return Err(Refusal(
+                    StatusCode::UNAUTHORIZED,
+                    "unknown or revoked token".into(),
+                ))
+            }
+            Some(Err(e)) => {
+                *realms = None;
+                return Err(Refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("cannot check the token: {e}"),
+                ));
+            }
+            None => {
+                return Err(Refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no database".into(),
+                ))
+            }
+        };
+        if t.scope != Scope::Query {
+            return Err(Refusal(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "a {} token cannot read; use the realm's query token",
+                    t.scope
+                ),
+            ));
+        }
+        Ok(t.realm)
+    }
+
+    /// The realm's reader, brought up to date if a writer moved it.
+    fn log(&self, realm: &str) -> Result<Arc<Mutex<PgLog>>, Refusal> {
+        let unavailable = |e: sealog_journal::JournalError| {
+            Refusal(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        };
+        let log = {
+            let mut logs = self
+                .logs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match logs.get(realm) {
+                Some(l) => l.clone(),
+                None => {
+                    let l = Arc::new(Mutex::new(
+                        PgLog::open_reader(&self.c.postgres, realm, None).map_err(unavailable)?,
+                    ));
+                    logs.insert(realm.to_string(), l.clone());
+                    return Ok(l);
+                }
+            }
+        };
+        let stale = self
+            .moved
+            .lock()
+            .is_ok_and(|mut m| m.remove(realm) || m.contains("*"));
+        if stale {
+            let mut l = log
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Err(e) = l.refresh() {
+                self.logs
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(realm);
+                return Err(unavailable(e));
+            }
+        }
+        Ok(log)
+    }
+}
+
+/// Runs `f` on the caller's realm off the async threads.
+async fn on_realm<T: Send + 'static>(
+    n: Arc<Node>,
+    headers: HeaderMap,
+    f: impl FnOnce(&PgLog) -> Result<T, Refusal> + Send + 'static,
+) -> Result<T, Refusal> {
+    tokio::task::spawn_blocking(move || {
+        let realm = n.realm_of(&headers)?;
+        let log = n.log(&realm)?;
+        let l = log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&l)
+    })
+    .await
+    .map_err(|e| Refusal(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+fn store_error(e: &sealog_journal::JournalError) -> Refusal {
+    use sealog_journal::JournalError as E;
+    match e {
+        E::OutOfRange { .. } | E::Proof(_) => Refusal(StatusCode::BAD_REQUEST, e.to_string()),
+        E::Store { .. } => Refusal(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        _ => Refusal(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn checkpoint(State(n): State<Arc<Node>>, headers: HeaderMap) -> Response {
+    let r = on_realm(n, headers, |l| {
+        l.latest_checkpoint()
+            .map(|c| c.text.clone())
+            .ok_or_else(|| {
+                Refusal(
+                    StatusCode::NOT_FOUND,
+                    "the realm has no records yet, so no checkpoint".into(),
+                )
+            })
+    })
+    .await;
+    match r {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn b64(hashes: &[[u8; 32]]) -> Vec<String> {
+    hashes
+        .iter()
+        .map(|h| base64::engine::general_purpose::STANDARD.encode(h))
+        .collect()
+}
+
+async fn inclusion(
+    State(n): State<Arc<Node>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let ps = params(raw.as_deref());
+    let (seq, size) = match (number(&ps, "seq"), number(&ps, "size")) {
+        (Ok(Some(seq)), Ok(size)) => (seq, size),
+        (Ok(None), _) => return refuse(StatusCode::BAD_REQUEST, "seq is required".into()),
+        (Err(e), _) | (_, Err(e)) => return e.into_response(),
+    };
+    on_realm(n, headers, move |l| {
+        let size = size.unwrap_or(l.size());
+        let hashes = l.inclusion_proof(seq, size).map_err(|e| store_error(&e))?;
+        Ok(Json(json!({"seq": seq, "tree_size": size, "hashes": b64(&hashes)})).into_response())
+    })
+    .await
+    .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn consistency(
+    State(n): State<Arc<Node>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let ps = params(raw.as_deref());
+    let (from, to) = match (number(&ps, "from"), number(&ps, "to")) {
+        (Ok(Some(a)), Ok(Some(b))) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return e.into_response(),
+        _ => return refuse(StatusCode::BAD_REQUEST, "from and to are required".into()),
+    };
+    on_realm(n, headers, move |l| {
+        let hashes = l.consistency_proof(from, to).map_err(|e| store_error(&e))?;
+        Ok(Json(json!({"from": from, "to": to, "hashes": b64(&hashes)})).into_response())
+    })
+    .await
+    .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn query(
+    State(n): State<Arc<Node>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let ps = params(raw.as_deref());
+    let mut filter = Filter::default();
+    let (mut limit, mut order, mut cursor) = (1000u64, Order::Oldest, None);
+    for (k, v) in &ps {
+        let bad = |e: String| refuse(StatusCode::BAD_REQUEST, e);
+        match k.as_str() {
+            "from" => match filter.clone().with_from(v) {
+                Ok(f) => filter = f,
+                Err(e) => return bad(e.to_string()),
+            },
+            "to" => match filter.clone().with_to(v) {
+                Ok(f) => filter = f,
+                Err(e) => return bad(e.to_string()),
+            },
+            "q" => filter = filter.clone().with_text(v),
+            "where" => match filter.clone().with_where(v) {
+                Ok(f) => filter = f,
+                Err(e) => return bad(e.to_string()),
+            },
+            "limit" => match v.parse::<u64>() {
+                Ok(l) => limit = l.min(MAX_LIMIT),
+                Err(_) => return bad(format!("limit must be a non-negative integer, not {v:?}")),
+            },
+            "cursor" => match v.parse::<u64>() {
+                Ok(c) => cursor = Some(c),
+                Err(_) => return bad(format!("cursor must be a non-negative integer, not {v:?}")),
+            },
+            "order" => {
+                order = match v.as_str() {
+                    "oldest" | "asc" => Order::Oldest,
+                    "newest" | "desc" => Order::Newest,
+                    _ => return bad("order must be oldest or newest".into()),
+                }
+            }
+            other => return bad(format!("unknown query parameter {other:?}")),
+        }
+    }
+    let r = on_realm(n, headers, move |l| {
+        let size = l.size();
+        let (seq_from, seq_to) = match order {
+            Order::Oldest => (cursor.unwrap_or(0), size),
+            Order::Newest => (0, cursor.unwrap_or(size).min(size)),
+        };
+        let bounds = Scan {
+            order,
+            limit: Some(limit),
+            max_bytes: Some(MAX_PAGE_BYTES),
+            seq_from,
+            seq_to,
+        };
+        let mut body = Vec::new();
+        let r = sealog_query::scan(
+            l.blocks(),
+            &|i| l.read_block(i),
+            &filter,
+            bounds,
+            &mut |_, line| {
+                body.extend_from_slice(line);
+                body.push(b'\n');
+            },
+        )
+        .map_err(|e| Refusal(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        Ok((body, r.next_cursor, size))
+    })
+    .await;
+    match r {
+        Ok((body, next, size)) => {
+            let mut resp = body.into_response();
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-ndjson"),
+            );
+            h.insert("x-sealog-tree-size", HeaderValue::from(size));
+            if let Some(c) = next {
+                h.insert("x-sealog-next-cursor", HeaderValue::from(c));
+            }
+            resp
+        }
+        Err(e) => e.into_response(),
+    }
+}
