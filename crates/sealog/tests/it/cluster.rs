@@ -94,8 +94,11 @@ struct Rig {
 
 impl Rig {
     fn new(realms: &[&str]) -> Self {
+        Self::with(Schema::new(), realms)
+    }
+
+    fn with(pg: Schema, realms: &[&str]) -> Self {
         let s = Sealog::new();
-        let pg = Schema::new();
         let broker = Broker::start();
         broker.create("sealog.ingest", 4);
         let (mut tokens, mut keys) = (BTreeMap::new(), BTreeMap::new());
@@ -368,15 +371,15 @@ fn two_ingest_nodes_two_writers_eight_clients_and_a_writer_killed() {
         );
     }
     let t0 = Instant::now();
-    let (acked, maybe, refused) = load(&rig, &[base1, base2], 8, 20, 20, || {
-        std::thread::sleep(Duration::from_secs(8));
+    let (acked, maybe, refused) = load(&rig, &[base1, base2], 8, 30, 20, || {
+        std::thread::sleep(Duration::from_secs(10));
         // SIGKILL mid-run: its partitions move to writer b.
         drop(a.take());
     });
     let total = rig.check(&acked, &maybe);
     query_node_answers_as_the_store(&rig, &url, &acked);
     eprintln!(
-        "cluster: {total} batches of 20 acknowledged by 2 ingest nodes in {:.1} s with 8 clients; writer a killed at 8 s; {refused} answers refused (503) and retried",
+        "cluster: {total} batches of 20 acknowledged by 2 ingest nodes in {:.1} s with 8 clients; writer a killed at 10 s; {refused} answers refused (503) and retried",
         t0.elapsed().as_secs_f64()
     );
     assert!(total > 100, "the cluster took only {total} batches");
@@ -685,4 +688,65 @@ fn query_node_answers_as_the_store(rig: &Rig, url: &str, acked: &[(String, u64, 
             .as_u16(),
         400
     );
+}
+
+/// `pg_ctlcluster` on this machine's cluster (`stop -m fast` or `start`).
+fn pg_ctl(action: &str) {
+    let version = std::fs::read_dir("/etc/postgresql")
+        .expect("/etc/postgresql: Debian's PostgreSQL (.ci/run installs it)")
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .max_by_key(|v| v.parse::<u32>().unwrap_or(0))
+        .expect("a PostgreSQL cluster");
+    let mut args = vec![
+        "--skip-systemctl-redirect",
+        version.as_str(),
+        "main",
+        action,
+    ];
+    if action == "stop" {
+        args.extend(["-m", "fast"]);
+    }
+    let out = Command::new("pg_ctlcluster")
+        .args(&args)
+        .output()
+        .expect("pg_ctlcluster");
+    assert!(
+        out.status.success(),
+        "pg_ctlcluster {action}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn postgres_restarted_mid_load_answers_503_then_recovers_and_loses_nothing() {
+    // PostgreSQL to this test alone: the other tests do not see it stop.
+    let rig = Rig::with(Schema::alone(), &["s1", "s2"]);
+    let url = rig.pg.url();
+    let _w = rig.writer(&url, "writer-s");
+    let (_i, base) = rig.ingest(&url);
+    let stopped = std::sync::atomic::AtomicBool::new(false);
+    let (acked, maybe, refused) = load(&rig, std::slice::from_ref(&base), 4, 16, 10, || {
+        std::thread::sleep(Duration::from_secs(4));
+        pg_ctl("stop");
+        stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(Duration::from_secs(5));
+        pg_ctl("start");
+    });
+    assert!(stopped.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(
+        refused > 0,
+        "no request was refused while PostgreSQL was stopped"
+    );
+    let http = reqwest::blocking::Client::new();
+    let mut again = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while again.is_none() && Instant::now() < deadline {
+        again = post_once(&http, &base, &rig.tokens["s1"], &batch("s1", 9_999_999, 3)).ok();
+    }
+    let rc = again.expect("the cluster recovers by itself within 60 s of the restart");
+    let mut all = acked;
+    all.push(("s1".into(), 9_999_999, 3, rc));
+    let total = rig.check(&all, &maybe);
+    eprintln!("postgres restart: {total} batches acknowledged, {refused} refused while it was stopped (503 with Retry-After)");
 }

@@ -9,10 +9,36 @@ fn base_url() -> String {
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
 }
 
-pub struct Schema(String);
+/// Tests that use PostgreSQL share it; one that restarts it runs alone.
+static PG: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// How a test holds PostgreSQL (dropped after its schema).
+#[allow(dead_code)]
+enum Hold {
+    Shared(std::sync::RwLockReadGuard<'static, ()>),
+    Alone(std::sync::RwLockWriteGuard<'static, ()>),
+}
+
+pub struct Schema(String, #[allow(dead_code)] Hold);
 
 impl Schema {
+    /// A schema of its own, PostgreSQL shared with other tests.
     pub fn new() -> Self {
+        let hold = Hold::Shared(PG.read().unwrap_or_else(std::sync::PoisonError::into_inner));
+        Self::make(hold)
+    }
+
+    /// A schema of its own, and PostgreSQL to this test alone (it may
+    /// restart the server).
+    pub fn alone() -> Self {
+        let hold = Hold::Alone(
+            PG.write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        Self::make(hold)
+    }
+
+    fn make(hold: Hold) -> Self {
         let name = format!(
             "sealog_cli{}_{:x}",
             std::process::id(),
@@ -22,7 +48,7 @@ impl Schema {
             .expect("PostgreSQL is needed (.ci/run starts it)")
             .batch_execute(&format!("CREATE SCHEMA {name}"))
             .expect("schema");
-        Self(name)
+        Self(name, hold)
     }
 
     pub fn url(&self) -> String {
