@@ -108,7 +108,7 @@ pub async fn serve(
         .route("/v1/ingest", post(ingest))
         .route("/health", get(|| async { "ok\n" }))
         .route("/ready", get(ready))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::disable())
         .with_state(node);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -157,7 +157,8 @@ fn listen(url: &str, waiters: &Waiters, listening: &AtomicBool, stop: &Cancellat
                     let Ok(notice) = serde_json::from_str::<Notice>(n.payload()) else {
                         continue;
                     };
-                    let tx = waiters.lock().ok().and_then(|mut w| w.remove(&notice.id));
+                    let key = format!("{}\n{}", notice.receipt.realm, notice.id);
+                    let tx = waiters.lock().ok().and_then(|mut w| w.remove(&key));
                     if let Some(tx) = tx {
                         let _ = tx.send(notice.receipt);
                     }
@@ -179,10 +180,79 @@ fn token_of(headers: &HeaderMap) -> Option<String> {
     Some(v.strip_prefix("Bearer ").unwrap_or(v).trim().to_string())
 }
 
-async fn ingest(State(n): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
+/// A client's `Idempotency-Key`: 1 to 128 of `A-Z a-z 0-9 . _ : -`.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, String> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let k = v
+        .to_str()
+        .map_err(|_| "Idempotency-Key is not ASCII".to_string())?;
+    let ok = (1..=128).contains(&k.len())
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+    if ok {
+        Ok(Some(k.to_string()))
+    } else {
+        Err("Idempotency-Key must be 1 to 128 of A-Z a-z 0-9 . _ : -".into())
+    }
+}
+
+/// Checks a writer's notice before it is passed on as a receipt: the
+/// token's realm, the batch's record count, and the checkpoint signed by
+/// the realm's key (anyone who can reach the database can `NOTIFY`).
+fn check_receipt(n: &Node, realm: &str, count: u64, r: &Receipt) -> Result<(), String> {
+    if r.realm != realm || r.count != count || r.last_seq + 1 != r.first_seq + count {
+        return Err(format!(
+            "a notice for this batch names realm {} and {} records at {}..={}, not {count} records of realm {realm}",
+            r.realm, r.count, r.first_seq, r.last_seq
+        ));
+    }
+    let name = sealog_event::RealmName::new(realm).map_err(|e| e.to_string())?;
+    let mut realms = n
+        .realms
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if realms.is_none() {
+        *realms = Some(PgRealms::connect_reader(&n.c.postgres).map_err(|e| e.to_string())?);
+    }
+    let key = realms
+        .as_ref()
+        .expect("connected above")
+        .verifier_key(&name)
+        .map_err(|e| e.to_string())?;
+    let cp = key
+        .verify(&r.checkpoint)
+        .map_err(|e| format!("the receipt's checkpoint: {e}"))?;
+    if cp.size <= r.last_seq {
+        return Err(format!(
+            "the receipt's checkpoint is for {} records, which does not cover seq {}",
+            cp.size, r.last_seq
+        ));
+    }
+    Ok(())
+}
+
+async fn ingest(
+    State(n): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
     let Some(token) = token_of(&headers) else {
         return refuse(StatusCode::UNAUTHORIZED, "a write token is required".into());
     };
+    let key = match idempotency_key(&headers) {
+        Ok(k) => k,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
+    };
+    // Nothing is produced that could not be acknowledged.
+    if !n.listening.load(Ordering::SeqCst) {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not listening for writers' receipts (PostgreSQL unreachable); nothing was stored"
+                .into(),
+        );
+    }
     let node = n.clone();
     let auth = tokio::task::spawn_blocking(move || {
         let mut realms = node
@@ -225,11 +295,33 @@ async fn ingest(State(n): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> 
             ),
         );
     }
-    match sealog_codec::batch::ndjson_events(&body, sealog_event::MAX_EVENT_BYTES, 10) {
+    // The body is read only for a caller with a write token, and within
+    // a deadline (a slow sender does not hold a connection for ever).
+    let body: Bytes = match tokio::time::timeout(
+        Duration::from_secs(30),
+        axum::body::to_bytes(body, MAX_BODY),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body could not be read whole (at most {MAX_BODY} bytes): {e}"),
+            )
+        }
+        Err(_) => {
+            return refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "the body took over 30 s to arrive".into(),
+            )
+        }
+    };
+    let count = match sealog_codec::batch::ndjson_events(&body, sealog_event::MAX_EVENT_BYTES, 10) {
         Ok(r) if r.is_empty() => {
             return refuse(StatusCode::BAD_REQUEST, "body holds no events".into())
         }
-        Ok(_) => {}
+        Ok(r) => r.len() as u64,
         Err(e) => {
             return (
                 StatusCode::BAD_REQUEST,
@@ -237,19 +329,27 @@ async fn ingest(State(n): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> 
             )
                 .into_response()
         }
-    }
-    let id = {
+    };
+    let id = key.unwrap_or_else(|| {
         let mut b = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
         hex::encode(b)
-    };
+    });
     let (tx, rx) = oneshot::channel();
+    // Waiters are per realm: one realm's notice never reaches another's.
+    let waiter = format!("{}\n{id}", grant.realm);
     if let Ok(mut w) = n.waiters.lock() {
-        w.insert(id.clone(), tx);
+        if w.contains_key(&waiter) {
+            return refuse(
+                StatusCode::CONFLICT,
+                "a batch with this Idempotency-Key is in flight on this node".into(),
+            );
+        }
+        w.insert(waiter.clone(), tx);
     }
     let forget = |n: &Node| {
         if let Ok(mut w) = n.waiters.lock() {
-            w.remove(&id);
+            w.remove(&waiter);
         }
     };
     let (dtx, drx) = oneshot::channel();
@@ -267,21 +367,40 @@ async fn ingest(State(n): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> 
         },
         Err((e, _)) => Err(e.to_string()),
     };
+    drop(body);
     if let Err(e) = delivered {
         forget(&n);
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("the batch was not taken by Kafka ({e}); it was not acknowledged"),
+            format!("Kafka did not confirm the batch ({e}); it may still be stored, so retry with an Idempotency-Key to store it once"),
         );
     }
     match tokio::time::timeout(n.timeout, rx).await {
-        Ok(Ok(receipt)) => (StatusCode::OK, Json(receipt)).into_response(),
+        Ok(Ok(receipt)) => {
+            let node = n.clone();
+            let realm = grant.realm.clone();
+            let checked = tokio::task::spawn_blocking(move || {
+                check_receipt(&node, &realm, count, &receipt).map(|()| receipt)
+            })
+            .await;
+            match checked {
+                Ok(Ok(receipt)) => (StatusCode::OK, Json(receipt)).into_response(),
+                Ok(Err(e)) => {
+                    tracing::error!(realm = %grant.realm, error = %e, "a notice failed its checks; not acknowledged");
+                    refuse(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("the writer's receipt does not check: {e}"),
+                    )
+                }
+                Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
         _ => {
             forget(&n);
             refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
-                    "no writer committed the batch within {} s (writers or PostgreSQL away); it may still be committed later, so a retry can store it twice",
+                    "no writer committed the batch within {} s (writers or PostgreSQL away); it may still be committed later: retry with an Idempotency-Key to store it once",
                     n.timeout.as_secs()
                 ),
             )

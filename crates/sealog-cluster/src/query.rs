@@ -36,8 +36,11 @@ struct Node {
     realms: Mutex<Option<PgRealms>>,
     /// Open readers by realm.
     logs: Mutex<HashMap<String, Arc<Mutex<PgLog>>>>,
-    /// Realms a notice said moved since their reader last looked.
+    /// Realms a notice said moved since their reader last looked (`*`:
+    /// notices may have been missed, every reader looks again).
     moved: Arc<Mutex<HashSet<String>>>,
+    /// The latest tree this node served of each realm (size, root).
+    seen: Mutex<HashMap<String, (u64, [u8; 32])>>,
 }
 
 /// An answer other than the one asked for: its status and why.
@@ -71,6 +74,7 @@ pub async fn serve(
         realms: Mutex::new(None),
         logs: Mutex::default(),
         moved,
+        seen: Mutex::default(),
     });
     let app = Router::new()
         .route("/v1/query", get(query))
@@ -210,44 +214,64 @@ impl Node {
         Ok(t.realm)
     }
 
-    /// The realm's reader, brought up to date if a writer moved it.
+    /// The realm's reader, brought up to date if a writer moved it. A
+    /// reader opened anew must extend what this node last served of the
+    /// realm, so a store restored to an older state, or failed over to a
+    /// standby that lacks commits, is refused rather than served.
     fn log(&self, realm: &str) -> Result<Arc<Mutex<PgLog>>, Refusal> {
         let unavailable = |e: sealog_journal::JournalError| {
             Refusal(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         };
-        let log = {
-            let mut logs = self
-                .logs
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match logs.get(realm) {
-                Some(l) => l.clone(),
-                None => {
-                    let l = Arc::new(Mutex::new(
-                        PgLog::open_reader(&self.c.postgres, realm, None).map_err(unavailable)?,
-                    ));
-                    logs.insert(realm.to_string(), l.clone());
-                    return Ok(l);
-                }
-            }
-        };
-        let stale = self
-            .moved
+        let all = self.moved.lock().is_ok_and(|mut m| m.remove("*"));
+        let mut logs = self
+            .logs
             .lock()
-            .is_ok_and(|mut m| m.remove(realm) || m.contains("*"));
-        if stale {
-            let mut l = log
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Err(e) = l.refresh() {
-                self.logs
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .remove(realm);
-                return Err(unavailable(e));
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if all {
+            // The notices were not followed for a while: every reader looks again.
+            logs.clear();
+        }
+        if let Some(l) = logs.get(realm).cloned() {
+            drop(logs);
+            if self.moved.lock().is_ok_and(|mut m| m.remove(realm)) {
+                let mut r = l.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                // A refused refresh keeps the reader as it was, so it goes
+                // on refusing a store that went back in time.
+                r.refresh().map_err(|e| {
+                    if let Ok(mut m) = self.moved.lock() {
+                        m.insert(realm.to_string());
+                    }
+                    unavailable(e)
+                })?;
+                self.saw(realm, &r);
+            }
+            return Ok(l);
+        }
+        let fresh = PgLog::open_reader(&self.c.postgres, realm, None).map_err(unavailable)?;
+        let seen = self.seen.lock().ok().and_then(|s| s.get(realm).copied());
+        if let Some((size, root)) = seen {
+            let extends = fresh.size() >= size && fresh.root_at(size).is_ok_and(|r| r == root);
+            if !extends {
+                return Err(Refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "realm {realm} in PostgreSQL (size {}) does not extend the tree of {size} records this node served: the store went back in time or was rewritten",
+                        fresh.size()
+                    ),
+                ));
             }
         }
-        Ok(log)
+        self.saw(realm, &fresh);
+        let l = Arc::new(Mutex::new(fresh));
+        logs.insert(realm.to_string(), l.clone());
+        Ok(l)
+    }
+
+    /// Remembers the tree a reader serves.
+    fn saw(&self, realm: &str, l: &PgLog) {
+        if let (Some(cp), Ok(mut s)) = (l.latest_checkpoint(), self.seen.lock()) {
+            s.insert(realm.to_string(), (cp.checkpoint.size, cp.checkpoint.root));
+        }
     }
 }
 

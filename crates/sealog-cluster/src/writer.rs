@@ -199,6 +199,21 @@ fn take(consumer: &BaseConsumer<Ctx>) -> Vec<Msg> {
 /// Where each partition's messages for a realm move: (as read, after).
 type Moves = BTreeMap<i32, (Option<i64>, i64)>;
 
+/// Sends `notice` to the ingest nodes when `tx` commits.
+fn notify(tx: &mut postgres::Transaction<'_>, notice: &Notice) -> Result<(), postgres::Error> {
+    let text = serde_json::to_string(notice).unwrap_or_default();
+    tx.execute("SELECT pg_notify($1, $2)", &[&RECEIPTS_CHANNEL, &text])
+        .map(|_| ())
+}
+
+/// Sends `notice` to the ingest nodes now.
+fn notify_now(db: &mut postgres::Client, notice: &Notice) -> Result<(), String> {
+    let text = serde_json::to_string(notice).unwrap_or_default();
+    db.execute("SELECT pg_notify($1, $2)", &[&RECEIPTS_CHANNEL, &text])
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// Refuses (fenced) unless every partition in `mine` is still claimed by
 /// `node` at the epoch it holds.
 fn check_claims(
@@ -310,17 +325,87 @@ impl Writer {
 
     /// Moves positions without a commit (every message refused).
     fn advance(&mut self, realm: &str, moves: &Moves) -> Result<(), String> {
-        let db = self
-            .positions
-            .as_mut()
-            .ok_or("no connection to PostgreSQL")?;
-        let mut tx = db.transaction().map_err(|e| e.to_string())?;
-        record_positions(&mut tx, &self.c.topic, realm, moves).map_err(|e| e.to_string())??;
-        tx.commit().map_err(|e| e.to_string())?;
+        let topic = self.c.topic.clone();
+        let db = self.db()?;
+        let pg = |e: postgres::Error| sealog_pg::describe(&e);
+        let mut tx = db.transaction().map_err(pg)?;
+        record_positions(&mut tx, &topic, realm, moves).map_err(pg)??;
+        tx.commit().map_err(pg)?;
         for (p, (_, new)) in moves {
             self.cache.insert((*p, realm.to_string()), Some(*new));
         }
         Ok(())
+    }
+
+    /// Why `realm` can never be written, if it cannot: a key that is not a
+    /// realm name, or a realm (or its key) missing from the store.
+    fn permanent_refusal(&mut self, realm: &str) -> Result<Option<String>, String> {
+        let Ok(name) = RealmName::new(realm) else {
+            return Ok(Some(format!("{realm:?} is not a realm name")));
+        };
+        if self.logs.contains_key(realm) {
+            return Ok(None);
+        }
+        if self.realms.is_none() {
+            self.realms = Some(PgRealms::connect(&self.c.postgres).map_err(|e| e.to_string())?);
+        }
+        match self
+            .realms
+            .as_ref()
+            .expect("connected above")
+            .realm_signer(&name)
+        {
+            Ok(_) => Ok(None),
+            Err(sealog_store::StoreError::UnknownRealm(_)) => Ok(Some(
+                "the realm or its signing key is not in the store".into(),
+            )),
+            Err(e) => {
+                self.realms = None;
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// The receipts of the batches among `ids` already committed to `realm`.
+    fn committed(
+        &mut self,
+        realm: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, Notice>, String> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = self
+            .db()?
+            .query(
+                "SELECT id, first_seq, count, checkpoint FROM sealog_requests WHERE realm = $1 AND id = ANY($2)",
+                &[&realm, &ids],
+            )
+            .map_err(|e| format!("reading committed requests: {e}"))?;
+        let mut out = HashMap::new();
+        for r in rows {
+            let (id, first, n, checkpoint): (String, i64, i64, String) = (
+                r.try_get(0).map_err(|e| e.to_string())?,
+                r.try_get(1).map_err(|e| e.to_string())?,
+                r.try_get(2).map_err(|e| e.to_string())?,
+                r.try_get(3).map_err(|e| e.to_string())?,
+            );
+            let (first, n) = (first.max(0) as u64, n.max(1) as u64);
+            out.insert(
+                id.clone(),
+                Notice {
+                    id,
+                    receipt: Receipt {
+                        realm: realm.to_string(),
+                        first_seq: first,
+                        last_seq: first + n - 1,
+                        count: n,
+                        checkpoint,
+                    },
+                },
+            );
+        }
+        Ok(out)
     }
 
     fn position(&mut self, partition: i32, realm: &str) -> Result<Option<i64>, String> {
@@ -372,7 +457,7 @@ impl Writer {
     /// Commits `msgs` (one realm's, in offset order per partition) that
     /// the store does not have yet.
     fn commit_realm(&mut self, realm: &str, msgs: &[Msg]) -> Result<(), String> {
-        let mut fresh = Vec::new();
+        let mut fresh: Vec<&Msg> = Vec::new();
         let mut moves: Moves = BTreeMap::new();
         for m in msgs {
             let at = self.position(m.partition, realm)?;
@@ -388,6 +473,28 @@ impl Writer {
         if fresh.is_empty() {
             return Ok(());
         }
+        // A realm whose name or key is not in the store can never be
+        // committed: its messages are refused (passed, not retried), so they
+        // do not hold up the other realms of their partitions.
+        if let Some(why) = self.permanent_refusal(realm)? {
+            tracing::error!(node = %self.c.node, realm, messages = fresh.len(), reason = %why, "messages for a realm that cannot be written are refused");
+            return self.advance(realm, &moves);
+        }
+        // A batch already committed (Kafka delivered it twice, or its client
+        // sent it again under the same Idempotency-Key) is not stored again:
+        // its first receipt is sent once more.
+        let ids: Vec<String> = fresh.iter().filter_map(|m| m.id.clone()).collect();
+        let done = self.committed(realm, &ids)?;
+        let mut seen = std::collections::HashSet::new();
+        let mut again = Vec::new();
+        fresh.retain(|m| match &m.id {
+            Some(id) if done.contains_key(id) => {
+                again.push(done[id].clone());
+                false
+            }
+            Some(id) => seen.insert(id.clone()),
+            None => true,
+        });
         // Parse every batch (the ingest node validated them; a message
         // that still does not parse is refused alone, its offset passed).
         let mut events: Vec<EventRef<'_>> = Vec::new();
@@ -439,43 +546,58 @@ impl Writer {
             check_claims(&mut tx, &topic, &node, &mine).map_err(|e| e.to_string())?;
         }
         let log = self.log(realm)?;
-        let mut hook =
-            |tx: &mut postgres::Transaction<'_>, at: HookPoint<'_>| -> sealog_journal::Result<()> {
-                let db = |e: postgres::Error| JournalError::Store {
-                    op: "recording Kafka positions",
-                    reason: e.to_string(),
-                };
-                let r = match at {
-                    HookPoint::Begin => return check_claims(tx, &topic, &node, &mine),
-                    HookPoint::End(r) => r,
-                };
-                record_positions(tx, &topic, &realm_s, &moves)
-                    .map_err(db)?
-                    .map_err(JournalError::Fenced)?;
-                let mut first = r.first_seq;
-                for (id, n) in &counts {
-                    if let Some(id) = id {
-                        let notice = Notice {
-                            id: (*id).to_string(),
-                            receipt: Receipt {
-                                realm: r.realm.clone(),
-                                first_seq: first,
-                                last_seq: first + n - 1,
-                                count: *n,
-                                checkpoint: r.checkpoint.clone(),
-                            },
-                        };
-                        let text = serde_json::to_string(&notice).unwrap_or_default();
-                        tx.execute("SELECT pg_notify($1, $2)", &[&RECEIPTS_CHANNEL, &text])
-                            .map_err(db)?;
-                    }
-                    first += n;
-                }
-                Ok(())
+        let mut hook = |tx: &mut postgres::Transaction<'_>,
+                        at: HookPoint<'_>|
+         -> sealog_journal::Result<()> {
+            let db = |e: postgres::Error| JournalError::Store {
+                op: "recording Kafka positions",
+                reason: e.to_string(),
             };
+            let r = match at {
+                HookPoint::Begin => return check_claims(tx, &topic, &node, &mine),
+                HookPoint::End(r) => r,
+            };
+            record_positions(tx, &topic, &realm_s, &moves)
+                .map_err(db)?
+                .map_err(JournalError::Fenced)?;
+            let mut first = r.first_seq;
+            for (id, n) in &counts {
+                if let Some(id) = id {
+                    let notice = Notice {
+                        id: (*id).to_string(),
+                        receipt: Receipt {
+                            realm: r.realm.clone(),
+                            first_seq: first,
+                            last_seq: first + n - 1,
+                            count: *n,
+                            checkpoint: r.checkpoint.clone(),
+                        },
+                    };
+                    tx.execute(
+                            "INSERT INTO sealog_requests (realm, id, first_seq, count, checkpoint) VALUES ($1, $2, $3, $4, $5)",
+                            &[&realm_s, id, &(first as i64), &(*n as i64), &r.checkpoint],
+                        )
+                        .map_err(db)?;
+                    notify(tx, &notice).map_err(db)?;
+                }
+                first += n;
+            }
+            for notice in &again {
+                notify(tx, notice).map_err(db)?;
+            }
+            Ok(())
+        };
         if events.is_empty() {
-            // Nothing to commit, but the refused messages are passed.
-            return self.advance(realm, &moves);
+            // Nothing to commit, but the refused and repeated messages are
+            // passed, and the repeated ones answered again.
+            self.advance(realm, &moves)?;
+            if !again.is_empty() {
+                let db = self.db()?;
+                for notice in &again {
+                    notify_now(db, notice)?;
+                }
+            }
+            return Ok(());
         }
         let receipt = log
             .append_with(&events, &mut hook)

@@ -79,9 +79,17 @@ fn open(url: &str) -> Result<postgres::Client, sealog_journal::JournalError> {
 
 /// A PostgreSQL error as a store error, with what was being done.
 pub(crate) fn db(op: &'static str, e: &postgres::Error) -> sealog_journal::JournalError {
-    // The server's own message (and detail) when there is one: Display of
-    // postgres::Error says only "db error".
-    let reason = match e.as_db_error() {
+    sealog_journal::JournalError::Store {
+        op,
+        reason: describe(e),
+    }
+}
+
+/// What a PostgreSQL error says: the server's own message (and detail)
+/// when there is one (Display of `postgres::Error` says only "db error"),
+/// else the client's error and its causes.
+pub fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
         Some(d) => match d.detail() {
             Some(detail) => format!("{} ({detail})", d.message()),
             None => d.message().to_string(),
@@ -96,6 +104,5 @@ pub(crate) fn db(op: &'static str, e: &postgres::Error) -> sealog_journal::Journ
             }
             s
         }
-    };
-    sealog_journal::JournalError::Store { op, reason }
+    }
 }

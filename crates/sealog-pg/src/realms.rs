@@ -193,12 +193,9 @@ impl RealmStore for PgRealms {
                 &[&name.as_str()],
             )
             .map_err(store(op))?
-            .ok_or_else(|| {
-                StoreError::Journal(JournalError::Store {
-                    op,
-                    reason: format!("realm {name} has no signing key in this database"),
-                })
-            })?;
+            // A realm made by a migration has no key here: it cannot be
+            // written in this database.
+            .ok_or_else(|| StoreError::UnknownRealm(name.to_string()))?;
         let seed: Vec<u8> = row.try_get(0).map_err(store(op))?;
         let seed: [u8; 32] = seed.try_into().map_err(|_| {
             StoreError::Journal(JournalError::Store {

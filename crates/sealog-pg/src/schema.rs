@@ -109,6 +109,32 @@ CREATE TABLE sealog_partition_claims (
 );
 ",
     ),
+    (
+        5,
+        "receipts of the cluster's batches by request id",
+        r"
+-- Every batch a writer committed, by the id its ingest node (or its
+-- client's Idempotency-Key) gave it: a batch Kafka delivers twice, or a
+-- client sends again, is stored once and answered with its first receipt.
+CREATE TABLE sealog_requests (
+    realm       text NOT NULL REFERENCES sealog_realms (name),
+    id          text NOT NULL,
+    first_seq   bigint NOT NULL,
+    count       bigint NOT NULL,
+    checkpoint  text NOT NULL,
+    PRIMARY KEY (realm, id)
+);
+",
+    ),
+    (
+        6,
+        "Kafka positions also for keys that name no realm",
+        r"
+-- Messages whose key names no realm are refused and passed: their
+-- position must be recordable too.
+ALTER TABLE sealog_kafka_positions DROP CONSTRAINT IF EXISTS sealog_kafka_positions_realm_fkey;
+",
+    ),
 ];
 
 /// The schema version this build writes.

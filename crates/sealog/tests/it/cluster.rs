@@ -750,3 +750,86 @@ fn postgres_restarted_mid_load_answers_503_then_recovers_and_loses_nothing() {
     let total = rig.check(&all, &maybe);
     eprintln!("postgres restart: {total} batches acknowledged, {refused} refused while it was stopped (503 with Retry-After)");
 }
+
+#[test]
+fn repeated_batches_are_stored_once_and_poison_messages_do_not_stall_a_partition() {
+    let rig = Rig::new(&["q1", "q2"]);
+    let url = rig.pg.url();
+    // Messages no writer can store, on every partition, ahead of the load:
+    // keys that are no realm (or a realm with no key), and a body that is
+    // not events for a real realm.
+    let mut poison = String::new();
+    for i in 0..16 {
+        poison.push_str(&format!("nosuch{i}|{{\"msg\":\"x\"}}\n"));
+        poison.push_str(&format!("bad name {i}|{{\"msg\":\"x\"}}\n"));
+    }
+    poison.push_str("q1|not json at all\n");
+    let out = Command::new("kcat")
+        .args([
+            "-P",
+            "-b",
+            &rig.broker.addr,
+            "-t",
+            "sealog.ingest",
+            "-K",
+            "|",
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(poison.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("kcat is installed (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "kcat: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _w = rig.writer(&url, "writer-q");
+    let (_i, base) = rig.ingest(&url);
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let send = |realm: &str, b: u64, key: Option<&str>| {
+        let mut req = http
+            .post(format!("{base}/v1/ingest"))
+            .bearer_auth(&rig.tokens[realm])
+            .body(batch(realm, b, 5));
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        req.send().expect("send")
+    };
+    // Both realms are served despite the poison (each has a partition).
+    let mut acked = Vec::new();
+    for (b, realm) in [(1, "q1"), (2, "q2"), (3, "q1"), (4, "q2")] {
+        let r = send(realm, b, None);
+        assert_eq!(r.status().as_u16(), 200, "{realm}: {:?}", r.text());
+        acked.push((realm.to_string(), b, 5, r.json::<Value>().expect("receipt")));
+    }
+    // The same batch twice under one Idempotency-Key: one copy, one receipt.
+    let first = send("q1", 10, Some("order-10"))
+        .json::<Value>()
+        .expect("receipt");
+    let again = send("q1", 10, Some("order-10"));
+    assert_eq!(again.status().as_u16(), 200);
+    let again: Value = again.json().expect("receipt");
+    assert_eq!(first, again, "the second send gets the first receipt");
+    // The same key in another realm is another batch.
+    let other = send("q2", 11, Some("order-10"))
+        .json::<Value>()
+        .expect("receipt");
+    assert_eq!(other["realm"], "q2");
+    let bad = send("q1", 12, Some("bad key!"));
+    assert_eq!(bad.status().as_u16(), 400);
+    acked.push(("q1".into(), 10, 5, first));
+    acked.push(("q2".into(), 11, 5, other));
+    assert_eq!(rig.check(&acked, &std::collections::BTreeSet::new()), 6);
+}
