@@ -28,7 +28,7 @@ pub mod verify;
 
 pub use log::{CommitHook, HookPoint, PgLog};
 pub use realms::PgRealms;
-pub use verify::verify_realm;
+pub use verify::{read_sealed_commits, verify_realm};
 
 /// How long a connection attempt may take, unless the URL says.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

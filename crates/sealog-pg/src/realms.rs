@@ -94,6 +94,65 @@ impl PgRealms {
         })
     }
 
+    /// The realm's Ed25519 signing key (for `sealog migrate --from-postgres`,
+    /// which keeps a realm's key so its checkpoints stay valid).
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownRealm`] when the realm or its key is not here;
+    /// database errors.
+    pub fn signing_key(&self, name: &RealmName) -> Result<SigningKey> {
+        let op = "reading the realm's signing key from PostgreSQL";
+        let row = self
+            .client()
+            .query_opt(
+                "SELECT ed25519_seed FROM sealog_realm_keys WHERE realm = $1",
+                &[&name.as_str()],
+            )
+            .map_err(store(op))?
+            // A realm made by a migration has no key here: it cannot be
+            // written in this database.
+            .ok_or_else(|| StoreError::UnknownRealm(name.to_string()))?;
+        let seed: Vec<u8> = row.try_get(0).map_err(store(op))?;
+        let seed: [u8; 32] = seed.try_into().map_err(|_| {
+            StoreError::Journal(JournalError::Store {
+                op,
+                reason: "the stored seed is not 32 bytes".into(),
+            })
+        })?;
+        Ok(SigningKey::from_bytes(&seed))
+    }
+
+    /// Keeps `key` as the signing key of `name` (a realm `sealog migrate`
+    /// brought in keeps its key, so the cluster's writers can write it). A
+    /// key already there stays; either way it must match the realm's public
+    /// key.
+    ///
+    /// # Errors
+    /// No such realm; a key that does not match; database errors.
+    pub fn keep_key(&self, name: &RealmName, key: &SigningKey) -> Result<()> {
+        let op = "storing the realm's signing key in PostgreSQL";
+        let vk = self.verifier_key(name)?;
+        if Signer::new(origin_for(name), key.clone()).verifier() != vk {
+            return Err(StoreError::Journal(JournalError::Store {
+                op,
+                reason: format!("the key is not realm {name}'s"),
+            }));
+        }
+        self.client()
+            .execute(
+                "INSERT INTO sealog_realm_keys (realm, ed25519_seed) VALUES ($1, $2) ON CONFLICT (realm) DO NOTHING",
+                &[&name.as_str(), &key.to_bytes().as_slice()],
+            )
+            .map_err(store(op))?;
+        if self.signing_key(name)?.to_bytes() != key.to_bytes() {
+            return Err(StoreError::Journal(JournalError::Store {
+                op,
+                reason: format!("realm {name} already has another signing key here"),
+            }));
+        }
+        Ok(())
+    }
+
     fn client(&self) -> std::sync::MutexGuard<'_, Client> {
         self.db
             .lock()
@@ -186,24 +245,7 @@ impl RealmStore for PgRealms {
     fn realm_signer(&self, name: &RealmName) -> Result<Signer> {
         let op = "reading the realm's signing key from PostgreSQL";
         let vk = self.verifier_key(name)?;
-        let row = self
-            .client()
-            .query_opt(
-                "SELECT ed25519_seed FROM sealog_realm_keys WHERE realm = $1",
-                &[&name.as_str()],
-            )
-            .map_err(store(op))?
-            // A realm made by a migration has no key here: it cannot be
-            // written in this database.
-            .ok_or_else(|| StoreError::UnknownRealm(name.to_string()))?;
-        let seed: Vec<u8> = row.try_get(0).map_err(store(op))?;
-        let seed: [u8; 32] = seed.try_into().map_err(|_| {
-            StoreError::Journal(JournalError::Store {
-                op,
-                reason: "the stored seed is not 32 bytes".into(),
-            })
-        })?;
-        let signer = Signer::new(origin_for(name), SigningKey::from_bytes(&seed));
+        let signer = Signer::new(origin_for(name), self.signing_key(name)?);
         if signer.verifier() != vk {
             return Err(StoreError::Journal(JournalError::Store {
                 op,

@@ -242,3 +242,84 @@ impl Iterator for Frames<'_, '_> {
         self.buffered.pop_front().map(Ok)
     }
 }
+
+/// Reads `realm`'s commits in order (for `sealog migrate --from-postgres`):
+/// each commit's blocks as stored and the checkpoint signed for its end.
+/// Nothing is checked here; callers check each commit against its
+/// checkpoint before they store it.
+///
+/// # Errors
+/// Database errors; a block row that cannot be a block; blocks that do not
+/// end where a checkpoint says.
+pub fn read_sealed_commits(
+    c: &mut Client,
+    realm: &str,
+    visit: &mut dyn FnMut(sealog_journal::commits::SealedCommit) -> Result<()>,
+) -> Result<()> {
+    let op = "reading the realm's commits from PostgreSQL";
+    let mut tx = c
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(|e| db(op, &e))?;
+    let checkpoints: Vec<(i64, String)> = tx
+        .query(
+            "SELECT size, note FROM sealog_checkpoints WHERE realm = $1 ORDER BY size",
+            &[&realm],
+        )
+        .map_err(|e| db(op, &e))?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<std::result::Result<_, postgres::Error>>()
+        .map_err(|e| db(op, &e))?;
+    let mut frames = Frames {
+        tx,
+        realm,
+        checkpoints: Vec::new().into_iter().peekable(),
+        buffered: std::collections::VecDeque::new(),
+        after: None,
+        done: false,
+    };
+    let mut first = 0u64;
+    let mut end = 0u64;
+    let mut blocks = Vec::new();
+    for (size, note) in checkpoints {
+        let size = u64::try_from(size).unwrap_or(u64::MAX);
+        while end < size {
+            match frames.next() {
+                Some(Ok(StoredFrame::Block(b))) => {
+                    end = b.first_seq + u64::from(b.count);
+                    blocks.push(b);
+                }
+                Some(Ok(StoredFrame::Damaged { reason })) => {
+                    return Err(JournalError::Corrupt {
+                        seq: end,
+                        reason,
+                        path: std::path::PathBuf::from(format!(
+                            "postgresql:sealog_blocks(realm={realm})"
+                        )),
+                    })
+                }
+                Some(Err(e)) => return Err(e),
+                Some(Ok(StoredFrame::Checkpoint { .. })) | None => break,
+            }
+        }
+        if end != size {
+            return Err(JournalError::Corrupt {
+                seq: end,
+                reason: format!("the blocks end at seq {end}, not at the checkpoint's size {size}"),
+                path: std::path::PathBuf::from(format!("postgresql:sealog_blocks(realm={realm})")),
+            });
+        }
+        if !blocks.is_empty() {
+            visit(sealog_journal::commits::SealedCommit {
+                first_seq: first,
+                blocks: std::mem::take(&mut blocks),
+                checkpoint: note,
+            })?;
+        }
+        first = end;
+    }
+    Ok(())
+}

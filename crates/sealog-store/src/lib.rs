@@ -323,6 +323,30 @@ impl DataDir {
     /// # Errors
     /// A bad, taken or repeated name; I/O errors (then none of them exist).
     pub fn create_realms(&mut self, names: &[RealmName]) -> Result<Vec<CreatedRealm>> {
+        self.create_realms_keyed(names, &[])
+    }
+
+    /// Creates a realm as [`DataDir::create_realm`] does, but signed with
+    /// `key` (a realm brought back from another store keeps its key, so its
+    /// checkpoints stay valid).
+    ///
+    /// # Errors
+    /// As [`DataDir::create_realm`].
+    pub fn create_realm_with_key(
+        &mut self,
+        name: &RealmName,
+        key: SigningKey,
+    ) -> Result<CreatedRealm> {
+        let mut created = self.create_realms_keyed(std::slice::from_ref(name), &[key])?;
+        Ok(created.remove(0))
+    }
+
+    /// Creates `names`, the first `keys.len()` of them with those keys.
+    fn create_realms_keyed(
+        &mut self,
+        names: &[RealmName],
+        keys: &[SigningKey],
+    ) -> Result<Vec<CreatedRealm>> {
         let realms = self.root.join("realms");
         let mut seen = std::collections::HashSet::new();
         for name in names {
@@ -339,12 +363,12 @@ impl DataDir {
             }
             let _ = fs.sync_dir(&realms);
         };
-        for name in names {
+        for (i, name) in names.iter().enumerate() {
             let dir = self.realm_dir(name);
             let mut nonce = [0u8; 6];
             rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
             let tmp = realms.join(format!("{CREATING}{name}-{}", hex::encode(nonce)));
-            let built = self.build_realm(&tmp, name).and_then(|info| {
+            let built = self.build_realm(&tmp, name, keys.get(i)).and_then(|info| {
                 self.fs
                     .rename(&tmp, &dir)
                     .map_err(StoreError::io("rename", &dir))?;
@@ -390,11 +414,18 @@ impl DataDir {
     }
 
     /// Writes a complete realm into `tmp`, everything synced.
-    fn build_realm(&self, tmp: &Path, name: &RealmName) -> Result<RealmInfo> {
+    fn build_realm(
+        &self,
+        tmp: &Path,
+        name: &RealmName,
+        key: Option<&SigningKey>,
+    ) -> Result<RealmInfo> {
         self.fs
             .create_dir(tmp)
             .map_err(StoreError::io("create", tmp))?;
-        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let key = key
+            .cloned()
+            .unwrap_or_else(|| SigningKey::generate(&mut rand::rngs::OsRng));
         let signer = Signer::new(origin_for(name), key.clone());
         meta::write(
             &*self.fs,
@@ -523,8 +554,19 @@ impl DataDir {
         self.signer(name)
     }
 
-    fn signer(&self, name: &RealmName) -> Result<Signer> {
-        let vk = self.verifier_key(name)?;
+    /// The realm's Ed25519 signing key, for `sealog migrate`, which keeps
+    /// it with the realm in the other store.
+    ///
+    /// # Errors
+    /// As [`DataDir::realm_signer`].
+    pub fn realm_signing_key(&self, name: &RealmName) -> Result<SigningKey> {
+        // The same checks as for signing.
+        self.signer(name)?;
+        self.seed(name)
+    }
+
+    /// The seed in the realm's `signing.key`.
+    fn seed(&self, name: &RealmName) -> Result<SigningKey> {
         let path = self.realm_dir(name).join("signing.key");
         let kf: KeyFile = meta::read(&*self.fs, &path, "sealog-key")?;
         let seed: [u8; 32] = B64
@@ -535,10 +577,15 @@ impl DataDir {
                 path: path.clone(),
                 reason: "seed is not base64 of 32 bytes".into(),
             })?;
-        let signer = Signer::new(origin_for(name), SigningKey::from_bytes(&seed));
+        Ok(SigningKey::from_bytes(&seed))
+    }
+
+    fn signer(&self, name: &RealmName) -> Result<Signer> {
+        let vk = self.verifier_key(name)?;
+        let signer = Signer::new(origin_for(name), self.seed(name)?);
         if signer.verifier() != vk {
             return Err(StoreError::Format {
-                path,
+                path: self.realm_dir(name).join("signing.key"),
                 reason: "signing key does not match the realm's public key".into(),
             });
         }

@@ -210,18 +210,28 @@ pub enum Command {
         #[arg(long)]
         newest: bool,
     },
-    /// Copy a realm's log from the data directory into PostgreSQL (the
-    /// scale-out store), byte for byte with the checkpoints it was signed
-    /// with: the source is verified first, each commit is checked against
-    /// its checkpoint, the copy is verified after. Run it again to copy
-    /// what was committed since.
+    /// Copy a realm's log between the data directory and PostgreSQL (the
+    /// scale-out store), either way, byte for byte with the checkpoints it
+    /// was signed with: the source is verified first, each commit is
+    /// checked against its checkpoint, the copy is verified after. Run it
+    /// again to copy what was committed since.
     Migrate {
         /// The realm.
         #[arg(long)]
         realm: RealmName,
         /// The PostgreSQL store to copy into.
-        #[arg(long, env = "SEALOG_MIGRATE_TO", hide_env_values = true)]
-        to_postgres: String,
+        #[arg(
+            long,
+            env = "SEALOG_MIGRATE_TO",
+            hide_env_values = true,
+            conflicts_with = "from_postgres",
+            required_unless_present = "from_postgres"
+        )]
+        to_postgres: Option<String>,
+        /// The PostgreSQL store to copy from, into the data directory (the
+        /// realm keeps its key; new tokens are printed).
+        #[arg(long, env = "SEALOG_MIGRATE_FROM", hide_env_values = true)]
+        from_postgres: Option<String>,
     },
     /// Print the realm's latest signed checkpoint (C2SP signed note).
     Checkpoint {

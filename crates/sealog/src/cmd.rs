@@ -84,8 +84,16 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 (kafka, kafka_source),
             );
         }
-        Command::Migrate { realm, to_postgres } => {
-            return crate::pg::migrate_to_postgres(data, &realm, &to_postgres)
+        Command::Migrate {
+            realm,
+            to_postgres,
+            from_postgres,
+        } => {
+            return match (to_postgres, from_postgres) {
+                (Some(to), None) => crate::pg::migrate_to_postgres(data, &realm, &to),
+                (None, Some(from)) => crate::pg::migrate_from_postgres(data, &realm, &from),
+                _ => Err("give one of --to-postgres and --from-postgres".into()),
+            };
         }
         Command::Export { .. } if postgres.is_some() => {
             return Err(

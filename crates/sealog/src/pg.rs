@@ -160,6 +160,25 @@ impl Backend for Pg {
     }
 }
 
+/// The verifier over `realm` in PostgreSQL, its high-water mark required.
+fn verify_pg(
+    c: &mut postgres::Client,
+    realm: &RealmName,
+    key: &VerifierKey,
+) -> Result<sealog_journal::verify::Report, Failure> {
+    let strict = Evidence {
+        require_mark: true,
+        ..Evidence::default()
+    };
+    Ok(sealog_pg::verify_realm(
+        c,
+        realm.as_str(),
+        key,
+        &strict,
+        &|_| {},
+    )?)
+}
+
 /// `sealog migrate --to-postgres URL`: copies `realm`'s log from the data
 /// directory into PostgreSQL, commit by commit, byte for byte and with the
 /// checkpoints it was signed with. The source is verified first; each
@@ -204,6 +223,8 @@ pub fn migrate_to_postgres(
         "sealog migrate",
         JournalOptions::default(),
     )?;
+    // The key goes along, so the cluster's writers can write the realm.
+    sealog_pg::PgRealms::connect(url)?.keep_key(realm, &dd.realm_signing_key(realm)?)?;
     let start = log.size();
     let pb = progress::bar(source.committed, "migrating");
     let (mut copied, mut commits) = (0u64, 0u64);
@@ -239,16 +260,7 @@ pub fn migrate_to_postgres(
     let size = log.size();
     drop(log);
     let mut c = sealog_pg::connect_reader(url)?;
-    let after = sealog_pg::verify_realm(
-        &mut c,
-        realm.as_str(),
-        &key,
-        &Evidence {
-            require_mark: true,
-            ..Evidence::default()
-        },
-        &|_| {},
-    )?;
+    let after = verify_pg(&mut c, realm, &key)?;
     if !after.ok() || size != source.committed {
         return Err(Failure::verify(format!(
             "the copy of realm {realm} in PostgreSQL does not verify ({} of {} records): {}",
@@ -266,6 +278,155 @@ pub fn migrate_to_postgres(
         } else {
             String::new()
         }
+    );
+    Ok(())
+}
+
+/// `sealog migrate --from-postgres URL`: copies `realm`'s log from
+/// PostgreSQL into the data directory, keeping its key, commit by commit
+/// and byte for byte. The source is verified first; each commit's records
+/// must give the root its checkpoint was signed for before the data
+/// directory's journal commits them (and signs the same note: Ed25519 is
+/// deterministic); the copy is verified after. A realm already in the data
+/// directory must be a prefix of the source, and only what follows is
+/// copied. A realm new to the data directory gets new tokens, printed as
+/// `realm create` prints them.
+///
+/// # Errors
+/// The source failing verification; a data-directory realm that is not a
+/// prefix of the source or has another key; the database unreachable.
+pub fn migrate_from_postgres(
+    data: &std::path::Path,
+    realm: &RealmName,
+    url: &str,
+) -> Result<(), Failure> {
+    use sealog_journal::merkle::{leaf_hash, Frontier, SubtreeSource};
+    let store = sealog_pg::PgRealms::connect_reader(url)?;
+    let key = store.verifier_key(realm)?;
+    let seed = store.signing_key(realm)?;
+    let mut c = sealog_pg::connect_reader(url)?;
+    let source = verify_pg(&mut c, realm, &key)?;
+    if !source.ok() {
+        return Err(Failure::verify(format!(
+            "realm {realm} does not verify in PostgreSQL, so it is not migrated: {}",
+            source
+                .first_bad()
+                .map_or_else(String::new, ToString::to_string)
+        )));
+    }
+    let mut dd = DataDir::open(data, "sealog migrate")?;
+    let created = match dd.verifier_key(realm) {
+        Ok(k) if k == key => None,
+        Ok(k) => {
+            return Err(format!(
+                "realm {realm} in {} is signed by key {k}, not the PostgreSQL realm's {key}",
+                data.display()
+            )
+            .into())
+        }
+        Err(sealog_store::StoreError::UnknownRealm(_)) => {
+            Some(dd.create_realm_with_key(realm, seed)?)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut j = dd.open_journal(realm, JournalOptions::default())?;
+    let start = j.size();
+    // The tree as it is, to check each commit's root before it is signed.
+    let mut frontier = {
+        let mut hashes = Vec::new();
+        let mut at = 0u64;
+        for b in (0..64).rev().filter(|b| start >> b & 1 == 1) {
+            let end = at + (1u64 << b);
+            hashes.push(j.subtree(at, end)?);
+            at = end;
+        }
+        Frontier::from_subtrees(start, &hashes)?
+    };
+    let (mut copied, mut commits) = (0u64, 0u64);
+    sealog_pg::read_sealed_commits(&mut c, realm.as_str(), &mut |commit| {
+        let want = key.verify(&commit.checkpoint)?;
+        if want.size <= start {
+            if want.size == start && want.root != frontier.root() {
+                return Err(sealog_journal::JournalError::Fork {
+                    size: start,
+                    path: data.to_path_buf(),
+                });
+            }
+            return Ok(());
+        }
+        if commit.first_seq != frontier.size() {
+            return Err(sealog_journal::JournalError::Batch(format!(
+                "the data directory holds {} records of realm {realm}, which is not where a commit of the source ends",
+                frontier.size()
+            )));
+        }
+        let mut sealed = Vec::with_capacity(commit.blocks.len());
+        let mut next = frontier.clone();
+        for b in commit.blocks {
+            let d = sealog_journal::block::decode(&b.body, b.count, b.crc).map_err(|e| {
+                sealog_journal::JournalError::Corrupt {
+                    seq: b.first_seq,
+                    reason: format!("block to migrate: {e}"),
+                    path: std::path::PathBuf::from("(PostgreSQL)"),
+                }
+            })?;
+            if (0..d.len()).any(|k| d.is_retained(k)) {
+                return Err(sealog_journal::JournalError::Batch(
+                    "records removed by retention cannot be migrated yet".into(),
+                ));
+            }
+            let hashes: Vec<_> = (0..d.len()).map(|k| leaf_hash(d.line(k))).collect();
+            for h in &hashes {
+                next.push(*h, |_, _, _| {});
+            }
+            sealed.push((b, hashes));
+        }
+        if next.size() != want.size || next.root() != want.root {
+            return Err(sealog_journal::JournalError::Fork {
+                size: want.size,
+                path: std::path::PathBuf::from("(PostgreSQL)"),
+            });
+        }
+        let receipt = j.commit(sealog_journal::PreparedCommit::from_sealed(
+            commit.first_seq,
+            sealed,
+        )?)?;
+        if receipt.checkpoint != commit.checkpoint {
+            return Err(sealog_journal::JournalError::Batch(format!(
+                "the checkpoint signed for size {} differs from the source's note (it carries other signatures?)",
+                want.size
+            )));
+        }
+        copied += want.size - commit.first_seq;
+        commits += 1;
+        frontier = next;
+        Ok(())
+    })?;
+    let size = j.size();
+    drop(j);
+    let after = sealog_journal::verify::verify_dir(
+        &dd.journal_dir(realm),
+        realm.as_str(),
+        &key,
+        &Evidence {
+            require_mark: true,
+            ..Evidence::default()
+        },
+        &|_| {},
+    )?;
+    if !after.ok() || size != source.committed {
+        return Err(Failure::verify(format!(
+            "the copy of realm {realm} in {} does not verify ({size} of {} records)",
+            data.display(),
+            source.committed
+        )));
+    }
+    if let Some(c) = created {
+        println!("{}", serde_json::to_string(&c)?);
+    }
+    eprintln!(
+        "migrated realm {realm} from PostgreSQL: {copied} records in {commits} commits copied ({start} were there already), {size} records in {}, verified against key {key}",
+        data.display()
     );
     Ok(())
 }

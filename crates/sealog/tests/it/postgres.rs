@@ -254,3 +254,72 @@ fn a_source_that_does_not_verify_is_not_migrated() {
     let r = s.run(&["--postgres", &pg.url(), "checkpoint", "--realm", "pay"]);
     assert_ne!(r.code, 0, "nothing was copied: {}", r.stdout);
 }
+
+#[test]
+fn a_realm_goes_to_postgres_and_back_with_the_same_checkpoints() {
+    let s = Sealog::new();
+    let pg = Schema::new();
+    let url = pg.url();
+    s.realm("pay");
+    let f = s.file("a.ndjson", &events(0, 2500));
+    s.run(&["ingest", "--realm", "pay", path_str(&f), "--batch", "1000"])
+        .ok();
+    let cp = s.run(&["checkpoint", "--realm", "pay"]).ok().stdout;
+    let key = s.run(&["realm", "key", "pay"]).ok().stdout;
+    s.run(&["migrate", "--realm", "pay", "--to-postgres", &url])
+        .ok();
+
+    // Into a data directory that has never seen the realm.
+    let back = Sealog::new();
+    let m = back
+        .run(&["migrate", "--realm", "pay", "--from-postgres", &url])
+        .ok();
+    assert!(
+        m.stderr
+            .contains("2500 records in 3 commits copied (0 were there already)"),
+        "{}",
+        m.stderr
+    );
+    let created: serde_json::Value = serde_json::from_str(&m.stdout).expect("tokens JSON");
+    assert!(created["write_token"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("slw_")));
+    assert_eq!(
+        back.run(&["realm", "key", "pay"]).ok().stdout,
+        key,
+        "the key came along"
+    );
+    assert_eq!(
+        back.run(&["checkpoint", "--realm", "pay"]).ok().stdout,
+        cp,
+        "the same checkpoint note, byte for byte"
+    );
+    let old = back.file("old.checkpoint", cp.as_bytes());
+    back.run(&["verify", "--realm", "pay", "--checkpoint", path_str(&old)])
+        .ok();
+    assert_eq!(
+        back.run(&["query", "--realm", "pay"]).ok().stdout,
+        s.run(&["query", "--realm", "pay"]).ok().stdout
+    );
+
+    // Records committed in PostgreSQL since (through the store) follow on
+    // a second run; a data-directory realm with another key is refused.
+    s.run_stdin(&["ingest", "--realm", "pay", "-"], &events(2500, 7))
+        .ok();
+    s.run(&["migrate", "--realm", "pay", "--to-postgres", &url])
+        .ok();
+    let m = back
+        .run(&["migrate", "--realm", "pay", "--from-postgres", &url])
+        .ok();
+    assert!(
+        m.stderr
+            .contains("7 records in 1 commits copied (2500 were there already)"),
+        "{}",
+        m.stderr
+    );
+    let other = Sealog::new();
+    other.realm("pay");
+    let r = other.run(&["migrate", "--realm", "pay", "--from-postgres", &url]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("is signed by key"), "{}", r.stderr);
+}
