@@ -36,7 +36,6 @@ use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{Checkpoint, VerifierKey};
 use crate::error::{JournalError, Result};
-use crate::journal::Journal;
 use crate::merkle::{node_hash, split_point, Frontier, Hash};
 use crate::verify::Finding;
 
@@ -84,13 +83,14 @@ pub struct BundleHeader {
     pub range_proof: Vec<String>,
 }
 
-/// Writes records `[from, to]` of `journal` as a bundle tied to its latest
-/// checkpoint. `progress` gets the records written so far.
+/// Writes records `[from, to]` of `journal` (a realm's log in any store)
+/// as a bundle tied to its latest checkpoint. `progress` gets the records
+/// written so far.
 ///
 /// # Errors
 /// An empty journal or range, read and write errors.
 pub fn export(
-    journal: &Journal,
+    journal: &dyn crate::LogStore,
     from: u64,
     to: u64,
     out: &mut dyn Write,

@@ -30,9 +30,9 @@ pub struct Cli {
     /// to the server recorded in <data>/server.json.
     #[arg(long, global = true, env = "SEALOG_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Read realms' logs from this PostgreSQL store (a `postgresql://` URL
-    /// or `key=value` string) instead of the data directory: query, grep,
-    /// checkpoint, verify and realm key.
+    /// Use this PostgreSQL store (a `postgresql://` URL or `key=value`
+    /// string) instead of the data directory: realm, token, query, grep,
+    /// checkpoint, verify and export.
     #[arg(long, global = true, env = "SEALOG_POSTGRES", hide_env_values = true)]
     pub postgres: Option<String>,
     /// What to do.

@@ -95,11 +95,15 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 _ => Err("give one of --to-postgres and --from-postgres".into()),
             };
         }
-        Command::Export { .. } if postgres.is_some() => {
-            return Err(
-                "export is not available on the PostgreSQL store yet; run it without --postgres"
-                    .into(),
-            )
+        Command::Export {
+            realm,
+            from_seq,
+            to_seq,
+            out,
+        } if postgres.is_some() => {
+            let url = postgres.as_deref().unwrap_or_default();
+            let log = sealog_pg::PgLog::open_reader(url, realm.as_str(), None)?;
+            return export_store(&log, &realm, from_seq, to_seq, &out);
         }
         Command::Export {
             realm,
@@ -461,6 +465,17 @@ fn cmd_export(
 ) -> Result<(), Failure> {
     let dd = sealog_store::DataDir::open(data, "sealog export")?;
     let j = dd.open_journal(realm, sealog_journal::JournalOptions::default())?;
+    export_store(&j, realm, from_seq, to_seq, out)
+}
+
+/// `sealog export` from a realm's log in any store.
+fn export_store(
+    j: &dyn sealog_journal::LogStore,
+    realm: &RealmName,
+    from_seq: Option<u64>,
+    to_seq: Option<u64>,
+    out: &Path,
+) -> Result<(), Failure> {
     if j.size() == 0 {
         return Err(format!("realm {realm:?} has no records to export").into());
     }
@@ -486,7 +501,7 @@ fn cmd_export(
     let pb = progress::bar(to.saturating_sub(from) + 1, "exporting");
     let file = std::fs::File::create(out).map_err(|e| format!("create {}: {e}", out.display()))?;
     let mut w = BufWriter::new(file);
-    let header = bundle::export(&j, from, to, &mut w, &|n| pb.set_position(n))?;
+    let header = bundle::export(j, from, to, &mut w, &|n| pb.set_position(n))?;
     w.into_inner().map_err(|e| e.to_string())?.sync_all()?;
     pb.finish_and_clear();
     eprintln!(

@@ -3,7 +3,7 @@
 //! PostgreSQL.
 //!
 //! Over PostgreSQL, `realm create|list|key`, `token issue|list|revoke`,
-//! `query`, `grep`, `checkpoint` and `verify` work; `ingest`, `retention`
+//! `query`, `grep`, `checkpoint`, `verify` and `export` work; `ingest`, `retention`
 //! and `tail` say so and stop (records reach a cluster through its ingest
 //! nodes, whose writers own the realms).
 

@@ -145,6 +145,21 @@ fn migrate_copies_a_realm_that_then_verifies_and_answers_the_same_over_postgres(
         .stdout;
     assert_eq!(pg_cp, s.run(&["checkpoint", "--realm", "pay"]).ok().stdout);
 
+    // A bundle exported from PostgreSQL verifies on its own.
+    let bundle = s.dir.path().join("pg.bundle");
+    s.run(&[
+        "--postgres",
+        &url,
+        "export",
+        "--realm",
+        "pay",
+        "--out",
+        path_str(&bundle),
+    ])
+    .ok();
+    s.run(&["verify-bundle", path_str(&bundle), "--key", key.trim()])
+        .ok();
+
     // A record edited in PostgreSQL is caught (exit 1).
     pg.sql("UPDATE sealog_blocks SET body = overlay(body placing '\\x00'::bytea from length(body) - 5) WHERE realm = 'pay' AND first_seq = 0");
     let v = s.run(&[
@@ -157,6 +172,19 @@ fn migrate_copies_a_realm_that_then_verifies_and_answers_the_same_over_postgres(
         key.trim(),
     ]);
     assert_eq!(v.code, 1, "{}\n{}", v.stdout, v.stderr);
+
+    // ...and an export of the edited block is refused.
+    let e = s.run(&[
+        "--postgres",
+        &url,
+        "export",
+        "--realm",
+        "pay",
+        "--out",
+        path_str(&bundle),
+    ]);
+    assert_ne!(e.code, 0);
+    assert!(e.stderr.contains("checksum"), "{}", e.stderr);
 
     // What is not there yet says so (exit 2).
     let r = s.run_stdin(
