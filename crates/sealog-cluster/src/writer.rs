@@ -108,7 +108,13 @@ pub fn run(c: &Cluster, stop: &CancellationToken) -> Result<(), String> {
         let mut by_realm: BTreeMap<String, Vec<Msg>> = BTreeMap::new();
         let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
         let mut starts: BTreeMap<i32, i64> = BTreeMap::new();
+        // A rebalance inside one round can hand the same offset out twice
+        // (re-fetched from the group's offset): each is taken once.
+        let mut taken = std::collections::HashSet::new();
         for m in batch {
+            if !taken.insert((m.partition, m.offset)) {
+                continue;
+            }
             ends.entry(m.partition)
                 .and_modify(|o| *o = (*o).max(m.offset + 1))
                 .or_insert(m.offset + 1);
