@@ -14,7 +14,10 @@ use postgres::Client;
 use sealog_event::RealmName;
 use sealog_journal::checkpoint::{origin_for, Signer, VerifierKey};
 use sealog_journal::JournalError;
-use sealog_store::{mint, CreatedRealm, IssuedToken, RealmStore, Scope, StoreError, TokenInfo};
+use sealog_store::{
+    check_destination, check_room, mint, new_drain, CreatedRealm, DrainCursor, DrainInfo,
+    DrainStore, IssuedToken, RealmStore, Scope, Select, StoreError, StoredFraming, TokenInfo,
+};
 use sha2::{Digest, Sha256};
 
 use crate::db;
@@ -71,6 +74,55 @@ fn token_row(r: &postgres::Row) -> Result<TokenInfo> {
 }
 
 const TOKEN_COLUMNS: &str = "id, realm, scope, sha256, created_at, revoked_at";
+
+const DRAIN_COLUMNS: &str = "id, realm, select_json, url, framing, created_at, updated_at";
+
+fn bad_row(op: &'static str, reason: String) -> StoreError {
+    StoreError::Journal(JournalError::Store { op, reason })
+}
+
+fn framing_name(f: StoredFraming) -> &'static str {
+    match f {
+        StoredFraming::Newline => "newline",
+        StoredFraming::OctetCounting => "octet-counting",
+    }
+}
+
+fn drain_row(r: &postgres::Row) -> Result<DrainInfo> {
+    let op = "reading a drain from PostgreSQL";
+    let get = || -> std::result::Result<_, postgres::Error> {
+        Ok((
+            r.try_get::<_, String>(0)?,
+            r.try_get::<_, String>(1)?,
+            r.try_get::<_, String>(2)?,
+            r.try_get::<_, String>(3)?,
+            r.try_get::<_, String>(4)?,
+            r.try_get::<_, String>(5)?,
+            r.try_get::<_, String>(6)?,
+        ))
+    };
+    let (id, realm, select, url, framing, created_at, updated_at) = get().map_err(store(op))?;
+    let select: Select = serde_json::from_str(&select)
+        .map_err(|e| bad_row(op, format!("drain {id}'s selection does not parse: {e}")))?;
+    let framing = match framing.as_str() {
+        "newline" => StoredFraming::Newline,
+        "octet-counting" => StoredFraming::OctetCounting,
+        other => return Err(bad_row(op, format!("drain {id} has framing {other:?}"))),
+    };
+    Ok(DrainInfo {
+        id,
+        realm,
+        select,
+        url,
+        framing,
+        created_at,
+        updated_at,
+    })
+}
+
+/// Advisory lock key space for "adding a drain to this realm" (a drain's
+/// checks against the realm's other drains and its insert are one step).
+const DRAIN_LOCK: &str = "sealog-drains:";
 
 impl PgRealms {
     /// Connects to `url` (bringing the schema up to date).
@@ -321,5 +373,134 @@ impl RealmStore for PgRealms {
             Some(t) if t.revoked_at.is_none() => Ok(t),
             _ => Err(StoreError::BadToken),
         }
+    }
+}
+
+impl DrainStore for PgRealms {
+    fn drains(&self, realm: Option<&str>) -> Result<Vec<DrainInfo>> {
+        let op = "listing drains in PostgreSQL";
+        let mut c = self.client();
+        let rows = match realm {
+            Some(r) => c.query(
+                &format!("SELECT {DRAIN_COLUMNS} FROM sealog_drains WHERE realm = $1 ORDER BY n"),
+                &[&r],
+            ),
+            None => c.query(
+                &format!("SELECT {DRAIN_COLUMNS} FROM sealog_drains ORDER BY n"),
+                &[],
+            ),
+        }
+        .map_err(store(op))?;
+        rows.iter().map(drain_row).collect()
+    }
+
+    fn add_drain(
+        &mut self,
+        realm: &str,
+        select: Select,
+        url: &str,
+        framing: StoredFraming,
+    ) -> Result<DrainInfo> {
+        let op = "adding a drain in PostgreSQL";
+        let realm = known(realm)?.to_string();
+        check_destination(&select, url)?;
+        let mut c = self.client();
+        Self::require_realm(&mut c, &realm)?;
+        let mut t = c.transaction().map_err(store(op))?;
+        // Two adds to one realm at once (two query nodes) are checked
+        // against each other, not each against the drains before both.
+        t.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1 || $2, 0))",
+            &[&DRAIN_LOCK, &realm],
+        )
+        .map_err(store(op))?;
+        let mine = t
+            .query(
+                &format!("SELECT {DRAIN_COLUMNS} FROM sealog_drains WHERE realm = $1 ORDER BY n"),
+                &[&realm],
+            )
+            .map_err(store(op))?
+            .iter()
+            .map(drain_row)
+            .collect::<Result<Vec<_>>>()?;
+        check_room(&realm, &mine.iter().collect::<Vec<_>>(), &select, url)?;
+        let d = new_drain(realm, select, url, framing);
+        let select_json = serde_json::to_string(&d.select)
+            .map_err(|e| bad_row(op, format!("the selection does not serialize: {e}")))?;
+        t.execute(
+            "INSERT INTO sealog_drains (id, realm, select_json, url, framing, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&d.id, &d.realm, &select_json, &d.url, &framing_name(d.framing), &d.created_at, &d.updated_at],
+        )
+        .map_err(store(op))?;
+        t.commit().map_err(store(op))?;
+        Ok(d)
+    }
+
+    fn remove_drain(&mut self, realm: &str, id: &str) -> Result<DrainInfo> {
+        let row = self
+            .client()
+            .query_opt(
+                &format!("DELETE FROM sealog_drains WHERE id = $1 AND realm = $2 RETURNING {DRAIN_COLUMNS}"),
+                &[&id, &realm],
+            )
+            .map_err(store("removing a drain in PostgreSQL"))?
+            .ok_or_else(|| StoreError::UnknownDrain(id.to_string()))?;
+        drain_row(&row)
+    }
+
+    fn drain_cursor(&self, id: &str) -> Result<DrainCursor> {
+        let op = "reading a drain cursor from PostgreSQL";
+        let row = self
+            .client()
+            .query_opt(
+                "SELECT cursor, delivered, failing FROM sealog_drain_cursors WHERE id = $1",
+                &[&id],
+            )
+            .map_err(store(op))?;
+        let Some(row) = row else {
+            return Ok(DrainCursor::default());
+        };
+        let get = || -> std::result::Result<_, postgres::Error> {
+            Ok((
+                row.try_get::<_, i64>(0)?,
+                row.try_get::<_, i64>(1)?,
+                row.try_get::<_, Option<String>>(2)?,
+            ))
+        };
+        let (cursor, delivered, failing) = get().map_err(store(op))?;
+        let unsigned = |v: i64, what: &str| {
+            u64::try_from(v).map_err(|_| bad_row(op, format!("drain {id}'s {what} is {v}")))
+        };
+        Ok(DrainCursor {
+            cursor: unsigned(cursor, "cursor")?,
+            delivered: unsigned(delivered, "delivered count")?,
+            failing,
+        })
+    }
+
+    fn save_drain_cursor(&self, id: &str, c: &DrainCursor) -> Result<()> {
+        let op = "saving a drain cursor in PostgreSQL";
+        let signed = |v: u64, what: &str| {
+            i64::try_from(v)
+                .map_err(|_| bad_row(op, format!("drain {id}'s {what} {v} is out of range")))
+        };
+        let (cursor, delivered) = (
+            signed(c.cursor, "cursor")?,
+            signed(c.delivered, "delivered count")?,
+        );
+        // Only for a drain that still exists: a removed one stays removed.
+        let n = self
+            .client()
+            .execute(
+                "INSERT INTO sealog_drain_cursors (id, cursor, delivered, failing)
+                 SELECT id, $2, $3, $4 FROM sealog_drains WHERE id = $1
+                 ON CONFLICT (id) DO UPDATE SET cursor = $2, delivered = $3, failing = $4",
+                &[&id, &cursor, &delivered, &c.failing],
+            )
+            .map_err(store(op))?;
+        if n == 0 {
+            return Err(StoreError::UnknownDrain(id.to_string()));
+        }
+        Ok(())
     }
 }

@@ -135,6 +135,32 @@ CREATE TABLE sealog_requests (
 ALTER TABLE sealog_kafka_positions DROP CONSTRAINT IF EXISTS sealog_kafka_positions_realm_fkey;
 ",
     ),
+    (
+        7,
+        "drains and their delivery cursors",
+        r"
+-- A realm's drains, in the order they were added (n). select_json is the
+-- selection as the data directory's drains.meta spells it.
+CREATE TABLE sealog_drains (
+    id           text PRIMARY KEY,
+    n            bigserial UNIQUE,
+    realm        text NOT NULL REFERENCES sealog_realms (name),
+    select_json  text NOT NULL,
+    url          text NOT NULL,
+    framing      text NOT NULL CHECK (framing IN ('newline', 'octet-counting')),
+    created_at   text NOT NULL,
+    updated_at   text NOT NULL
+);
+CREATE INDEX sealog_drains_realm ON sealog_drains (realm, n);
+-- Where each drain's delivery stands; goes with its drain.
+CREATE TABLE sealog_drain_cursors (
+    id         text PRIMARY KEY REFERENCES sealog_drains (id) ON DELETE CASCADE,
+    cursor     bigint NOT NULL CHECK (cursor >= 0),
+    delivered  bigint NOT NULL CHECK (delivered >= 0),
+    failing    text
+);
+",
+    ),
 ];
 
 /// The schema version this build writes.

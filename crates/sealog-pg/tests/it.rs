@@ -465,7 +465,7 @@ fn hostile_rows_are_findings_not_panics_or_hangs() {
 }
 
 #[test]
-fn postgres_realms_and_tokens_pass_conformance() {
+fn postgres_realms_tokens_and_drains_pass_conformance() {
     let s = Schema::new();
     let mut realms = sealog_pg::PgRealms::connect(&s.url()).expect("connect");
     sealog_store::realm_store::conformance::run_all(&mut realms);
@@ -479,6 +479,38 @@ fn postgres_realms_and_tokens_pass_conformance() {
         .expect("count")
         .get(0);
     assert_eq!(n, 6);
+    // Drains and their cursors, and all of it again from a new connection.
+    sealog_store::realm_store::conformance::drains(&mut realms);
+    drop(realms);
+    let realms = sealog_pg::PgRealms::connect(&s.url()).expect("reconnect");
+    sealog_store::realm_store::conformance::drains_after_reopen(&realms);
+    // A hostile row is a named error, not a panic or a guess.
+    use sealog_store::DrainStore;
+    let id = realms.drains(Some("beta")).expect("list")[0].id.clone();
+    c.execute(
+        "INSERT INTO sealog_drain_cursors (id, cursor, delivered) VALUES ($1, 5, 5)",
+        &[&id],
+    )
+    .expect("cursor");
+    c.execute(
+        "ALTER TABLE sealog_drain_cursors DROP CONSTRAINT sealog_drain_cursors_cursor_check",
+        &[],
+    )
+    .expect("drop check");
+    c.execute(
+        "UPDATE sealog_drain_cursors SET cursor = -5 WHERE id = $1",
+        &[&id],
+    )
+    .expect("plant");
+    let e = realms.drain_cursor(&id).expect_err("a negative cursor");
+    assert!(e.to_string().contains("cursor is -5"), "{e}");
+    c.execute(
+        "UPDATE sealog_drains SET select_json = '{\"kind\":\"bogus\"}' WHERE id = $1",
+        &[&id],
+    )
+    .expect("plant");
+    let e = realms.drains(Some("beta")).expect_err("a bad selection");
+    assert!(e.to_string().contains("selection does not parse"), "{e}");
 }
 
 #[test]

@@ -95,7 +95,9 @@ impl RealmStore for DataDir {
 /// broke.
 pub mod conformance {
     use super::RealmStore;
-    use crate::{Scope, StoreError};
+    use crate::{
+        DrainCursor, DrainStore, Scope, Select, StoreError, StoredFraming, MAX_DRAINS_PER_REALM,
+    };
     use sealog_event::RealmName;
     use sealog_journal::checkpoint::{origin_for, Checkpoint};
 
@@ -196,6 +198,184 @@ pub mod conformance {
         let a = s.authenticate(&admin.token).expect("admin token");
         assert_eq!((a.realm.as_str(), a.scope), ("", Scope::Admin));
     }
+
+    /// Drains and their cursors: checked on the way in, kept oldest first,
+    /// owned by one realm, capped, and removed with their cursor. Needs
+    /// realms `acme` and `beta` (made by [`realms_keys_and_tokens`]) and no
+    /// drains yet.
+    pub fn drains<S: RealmStore + DrainStore>(s: &mut S) {
+        let app = || Select::App {
+            app: "api".into(),
+            space: "prod".into(),
+        };
+        let tls = "syslog+tls://logs.example.com:6514";
+        let d = s
+            .add_drain("acme", app(), tls, StoredFraming::Newline)
+            .expect("add");
+        assert_eq!(d.id.len(), 36, "a uuid: {}", d.id);
+        assert_eq!(&d.id[14..15], "4", "version 4 uuid: {}", d.id);
+        assert_eq!((d.realm.as_str(), d.url.as_str()), ("acme", tls));
+        let site = s
+            .add_drain(
+                "acme",
+                Select::Site {
+                    site: "www.example.com".into(),
+                },
+                "https://u:p@h.example.com/logs",
+                StoredFraming::OctetCounting,
+            )
+            .expect("site");
+        let filter = s
+            .add_drain(
+                "acme",
+                Select::Filter {
+                    terms: vec!["level=error".into()],
+                    q: Some("timeout".into()),
+                },
+                "syslog://h:514",
+                StoredFraming::Newline,
+            )
+            .expect("filter");
+        assert_ne!(d.id, site.id);
+        let again = s.add_drain("acme", app(), tls, StoredFraming::OctetCounting);
+        assert!(
+            matches!(again, Err(StoreError::DrainExists(_))),
+            "the same url for the same selection is refused: {again:?}"
+        );
+        let again = s.add_drain(
+            "acme",
+            Select::Site {
+                site: "www.example.com".into(),
+            },
+            "https://u:p@h.example.com/logs",
+            StoredFraming::Newline,
+        );
+        assert!(
+            matches!(&again, Err(StoreError::DrainExists(u)) if u.contains("h.example.com") && !u.contains("u:p")),
+            "refused, naming the url without its password: {again:?}"
+        );
+        for (url, select, want) in [
+            ("gopher://h:70", app(), "not supported"),
+            ("syslog://h", app(), "explicit port"),
+            (
+                "syslog://h:514",
+                Select::Filter {
+                    terms: vec!["nocolon".into()],
+                    q: None,
+                },
+                "field=value",
+            ),
+            (
+                "syslog://h:514",
+                Select::Site {
+                    site: "a\nb".into(),
+                },
+                "control characters",
+            ),
+        ] {
+            let e = s
+                .add_drain("acme", select, url, StoredFraming::Newline)
+                .expect_err(url);
+            assert!(
+                matches!(e, StoreError::InvalidDrain(_)) && e.to_string().contains(want),
+                "{url}: {e}"
+            );
+        }
+        assert!(matches!(
+            s.add_drain("nope", app(), "syslog://h:514", StoredFraming::Newline),
+            Err(StoreError::UnknownRealm(_))
+        ));
+        // Listed oldest first, per realm or all, exactly as added.
+        assert_eq!(
+            s.drains(Some("acme")).expect("list"),
+            vec![d.clone(), site.clone(), filter.clone()]
+        );
+        assert!(s.drains(Some("beta")).expect("list").is_empty());
+        assert_eq!(s.drains(None).expect("all").len(), 3);
+        // Another realm neither sees nor removes acme's drains.
+        assert!(matches!(
+            s.remove_drain("beta", &d.id),
+            Err(StoreError::UnknownDrain(_))
+        ));
+        assert!(matches!(
+            s.remove_drain("acme", "not-a-drain"),
+            Err(StoreError::UnknownDrain(_))
+        ));
+        // Cursors: the start until saved, then what was saved.
+        assert_eq!(
+            s.drain_cursor(&d.id).expect("cursor"),
+            DrainCursor::default()
+        );
+        let c = DrainCursor {
+            cursor: 1234,
+            delivered: 1300,
+            failing: Some("HTTP 403 from the destination".into()),
+        };
+        s.save_drain_cursor(&d.id, &c).expect("save");
+        assert_eq!(s.drain_cursor(&d.id).expect("cursor"), c);
+        let c2 = DrainCursor {
+            cursor: 2000,
+            delivered: 2066,
+            failing: None,
+        };
+        s.save_drain_cursor(&d.id, &c2).expect("save");
+        assert_eq!(s.drain_cursor(&d.id).expect("cursor"), c2);
+        assert_eq!(
+            s.drain_cursor(&site.id).expect("cursor"),
+            DrainCursor::default(),
+            "each drain has its own cursor"
+        );
+        // Removed with its cursor: a later save is refused, not revived.
+        assert_eq!(s.remove_drain("acme", &d.id).expect("remove"), d);
+        assert!(matches!(
+            s.save_drain_cursor(&d.id, &c2),
+            Err(StoreError::UnknownDrain(_))
+        ));
+        assert_eq!(
+            s.drain_cursor(&d.id).expect("cursor"),
+            DrainCursor::default()
+        );
+        assert_eq!(
+            s.drains(None).expect("all"),
+            vec![site.clone(), filter.clone()]
+        );
+        // The same drain added again is a new drain, from the start.
+        let back = s
+            .add_drain("acme", app(), tls, StoredFraming::Newline)
+            .expect("again");
+        assert_ne!(back.id, d.id);
+        assert_eq!(
+            s.drain_cursor(&back.id).expect("cursor"),
+            DrainCursor::default()
+        );
+        // At most MAX_DRAINS_PER_REALM per realm; another realm has its own.
+        for i in s.drains(Some("acme")).expect("list").len()..MAX_DRAINS_PER_REALM {
+            s.add_drain(
+                "acme",
+                app(),
+                &format!("syslog://h:{}", 1000 + i),
+                StoredFraming::Newline,
+            )
+            .expect("under the cap");
+        }
+        let e = s
+            .add_drain("acme", app(), "syslog://h:9999", StoredFraming::Newline)
+            .expect_err("over the cap");
+        assert!(e.to_string().contains("the most allowed"), "{e}");
+        s.add_drain("beta", app(), "syslog://h:9999", StoredFraming::Newline)
+            .expect("beta has room of its own");
+    }
+
+    /// What [`drains`] left is all there after the store is opened again
+    /// (call with the store `drains` ran on, reopened).
+    pub fn drains_after_reopen<S: DrainStore>(s: &S) {
+        let acme = s.drains(Some("acme")).expect("list");
+        assert_eq!(acme.len(), MAX_DRAINS_PER_REALM);
+        assert_eq!(acme[0].url, "https://u:p@h.example.com/logs");
+        assert_eq!(acme[0].framing, StoredFraming::OctetCounting);
+        assert!(matches!(acme[1].select, Select::Filter { .. }));
+        assert_eq!(s.drains(Some("beta")).expect("list").len(), 1);
+    }
 }
 
 #[cfg(test)]
@@ -205,5 +385,9 @@ mod tests {
         let d = tempfile::tempdir().expect("tempdir");
         let mut dd = crate::DataDir::open(d.path(), "test").expect("open");
         super::conformance::run_all(&mut dd);
+        super::conformance::drains(&mut dd);
+        drop(dd);
+        let dd = crate::DataDir::open(d.path(), "test").expect("reopen");
+        super::conformance::drains_after_reopen(&dd);
     }
 }
