@@ -1,9 +1,11 @@
 //! The query role: reads a realm's log from PostgreSQL with the realm's
 //! query token, as the single node answers them: `GET /v1/query`,
-//! `/v1/checkpoint`, `/v1/proof/inclusion` and `/v1/proof/consistency`.
+//! `/v1/checkpoint`, `/v1/proof/inclusion`, `/v1/proof/consistency`, and
+//! the live tail `GET /v1/tail` (Server-Sent Events).
 //! Any number of query nodes may run; each keeps every realm it serves
 //! open for reading and reads what the writers committed since when their
-//! notices (on [`RECEIPTS_CHANNEL`]) say the realm moved.
+//! notices (on [`RECEIPTS_CHANNEL`]) say the realm moved. A tail wakes on
+//! those notices too, and looks again every second in case one was lost.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -11,10 +13,12 @@ use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
+use futures_util::StreamExt as _;
 use postgres::fallible_iterator::FallibleIterator;
 use sealog_journal::LogStore;
 use sealog_pg::{PgLog, PgRealms};
@@ -31,6 +35,16 @@ const MAX_LIMIT: u64 = 100_000;
 /// Most bytes one page may hold.
 const MAX_PAGE_BYTES: u64 = 16 << 20;
 
+/// Most tail sessions one query node serves at once.
+const MAX_TAILS: usize = 256;
+
+/// Most records one tail reads from the store per step.
+const TAIL_STEP: u64 = 4096;
+
+/// How often a tail checks its token again, and looks for records when no
+/// notice came.
+const TAIL_RECHECK: Duration = Duration::from_secs(1);
+
 struct Node {
     c: Cluster,
     realms: Mutex<Option<PgRealms>>,
@@ -41,6 +55,12 @@ struct Node {
     moved: Arc<Mutex<HashSet<String>>>,
     /// The latest tree this node served of each realm (size, root).
     seen: Mutex<HashMap<String, (u64, [u8; 32])>>,
+    /// Bumped on every writer's notice (and a reconnect): wakes the tails.
+    moves: tokio::sync::watch::Sender<u64>,
+    /// Tail sessions left.
+    tails: Arc<tokio::sync::Semaphore>,
+    /// Ends the tails at shutdown.
+    stop: CancellationToken,
 }
 
 /// An answer other than the one asked for: its status and why.
@@ -62,11 +82,17 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> Result<(), String> {
     let moved: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let moves = tokio::sync::watch::Sender::new(0u64);
     {
-        let (url, moved, stop) = (c.postgres.clone(), moved.clone(), stop.clone());
+        let (url, moved, moves, stop) = (
+            c.postgres.clone(),
+            moved.clone(),
+            moves.clone(),
+            stop.clone(),
+        );
         std::thread::Builder::new()
             .name("sealog-moves".into())
-            .spawn(move || follow(&url, &moved, &stop))
+            .spawn(move || follow(&url, &moved, &moves, &stop))
             .map_err(|e| e.to_string())?;
     }
     let node = Arc::new(Node {
@@ -75,9 +101,13 @@ pub async fn serve(
         logs: Mutex::default(),
         moved,
         seen: Mutex::default(),
+        moves,
+        tails: Arc::new(tokio::sync::Semaphore::new(MAX_TAILS)),
+        stop: stop.clone(),
     });
     let app = Router::new()
         .route("/v1/query", get(query))
+        .route("/v1/tail", get(tail))
         .route("/v1/checkpoint", get(checkpoint))
         .route("/v1/proof/inclusion", get(inclusion))
         .route("/v1/proof/consistency", get(consistency))
@@ -91,7 +121,12 @@ pub async fn serve(
 
 /// Notes the realms writers committed to, so their readers look again; on
 /// a lost connection every reader looks again.
-fn follow(url: &str, moved: &Mutex<HashSet<String>>, stop: &CancellationToken) {
+fn follow(
+    url: &str,
+    moved: &Mutex<HashSet<String>>,
+    moves: &tokio::sync::watch::Sender<u64>,
+    stop: &CancellationToken,
+) {
     while !stop.is_cancelled() {
         let mut client = match sealog_pg::connect_reader(url)
             .map_err(|e| e.to_string())
@@ -110,6 +145,7 @@ fn follow(url: &str, moved: &Mutex<HashSet<String>>, stop: &CancellationToken) {
         if let Ok(mut m) = moved.lock() {
             m.insert("*".into());
         }
+        moves.send_modify(|n| *n += 1);
         let mut notes = client.notifications();
         while !stop.is_cancelled() {
             match notes.timeout_iter(Duration::from_millis(500)).next() {
@@ -119,6 +155,7 @@ fn follow(url: &str, moved: &Mutex<HashSet<String>>, stop: &CancellationToken) {
                     {
                         m.insert(notice.receipt.realm);
                     }
+                    moves.send_modify(|n| *n += 1);
                 }
                 Ok(None) => {}
                 Err(_) => break,
@@ -366,6 +403,20 @@ async fn consistency(
     .unwrap_or_else(IntoResponse::into_response)
 }
 
+/// Applies `k=v` to `filter` if it is one of the filter's parameters
+/// (`from`, `to`, `q`, `where`); false if it is not.
+fn filter_param(filter: &mut Filter, k: &str, v: &str) -> Result<bool, String> {
+    let f = filter.clone();
+    *filter = match k {
+        "from" => f.with_from(v).map_err(|e| e.to_string())?,
+        "to" => f.with_to(v).map_err(|e| e.to_string())?,
+        "q" => f.with_text(v),
+        "where" => f.with_where(v).map_err(|e| e.to_string())?,
+        _ => return Ok(false),
+    };
+    Ok(true)
+}
+
 async fn query(
     State(n): State<Arc<Node>>,
     headers: HeaderMap,
@@ -376,20 +427,12 @@ async fn query(
     let (mut limit, mut order, mut cursor) = (1000u64, Order::Oldest, None);
     for (k, v) in &ps {
         let bad = |e: String| refuse(StatusCode::BAD_REQUEST, e);
+        match filter_param(&mut filter, k, v) {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => return bad(e),
+        }
         match k.as_str() {
-            "from" => match filter.clone().with_from(v) {
-                Ok(f) => filter = f,
-                Err(e) => return bad(e.to_string()),
-            },
-            "to" => match filter.clone().with_to(v) {
-                Ok(f) => filter = f,
-                Err(e) => return bad(e.to_string()),
-            },
-            "q" => filter = filter.clone().with_text(v),
-            "where" => match filter.clone().with_where(v) {
-                Ok(f) => filter = f,
-                Err(e) => return bad(e.to_string()),
-            },
             "limit" => match v.parse::<u64>() {
                 Ok(l) => limit = l.min(MAX_LIMIT),
                 Err(_) => return bad(format!("limit must be a non-negative integer, not {v:?}")),
@@ -451,5 +494,185 @@ async fn query(
             resp
         }
         Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /v1/tail?q&where&from&to&since_seq`: Server-Sent Events, one record
+/// per event (`id` = seq, `data` = the record's line), from the realm's
+/// size now or from `since_seq`, as the single node's tail. The token is
+/// checked again every second; a revoked one gets a last `error` event and
+/// the stream ends.
+async fn tail(State(n): State<Arc<Node>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    let mut filter = Filter::default();
+    let mut since = None;
+    for (k, v) in params(raw.as_deref()) {
+        match filter_param(&mut filter, &k, &v) {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
+        }
+        match k.as_str() {
+            "since_seq" => match v.parse::<u64>() {
+                Ok(s) => since = Some(s),
+                Err(_) => {
+                    return refuse(
+                        StatusCode::BAD_REQUEST,
+                        format!("since_seq must be a non-negative integer, not {v:?}"),
+                    )
+                }
+            },
+            other => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown tail parameter {other:?}"),
+                )
+            }
+        }
+    }
+    let Ok(permit) = n.tails.clone().try_acquire_owned() else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("this query node serves {MAX_TAILS} tails already"),
+        );
+    };
+    let moves = n.moves.subscribe();
+    let (n2, h) = (n.clone(), headers.clone());
+    let start = tokio::task::spawn_blocking(move || {
+        let realm = n2.realm_of(&h)?;
+        let log = n2.log(&realm)?;
+        let size = log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .size();
+        Ok::<_, Refusal>((realm, size))
+    })
+    .await;
+    let (realm, size) = match start {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => return e.into_response(),
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let cursor = match since {
+        Some(s) if s > size => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("since_seq {s} is past the realm's size {size}"),
+            )
+        }
+        Some(s) => s,
+        None => size,
+    };
+    let session = Tail {
+        n,
+        headers,
+        realm,
+        cursor,
+        filter: Arc::new(filter),
+        moves,
+        checked: std::time::Instant::now(),
+        done: false,
+        _permit: permit,
+    };
+    let events = futures_util::stream::unfold(session, |mut s| async move {
+        let events = s.next_events().await?;
+        Some((events, s))
+    })
+    .flat_map(|events| {
+        futures_util::stream::iter(events.into_iter().map(Ok::<_, std::convert::Infallible>))
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+/// One live tail on a query node.
+struct Tail {
+    n: Arc<Node>,
+    headers: HeaderMap,
+    realm: String,
+    /// The next seq to look at.
+    cursor: u64,
+    filter: Arc<Filter>,
+    moves: tokio::sync::watch::Receiver<u64>,
+    /// When the token was last found valid.
+    checked: std::time::Instant,
+    done: bool,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Tail {
+    /// The next events to send; `None` ends the stream.
+    async fn next_events(&mut self) -> Option<Vec<Event>> {
+        while !self.done {
+            if self.checked.elapsed() >= TAIL_RECHECK {
+                let (n, h) = (self.n.clone(), self.headers.clone());
+                match tokio::task::spawn_blocking(move || n.realm_of(&h)).await {
+                    Ok(Ok(r)) if r == self.realm => self.checked = std::time::Instant::now(),
+                    // The store unreachable: the tail waits, as its reads do.
+                    Ok(Err(Refusal(StatusCode::SERVICE_UNAVAILABLE, _))) => {}
+                    _ => {
+                        self.done = true;
+                        return Some(vec![Event::default()
+                            .event("error")
+                            .data("token is not valid; the tail is closed")]);
+                    }
+                }
+            }
+            let _ = self.moves.borrow_and_update();
+            let (n, realm, from, f) = (
+                self.n.clone(),
+                self.realm.clone(),
+                self.cursor,
+                self.filter.clone(),
+            );
+            let step = tokio::task::spawn_blocking(move || {
+                let log = n.log(&realm).ok()?;
+                let l = log
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let to = l.size().min(from + TAIL_STEP);
+                let mut events = Vec::new();
+                let r = sealog_query::scan(
+                    l.blocks(),
+                    &|i| l.read_block(i),
+                    &*f,
+                    Scan {
+                        order: Order::Oldest,
+                        limit: None,
+                        max_bytes: Some(MAX_PAGE_BYTES),
+                        seq_from: from,
+                        seq_to: to,
+                    },
+                    &mut |seq, line| {
+                        events.push(
+                            Event::default()
+                                .id(seq.to_string())
+                                .data(String::from_utf8_lossy(line)),
+                        );
+                    },
+                )
+                .ok()?;
+                Some((events, r.next_cursor.unwrap_or(to).max(from)))
+            })
+            .await
+            .ok()
+            .flatten();
+            if let Some((events, next)) = step {
+                let moved = next > self.cursor;
+                self.cursor = next;
+                if !events.is_empty() {
+                    return Some(events);
+                }
+                if moved {
+                    continue;
+                }
+            }
+            tokio::select! {
+                () = self.n.stop.cancelled() => return None,
+                r = self.moves.changed() => if r.is_err() { return None },
+                () = tokio::time::sleep(TAIL_RECHECK) => {}
+            }
+        }
+        None
     }
 }

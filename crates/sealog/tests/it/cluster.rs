@@ -576,9 +576,10 @@ fn hashes_of(proof: &Value) -> Vec<[u8; 32]> {
 
 /// A query node answers checkpoints, queries and proofs as the store holds
 /// them, for the realm of a query token only.
-fn query_node_answers_as_the_store(rig: &Rig, url: &str, acked: &[(String, u64, u64, Value)]) {
+/// A query node on a free port, up; its base URL.
+fn query_node(url: &str) -> (Node, String) {
     let port = free_port();
-    let _q = Node(
+    let q = Node(
         Command::new(bin())
             .args([
                 "--postgres",
@@ -601,7 +602,12 @@ fn query_node_answers_as_the_store(rig: &Rig, url: &str, acked: &[(String, u64, 
         assert!(Instant::now() < deadline, "query node not up in 30 s");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let issued: Value = serde_json::from_str(
+    (q, base)
+}
+
+/// A new query token of `realm` (JSON with `id` and `token`).
+fn query_token(rig: &Rig, url: &str, realm: &str) -> Value {
+    serde_json::from_str(
         &rig.s
             .run(&[
                 "--postgres",
@@ -609,14 +615,19 @@ fn query_node_answers_as_the_store(rig: &Rig, url: &str, acked: &[(String, u64, 
                 "token",
                 "issue",
                 "--realm",
-                "r2",
+                realm,
                 "--scope",
                 "query",
             ])
             .ok()
             .stdout,
     )
-    .expect("token");
+    .expect("token")
+}
+
+fn query_node_answers_as_the_store(rig: &Rig, url: &str, acked: &[(String, u64, u64, Value)]) {
+    let (_q, base) = query_node(url);
+    let issued = query_token(rig, url, "r2");
     let token = issued["token"].as_str().expect("token");
     let http = reqwest::blocking::Client::new();
     let get = |path: &str, t: &str| {
@@ -793,6 +804,13 @@ fn repeated_batches_are_stored_once_and_poison_messages_do_not_stall_a_partition
     );
     let _w = rig.writer(&url, "writer-q");
     let (_i, base) = rig.ingest(&url);
+    // A live tail of q1's batches 3 and up, on a query node, from now.
+    let (_q, qbase) = query_node(&url);
+    let tail_token = query_token(&rig, &url, "q1");
+    let tail = Tail::open(
+        &format!("{qbase}/v1/tail?where=app:q1&q=batch"),
+        tail_token["token"].as_str().expect("token"),
+    );
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -832,4 +850,147 @@ fn repeated_batches_are_stored_once_and_poison_messages_do_not_stall_a_partition
     acked.push(("q1".into(), 10, 5, first));
     acked.push(("q2".into(), 11, 5, other));
     assert_eq!(rig.check(&acked, &std::collections::BTreeSet::new()), 6);
+    // The tail saw q1's records (batches 1, 3, 10; 5 each), in seq order,
+    // exactly as stored, and none of q2's.
+    let seen = tail.wait_for(15, Duration::from_secs(10));
+    let seqs: Vec<u64> = seen.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (0..15).collect::<Vec<_>>(), "q1's seqs in order");
+    let stored = rig
+        .s
+        .run(&["--postgres", &url, "query", "--realm", "q1"])
+        .ok()
+        .stdout;
+    let lines: Vec<&str> = seen.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(lines, stored.lines().collect::<Vec<_>>());
+    // A record committed now reaches the tail within 2 s of its receipt.
+    let r = send("q1", 20, None);
+    assert_eq!(r.status().as_u16(), 200);
+    let acked_at = Instant::now();
+    let seen = tail.wait_for(20, Duration::from_secs(2));
+    assert!(
+        seen[15].1.contains(r#""batch":20"#),
+        "the new batch: {:?} after {:?}",
+        seen[15],
+        acked_at.elapsed()
+    );
+    // Bad tails are refused before they stream.
+    let http = reqwest::blocking::Client::new();
+    let tok = tail_token["token"].as_str().expect("token");
+    for (path, t, want) in [
+        ("/v1/tail?since_seq=999", tok, 400),
+        ("/v1/tail?color=red", tok, 400),
+        ("/v1/tail?where=nocolon", tok, 400),
+        ("/v1/tail", "slq_nope", 401),
+        ("/v1/tail", rig.tokens["q1"].as_str(), 403),
+    ] {
+        let r = http
+            .get(format!("{qbase}{path}"))
+            .bearer_auth(t)
+            .send()
+            .expect("get");
+        assert_eq!(r.status().as_u16(), want, "{path}: {:?}", r.text());
+    }
+    // Revoked: the tail gets a last error event and ends.
+    rig.s
+        .run(&[
+            "--postgres",
+            &url,
+            "token",
+            "revoke",
+            tail_token["id"].as_str().expect("id"),
+        ])
+        .ok();
+    tail.wait_closed(Duration::from_secs(5));
+}
+
+/// What a tail has received: records (seq, line), other events
+/// ("kind: data"), and whether the stream ended.
+type TailSeen = std::sync::Arc<std::sync::Mutex<(Vec<(u64, String)>, Vec<String>, bool)>>;
+
+/// A live tail read on a thread: its events as they come.
+struct Tail {
+    events: TailSeen,
+}
+
+impl Tail {
+    fn open(url: &str, token: &str) -> Self {
+        use std::io::BufRead as _;
+        let r = reqwest::blocking::Client::builder()
+            .timeout(None)
+            .build()
+            .expect("client")
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .expect("tail");
+        assert_eq!(r.status().as_u16(), 200, "tail: {:?}", r.text());
+        assert_eq!(
+            r.headers()["content-type"].to_str().expect("type"),
+            "text/event-stream"
+        );
+        let events: TailSeen = Default::default();
+        let out = events.clone();
+        std::thread::spawn(move || {
+            let (mut id, mut kind) = (None, None);
+            for line in std::io::BufReader::new(r).lines() {
+                let Ok(line) = line else { break };
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = v.parse::<u64>().ok();
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    kind = Some(v.to_string());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    let mut e = out.lock().expect("lock");
+                    match (kind.take(), id.take()) {
+                        (Some(k), _) => e.1.push(format!("{k}: {v}")),
+                        (None, Some(seq)) => e.0.push((seq, v.to_string())),
+                        (None, None) => e.1.push(format!("no id: {v}")),
+                    }
+                }
+            }
+            out.lock().expect("lock").2 = true;
+        });
+        Self { events }
+    }
+
+    /// The first `n` events, waiting up to `within` for them.
+    fn wait_for(&self, n: usize, within: Duration) -> Vec<(u64, String)> {
+        let deadline = Instant::now() + within;
+        loop {
+            let e = self.events.lock().expect("lock");
+            assert!(e.1.is_empty(), "unexpected events: {:?}", e.1);
+            if e.0.len() >= n {
+                return e.0.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} tail events within {within:?}: {:?}",
+                e.0.len(),
+                e.0
+            );
+            drop(e);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the stream to end with an error event saying why.
+    fn wait_closed(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let e = self.events.lock().expect("lock");
+            if e.2 {
+                assert_eq!(
+                    e.1,
+                    ["error: token is not valid; the tail is closed"],
+                    "the last event says why"
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the tail still open after {within:?}"
+            );
+            drop(e);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
