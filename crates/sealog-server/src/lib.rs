@@ -26,6 +26,7 @@
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod digest;
 pub mod drain;
 pub mod error;

@@ -3,6 +3,7 @@
 mod api;
 mod audit;
 mod auth;
+mod console;
 mod digests;
 mod drains;
 mod faults;

@@ -1,0 +1,733 @@
+// sealog console: explore, live tail, and proofs checked in this browser.
+//
+// Plain ES module, no build step and no dependency: what the server sends is
+// what runs, and `sealog serve` embeds it. The token lives in
+// sessionStorage and goes only into the Authorization header, never into a
+// URL. Proofs are checked here with WebCrypto (SHA-256 per RFC 9162, the
+// checkpoint's Ed25519 signature against the key the user pinned), so the
+// person looking need not trust the server.
+
+const TOKEN = "sealog.token";
+const PAGE = 100;
+const TAIL_KEEP = 1000;
+
+const $ = (sel, root = document) => root.querySelector(sel);
+
+function el(tag, attrs = {}, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "text") e.textContent = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const k of kids) if (k !== null && k !== undefined) e.append(k);
+  return e;
+}
+
+// ---- the session -----------------------------------------------------------
+
+const session = {
+  get token() {
+    return sessionStorage.getItem(TOKEN);
+  },
+  set token(t) {
+    if (t) sessionStorage.setItem(TOKEN, t);
+    else sessionStorage.removeItem(TOKEN);
+  },
+  realm: null,
+};
+
+function banner(text) {
+  const b = $("#banner");
+  b.textContent = text || "";
+  b.hidden = !text;
+}
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+// A request with the token; errors carry the server's own message.
+async function api(path, opts = {}) {
+  let r;
+  try {
+    r = await fetch(path, {
+      ...opts,
+      headers: { authorization: `Bearer ${session.token}`, ...(opts.headers || {}) },
+    });
+  } catch (e) {
+    throw new ApiError(0, "the server cannot be reached");
+  }
+  if (!r.ok) {
+    let msg = `HTTP ${r.status}`;
+    try {
+      const j = await r.json();
+      if (j && j.error) msg = j.error;
+    } catch (_) {
+      // not JSON: keep the status
+    }
+    throw new ApiError(r.status, msg);
+  }
+  return r;
+}
+
+function realmOfCheckpoint(text) {
+  const origin = text.split("\n", 1)[0];
+  return origin.startsWith("sealog/") ? origin.slice(7) : origin;
+}
+
+// ---- bytes, hashes, notes ----------------------------------------------------
+
+const enc = new TextEncoder();
+
+function b64decode(s) {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+function b64encode(bytes) {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s);
+}
+
+function hex(bytes) {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function concat(...parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function same(a, b) {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+async function sha256(bytes) {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+}
+
+const leafHash = (line) => sha256(concat(new Uint8Array([0]), enc.encode(line)));
+const nodeHash = (l, r) => sha256(concat(new Uint8Array([1]), l, r));
+
+// RFC 9162 §2.1.3.2: the root an inclusion proof leads to, or an error.
+async function rootFromInclusion(index, size, leaf, proof) {
+  if (index >= size) throw new Error(`seq ${index} is not below the tree size ${size}`);
+  let fn = index;
+  let sn = size - 1;
+  let r = leaf;
+  for (const p of proof) {
+    if (sn === 0) throw new Error("the proof is longer than the tree allows");
+    if (fn % 2 === 1 || fn === sn) {
+      r = await nodeHash(p, r);
+      if (fn % 2 === 0) {
+        while (fn % 2 === 0 && fn !== 0) {
+          fn = Math.floor(fn / 2);
+          sn = Math.floor(sn / 2);
+        }
+      }
+    } else {
+      r = await nodeHash(r, p);
+    }
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  if (sn !== 0) throw new Error("the proof is shorter than the tree needs");
+  return r;
+}
+
+// RFC 9162 §2.1.4.2: whether the tree (first, firstRoot) is a prefix of
+// (second, secondRoot); an error names the failed step.
+async function checkConsistency(first, second, firstRoot, secondRoot, proof) {
+  if (first > second) throw new Error("the older size is larger than the newer");
+  if (first === second) {
+    if (proof.length !== 0) throw new Error("a proof between equal sizes must be empty");
+    if (!same(firstRoot, secondRoot)) throw new Error("same size, different roots");
+    return;
+  }
+  if (first === 0) return;
+  let path = proof.slice();
+  if ((first & (first - 1)) === 0) path = [firstRoot, ...path];
+  if (path.length === 0) throw new Error("empty consistency proof");
+  let fn = first - 1;
+  let sn = second - 1;
+  while (fn % 2 === 1) {
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  let fr = path[0];
+  let sr = path[0];
+  for (const c of path.slice(1)) {
+    if (sn === 0) throw new Error("the proof is longer than the trees allow");
+    if (fn % 2 === 1 || fn === sn) {
+      fr = await nodeHash(c, fr);
+      sr = await nodeHash(c, sr);
+      if (fn % 2 === 0) {
+        while (fn % 2 === 0 && fn !== 0) {
+          fn = Math.floor(fn / 2);
+          sn = Math.floor(sn / 2);
+        }
+      }
+    } else {
+      sr = await nodeHash(sr, c);
+    }
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  if (sn !== 0) throw new Error("the proof is shorter than the trees need");
+  if (!same(fr, firstRoot)) throw new Error("the proof does not lead to the older root");
+  if (!same(sr, secondRoot)) throw new Error("the proof does not lead to the newer root");
+}
+
+// A verifier key `<name>+<hex key id>+<base64(0x01 ‖ key)>`.
+async function parseKey(text) {
+  const t = text.trim();
+  // A key name has no "+"; the base64 key may.
+  const a = t.indexOf("+");
+  const b = a < 0 ? -1 : t.indexOf("+", a + 1);
+  if (a <= 0 || b < 0) throw new Error("a key is <name>+<key id>+<base64 key>");
+  const name = t.slice(0, a);
+  const id = t.slice(a + 1, b);
+  let raw;
+  try {
+    raw = b64decode(t.slice(b + 1));
+  } catch (_) {
+    throw new Error("the key is not base64");
+  }
+  if (raw.length !== 33 || raw[0] !== 1) throw new Error("not an Ed25519 key (0x01 and 32 bytes)");
+  const pub = raw.slice(1);
+  const want = (await sha256(concat(enc.encode(name + "\n"), raw))).slice(0, 4);
+  if (hex(want) !== id.toLowerCase()) throw new Error("the key id does not match the key");
+  const key = await crypto.subtle.importKey("raw", pub, { name: "Ed25519" }, false, ["verify"]);
+  return { name, id: want, key, text: t };
+}
+
+// A signed checkpoint: its size and root once its signature by `k` holds.
+async function openCheckpoint(text, k) {
+  const split = text.indexOf("\n\n");
+  if (split < 0) throw new Error("checkpoint: no signature block");
+  const body = text.slice(0, split + 1);
+  const lines = body.split("\n");
+  if (lines.length < 4) throw new Error("checkpoint: the body is not origin, size, root");
+  const [origin, sizeText, rootText] = lines;
+  if (!/^[0-9]+$/.test(sizeText)) throw new Error("checkpoint: the size is not a number");
+  const root = b64decode(rootText);
+  if (root.length !== 32) throw new Error("checkpoint: the root is not 32 bytes");
+  if (origin !== k.name) throw new Error(`checkpoint: origin ${origin} is not the pinned key's ${k.name}`);
+  let sig = null;
+  for (const line of text.slice(split + 2).split("\n")) {
+    if (!line.startsWith("\u2014 ")) continue;
+    const [name, b64] = line.slice(2).split(" ");
+    if (name !== k.name) continue;
+    const raw = b64decode(b64 || "");
+    if (raw.length === 68 && same(raw.slice(0, 4), k.id)) sig = raw.slice(4);
+  }
+  if (!sig) throw new Error("signature: no signature by the pinned key");
+  const ok = await crypto.subtle.verify({ name: "Ed25519" }, k.key, sig, enc.encode(body));
+  if (!ok) throw new Error("signature: the checkpoint's Ed25519 signature does not verify");
+  return { origin, size: Number(sizeText), root };
+}
+
+function pinnedKey(realm) {
+  return localStorage.getItem(`sealog.key.${realm}`);
+}
+
+// ---- pages ----------------------------------------------------------------
+
+function signIn(message) {
+  session.token = null;
+  session.realm = null;
+  $("#who").textContent = "";
+  $("#signout").hidden = true;
+  const err = el("p", { class: "error", id: "signin-error", role: "alert", text: message || "" });
+  err.hidden = !message;
+  const form = el(
+    "form",
+    { class: "signin", onsubmit: (e) => (e.preventDefault(), submit()) },
+    el("h1", { text: "Sign in" }),
+    el("p", { text: "A realm's query token reads its records; it stays in this tab only." }),
+    el("label", { for: "token" }, "Token"),
+    el("input", {
+      id: "token",
+      name: "token",
+      type: "password",
+      autocomplete: "off",
+      required: true,
+      spellcheck: "false",
+    }),
+    el("button", { type: "submit", text: "Sign in" }),
+    err,
+  );
+  async function submit() {
+    session.token = $("input[name=token]", form).value.trim();
+    try {
+      await whoAmI();
+      route();
+    } catch (e) {
+      const why =
+        e.status === 401
+          ? "That token is unknown or revoked."
+          : e.status === 403
+            ? `That token cannot read: ${e.message}`
+            : `Cannot sign in: ${e.message}`;
+      signIn(why);
+    }
+  }
+  show(form);
+  $("input[name=token]").focus();
+}
+
+// Checks the token and learns the realm (from its checkpoint, if any).
+async function whoAmI() {
+  try {
+    const r = await api("/v1/checkpoint");
+    session.realm = realmOfCheckpoint(await r.text());
+  } catch (e) {
+    if (e.status !== 404) throw e;
+    session.realm = session.realm || "";
+  }
+  $("#who").textContent = session.realm ? `realm ${session.realm}` : "realm (no records yet)";
+  $("#signout").hidden = false;
+}
+
+function show(node) {
+  const app = $("#app");
+  app.replaceChildren(node);
+  for (const a of document.querySelectorAll("nav a")) {
+    a.toggleAttribute("aria-current", location.hash.startsWith(`#/${a.dataset.page}`));
+  }
+}
+
+const RANGES = [
+  ["15m", "Last 15 minutes", 15 * 60],
+  ["1h", "Last hour", 3600],
+  ["24h", "Last 24 hours", 86400],
+  ["7d", "Last 7 days", 7 * 86400],
+  ["30d", "Last 30 days", 30 * 86400],
+  ["all", "All time", 0],
+  ["custom", "Between…", 0],
+];
+
+function viewParams() {
+  const i = location.hash.indexOf("?");
+  return new URLSearchParams(i < 0 ? "" : location.hash.slice(i + 1));
+}
+
+// The query API's parameters for what the view shows.
+function queryParams(v) {
+  const p = new URLSearchParams();
+  if (v.get("q")) p.set("q", v.get("q"));
+  for (const w of (v.get("where") || "").split(/\s+/).filter(Boolean)) p.append("where", w);
+  const range = v.get("range") || "24h";
+  const secs = RANGES.find((r) => r[0] === range)?.[2];
+  if (secs) p.set("from", new Date(Date.now() - secs * 1000).toISOString());
+  if (range === "custom") {
+    if (v.get("from")) p.set("from", new Date(v.get("from")).toISOString());
+    if (v.get("to")) p.set("to", new Date(v.get("to")).toISOString());
+  }
+  return p;
+}
+
+function summary(line) {
+  try {
+    const j = JSON.parse(line);
+    const t = j.time || j.timestamp || j.ts || j.received_at || "";
+    const msg = j.message ?? j.msg ?? "";
+    return { t: String(t), level: j.level ?? j.pri ?? "", app: j.app ?? "", msg: String(msg), json: j };
+  } catch (_) {
+    return { t: "", level: "", app: "", msg: line, json: null };
+  }
+}
+
+function rowFor(seq, line) {
+  const s = summary(line);
+  const detail = el("div", { class: "detail", hidden: true });
+  const verdict = el("div", { class: "verdict", "aria-live": "polite" });
+  const row = el(
+    "li",
+    { class: "row", "data-seq": String(seq) },
+    el(
+      "button",
+      {
+        type: "button",
+        class: "expand",
+        "aria-expanded": "false",
+        onclick: (e) => {
+          const open = detail.hidden;
+          detail.hidden = !open;
+          e.currentTarget.setAttribute("aria-expanded", String(open));
+        },
+      },
+      el("span", { class: "seq", text: `#${seq}` }),
+      el("span", { class: "time", text: s.t }),
+      el("span", { class: `level level-${String(s.level).toLowerCase()}`, text: String(s.level) }),
+      el("span", { class: "app", text: String(s.app) }),
+      el("span", { class: "msg", text: s.msg }),
+    ),
+    detail,
+  );
+  detail.append(
+    el("pre", { class: "json", text: s.json ? JSON.stringify(s.json, null, 2) : line }),
+    el("button", { type: "button", class: "verify", onclick: () => verify(seq, line, verdict) }, "Verify"),
+    verdict,
+  );
+  return row;
+}
+
+async function verify(seq, line, out) {
+  out.replaceChildren(el("p", { text: "Checking…" }));
+  const steps = [];
+  const step = (ok, text) => steps.push(el("li", { class: ok ? "ok" : "bad", text }));
+  const finish = (ok, why) => {
+    out.replaceChildren(
+      el("p", { class: `result ${ok ? "verified" : "failed"}`, text: ok ? "Verified" : `Failed: ${why}` }),
+      el("ol", { class: "steps" }, ...steps),
+    );
+  };
+  const realm = session.realm;
+  const pinned = realm && pinnedKey(realm);
+  if (!pinned) {
+    finish(false, "no pinned key for this realm; pin it on the Realm page");
+    return;
+  }
+  try {
+    const k = await parseKey(pinned);
+    const cpText = await (await api("/v1/checkpoint")).text();
+    let cp;
+    try {
+      cp = await openCheckpoint(cpText, k);
+    } catch (e) {
+      step(false, e.message);
+      throw e;
+    }
+    step(true, `checkpoint signed by ${k.name} (key id ${hex(k.id)}): size ${cp.size}, root ${hex(cp.root)}`);
+    const proof = await (await api(`/v1/proof/inclusion?seq=${seq}&size=${cp.size}`)).json();
+    const path = proof.hashes.map(b64decode);
+    const leaf = await leafHash(line);
+    step(true, `leaf hash SHA-256(0x00 ‖ record) = ${hex(leaf)}`);
+    path.forEach((h, i) => step(true, `path ${i + 1}: ${hex(h)}`));
+    let root;
+    try {
+      root = await rootFromInclusion(seq, cp.size, leaf, path);
+    } catch (e) {
+      step(false, `inclusion: ${e.message}`);
+      throw new Error(`inclusion: ${e.message}`);
+    }
+    if (!same(root, cp.root)) {
+      step(false, `inclusion: the path leads to ${hex(root)}, not the checkpoint's root`);
+      throw new Error("inclusion: the proof does not lead to the signed root");
+    }
+    step(true, `the path leads to the signed root ${hex(root)}`);
+    finish(true);
+  } catch (e) {
+    finish(false, e.message);
+  }
+}
+
+function explore() {
+  const v = viewParams();
+  const range = v.get("range") || "24h";
+  const rangeSel = el(
+    "select",
+    { name: "range", "aria-label": "Time range" },
+    ...RANGES.map(([id, label]) => el("option", { value: id, selected: id === range }, label)),
+  );
+  const from = el("input", { type: "datetime-local", name: "from", "aria-label": "From", value: v.get("from") || "" });
+  const to = el("input", { type: "datetime-local", name: "to", "aria-label": "To", value: v.get("to") || "" });
+  const custom = el("span", { class: "custom" }, from, " – ", to);
+  custom.hidden = range !== "custom";
+  rangeSel.addEventListener("change", () => (custom.hidden = rangeSel.value !== "custom"));
+  const q = el("input", { name: "q", type: "search", placeholder: "text to find", value: v.get("q") || "", "aria-label": "Text" });
+  const where = el("input", {
+    name: "where",
+    type: "text",
+    placeholder: "field:value …",
+    value: v.get("where") || "",
+    "aria-label": "Field filters",
+  });
+  const form = el(
+    "form",
+    {
+      class: "search",
+      role: "search",
+      onsubmit: (e) => {
+        e.preventDefault();
+        const p = new URLSearchParams();
+        if (q.value) p.set("q", q.value);
+        if (where.value.trim()) p.set("where", where.value.trim());
+        p.set("range", rangeSel.value);
+        if (rangeSel.value === "custom") {
+          if (from.value) p.set("from", from.value);
+          if (to.value) p.set("to", to.value);
+        }
+        location.hash = `#/explore?${p}`;
+      },
+    },
+    q,
+    where,
+    rangeSel,
+    custom,
+    el("button", { type: "submit" }, "Search"),
+  );
+  const status = el("p", { class: "status", id: "status", "aria-live": "polite" });
+  const list = el("ol", { class: "rows", id: "rows" });
+  const more = el("div", { class: "more", id: "more" });
+  const tailBtn = el("button", { type: "button", id: "tail", "aria-pressed": "false" }, "Live tail");
+  const pauseBtn = el("button", { type: "button", id: "pause", hidden: true, "aria-pressed": "false" }, "Pause");
+  const rate = el("span", { class: "rate", id: "rate" });
+  show(el("section", { class: "explore" }, form, el("div", { class: "bar" }, status, tailBtn, pauseBtn, rate), list, more));
+
+  const params = queryParams(v);
+  let cursor = null;
+  let loading = false;
+  let shown = 0;
+  let size = null;
+  let done = false;
+  async function page() {
+    if (loading || done) return;
+    loading = true;
+    const p = new URLSearchParams(params);
+    p.set("order", "newest");
+    p.set("limit", String(PAGE));
+    if (cursor !== null) p.set("cursor", String(cursor));
+    try {
+      const r = await api(`/v1/query?${p}`);
+      size = size ?? r.headers.get("x-sealog-tree-size");
+      const next = r.headers.get("x-sealog-next-cursor");
+      const text = await r.text();
+      const lines = text.split("\n").filter((l) => l.length > 0);
+      const frag = document.createDocumentFragment();
+      for (const line of lines) frag.append(rowFor(seqOf(line), line));
+      list.append(frag);
+      shown += lines.length;
+      cursor = next === null ? null : Number(next);
+      done = next === null;
+      status.textContent =
+        shown === 0
+          ? size === "0"
+            ? "This realm has no records yet."
+            : "No records match."
+          : `${shown} record${shown === 1 ? "" : "s"} shown, newest first${done ? "" : "; scroll for more"} (tree size ${size})`;
+    } catch (e) {
+      if (e.status === 401) return signIn("The token is no longer valid.");
+      status.textContent = `Search failed: ${e.message}`;
+      done = true;
+    } finally {
+      loading = false;
+    }
+  }
+  new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) page();
+  }).observe(more);
+  page();
+  tailBtn.addEventListener("click", () => tail(params, list, tailBtn, pauseBtn, rate));
+}
+
+// A record's seq, which the server put in it (SPEC: the record).
+function seqOf(line) {
+  try {
+    const seq = JSON.parse(line).seq;
+    return Number.isSafeInteger(seq) ? seq : null;
+  } catch (_) {
+    return null;
+  }
+}
+
+let tailing = null;
+
+// Live tail over fetch (EventSource cannot send the Authorization header).
+async function tail(params, list, btn, pauseBtn, rate) {
+  if (tailing) {
+    tailing.abort();
+    return;
+  }
+  const ctl = new AbortController();
+  tailing = ctl;
+  btn.setAttribute("aria-pressed", "true");
+  btn.textContent = "Stop tail";
+  pauseBtn.hidden = false;
+  let paused = false;
+  pauseBtn.onclick = () => {
+    paused = !paused;
+    pauseBtn.setAttribute("aria-pressed", String(paused));
+    pauseBtn.textContent = paused ? "Resume" : "Pause";
+  };
+  let pending = [];
+  let count = 0;
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (paused || pending.length === 0) return;
+    const frag = document.createDocumentFragment();
+    for (const [seq, line] of pending.slice(-TAIL_KEEP).reverse()) frag.append(rowFor(seq, line));
+    pending = [];
+    list.prepend(frag);
+    while (list.children.length > TAIL_KEEP) list.lastElementChild.remove();
+  };
+  const timer = setInterval(() => {
+    rate.textContent = `${count} records/s${paused ? " (paused)" : ""}`;
+    count = 0;
+  }, 1000);
+  try {
+    const p = new URLSearchParams(params);
+    p.delete("from");
+    p.delete("to");
+    const r = await api(`/v1/tail?${p}`, { signal: ctl.signal });
+    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "";
+    let id = null;
+    let event = null;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += value;
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.startsWith("id:")) id = Number(line.slice(3).trim());
+        else if (line.startsWith("event:")) event = line.slice(6).trim();
+        else if (line.startsWith("data:")) {
+          const data = line.slice(5).replace(/^ /, "");
+          if (event === "error") banner(`Tail closed: ${data}`);
+          else {
+            count++;
+            if (!paused) pending.push([id, data]);
+            if (pending.length > TAIL_KEEP * 4) pending = pending.slice(-TAIL_KEEP);
+          }
+          id = null;
+          event = null;
+        }
+      }
+      if (!scheduled) {
+        scheduled = true;
+        requestAnimationFrame(flush);
+      }
+    }
+  } catch (e) {
+    if (e.name !== "AbortError") banner(`Tail stopped: ${e.message}`);
+  } finally {
+    clearInterval(timer);
+    tailing = null;
+    btn.setAttribute("aria-pressed", "false");
+    btn.textContent = "Live tail";
+    pauseBtn.hidden = true;
+    rate.textContent = "";
+  }
+}
+
+async function realmPage() {
+  const realm = session.realm;
+  const out = el("section", { class: "realm" }, el("h1", { text: realm ? `Realm ${realm}` : "Realm" }));
+  show(out);
+  const keyInput = el("input", {
+    name: "key",
+    type: "text",
+    spellcheck: "false",
+    placeholder: "sealog/<realm>+<key id>+<base64 key>",
+    value: (realm && pinnedKey(realm)) || "",
+    "aria-label": "Realm public key",
+  });
+  const keyMsg = el("p", { class: "keymsg", "aria-live": "polite" });
+  out.append(
+    el(
+      "form",
+      {
+        class: "pin",
+        onsubmit: async (e) => {
+          e.preventDefault();
+          try {
+            const k = await parseKey(keyInput.value);
+            if (realm && k.name !== `sealog/${realm}`) throw new Error(`the key is for ${k.name}`);
+            localStorage.setItem(`sealog.key.${realm}`, k.text);
+            keyMsg.textContent = `Pinned ${k.name}, key id ${hex(k.id)}.`;
+            realmPage();
+          } catch (err) {
+            keyMsg.textContent = `Not pinned: ${err.message}`;
+          }
+        },
+      },
+      el("label", { for: "key", text: "Pinned key (from `sealog realm key`, kept outside the server)" }),
+      keyInput,
+      el("button", { type: "submit" }, "Pin"),
+      keyMsg,
+    ),
+  );
+  keyInput.id = "key";
+  let text;
+  try {
+    text = await (await api("/v1/checkpoint")).text();
+  } catch (e) {
+    out.append(el("p", { class: "status", text: e.status === 404 ? "This realm has no records yet." : `Checkpoint: ${e.message}` }));
+    return;
+  }
+  out.append(el("h2", { text: "Latest checkpoint" }), el("pre", { class: "checkpoint", text }));
+  const pinned = realm && pinnedKey(realm);
+  const consistency = el("p", { class: "consistency", "aria-live": "polite" });
+  out.append(consistency);
+  if (!pinned) {
+    consistency.textContent = "Pin the realm's key to check the checkpoint here.";
+    return;
+  }
+  try {
+    const k = await parseKey(pinned);
+    const cp = await openCheckpoint(text, k);
+    out.append(el("p", { class: "size", text: `Tree size ${cp.size}; signature verified with the pinned key.` }));
+    const seenKey = `sealog.seen.${realm}`;
+    const seen = JSON.parse(localStorage.getItem(seenKey) || "null");
+    if (seen && seen.size <= cp.size) {
+      const pr = await (await api(`/v1/proof/consistency?from=${seen.size}&to=${cp.size}`)).json();
+      await checkConsistency(seen.size, cp.size, b64decode(seen.root), cp.root, pr.hashes.map(b64decode));
+      consistency.textContent = `Consistent: the tree of ${seen.size} records this browser saw before is a prefix of today's ${cp.size}.`;
+    } else if (seen) {
+      throw new Error(`the tree shrank from ${seen.size} to ${cp.size} records since this browser last looked`);
+    } else {
+      consistency.textContent = "First visit from this browser: later visits check consistency with this one.";
+    }
+    localStorage.setItem(seenKey, JSON.stringify({ size: cp.size, root: b64encode(cp.root) }));
+  } catch (e) {
+    consistency.className = "consistency failed";
+    consistency.textContent = `Failed: ${e.message}`;
+  }
+}
+
+async function route() {
+  banner("");
+  if (tailing) tailing.abort();
+  if (!session.token) return signIn();
+  if (session.realm === null) {
+    try {
+      await whoAmI();
+    } catch (e) {
+      if (e.status === 0) {
+        banner(`The server cannot be reached (${location.host}); retry when it is back.`);
+        return show(el("p", { class: "status", text: "The server cannot be reached." }));
+      }
+      return signIn(e.status === 401 ? "The token is no longer valid." : e.message);
+    }
+  }
+  if (location.hash.startsWith("#/realm")) return realmPage();
+  return explore();
+}
+
+window.addEventListener("hashchange", route);
+window.addEventListener("DOMContentLoaded", () => {
+  $("#signout").addEventListener("click", () => {
+    signIn();
+  });
+  route();
+});
