@@ -38,8 +38,23 @@ const MAX_PAGE_BYTES: u64 = 16 << 20;
 /// Most tail sessions one query node serves at once.
 const MAX_TAILS: usize = 256;
 
+/// Tails of one realm one query node serves at once.
+const MAX_REALM_TAILS: usize = 32;
+
 /// Most records one tail reads from the store per step.
 const TAIL_STEP: u64 = 4096;
+
+/// Most bytes of records one tail holds per step (what a client that stops
+/// reading can make the node keep).
+const TAIL_STEP_BYTES: u64 = 1 << 20;
+
+/// How long a tail waits for a store it cannot read, or a token it cannot
+/// check, before it ends with an error event.
+const TAIL_GIVE_UP: Duration = Duration::from_secs(10);
+
+/// How long shutdown waits for open connections (a tail whose client
+/// stopped reading would hold it forever).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// How often a tail checks its token again, and looks for records when no
 /// notice came.
@@ -59,6 +74,8 @@ struct Node {
     moves: tokio::sync::watch::Sender<u64>,
     /// Tail sessions left.
     tails: Arc<tokio::sync::Semaphore>,
+    /// Tail sessions left per realm.
+    realm_tails: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     /// Ends the tails at shutdown.
     stop: CancellationToken,
 }
@@ -103,6 +120,7 @@ pub async fn serve(
         seen: Mutex::default(),
         moves,
         tails: Arc::new(tokio::sync::Semaphore::new(MAX_TAILS)),
+        realm_tails: Mutex::default(),
         stop: stop.clone(),
     });
     let app = Router::new()
@@ -113,10 +131,17 @@ pub async fn serve(
         .route("/v1/proof/consistency", get(consistency))
         .route("/health", get(|| async { "ok\n" }))
         .with_state(node);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .map_err(|e| e.to_string())
+    let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
+    tokio::select! {
+        r = std::future::IntoFuture::into_future(server) => r.map_err(|e| e.to_string()),
+        () = async {
+            stop.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!(grace_secs = SHUTDOWN_GRACE.as_secs(), "connections still open after the shutdown grace; closing them");
+            Ok(())
+        }
+    }
 }
 
 /// Notes the realms writers committed to, so their readers look again; on
@@ -529,16 +554,15 @@ async fn tail(State(n): State<Arc<Node>>, headers: HeaderMap, RawQuery(raw): Raw
             }
         }
     }
-    let Ok(permit) = n.tails.clone().try_acquire_owned() else {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("this query node serves {MAX_TAILS} tails already"),
-        );
-    };
     let moves = n.moves.subscribe();
     let (n2, h) = (n.clone(), headers.clone());
     let start = tokio::task::spawn_blocking(move || {
         let realm = n2.realm_of(&h)?;
+        // Read the store again first: a since_seq just past what this node
+        // has read may be a commit whose notice is on its way.
+        if let Ok(mut m) = n2.moved.lock() {
+            m.insert(realm.clone());
+        }
         let log = n2.log(&realm)?;
         let size = log
             .lock()
@@ -551,6 +575,27 @@ async fn tail(State(n): State<Arc<Node>>, headers: HeaderMap, RawQuery(raw): Raw
         Ok(Ok(v)) => v,
         Ok(Err(e)) => return e.into_response(),
         Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    // Slots are taken after the token check, so bad tokens cannot hold
+    // them, and per realm, so one realm cannot take them all.
+    let Ok(permit) = n.tails.clone().try_acquire_owned() else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("this query node serves {MAX_TAILS} tails already"),
+        );
+    };
+    let realm_slots = n
+        .realm_tails
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(realm.clone())
+        .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_REALM_TAILS)))
+        .clone();
+    let Ok(realm_slot) = realm_slots.try_acquire_owned() else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("realm {realm} has {MAX_REALM_TAILS} tails on this query node already"),
+        );
     };
     let cursor = match since {
         Some(s) if s > size => {
@@ -570,8 +615,10 @@ async fn tail(State(n): State<Arc<Node>>, headers: HeaderMap, RawQuery(raw): Raw
         filter: Arc::new(filter),
         moves,
         checked: std::time::Instant::now(),
+        failing_since: None,
+        look: false,
         done: false,
-        _permit: permit,
+        _permits: (permit, realm_slot),
     };
     let events = futures_util::stream::unfold(session, |mut s| async move {
         let events = s.next_events().await?;
@@ -596,26 +643,52 @@ struct Tail {
     moves: tokio::sync::watch::Receiver<u64>,
     /// When the token was last found valid.
     checked: std::time::Instant,
+    /// Since when the store could not be read, if it cannot.
+    failing_since: Option<std::time::Instant>,
+    /// Set when a second passed with no notice: the reader reads the
+    /// store again itself (a notice may have been lost, and a copy made
+    /// by `sealog migrate` sends none).
+    look: bool,
     done: bool,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _permits: (
+        tokio::sync::OwnedSemaphorePermit,
+        tokio::sync::OwnedSemaphorePermit,
+    ),
 }
 
 impl Tail {
+    /// The last event of a tail that ends.
+    fn close(&mut self, why: String) -> Option<Vec<Event>> {
+        self.done = true;
+        Some(vec![Event::default().event("error").data(why)])
+    }
+
     /// The next events to send; `None` ends the stream.
     async fn next_events(&mut self) -> Option<Vec<Event>> {
         while !self.done {
+            if self.n.stop.is_cancelled() {
+                return None;
+            }
             if self.checked.elapsed() >= TAIL_RECHECK {
                 let (n, h) = (self.n.clone(), self.headers.clone());
                 match tokio::task::spawn_blocking(move || n.realm_of(&h)).await {
                     Ok(Ok(r)) if r == self.realm => self.checked = std::time::Instant::now(),
-                    // The store unreachable: the tail waits, as its reads do.
-                    Ok(Err(Refusal(StatusCode::SERVICE_UNAVAILABLE, _))) => {}
-                    _ => {
-                        self.done = true;
-                        return Some(vec![Event::default()
-                            .event("error")
-                            .data("token is not valid; the tail is closed")]);
+                    // The store unreachable: the tail waits, as its reads
+                    // do, but not for long with a token it cannot check.
+                    Ok(Err(Refusal(StatusCode::SERVICE_UNAVAILABLE, e))) => {
+                        if self.checked.elapsed() >= TAIL_GIVE_UP {
+                            return self.close(format!(
+                                "the token could not be checked for {} s ({e}); the tail is closed",
+                                TAIL_GIVE_UP.as_secs()
+                            ));
+                        }
                     }
+                    _ => return self.close("token is not valid; the tail is closed".into()),
+                }
+            }
+            if std::mem::take(&mut self.look) {
+                if let Ok(mut m) = self.n.moved.lock() {
+                    m.insert(self.realm.clone());
                 }
             }
             let _ = self.moves.borrow_and_update();
@@ -626,7 +699,7 @@ impl Tail {
                 self.filter.clone(),
             );
             let step = tokio::task::spawn_blocking(move || {
-                let log = n.log(&realm).ok()?;
+                let log = n.log(&realm).map_err(|r| r.1)?;
                 let l = log
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -639,7 +712,7 @@ impl Tail {
                     Scan {
                         order: Order::Oldest,
                         limit: None,
-                        max_bytes: Some(MAX_PAGE_BYTES),
+                        max_bytes: Some(TAIL_STEP_BYTES),
                         seq_from: from,
                         seq_to: to,
                     },
@@ -651,26 +724,39 @@ impl Tail {
                         );
                     },
                 )
-                .ok()?;
-                Some((events, r.next_cursor.unwrap_or(to).max(from)))
+                .map_err(|e| e.to_string())?;
+                Ok::<_, String>((events, r.next_cursor.unwrap_or(to).max(from)))
             })
             .await
-            .ok()
-            .flatten();
-            if let Some((events, next)) = step {
-                let moved = next > self.cursor;
-                self.cursor = next;
-                if !events.is_empty() {
-                    return Some(events);
+            .unwrap_or_else(|e| Err(e.to_string()));
+            match step {
+                Ok((events, next)) => {
+                    self.failing_since = None;
+                    let moved = next > self.cursor;
+                    self.cursor = next;
+                    if !events.is_empty() {
+                        return Some(events);
+                    }
+                    if moved {
+                        continue;
+                    }
                 }
-                if moved {
-                    continue;
+                Err(e) => {
+                    // A store that cannot be read, or that went back in
+                    // time: said, after a while, rather than a silent tail.
+                    let since = *self
+                        .failing_since
+                        .get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() >= TAIL_GIVE_UP {
+                        return self
+                            .close(format!("the store cannot be read: {e}; the tail is closed"));
+                    }
                 }
             }
             tokio::select! {
                 () = self.n.stop.cancelled() => return None,
                 r = self.moves.changed() => if r.is_err() { return None },
-                () = tokio::time::sleep(TAIL_RECHECK) => {}
+                () = tokio::time::sleep(TAIL_RECHECK) => self.look = true,
             }
         }
         None

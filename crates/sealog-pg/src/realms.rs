@@ -15,8 +15,9 @@ use sealog_event::RealmName;
 use sealog_journal::checkpoint::{origin_for, Signer, VerifierKey};
 use sealog_journal::JournalError;
 use sealog_store::{
-    check_destination, check_room, mint, new_drain, CreatedRealm, DrainCursor, DrainInfo,
-    DrainStore, IssuedToken, RealmStore, Scope, Select, StoreError, StoredFraming, TokenInfo,
+    check_destination, check_room, clean_cursor, mint, new_drain, CreatedRealm, DrainCursor,
+    DrainInfo, DrainStore, IssuedToken, RealmStore, Scope, Select, StoreError, StoredFraming,
+    TokenInfo,
 };
 use sha2::{Digest, Sha256};
 
@@ -403,9 +404,9 @@ impl DrainStore for PgRealms {
     ) -> Result<DrainInfo> {
         let op = "adding a drain in PostgreSQL";
         let realm = known(realm)?.to_string();
-        check_destination(&select, url)?;
         let mut c = self.client();
         Self::require_realm(&mut c, &realm)?;
+        check_destination(&select, url)?;
         let mut t = c.transaction().map_err(store(op))?;
         // Two adds to one realm at once (two query nodes) are checked
         // against each other, not each against the drains before both.
@@ -484,6 +485,7 @@ impl DrainStore for PgRealms {
             i64::try_from(v)
                 .map_err(|_| bad_row(op, format!("drain {id}'s {what} {v} is out of range")))
         };
+        let c = clean_cursor(c);
         let (cursor, delivered) = (
             signed(c.cursor, "cursor")?,
             signed(c.delivered, "delivered count")?,
@@ -497,7 +499,14 @@ impl DrainStore for PgRealms {
                  ON CONFLICT (id) DO UPDATE SET cursor = $2, delivered = $3, failing = $4",
                 &[&id, &cursor, &delivered, &c.failing],
             )
-            .map_err(store(op))?;
+            .map_err(|e| {
+                // Removed between the SELECT and the insert: still gone.
+                if e.code() == Some(&postgres::error::SqlState::FOREIGN_KEY_VIOLATION) {
+                    StoreError::UnknownDrain(id.to_string())
+                } else {
+                    store(op)(e)
+                }
+            })?;
         if n == 0 {
             return Err(StoreError::UnknownDrain(id.to_string()));
         }

@@ -481,11 +481,58 @@ fn postgres_realms_tokens_and_drains_pass_conformance() {
     assert_eq!(n, 6);
     // Drains and their cursors, and all of it again from a new connection.
     sealog_store::realm_store::conformance::drains(&mut realms);
+    use sealog_store::DrainStore;
+    let before = realms.drains(None).expect("list");
     drop(realms);
     let realms = sealog_pg::PgRealms::connect(&s.url()).expect("reconnect");
-    sealog_store::realm_store::conformance::drains_after_reopen(&realms);
+    sealog_store::realm_store::conformance::drains_after_reopen(&realms, &before);
+    // Two nodes adding a realm's last drain at once: one gets it, the
+    // other is told the realm is full (the cap holds across connections).
+    let beta = realms.drains(Some("beta")).expect("list").len();
+    for i in beta..sealog_store::MAX_DRAINS_PER_REALM - 1 {
+        let mut r = sealog_pg::PgRealms::connect(&s.url()).expect("connect");
+        r.add_drain(
+            "beta",
+            sealog_store::Select::Site {
+                site: format!("s{i}.example.com"),
+            },
+            "syslog://h:514",
+            sealog_store::StoredFraming::Newline,
+        )
+        .expect("under the cap");
+    }
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let racers: Vec<_> = (0..4)
+        .map(|k| {
+            let (url, barrier) = (s.url(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut r = sealog_pg::PgRealms::connect(&url).expect("connect");
+                barrier.wait();
+                r.add_drain(
+                    "beta",
+                    sealog_store::Select::Site {
+                        site: format!("race{k}.example.com"),
+                    },
+                    "syslog://h:514",
+                    sealog_store::StoredFraming::Newline,
+                )
+            })
+        })
+        .collect();
+    let won = racers
+        .into_iter()
+        .map(|t| t.join().expect("racer"))
+        .filter(|r| r.is_ok())
+        .count();
+    assert_eq!(
+        won, 1,
+        "exactly one of four concurrent adds takes the last place"
+    );
+    assert_eq!(
+        realms.drains(Some("beta")).expect("list").len(),
+        sealog_store::MAX_DRAINS_PER_REALM
+    );
     // A hostile row is a named error, not a panic or a guess.
-    use sealog_store::DrainStore;
     let id = realms.drains(Some("beta")).expect("list")[0].id.clone();
     c.execute(
         "INSERT INTO sealog_drain_cursors (id, cursor, delivered) VALUES ($1, 5, 5)",

@@ -15,11 +15,8 @@
 use std::io::Write as _;
 use std::sync::OnceLock;
 
-use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
+use axum::response::{IntoResponse, Response};
 
 /// One embedded file: its name under `/ui/`, type and bytes.
 struct Asset {
@@ -73,7 +70,7 @@ pub fn compressed_bytes() -> usize {
 
 fn asset(name: &str, headers: &HeaderMap) -> Response {
     let Some(i) = ASSETS.iter().position(|a| a.name == name) else {
-        return (StatusCode::NOT_FOUND, "no such console file\n").into_response();
+        return (StatusCode::INTERNAL_SERVER_ERROR, "console file missing\n").into_response();
     };
     let a = &ASSETS[i];
     let gzip = headers
@@ -107,18 +104,19 @@ fn asset(name: &str, headers: &HeaderMap) -> Response {
     r
 }
 
-/// The console's routes.
-pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route(
-            "/ui",
-            get(|h: HeaderMap| async move { asset("index.html", &h) }),
-        )
-        .route("/ui/", get(|| async { Redirect::permanent("/ui") }))
-        .route(
-            "/ui/{file}",
-            get(|Path(file): Path<String>, h: HeaderMap| async move { asset(&file, &h) }),
-        )
+/// `GET /ui`: the console's page.
+pub async fn index(h: HeaderMap) -> Response {
+    asset("index.html", &h)
+}
+
+/// `GET /ui/console.js`: the console's script.
+pub async fn script(h: HeaderMap) -> Response {
+    asset("console.js", &h)
+}
+
+/// `GET /ui/console.css`: the console's style sheet.
+pub async fn style(h: HeaderMap) -> Response {
+    asset("console.css", &h)
 }
 
 #[cfg(test)]

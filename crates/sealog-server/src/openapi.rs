@@ -150,6 +150,7 @@ server is over its concurrency limit.";
         operations::list_realms, operations::create_realm, operations::list_tokens,
         operations::issue_token, operations::revoke_token, operations::verify, operations::retention,
         operations::health, operations::ready, operations::metrics, operations::openapi_json,
+        operations::console, operations::console_script, operations::console_style,
         operations::create_app_drain, operations::list_app_drains, operations::get_app_drain,
         operations::delete_app_drain, operations::create_site_drain, operations::list_site_drains,
         operations::get_site_drain, operations::delete_site_drain, operations::create_filter_drain,
@@ -185,6 +186,7 @@ server is over its concurrency limit.";
         (name = "admin", description = "Realms, tokens and the verifier (admin tokens)."),
         (name = "drains", description = "Drains and log sessions, logshuttle's API (realm write tokens, bare or Bearer)."),
         (name = "ops", description = "Health, readiness, metrics and this document (no token)."),
+        (name = "console", description = "The web console's page, script and style sheet (no token: they hold no data)."),
         (name = "audit", description = "Palisade's audit service (realm write tokens)."),
         (name = "forensic", description = "Mojaloop central-kms: sidecars and inquiries (admin token, or the realm's query token)."),
         (name = "logharbour", description = "LogHarbour's query functions and web service (query tokens)."),
@@ -1758,6 +1760,36 @@ mod operations {
         ),
     )]
     fn openapi_json() {}
+
+    /// The web console
+    #[utoipa::path(
+        get, path = "/ui", tag = "console",
+        responses(
+            (status = 200, description = "The console's page (gzip when accepted).", content_type = "text/html", body = String),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn console() {}
+
+    /// The console's script
+    #[utoipa::path(
+        get, path = "/ui/console.js", tag = "console",
+        responses(
+            (status = 200, description = "The script (gzip when accepted).", content_type = "text/javascript", body = String),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn console_script() {}
+
+    /// The console's style sheet
+    #[utoipa::path(
+        get, path = "/ui/console.css", tag = "console",
+        responses(
+            (status = 200, description = "The style sheet (gzip when accepted).", content_type = "text/css", body = String),
+            (status = 503, response = Unavailable),
+        ),
+    )]
+    fn console_style() {}
 }
 
 #[cfg(test)]

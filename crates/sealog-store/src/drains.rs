@@ -300,6 +300,25 @@ pub trait DrainStore {
     fn save_drain_cursor(&self, id: &str, c: &DrainCursor) -> Result<()>;
 }
 
+/// Whether `id` can be a drain's id (a UUID as [`uuid_v4`] makes them):
+/// anything else names no drain, and never a path.
+pub fn is_drain_id(id: &str) -> bool {
+    id.len() == 36
+        && id.bytes().enumerate().all(|(i, b)| {
+            matches!(i, 8 | 13 | 18 | 23) == (b == b'-') && (b == b'-' || b.is_ascii_hexdigit())
+        })
+}
+
+/// A cursor as every store keeps it: a NUL in the failure reason (which
+/// quotes a destination's answer) becomes U+FFFD, since PostgreSQL text
+/// cannot hold it.
+pub fn clean_cursor(c: &DrainCursor) -> DrainCursor {
+    DrainCursor {
+        failing: c.failing.as_ref().map(|f| f.replace('\0', "\u{fffd}")),
+        ..c.clone()
+    }
+}
+
 impl DrainStore for DataDir {
     fn drains(&self, realm: Option<&str>) -> Result<Vec<DrainInfo>> {
         DataDir::drains(self, realm)
@@ -320,15 +339,18 @@ impl DrainStore for DataDir {
     }
 
     fn drain_cursor(&self, id: &str) -> Result<DrainCursor> {
+        if !is_drain_id(id) {
+            return Ok(DrainCursor::default());
+        }
         load_cursor(&*self.fs, &self.root, id)
     }
 
     fn save_drain_cursor(&self, id: &str, c: &DrainCursor) -> Result<()> {
         // A drain removed meanwhile gets no cursor file back.
-        if !self.load_drains()?.drains.iter().any(|d| d.id == id) {
+        if !is_drain_id(id) || !self.load_drains()?.drains.iter().any(|d| d.id == id) {
             return Err(StoreError::UnknownDrain(id.to_string()));
         }
-        save_cursor(&*self.fs, &self.root, id, c)
+        save_cursor(&*self.fs, &self.root, id, &clean_cursor(c))
     }
 }
 

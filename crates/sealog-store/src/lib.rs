@@ -48,8 +48,8 @@ use sealog_journal::{Journal, JournalError, JournalOptions};
 use serde::{Deserialize, Serialize};
 
 pub use drains::{
-    check_destination, check_room, load_cursor, new_drain, save_cursor, uuid_v4, DrainCursor,
-    DrainInfo, DrainStore, Select, StoredFraming, MAX_DRAINS_PER_REALM,
+    check_destination, check_room, clean_cursor, is_drain_id, load_cursor, new_drain, save_cursor,
+    uuid_v4, DrainCursor, DrainInfo, DrainStore, Select, StoredFraming, MAX_DRAINS_PER_REALM,
 };
 pub use realm_store::RealmStore;
 pub use tokens::{mint, IssuedToken, Scope, TokenInfo};

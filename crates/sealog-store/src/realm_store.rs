@@ -96,7 +96,8 @@ impl RealmStore for DataDir {
 pub mod conformance {
     use super::RealmStore;
     use crate::{
-        DrainCursor, DrainStore, Scope, Select, StoreError, StoredFraming, MAX_DRAINS_PER_REALM,
+        DrainCursor, DrainInfo, DrainStore, Scope, Select, StoreError, StoredFraming,
+        MAX_DRAINS_PER_REALM,
     };
     use sealog_event::RealmName;
     use sealog_journal::checkpoint::{origin_for, Checkpoint};
@@ -281,10 +282,13 @@ pub mod conformance {
                 "{url}: {e}"
             );
         }
-        assert!(matches!(
-            s.add_drain("nope", app(), "syslog://h:514", StoredFraming::Newline),
-            Err(StoreError::UnknownRealm(_))
-        ));
+        for url in ["syslog://h:514", "gopher://h:70"] {
+            let e = s.add_drain("nope", app(), url, StoredFraming::Newline);
+            assert!(
+                matches!(e, Err(StoreError::UnknownRealm(_))),
+                "an unknown realm is named first: {e:?}"
+            );
+        }
         // Listed oldest first, per realm or all, exactly as added.
         assert_eq!(
             s.drains(Some("acme")).expect("list"),
@@ -325,6 +329,25 @@ pub mod conformance {
             DrainCursor::default(),
             "each drain has its own cursor"
         );
+        // A failure reason quoting a destination's NUL is kept without it.
+        let quoted = DrainCursor {
+            cursor: 7,
+            delivered: 7,
+            failing: Some("HTTP 403: \0body".into()),
+        };
+        s.save_drain_cursor(&site.id, &quoted).expect("save");
+        assert_eq!(
+            s.drain_cursor(&site.id).expect("cursor").failing.as_deref(),
+            Some("HTTP 403: \u{fffd}body")
+        );
+        // Ids that are no drain's, or a path, name no cursor.
+        for bad in ["../drains", "not-a-drain", ""] {
+            assert_eq!(s.drain_cursor(bad).expect("cursor"), DrainCursor::default());
+            assert!(matches!(
+                s.save_drain_cursor(bad, &c2),
+                Err(StoreError::UnknownDrain(_))
+            ));
+        }
         // Removed with its cursor: a later save is refused, not revived.
         assert_eq!(s.remove_drain("acme", &d.id).expect("remove"), d);
         assert!(matches!(
@@ -367,14 +390,25 @@ pub mod conformance {
     }
 
     /// What [`drains`] left is all there after the store is opened again
-    /// (call with the store `drains` ran on, reopened).
-    pub fn drains_after_reopen<S: DrainStore>(s: &S) {
+    /// (call with the store `drains` ran on, reopened, and what it listed
+    /// just before).
+    pub fn drains_after_reopen<S: DrainStore>(s: &S, before: &[DrainInfo]) {
+        assert_eq!(s.drains(None).expect("list"), before, "every field kept");
         let acme = s.drains(Some("acme")).expect("list");
         assert_eq!(acme.len(), MAX_DRAINS_PER_REALM);
         assert_eq!(acme[0].url, "https://u:p@h.example.com/logs");
         assert_eq!(acme[0].framing, StoredFraming::OctetCounting);
         assert!(matches!(acme[1].select, Select::Filter { .. }));
         assert_eq!(s.drains(Some("beta")).expect("list").len(), 1);
+        // The cursor saved last for the site drain.
+        assert_eq!(
+            s.drain_cursor(&acme[0].id).expect("cursor"),
+            DrainCursor {
+                cursor: 7,
+                delivered: 7,
+                failing: Some("HTTP 403: \u{fffd}body".into()),
+            }
+        );
     }
 }
 
@@ -386,8 +420,9 @@ mod tests {
         let mut dd = crate::DataDir::open(d.path(), "test").expect("open");
         super::conformance::run_all(&mut dd);
         super::conformance::drains(&mut dd);
+        let before = crate::DrainStore::drains(&dd, None).expect("list");
         drop(dd);
         let dd = crate::DataDir::open(d.path(), "test").expect("reopen");
-        super::conformance::drains_after_reopen(&dd);
+        super::conformance::drains_after_reopen(&dd, &before);
     }
 }

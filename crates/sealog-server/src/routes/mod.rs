@@ -99,7 +99,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/v1/openapi.json", get(crate::openapi::serve))
-        .merge(crate::console::routes())
+        .route("/ui", get(crate::console::index))
+        .route("/ui/console.js", get(crate::console::script))
+        .route("/ui/console.css", get(crate::console::style))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(
