@@ -73,14 +73,28 @@ async fn a_hundred_thousand_entries_across_a_restart_arrive_once() {
             for i in 0..total {
                 log.with_who(format!("user{}", i % 100))
                     .log_activity("order", &i);
-                if i % 20_000 == 0 {
-                    std::thread::sleep(Duration::from_millis(20));
+                // About a second of production in all, so the restart
+                // below lands while entries are in flight.
+                if i % 5_000 == 0 {
+                    std::thread::sleep(Duration::from_millis(50));
                 }
             }
         })
     };
-    // Restart the server while entries flow.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Restart the server while entries flow: once some have arrived and
+    // before the producer is done, whatever this machine's speed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while writer.stats().delivered < 10_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing delivered in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        !producer.is_finished(),
+        "the producer still runs at the restart"
+    );
     server.shutdown().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let server = serve(dir.path(), Some(addr)).await;

@@ -44,6 +44,7 @@ pub enum Order {
 pub mod grep;
 pub mod logharbour;
 pub mod message_index;
+pub mod stats;
 
 /// What a scan asks of each block and each line: [`Filter`] for the
 /// generic query, [`logharbour::LogsQuery`] for LogHarbour's functions.
@@ -155,6 +156,16 @@ impl Filter {
             verbatim,
         });
         Ok(self)
+    }
+
+    /// The range's start, ns since the epoch, if it has one.
+    pub fn from_ns(&self) -> Option<i64> {
+        self.from_ns
+    }
+
+    /// The range's end (exclusive), ns since the epoch, if it has one.
+    pub fn to_ns(&self) -> Option<i64> {
+        self.to_ns
     }
 
     /// True when a block filed over `[min, max]` can hold a match.

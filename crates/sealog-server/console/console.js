@@ -36,6 +36,7 @@ const session = {
     else sessionStorage.removeItem(TOKEN);
   },
   realm: null,
+  size: 0,
 };
 
 function banner(text) {
@@ -73,11 +74,6 @@ async function api(path, opts = {}) {
     throw new ApiError(r.status, msg);
   }
   return r;
-}
-
-function realmOfCheckpoint(text) {
-  const origin = text.split("\n", 1)[0];
-  return origin.startsWith("sealog/") ? origin.slice(7) : origin;
 }
 
 // ---- bytes, hashes, notes ----------------------------------------------------
@@ -291,16 +287,13 @@ function signIn(message) {
   $("input[name=token]").focus();
 }
 
-// Checks the token and learns the realm (from its checkpoint, if any).
+// Checks the token and learns its realm and size (an empty page of the
+// query API names both, and is not an error for an empty realm).
 async function whoAmI() {
-  try {
-    const r = await api("/v1/checkpoint");
-    session.realm = realmOfCheckpoint(await r.text());
-  } catch (e) {
-    if (e.status !== 404) throw e;
-    session.realm = session.realm || "";
-  }
-  $("#who").textContent = session.realm ? `realm ${session.realm}` : "realm (no records yet)";
+  const r = await api("/v1/query?limit=0");
+  session.realm = r.headers.get("x-sealog-realm") || "";
+  session.size = Number(r.headers.get("x-sealog-tree-size") || 0);
+  $("#who").textContent = session.size > 0 ? `realm ${session.realm}` : `realm ${session.realm} (no records yet)`;
   $("#signout").hidden = false;
 }
 
@@ -327,11 +320,21 @@ function viewParams() {
   return new URLSearchParams(i < 0 ? "" : location.hash.slice(i + 1));
 }
 
+// The `field:value` terms in the filter box; a value with spaces is
+// written in double quotes (`host:"web 1"`).
+function whereTerms(text) {
+  return (text.match(/[^\s:]+:"[^"]*"|\S+/g) || []).map((t) => t.replace(/:"(.*)"$/, ":$1"));
+}
+
+function termText(field, value) {
+  return /[\s"]/.test(value) ? `${field}:"${value.replaceAll('"', "")}"` : `${field}:${value}`;
+}
+
 // The query API's parameters for what the view shows.
 function queryParams(v) {
   const p = new URLSearchParams();
   if (v.get("q")) p.set("q", v.get("q"));
-  for (const w of (v.get("where") || "").split(/\s+/).filter(Boolean)) p.append("where", w);
+  for (const w of v.getAll("where")) p.append("where", w);
   const range = v.get("range") || "24h";
   const secs = RANGES.find((r) => r[0] === range)?.[2];
   if (secs) p.set("from", new Date(Date.now() - secs * 1000).toISOString());
@@ -340,6 +343,26 @@ function queryParams(v) {
     if (v.get("to")) p.set("to", new Date(v.get("to")).toISOString());
   }
   return p;
+}
+
+// An ISO time as a datetime-local input shows it (local time, seconds).
+function localInput(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return "";
+  const off = d.getTimezoneOffset() * 60000;
+  return new Date(d.getTime() - off).toISOString().slice(0, 19);
+}
+
+const DEFAULT_FACETS = ["app", "level", "host"];
+
+function facetFields(v) {
+  const extra = (v.get("facets") || "").split(",").filter(Boolean);
+  return [...new Set([...DEFAULT_FACETS, ...extra])].slice(0, 8);
+}
+
+function goExplore(v) {
+  location.hash = `#/explore?${v}`;
 }
 
 function summary(line) {
@@ -446,8 +469,8 @@ function explore() {
     { name: "range", "aria-label": "Time range" },
     ...RANGES.map(([id, label]) => el("option", { value: id, selected: id === range }, label)),
   );
-  const from = el("input", { type: "datetime-local", name: "from", "aria-label": "From", value: v.get("from") || "" });
-  const to = el("input", { type: "datetime-local", name: "to", "aria-label": "To", value: v.get("to") || "" });
+  const from = el("input", { type: "datetime-local", step: "1", name: "from", "aria-label": "From", value: localInput(v.get("from")) });
+  const to = el("input", { type: "datetime-local", step: "1", name: "to", "aria-label": "To", value: localInput(v.get("to")) });
   const custom = el("span", { class: "custom" }, from, " – ", to);
   custom.hidden = range !== "custom";
   rangeSel.addEventListener("change", () => (custom.hidden = rangeSel.value !== "custom"));
@@ -456,7 +479,7 @@ function explore() {
     name: "where",
     type: "text",
     placeholder: "field:value …",
-    value: v.get("where") || "",
+    value: v.getAll("where").map((t) => { const i = t.search(/[:=]/); return i > 0 ? termText(t.slice(0, i), t.slice(i + 1)) : t; }).join(" "),
     "aria-label": "Field filters",
   });
   const form = el(
@@ -468,13 +491,14 @@ function explore() {
         e.preventDefault();
         const p = new URLSearchParams();
         if (q.value) p.set("q", q.value);
-        if (where.value.trim()) p.set("where", where.value.trim());
+        for (const t of whereTerms(where.value)) p.append("where", t);
         p.set("range", rangeSel.value);
         if (rangeSel.value === "custom") {
-          if (from.value) p.set("from", from.value);
-          if (to.value) p.set("to", to.value);
+          if (from.value) p.set("from", new Date(from.value).toISOString());
+          if (to.value) p.set("to", new Date(to.value).toISOString());
         }
-        location.hash = `#/explore?${p}`;
+        if (v.get("facets")) p.set("facets", v.get("facets"));
+        goExplore(p);
       },
     },
     q,
@@ -489,7 +513,21 @@ function explore() {
   const tailBtn = el("button", { type: "button", id: "tail", "aria-pressed": "false" }, "Live tail");
   const pauseBtn = el("button", { type: "button", id: "pause", hidden: true, "aria-pressed": "false" }, "Pause");
   const rate = el("span", { class: "rate", id: "rate" });
-  show(el("section", { class: "explore" }, form, el("div", { class: "bar" }, status, tailBtn, pauseBtn, rate), list, more));
+  const hist = el("figure", { class: "histogram", id: "histogram" });
+  const facets = el("aside", { class: "facets", id: "facets", "aria-label": "Facets" });
+  show(
+    el(
+      "section",
+      { class: "explore" },
+      form,
+      el(
+        "div",
+        { class: "layout" },
+        facets,
+        el("div", { class: "results" }, hist, el("div", { class: "bar" }, status, tailBtn, pauseBtn, rate), list, more),
+      ),
+    ),
+  );
 
   const params = queryParams(v);
   let cursor = null;
@@ -524,6 +562,7 @@ function explore() {
           : `${shown} record${shown === 1 ? "" : "s"} shown, newest first${done ? "" : "; scroll for more"} (tree size ${size})`;
     } catch (e) {
       if (e.status === 401) return signIn("The token is no longer valid.");
+      if (e.status === 0) banner(`The server cannot be reached (${location.host}); retry when it is back.`);
       status.textContent = `Search failed: ${e.message}`;
       done = true;
     } finally {
@@ -533,8 +572,184 @@ function explore() {
   new IntersectionObserver((entries) => {
     if (entries.some((e) => e.isIntersecting)) page();
   }).observe(more);
-  page();
+  page().then(() => stats(v, params, hist, facets));
   tailBtn.addEventListener("click", () => tail(params, list, tailBtn, pauseBtn, rate));
+}
+
+// The histogram and the facets: one request, after the first page.
+async function stats(v, params, hist, facets) {
+  const p = new URLSearchParams(params);
+  p.set("buckets", "60");
+  for (const f of facetFields(v)) p.append("facet", f);
+  p.set("top", "8");
+  hist.replaceChildren(el("p", { class: "status", text: "Counting…" }));
+  let s;
+  try {
+    s = await (await api(`/v1/stats?${p}`)).json();
+  } catch (e) {
+    hist.replaceChildren(el("p", { class: "status", text: `Counts unavailable: ${e.message}` }));
+    return;
+  }
+  drawHistogram(v, s, hist);
+  drawFacets(v, s, facets);
+}
+
+function fmtTime(ns) {
+  return new Date(ns / 1e6).toISOString().replace(".000Z", "Z");
+}
+
+function drawHistogram(v, s, hist) {
+  const W = 600;
+  const H = 80;
+  const n = s.counts.length;
+  const max = Math.max(1, ...s.counts);
+  const bw = W / n;
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `Records over time, ${s.matched} in all; drag to zoom`);
+  const zoomTo = (t0, t1) => {
+    const p = new URLSearchParams(v);
+    p.set("range", "custom");
+    p.set("from", new Date(t0 / 1e6).toISOString());
+    p.set("to", new Date(Math.max(t1, t0 + 1e6) / 1e6).toISOString());
+    goExplore(p);
+  };
+  s.counts.forEach((c, i) => {
+    const h = c === 0 ? 0 : Math.max(1, (c / max) * (H - 4));
+    const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    r.setAttribute("x", String(i * bw + 0.5));
+    r.setAttribute("y", String(H - h));
+    r.setAttribute("width", String(Math.max(0.5, bw - 1)));
+    r.setAttribute("height", String(h));
+    r.setAttribute("class", "bucket");
+    r.setAttribute("tabindex", "0");
+    r.dataset.count = String(c);
+    const t0 = s.from_ns + i * s.bucket_ns;
+    const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+    title.textContent = `${c} from ${fmtTime(t0)}`;
+    r.append(title);
+    r.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") {
+        e.preventDefault();
+        zoomTo(t0, t0 + s.bucket_ns);
+      }
+    });
+    svg.append(r);
+  });
+  const sel = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+  sel.setAttribute("class", "selection");
+  sel.setAttribute("y", "0");
+  sel.setAttribute("height", String(H));
+  sel.setAttribute("width", "0");
+  svg.append(sel);
+  let x0 = null;
+  const xOf = (e) => {
+    const b = svg.getBoundingClientRect();
+    return Math.min(W, Math.max(0, ((e.clientX - b.left) / b.width) * W));
+  };
+  svg.addEventListener("pointerdown", (e) => {
+    x0 = xOf(e);
+    svg.setPointerCapture(e.pointerId);
+  });
+  svg.addEventListener("pointermove", (e) => {
+    if (x0 === null) return;
+    const x = xOf(e);
+    sel.setAttribute("x", String(Math.min(x0, x)));
+    sel.setAttribute("width", String(Math.abs(x - x0)));
+  });
+  svg.addEventListener("pointerup", (e) => {
+    if (x0 === null) return;
+    const x1 = xOf(e);
+    const [a, b] = [Math.min(x0, x1), Math.max(x0, x1)];
+    x0 = null;
+    const span = s.bucket_ns * n;
+    if (b - a < 2) {
+      // A click zooms into its bucket.
+      const i = Math.min(n - 1, Math.floor(a / bw));
+      zoomTo(s.from_ns + i * s.bucket_ns, s.from_ns + (i + 1) * s.bucket_ns);
+    } else {
+      zoomTo(s.from_ns + (a / W) * span, s.from_ns + (b / W) * span);
+    }
+  });
+  const caption = el(
+    "figcaption",
+    {},
+    el("span", { text: fmtTime(s.from_ns) }),
+    el("span", {
+      class: "count",
+      id: "histogram-count",
+      text: `${s.matched} record${s.matched === 1 ? "" : "s"}${s.sampled ? ` (the newest ${s.matched}; older ones not counted)` : ""}`,
+    }),
+    el("span", { text: fmtTime(s.from_ns + s.bucket_ns * n) }),
+  );
+  hist.replaceChildren(svg, caption);
+}
+
+function drawFacets(v, s, aside) {
+  const parts = [el("h2", { text: "Fields" })];
+  for (const [field, f] of Object.entries(s.facets)) {
+    const have = new Set(v.getAll("where"));
+    const items = f.top.map(({ value, count }) =>
+      el(
+        "li",
+        {},
+        el(
+          "button",
+          {
+            type: "button",
+            class: "facet",
+            "data-field": field,
+            "data-value": value,
+            "aria-pressed": String(have.has(`${field}:${value}`)),
+            onclick: () => {
+              const p = new URLSearchParams(v);
+              const term = `${field}:${value}`;
+              const all = p.getAll("where").filter((t) => t !== term);
+              p.delete("where");
+              for (const t of all) p.append("where", t);
+              if (!have.has(term)) p.append("where", term);
+              goExplore(p);
+            },
+          },
+          el("span", { class: "value", text: value }),
+          el("span", { class: "n", text: String(count) }),
+        ),
+      ),
+    );
+    const rest = f.other > 0 ? el("li", { class: "other", text: `${f.other} other` }) : null;
+    parts.push(
+      el(
+        "section",
+        { class: "facet-field", "data-field": field },
+        el("h3", { text: field }),
+        items.length ? el("ul", {}, ...items, rest) : el("p", { class: "status", text: "no values" }),
+      ),
+    );
+  }
+  const add = el("input", { name: "facet", type: "text", placeholder: "another field", "aria-label": "Another field" });
+  parts.push(
+    el(
+      "form",
+      {
+        class: "add-facet",
+        onsubmit: (e) => {
+          e.preventDefault();
+          const name = add.value.trim();
+          if (!name) return;
+          const p = new URLSearchParams(v);
+          const list = (p.get("facets") || "").split(",").filter(Boolean);
+          if (!list.includes(name)) list.push(name);
+          p.set("facets", list.join(","));
+          goExplore(p);
+        },
+      },
+      add,
+      el("button", { type: "submit" }, "Add"),
+    ),
+  );
+  aside.replaceChildren(...parts);
 }
 
 // A record's seq, which the server put in it (SPEC: the record).
@@ -670,9 +885,14 @@ async function realmPage() {
   keyInput.id = "key";
   let text;
   try {
+    await whoAmI();
+    if (session.size === 0) {
+      out.append(el("p", { class: "status", text: "This realm has no records yet." }));
+      return;
+    }
     text = await (await api("/v1/checkpoint")).text();
   } catch (e) {
-    out.append(el("p", { class: "status", text: e.status === 404 ? "This realm has no records yet." : `Checkpoint: ${e.message}` }));
+    out.append(el("p", { class: "status", text: `Checkpoint: ${e.message}` }));
     return;
   }
   out.append(el("h2", { text: "Latest checkpoint" }), el("pre", { class: "checkpoint", text }));

@@ -146,7 +146,7 @@ server is over its concurrency limit.";
     paths(
         operations::ingest, operations::log_events,
         operations::query, operations::checkpoint, operations::inclusion,
-        operations::consistency, operations::range, operations::tail,
+        operations::consistency, operations::range, operations::tail, operations::stats,
         operations::list_realms, operations::create_realm, operations::list_tokens,
         operations::issue_token, operations::revoke_token, operations::verify, operations::retention,
         operations::health, operations::ready, operations::metrics, operations::openapi_json,
@@ -1760,6 +1760,36 @@ mod operations {
         ),
     )]
     fn openapi_json() {}
+
+    /// Counts over time and top field values
+    ///
+    /// The histogram and facets of what the filter matches, newest first,
+    /// at most `sample` records: `matched`, `sampled` (true when older
+    /// matches were not counted), `scanned_from_seq`, `from_ns`,
+    /// `bucket_ns`, `counts` (oldest bucket first), `untimed`, `facets`
+    /// (`{field: {top: [{value, count}], other, missing}}`) and `size`.
+    #[utoipa::path(
+        get, path = "/v1/stats", tag = "read",
+        params(
+            ("from" = Option<String>, Query, description = "RFC 3339: records at or after."),
+            ("to" = Option<String>, Query, description = "RFC 3339: records before."),
+            ("q" = Option<String>, Query, description = "Text the stored line contains."),
+            ("where" = Option<Vec<String>>, Query, description = "`field:value`, repeatable.", explode = true),
+            ("buckets" = Option<u32>, Query, description = "Histogram buckets, 1 to 500 (60).", minimum = 1, maximum = 500),
+            ("facet" = Option<Vec<String>>, Query, description = "A field to list the top values of, up to 8.", explode = true),
+            ("top" = Option<u32>, Query, description = "Values per facet, 1 to 50 (10).", minimum = 1, maximum = 50),
+            ("sample" = Option<u64>, Query, description = "Most records counted, 1 to 1,000,000 (200,000).", minimum = 1, maximum = 1000000),
+        ),
+        responses(
+            (status = 200, description = "The counts.", body = Object),
+            (status = 400, response = BadRequest),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 503, response = Unavailable),
+        ),
+        security(("bearer" = ["query"])),
+    )]
+    fn stats() {}
 
     /// The web console
     #[utoipa::path(

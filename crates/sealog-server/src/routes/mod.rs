@@ -33,6 +33,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/proof/consistency", get(read::consistency))
         .route("/v1/proof/range", get(read::range))
         .route("/v1/tail", get(read::tail))
+        .route("/v1/stats", get(read::stats))
         .route("/v1/logs", get(logharbour::logs))
         .route("/v1/changes", get(logharbour::changes))
         .route("/v1/logs-for-ip", get(logharbour::logs_for_ip))

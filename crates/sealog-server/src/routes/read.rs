@@ -97,6 +97,17 @@ fn filter_from(params: &[(String, String)]) -> Result<Filter, ApiError> {
     Ok(f)
 }
 
+/// The journal's block index and size now, for a scan that reads blocks
+/// one at a time without holding the journal.
+fn snapshot(
+    journal: &crate::realm::SharedLog,
+) -> Result<(Vec<sealog_journal::BlockMeta>, u64), ApiError> {
+    let j = journal
+        .read()
+        .map_err(|_| ApiError::Internal("journal lock poisoned".into()))?;
+    Ok((j.blocks().to_vec(), j.size()))
+}
+
 /// `GET /v1/query?from&to&q&where=k:v&limit&cursor&order=oldest|newest`
 pub async fn query(
     State(state): State<Arc<AppState>>,
@@ -142,12 +153,7 @@ pub async fn query(
     let journal = realm.journal().clone();
     let verified_through = realm.verified_through();
     let result = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let (blocks, size) = {
-            let j = journal
-                .read()
-                .map_err(|_| ApiError::Internal("journal lock poisoned".into()))?;
-            (j.blocks().to_vec(), j.size())
-        };
+        let (blocks, size) = snapshot(&journal)?;
         let bounds = match order {
             Order::Oldest => Scan {
                 order,
@@ -196,6 +202,9 @@ pub async fn query(
         HeaderValue::from_static("application/x-ndjson"),
     );
     h.insert("x-sealog-tree-size", HeaderValue::from(size));
+    if let Ok(v) = HeaderValue::from_str(realm.name()) {
+        h.insert("x-sealog-realm", v);
+    }
     // Records the background verifier re-hashed and matched to a signed
     // checkpoint: a reader can tell how much of what it got was checked.
     h.insert(
@@ -209,6 +218,88 @@ pub async fn query(
         h.insert("x-sealog-next-cursor", HeaderValue::from(c));
     }
     Ok(resp)
+}
+
+/// Records `/v1/stats` counts unless asked for another number.
+const DEFAULT_SAMPLE: u64 = 200_000;
+
+/// `GET /v1/stats?from&to&q&where&buckets&facet&top&sample`: counts over
+/// time and the top values of fields among what the filter matches, newest
+/// first, at most `sample` records (the console's histogram and facets).
+pub async fn stats(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use sealog_query::stats::{StatsRequest, MAX_BUCKETS, MAX_FACETS, MAX_SAMPLE, MAX_TOP};
+    let realm = state
+        .realm_async(caller.realm_for(Scope::Query, "read")?)
+        .await?;
+    let ps = params(raw.as_deref());
+    let filter = filter_from(&ps)?;
+    let mut req = StatsRequest {
+        buckets: 60,
+        facets: Vec::new(),
+        top: 10,
+        sample: DEFAULT_SAMPLE,
+        now_ns: sealog_event::now_ns(),
+    };
+    let within = |name: &str, v: &str, max: u64| -> Result<u64, ApiError> {
+        let n = parse_u64(name, v)?;
+        if n == 0 || n > max {
+            return Err(ApiError::BadRequest(format!(
+                "{name} must be 1 to {max}, got {n}"
+            )));
+        }
+        Ok(n)
+    };
+    for (k, v) in &ps {
+        match k.as_str() {
+            "buckets" => req.buckets = within("buckets", v, u64::from(MAX_BUCKETS))? as u32,
+            "top" => req.top = within("top", v, MAX_TOP as u64)? as usize,
+            "sample" => req.sample = within("sample", v, MAX_SAMPLE)?,
+            "facet" => {
+                if v.is_empty() || v.len() > 128 || v.chars().any(char::is_control) {
+                    return Err(ApiError::BadRequest(
+                        "facet must be a field name of 1 to 128 bytes".into(),
+                    ));
+                }
+                if !req.facets.contains(v) {
+                    if req.facets.len() == MAX_FACETS {
+                        return Err(ApiError::BadRequest(format!("at most {MAX_FACETS} facets")));
+                    }
+                    req.facets.push(v.clone());
+                }
+            }
+            "from" | "to" | "q" | "where" => {}
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown stats parameter {other:?}"
+                )))
+            }
+        }
+    }
+    let journal = realm.journal().clone();
+    let result = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let (blocks, size) = snapshot(&journal)?;
+        let s = sealog_query::stats::stats(
+            &blocks,
+            &|i| match journal.read() {
+                Ok(j) => j.read_block(i),
+                Err(_) => Err(sealog_journal::JournalError::Poisoned),
+            },
+            &filter,
+            &req,
+            size,
+        )?;
+        Ok((s, size))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (s, size) = realm.guard(&state.metrics, result)?;
+    let mut v = serde_json::to_value(s).map_err(|e| ApiError::Internal(e.to_string()))?;
+    v["size"] = size.into();
+    Ok(Json(v))
 }
 
 /// Takes one page's share of the server's query budget: the permit to hold

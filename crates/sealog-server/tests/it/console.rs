@@ -164,6 +164,45 @@ impl Browser {
         }
     }
 
+    /// Drags the mouse across the element `css`, from `a` to `b` (fractions
+    /// of its width), at half its height.
+    async fn drag(&self, css: &str, a: f64, b: f64) {
+        let e = self.find(css).await;
+        let rect = self
+            .cmd(
+                reqwest::Method::GET,
+                &format!("/element/{e}/rect"),
+                Value::Null,
+            )
+            .await;
+        let w = rect["width"].as_f64().expect("width");
+        // Pointer offsets are from the element's centre.
+        let x = |f: f64| ((f - 0.5) * w).round() as i64;
+        let origin = json!({ ELEMENT: e });
+        let actions = json!({"actions": [{
+            "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+            "actions": [
+                {"type": "pointerMove", "duration": 0, "origin": origin, "x": x(a), "y": 0},
+                {"type": "pointerDown", "button": 0},
+                {"type": "pointerMove", "duration": 100, "origin": origin, "x": x(b), "y": 0},
+                {"type": "pointerUp", "button": 0}
+            ]
+        }]});
+        let v = self.post("/actions", actions).await;
+        assert!(v.is_null(), "drag: {v}");
+    }
+
+    /// The seqs of the rows shown, in order.
+    async fn seqs(&self) -> Vec<u64> {
+        serde_json::from_value(
+            self.js(
+                "return [...document.querySelectorAll('li.row')].map(r => Number(r.dataset.seq))",
+            )
+            .await,
+        )
+        .expect("seqs")
+    }
+
     async fn text(&self, css: &str) -> String {
         let e = self.find(css).await;
         self.cmd(
@@ -278,8 +317,6 @@ async fn sign_in_search_expand_verify_share_and_tail() {
     // The token is in session storage, never in the URL.
     let url = b.js("return location.href").await;
     assert!(!url.as_str().unwrap_or_default().contains(q), "{url}");
-    b.shot("explore").await;
-
     // Search with a filter: every 5th record, all of them (50), by scrolling.
     b.type_into("input[name=where]", "app:payments").await;
     b.click("form.search button[type=submit]").await;
@@ -433,4 +470,330 @@ async fn assets_are_embedded_compressed_and_locked_down() {
     let total = sealog_server::console::compressed_bytes();
     eprintln!("console assets: {total} bytes gzip-compressed");
     assert!(total < 300 * 1024);
+}
+
+/// Signs in at `base` (the console's origin) with `token`.
+async fn sign_in(b: &Browser, base: &str, token: &str) {
+    b.goto(&format!("{base}/ui")).await;
+    b.type_into("input[name=token]", token).await;
+    b.click("form.signin button[type=submit]").await;
+    b.until(
+        "signed in",
+        Duration::from_secs(5),
+        "return !document.querySelector('#signout').hidden && document.querySelector('#status')?.textContent",
+    )
+    .await;
+}
+
+/// Pins `key` on the Realm page at `base`.
+async fn pin(b: &Browser, base: &str, key: &str) {
+    b.goto(&format!("{base}/ui#/realm")).await;
+    b.find("input[name=key]").await;
+    b.js(&format!(
+        "document.querySelector('input[name=key]').value = {}",
+        json!(key)
+    ))
+    .await;
+    b.click("form.pin button[type=submit]").await;
+    b.until(
+        "pinned",
+        Duration::from_secs(5),
+        "return document.querySelector('.size')?.textContent.includes('signature verified')",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn histogram_facets_and_zoom() {
+    let srv = TestServer::start().await;
+    let realm = srv.realm("shop").await;
+    let (w, q) = (s(&realm, "write_token"), s(&realm, "query_token"));
+    // Five batches 200 ms apart, so the histogram has a spread to zoom in.
+    for k in 0..5 {
+        assert_eq!(srv.ingest(w, records(k * 50, 50)).await.status(), 200);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let b = Browser::start().await;
+    sign_in(&b, &srv.url(""), q).await;
+    b.goto(&format!("{}#/explore?range=all", srv.url("/ui")))
+        .await;
+    b.until(
+        "histogram",
+        Duration::from_secs(5),
+        "return document.querySelectorAll('#histogram rect.bucket').length === 60 && document.querySelector('#histogram-count').textContent",
+    )
+    .await;
+    assert_eq!(b.text("#histogram-count").await, "250 records");
+    let bars: Vec<u64> = serde_json::from_value(
+        b.js("return [...document.querySelectorAll('#histogram rect.bucket')].map(r => Number(r.dataset.count))")
+            .await,
+    )
+    .expect("counts");
+    assert_eq!(bars.iter().sum::<u64>(), 250, "{bars:?}");
+    // The facets: app's and level's top values with their counts.
+    let facet = |field: &str, value: &str| {
+        format!(".facet-field[data-field='{field}'] button.facet[data-value='{value}']")
+    };
+    assert_eq!(b.text(&facet("app", "search")).await, "search\n200");
+    assert_eq!(b.text(&facet("app", "payments")).await, "payments\n50");
+    assert_eq!(b.text(&facet("level", "error")).await, "error\n36");
+    b.shot("explore").await;
+    // A facet click filters: every 5th record.
+    let clicked = Instant::now();
+    b.click(&facet("app", "payments")).await;
+    b.until(
+        "facet filter",
+        Duration::from_secs(5),
+        "return document.querySelector('#status')?.textContent.startsWith('50 records shown')",
+    )
+    .await;
+    eprintln!("facet click to rows shown: {:?}", clicked.elapsed());
+    assert_eq!(
+        b.seqs().await,
+        (0..250).rev().filter(|i| i % 5 == 0).collect::<Vec<_>>()
+    );
+    let url = b.js("return location.href").await;
+    assert!(
+        url.as_str()
+            .unwrap_or_default()
+            .contains("where=app%3Apayments"),
+        "{url}"
+    );
+    b.until(
+        "facet pressed",
+        Duration::from_secs(5),
+        &format!(
+            "return document.querySelector(\"{}\")?.getAttribute('aria-pressed') === 'true'",
+            facet("app", "payments")
+        ),
+    )
+    .await;
+    // Clicked again, the filter goes.
+    b.click(&facet("app", "payments")).await;
+    b.until(
+        "facet removed",
+        Duration::from_secs(5),
+        "return document.querySelector('#status')?.textContent.startsWith('100 records shown')",
+    )
+    .await;
+    // Another field, picked by the user.
+    b.type_into("input[name=facet]", "msg").await;
+    b.click("form.add-facet button[type=submit]").await;
+    b.until(
+        "picked facet",
+        Duration::from_secs(5),
+        "return document.querySelectorAll(\".facet-field[data-field='msg'] button.facet\").length === 8",
+    )
+    .await;
+    // Drag across the first half of the histogram: the older records only.
+    b.until(
+        "histogram again",
+        Duration::from_secs(5),
+        "return document.querySelectorAll('#histogram rect.bucket').length === 60",
+    )
+    .await;
+    b.drag("#histogram svg", 0.02, 0.5).await;
+    b.until(
+        "zoomed",
+        Duration::from_secs(5),
+        "return location.hash.includes('range=custom') && document.querySelector('#histogram-count')?.textContent",
+    )
+    .await;
+    let zoomed = b.text("#histogram-count").await;
+    let n: u64 = zoomed
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("count");
+    assert!(
+        n > 0 && n < 250,
+        "the first half holds some records: {zoomed}"
+    );
+    let seqs = b.seqs().await;
+    assert!(
+        !seqs.is_empty() && seqs.iter().all(|s| *s < 250),
+        "{seqs:?}"
+    );
+    assert!(
+        seqs.iter().max() < Some(&200),
+        "the newest batch is after the zoomed range: {seqs:?}"
+    );
+    let log = b.console().await;
+    assert!(errors(&log, &[]).is_empty(), "console errors: {log:?}");
+}
+
+/// A proxy in front of the server that flips one byte of the first hash of
+/// an inclusion proof (mode 1) or of the checkpoint's signature (mode 2).
+async fn tamper_proxy(
+    target: std::net::SocketAddr,
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+) -> String {
+    use axum::body::Body;
+    use axum::extract::Request;
+    use axum::response::Response;
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let http = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let (http, mode) = (http.clone(), mode.clone());
+        async move {
+            let path = req
+                .uri()
+                .path_and_query()
+                .map_or("/".to_string(), |p| p.as_str().to_string());
+            let mut fwd = http.request(req.method().clone(), format!("http://{target}{path}"));
+            if let Some(a) = req.headers().get("authorization") {
+                fwd = fwd.header("authorization", a);
+            }
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .unwrap_or_default();
+            let r = fwd.body(body).send().await.expect("forward");
+            let status = r.status();
+            let mut headers = r.headers().clone();
+            for h in [
+                "content-encoding",
+                "content-length",
+                "transfer-encoding",
+                "connection",
+            ] {
+                headers.remove(h);
+            }
+            let mut bytes = r.bytes().await.expect("body").to_vec();
+            let m = mode.load(std::sync::atomic::Ordering::SeqCst);
+            if m == 1 && path.starts_with("/v1/proof/inclusion") && status == 200 {
+                let mut v: Value = serde_json::from_slice(&bytes).expect("proof");
+                let mut h = b64
+                    .decode(v["hashes"][0].as_str().expect("hash"))
+                    .expect("b64");
+                h[7] ^= 0x01;
+                v["hashes"][0] = b64.encode(h).into();
+                bytes = serde_json::to_vec(&v).expect("json");
+            }
+            if m == 2 && path == "/v1/checkpoint" && status == 200 {
+                let text = String::from_utf8(bytes).expect("utf-8");
+                let (head, sig) = text.trim_end().rsplit_once(' ').expect("signature line");
+                let mut raw = b64.decode(sig).expect("b64");
+                raw[20] ^= 0x01;
+                bytes = format!("{head} {}\n", b64.encode(raw)).into_bytes();
+            }
+            let mut out = Response::new(Body::from(bytes));
+            *out.status_mut() = status;
+            *out.headers_mut() = headers;
+            out
+        }
+    });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(l, app).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flipped_proof_hash_or_signature_fails_and_names_the_check() {
+    let srv = TestServer::start().await;
+    let realm = srv.realm("shop").await;
+    let (w, q) = (s(&realm, "write_token"), s(&realm, "query_token"));
+    assert_eq!(srv.ingest(w, records(0, 40)).await.status(), 200);
+    let mode = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let base = tamper_proxy(srv.addr, mode.clone()).await;
+    let b = Browser::start().await;
+    sign_in(&b, &base, q).await;
+    pin(&b, &base, s(&realm, "public_key")).await;
+    b.goto(&format!("{base}/ui#/explore?range=all")).await;
+    b.click("li.row[data-seq='17'] button.expand").await;
+    let mut verdicts = Vec::new();
+    for m in [0u8, 1, 2, 0] {
+        mode.store(m, std::sync::atomic::Ordering::SeqCst);
+        b.js("document.querySelector(\"li.row[data-seq='17'] .verdict\").replaceChildren()")
+            .await;
+        b.click("li.row[data-seq='17'] button.verify").await;
+        let v = b
+            .until(
+                "verdict",
+                Duration::from_secs(5),
+                "const r = document.querySelector(\"li.row[data-seq='17'] .result\"); return r && r.textContent",
+            )
+            .await;
+        verdicts.push(v.as_str().unwrap_or_default().to_string());
+        if m == 1 {
+            b.shot("verify-failed").await;
+        }
+    }
+    assert_eq!(
+        verdicts,
+        [
+            "Verified",
+            "Failed: inclusion: the proof does not lead to the signed root",
+            "Failed: signature: the checkpoint's Ed25519 signature does not verify",
+            "Verified",
+        ]
+    );
+    let log = b.console().await;
+    assert!(errors(&log, &[]).is_empty(), "console errors: {log:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_realm_a_huge_record_and_a_server_gone_are_shown_clearly() {
+    let mut srv = TestServer::start().await;
+    let empty = srv.realm("empty").await;
+    let big = srv.realm("big").await;
+    let b = Browser::start().await;
+    // An empty realm says so.
+    sign_in(&b, &srv.url(""), s(&empty, "query_token")).await;
+    assert_eq!(b.text("#status").await, "This realm has no records yet.");
+    assert_eq!(b.text("#who").await, "realm empty (no records yet)");
+    b.shot("empty").await;
+    // A 10,000-character record is one row, and expands to all of it.
+    let msg = "x".repeat(10_000);
+    let line = format!("{{\"app\":\"big\",\"level\":\"info\",\"msg\":\"{msg}\"}}\n");
+    assert_eq!(srv.ingest(s(&big, "write_token"), line).await.status(), 200);
+    b.click("#signout").await;
+    sign_in(&b, &srv.url(""), s(&big, "query_token")).await;
+    let h = b
+        .js("return document.querySelector(\"li.row[data-seq='0']\").getBoundingClientRect().height")
+        .await;
+    assert!(
+        h.as_f64().is_some_and(|h| h > 0.0 && h < 60.0),
+        "one line high: {h}"
+    );
+    b.click("li.row[data-seq='0'] button.expand").await;
+    let json = b.text("li.row[data-seq='0'] pre.json").await;
+    assert!(json.contains(&msg));
+    let w = b
+        .js("return document.documentElement.scrollWidth <= window.innerWidth")
+        .await;
+    assert_eq!(w, true, "no sideways scrolling");
+    let log = b.console().await;
+    assert!(errors(&log, &[]).is_empty(), "console errors: {log:?}");
+    // The server gone: the next search says so.
+    srv.shutdown().await;
+    b.click("form.search button[type=submit]").await;
+    let banner = b
+        .until(
+            "banner",
+            Duration::from_secs(5),
+            "const e = document.querySelector('#banner'); return !e.hidden && e.textContent",
+        )
+        .await;
+    assert!(
+        banner
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("The server cannot be reached"),
+        "{banner}"
+    );
+    let page = b.js("return document.body.innerText.length").await;
+    assert!(page.as_u64() > Some(50), "no blank page");
+    let log = b.console().await;
+    let errs: Vec<String> = errors(&log, &[])
+        .into_iter()
+        .filter(|m| !m.contains("ERR_CONNECTION_REFUSED"))
+        .collect();
+    assert!(
+        errs.is_empty(),
+        "console errors other than the refused connection: {errs:?}"
+    );
 }
