@@ -25,6 +25,10 @@ pub const MAX_TOP: usize = 50;
 pub const MAX_SAMPLE: u64 = 1_000_000;
 /// Longest facet value kept whole (longer ones are cut, marked with "…").
 const MAX_VALUE_CHARS: usize = 200;
+/// Distinct values counted per facet; values first seen after that many
+/// are counted in `other` (and the facet says `capped`), so a field with a
+/// value per record costs bounded memory.
+pub const MAX_DISTINCT: usize = 10_000;
 
 /// What to count.
 #[derive(Debug, Clone)]
@@ -50,6 +54,9 @@ pub struct Facet {
     pub other: u64,
     /// Counted records without the field (or with an object or array there).
     pub missing: u64,
+    /// True when the field had more than [`MAX_DISTINCT`] values: the top
+    /// is then of the values seen first, and may miss a later frequent one.
+    pub capped: bool,
 }
 
 /// A value and how many counted records have it.
@@ -118,6 +125,7 @@ pub fn stats(
     let mut untimed = 0u64;
     let mut values: Vec<HashMap<String, u64>> = vec![HashMap::new(); req.facets.len()];
     let mut missing = vec![0u64; req.facets.len()];
+    let mut overflow = vec![0u64; req.facets.len()];
     let r = scan(
         blocks,
         read_block,
@@ -140,7 +148,15 @@ pub fn stats(
             let v = serde_json::from_slice::<Value>(line).unwrap_or(Value::Null);
             for (i, path) in req.facets.iter().enumerate() {
                 match lookup(&v, path).and_then(facet_text) {
-                    Some(s) => *values[i].entry(s).or_default() += 1,
+                    Some(s) => {
+                        if let Some(n) = values[i].get_mut(&s) {
+                            *n += 1;
+                        } else if values[i].len() < MAX_DISTINCT {
+                            values[i].insert(s, 1);
+                        } else {
+                            overflow[i] += 1;
+                        }
+                    }
                     None => missing[i] += 1,
                 }
             }
@@ -181,8 +197,8 @@ pub fn stats(
         .facets
         .iter()
         .zip(values)
-        .zip(missing)
-        .map(|((name, vals), missing)| {
+        .zip(missing.into_iter().zip(overflow))
+        .map(|((name, vals), (missing, overflow))| {
             let total: u64 = vals.values().sum();
             let mut all: Vec<(String, u64)> = vals.into_iter().collect();
             all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -195,8 +211,9 @@ pub fn stats(
                         .into_iter()
                         .map(|(value, count)| FacetValue { value, count })
                         .collect(),
-                    other: total - shown,
+                    other: total - shown + overflow,
                     missing,
+                    capped: overflow > 0,
                 },
             )
         })
@@ -296,6 +313,59 @@ mod tests {
             prop_assert_eq!(s.facets["app"].other, want.iter().skip(2).map(|v| v.1).sum::<u64>());
             prop_assert_eq!(s.facets["level"].missing, no_level);
         }
+    }
+
+    #[test]
+    fn a_field_with_a_value_per_record_costs_bounded_memory() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let signer = sealog_journal::checkpoint::Signer::new("sealog/r", key);
+        let mut j = Journal::open(d.path(), "r", signer, JournalOptions::default()).expect("open");
+        let n = MAX_DISTINCT + 500;
+        let bodies: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    r#"{{"id":"req-{i}","app":"{}"}}"#,
+                    if i % 2 == 0 { "a" } else { "b" }
+                )
+            })
+            .collect();
+        for chunk in bodies.chunks(1000) {
+            let events: Vec<EventRef<'_>> = chunk
+                .iter()
+                .map(|b| EventRef {
+                    bytes: b.as_bytes(),
+                    time_ns: None,
+                })
+                .collect();
+            j.append(&events).expect("append");
+        }
+        let req = StatsRequest {
+            buckets: 10,
+            facets: vec!["id".into(), "app".into()],
+            top: 5,
+            sample: MAX_SAMPLE,
+            now_ns: 0,
+        };
+        let s = stats(
+            j.blocks(),
+            &|i| j.read_block(i),
+            &Filter::default(),
+            &req,
+            j.size(),
+        )
+        .expect("stats");
+        let id = &s.facets["id"];
+        assert!(id.capped);
+        assert_eq!(id.top.len(), 5);
+        assert_eq!(
+            id.top.iter().map(|v| v.count).sum::<u64>() + id.other,
+            n as u64,
+            "every record counted once"
+        );
+        let app = &s.facets["app"];
+        assert!(!app.capped);
+        assert_eq!((app.top[0].count, app.top[1].count), (5250, 5250));
     }
 
     #[test]

@@ -61,6 +61,7 @@ async function api(path, opts = {}) {
       headers: { authorization: `Bearer ${session.token}`, ...(opts.headers || {}) },
     });
   } catch (e) {
+    if (e.name === "AbortError") throw e;
     throw new ApiError(0, "the server cannot be reached");
   }
   if (!r.ok) {
@@ -146,6 +147,12 @@ async function rootFromInclusion(index, size, leaf, proof) {
   return r;
 }
 
+// Exact for any safe integer (bitwise operators would cut it to 32 bits).
+function isPowerOfTwo(n) {
+  while (n > 1 && n % 2 === 0) n /= 2;
+  return n === 1;
+}
+
 // RFC 9162 §2.1.4.2: whether the tree (first, firstRoot) is a prefix of
 // (second, secondRoot); an error names the failed step.
 async function checkConsistency(first, second, firstRoot, secondRoot, proof) {
@@ -157,7 +164,7 @@ async function checkConsistency(first, second, firstRoot, secondRoot, proof) {
   }
   if (first === 0) return;
   let path = proof.slice();
-  if ((first & (first - 1)) === 0) path = [firstRoot, ...path];
+  if (isPowerOfTwo(first)) path = [firstRoot, ...path];
   if (path.length === 0) throw new Error("empty consistency proof");
   let fn = first - 1;
   let sn = second - 1;
@@ -242,9 +249,43 @@ function pinnedKey(realm) {
   return localStorage.getItem(`sealog.key.${realm}`);
 }
 
+// The tree this browser saw last of the realm (size and root), kept only
+// after its signature and consistency were checked here.
+function seenTree(realm) {
+  try {
+    return JSON.parse(localStorage.getItem(`sealog.seen.${realm}`) || "null");
+  } catch (_) {
+    return null;
+  }
+}
+
+// Checks that the signed tree `cp` extends the one this browser saw last
+// (a consistency proof from the server, checked here), then remembers it.
+// Returns what was checked; throws naming the failed check.
+async function extendsSeen(realm, cp) {
+  const seen = seenTree(realm);
+  let said;
+  if (!seen) {
+    said = "first checkpoint this browser has seen of the realm: later ones must extend it";
+  } else if (seen.size > cp.size) {
+    throw new Error(`consistency: the tree shrank from ${seen.size} to ${cp.size} records since this browser last looked`);
+  } else {
+    const pr = await (await api(`/v1/proof/consistency?from=${seen.size}&to=${cp.size}`)).json();
+    try {
+      await checkConsistency(seen.size, cp.size, b64decode(seen.root), cp.root, pr.hashes.map(b64decode));
+    } catch (e) {
+      throw new Error(`consistency: ${e.message}`);
+    }
+    said = `consistent with the tree of ${seen.size} records this browser saw before`;
+  }
+  localStorage.setItem(`sealog.seen.${realm}`, JSON.stringify({ size: cp.size, root: b64encode(cp.root) }));
+  return said;
+}
+
 // ---- pages ----------------------------------------------------------------
 
 function signIn(message) {
+  if (tailing) tailing.abort();
   session.token = null;
   session.realm = null;
   $("#who").textContent = "";
@@ -294,14 +335,20 @@ async function whoAmI() {
   session.realm = r.headers.get("x-sealog-realm") || "";
   session.size = Number(r.headers.get("x-sealog-tree-size") || 0);
   $("#who").textContent = session.size > 0 ? `realm ${session.realm}` : `realm ${session.realm} (no records yet)`;
+  const seen = seenTree(session.realm);
+  if (seen && seen.size > session.size) {
+    banner(`Warning: the server reports ${session.size} records, fewer than the ${seen.size} of the signed tree this browser saw before.`);
+  }
   $("#signout").hidden = false;
 }
 
 function show(node) {
   const app = $("#app");
   app.replaceChildren(node);
+  const h = location.hash;
+  const page = /^#\/explore.*where=kind(%3A|:)audit/.test(h) ? "audit" : h.match(/^#\/(\w+)/)?.[1] || "explore";
   for (const a of document.querySelectorAll("nav a")) {
-    a.toggleAttribute("aria-current", location.hash.startsWith(`#/${a.dataset.page}`));
+    a.toggleAttribute("aria-current", a.dataset.page === page);
   }
 }
 
@@ -362,7 +409,11 @@ function facetFields(v) {
 }
 
 function goExplore(v) {
-  location.hash = `#/explore?${v}`;
+  const hash = `#/explore?${v}`;
+  // The same query again (a refresh of a relative range, a retry) runs
+  // again, though no hashchange fires.
+  if (location.hash === hash) route();
+  else location.hash = hash;
 }
 
 function summary(line) {
@@ -405,6 +456,7 @@ function rowFor(seq, line) {
   );
   detail.append(
     el("pre", { class: "json", text: s.json ? JSON.stringify(s.json, null, 2) : line }),
+    el("details", { class: "raw" }, el("summary", { text: "Stored line (the bytes Verify hashes)" }), el("pre", { class: "line", text: line })),
     el("button", { type: "button", class: "verify", onclick: () => verify(seq, line, verdict) }, "Verify"),
     verdict,
   );
@@ -438,6 +490,12 @@ async function verify(seq, line, out) {
       throw e;
     }
     step(true, `checkpoint signed by ${k.name} (key id ${hex(k.id)}): size ${cp.size}, root ${hex(cp.root)}`);
+    try {
+      step(true, await extendsSeen(realm, cp));
+    } catch (e) {
+      step(false, e.message);
+      throw e;
+    }
     const proof = await (await api(`/v1/proof/inclusion?seq=${seq}&size=${cp.size}`)).json();
     const path = proof.hashes.map(b64decode);
     const leaf = await leafHash(line);
@@ -554,6 +612,13 @@ function explore() {
       shown += lines.length;
       cursor = next === null ? null : Number(next);
       done = next === null;
+      // For the speed bench (bench/console.py): rows painted.
+      requestAnimationFrame(() => {
+        performance.mark("sealog:rows");
+        // A page that leaves the end in view gets the next one now (the
+        // observer only fires when the end comes into view).
+        if (!done && more.isConnected && more.getBoundingClientRect().top < window.innerHeight) page();
+      });
       status.textContent =
         shown === 0
           ? size === "0"
@@ -573,7 +638,7 @@ function explore() {
     if (entries.some((e) => e.isIntersecting)) page();
   }).observe(more);
   page().then(() => stats(v, params, hist, facets));
-  tailBtn.addEventListener("click", () => tail(params, list, tailBtn, pauseBtn, rate));
+  tailBtn.addEventListener("click", () => tail(params, list, tailBtn, pauseBtn, rate, size));
 }
 
 // The histogram and the facets: one request, after the first page.
@@ -592,6 +657,7 @@ async function stats(v, params, hist, facets) {
   }
   drawHistogram(v, s, hist);
   drawFacets(v, s, facets);
+  requestAnimationFrame(() => performance.mark("sealog:stats"));
 }
 
 function fmtTime(ns) {
@@ -704,6 +770,7 @@ function drawFacets(v, s, aside) {
             "data-value": value,
             "aria-pressed": String(have.has(`${field}:${value}`)),
             onclick: () => {
+              performance.mark("sealog:click");
               const p = new URLSearchParams(v);
               const term = `${field}:${value}`;
               const all = p.getAll("where").filter((t) => t !== term);
@@ -765,7 +832,7 @@ function seqOf(line) {
 let tailing = null;
 
 // Live tail over fetch (EventSource cannot send the Authorization header).
-async function tail(params, list, btn, pauseBtn, rate) {
+async function tail(params, list, btn, pauseBtn, rate, since) {
   if (tailing) {
     tailing.abort();
     return;
@@ -801,7 +868,10 @@ async function tail(params, list, btn, pauseBtn, rate) {
     const p = new URLSearchParams(params);
     p.delete("from");
     p.delete("to");
+    // From the size the list was read at: nothing falls between the two.
+    if (since !== null && since !== undefined) p.set("since_seq", String(since));
     const r = await api(`/v1/tail?${p}`, { signal: ctl.signal });
+    btn.dataset.live = "1";
     const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
     let buf = "";
     let id = null;
@@ -837,6 +907,7 @@ async function tail(params, list, btn, pauseBtn, rate) {
     if (e.name !== "AbortError") banner(`Tail stopped: ${e.message}`);
   } finally {
     clearInterval(timer);
+    delete btn.dataset.live;
     tailing = null;
     btn.setAttribute("aria-pressed", "false");
     btn.textContent = "Live tail";
@@ -887,7 +958,12 @@ async function realmPage() {
   try {
     await whoAmI();
     if (session.size === 0) {
-      out.append(el("p", { class: "status", text: "This realm has no records yet." }));
+      const seen = seenTree(realm);
+      out.append(
+        seen && seen.size > 0
+          ? el("p", { class: "consistency failed", text: `Failed: the server says the realm is empty, but this browser saw a signed tree of ${seen.size} records.` })
+          : el("p", { class: "status", text: "This realm has no records yet." }),
+      );
       return;
     }
     text = await (await api("/v1/checkpoint")).text();
@@ -907,46 +983,226 @@ async function realmPage() {
     const k = await parseKey(pinned);
     const cp = await openCheckpoint(text, k);
     out.append(el("p", { class: "size", text: `Tree size ${cp.size}; signature verified with the pinned key.` }));
-    const seenKey = `sealog.seen.${realm}`;
-    const seen = JSON.parse(localStorage.getItem(seenKey) || "null");
-    if (seen && seen.size <= cp.size) {
-      const pr = await (await api(`/v1/proof/consistency?from=${seen.size}&to=${cp.size}`)).json();
-      await checkConsistency(seen.size, cp.size, b64decode(seen.root), cp.root, pr.hashes.map(b64decode));
-      consistency.textContent = `Consistent: the tree of ${seen.size} records this browser saw before is a prefix of today's ${cp.size}.`;
-    } else if (seen) {
-      throw new Error(`the tree shrank from ${seen.size} to ${cp.size} records since this browser last looked`);
-    } else {
-      consistency.textContent = "First visit from this browser: later visits check consistency with this one.";
-    }
-    localStorage.setItem(seenKey, JSON.stringify({ size: cp.size, root: b64encode(cp.root) }));
+    consistency.textContent = `${(await extendsSeen(realm, cp)).replace(/^./, (c) => c.toUpperCase())}.`;
   } catch (e) {
     consistency.className = "consistency failed";
     consistency.textContent = `Failed: ${e.message}`;
   }
 }
 
+// ---- drains and digests: these need the realm's write token -------------
+
+const WRITE = "sealog.write";
+
+function writeTokenForm(why, then) {
+  const input = el("input", { name: "write-token", type: "password", autocomplete: "off", "aria-label": "Write token" });
+  return el(
+    "form",
+    {
+      class: "write-token",
+      onsubmit: (e) => {
+        e.preventDefault();
+        sessionStorage.setItem(WRITE, input.value.trim());
+        then();
+      },
+    },
+    el("p", { text: why }),
+    input,
+    el("button", { type: "submit" }, "Use"),
+  );
+}
+
+async function writeApi(path, opts = {}) {
+  return api(path, { ...opts, headers: { authorization: `Bearer ${sessionStorage.getItem(WRITE)}`, ...(opts.headers || {}) } });
+}
+
+async function drainsPage() {
+  const out = el("section", { class: "drains" }, el("h1", { text: "Drains" }));
+  show(out);
+  if (!sessionStorage.getItem(WRITE)) {
+    out.append(writeTokenForm("Drains are managed with the realm's write token; it stays in this tab only.", drainsPage));
+    return;
+  }
+  const msg = el("p", { class: "status", id: "drains-status", "aria-live": "polite" });
+  const url = el("input", { name: "url", type: "text", required: true, placeholder: "syslog+tls://logs.example.com:6514, or an HTTPS URL", "aria-label": "Destination" });
+  const where = el("input", { name: "drain-where", type: "text", placeholder: "field:value …", "aria-label": "Only records with" });
+  const q = el("input", { name: "drain-q", type: "text", placeholder: "text", "aria-label": "Only records containing" });
+  const framing = el(
+    "select",
+    { name: "framing", "aria-label": "Framing" },
+    el("option", { value: "newline" }, "newline"),
+    el("option", { value: "octet-counting" }, "octet-counting"),
+  );
+  const list = el("table", { class: "drain-list", id: "drain-list" });
+  out.append(
+    el(
+      "form",
+      {
+        class: "add-drain",
+        onsubmit: async (e) => {
+          e.preventDefault();
+          const body = { url: url.value.trim(), where: whereTerms(where.value), framing: framing.value };
+          if (q.value) body.q = q.value;
+          try {
+            await writeApi("/v1/drains", { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+            msg.textContent = "Drain added.";
+            load();
+          } catch (err) {
+            msg.textContent = `Not added: ${err.message}`;
+          }
+        },
+      },
+      url,
+      where,
+      q,
+      framing,
+      el("button", { type: "submit" }, "Add drain"),
+    ),
+    msg,
+    list,
+  );
+  async function load() {
+    let drains;
+    try {
+      drains = await (await writeApi("/v1/drains")).json();
+    } catch (err) {
+      if (err.status === 401 || err.status === 403) {
+        sessionStorage.removeItem(WRITE);
+        msg.textContent = `The write token was refused: ${err.message}`;
+        out.append(writeTokenForm("Enter the realm's write token.", drainsPage));
+        return;
+      }
+      msg.textContent = `Drains unavailable: ${err.message}`;
+      return;
+    }
+    const head = el("tr", {}, ...["Destination", "Selects", "State", "Delivered", "Lag", "Last error", ""].map((h) => el("th", { text: h })));
+    const rows = drains.map((d) => {
+      const st = d.status || {};
+      const sel = d.select.kind === "filter" ? [...(d.select.where || []), d.select.q ? `"${d.select.q}"` : ""].join(" ") : d.token;
+      return el(
+        "tr",
+        { "data-drain": d.id },
+        el("td", { class: "url", text: d.url }),
+        el("td", { text: sel || "everything" }),
+        el("td", { class: `state state-${st.state || "unknown"}`, text: st.state || "—" }),
+        el("td", { text: String(st.delivered ?? "—") }),
+        el("td", { text: String(st.lag ?? "—") }),
+        el("td", { class: "error", text: st.last_error || "" }),
+        el(
+          "td",
+          {},
+          el(
+            "button",
+            {
+              type: "button",
+              class: "remove",
+              onclick: async () => {
+                try {
+                  await writeApi(`/v1/drains/${encodeURIComponent(d.id)}`, { method: "DELETE" });
+                  msg.textContent = "Drain removed.";
+                  load();
+                } catch (err) {
+                  msg.textContent = `Not removed: ${err.message}`;
+                }
+              },
+            },
+            "Remove",
+          ),
+        ),
+      );
+    });
+    list.replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
+    if (!msg.textContent) msg.textContent = drains.length ? `${drains.length} drain${drains.length === 1 ? "" : "s"}` : "No drains yet.";
+  }
+  load();
+}
+
+async function digestsPage() {
+  const out = el("section", { class: "digests" }, el("h1", { text: "Digests" }));
+  show(out);
+  const now = new Date();
+  const start = el("input", { type: "datetime-local", step: "1", name: "start", "aria-label": "Start", value: localInput(new Date(now - 3600e3).toISOString()) });
+  const stop = el("input", { type: "datetime-local", step: "1", name: "stop", "aria-label": "Stop", value: localInput(now.toISOString()) });
+  const result = el("div", { class: "digest", id: "digest", "aria-live": "polite" });
+  const qs = () => new URLSearchParams({ start: new Date(start.value).toISOString(), stop: new Date(stop.value).toISOString() });
+  const showAnswer = async (r) => {
+    const text = await r.text();
+    let body = text;
+    try {
+      body = JSON.stringify(JSON.parse(text), null, 2);
+    } catch (_) {
+      // not JSON: as it came
+    }
+    result.replaceChildren(el("p", { class: "status", text: `HTTP ${r.status}` }), el("pre", { class: "json", text: body }));
+  };
+  out.append(
+    el(
+      "form",
+      {
+        class: "digest-window",
+        onsubmit: async (e) => {
+          e.preventDefault();
+          try {
+            await showAnswer(await api(`/v1/digests?${qs()}`));
+          } catch (err) {
+            result.replaceChildren(el("p", { class: "status", text: `No digest: ${err.message}` }));
+          }
+        },
+      },
+      el("label", { text: "Window of VPC flow logs" }),
+      start,
+      " – ",
+      stop,
+      el("button", { type: "submit" }, "Show digest"),
+      el(
+        "button",
+        {
+          type: "button",
+          onclick: async () => {
+            if (!sessionStorage.getItem(WRITE)) {
+              result.replaceChildren(writeTokenForm("Requesting a digest needs the realm's write token.", () => result.replaceChildren()));
+              return;
+            }
+            try {
+              await showAnswer(await writeApi(`/v1/digests?${qs()}`, { method: "POST" }));
+            } catch (err) {
+              result.replaceChildren(el("p", { class: "status", text: `Not requested: ${err.message}` }));
+            }
+          },
+        },
+        "Request digest",
+      ),
+    ),
+    result,
+  );
+}
+
 async function route() {
   banner("");
   if (tailing) tailing.abort();
   if (!session.token) return signIn();
-  if (session.realm === null) {
-    try {
-      await whoAmI();
-    } catch (e) {
-      if (e.status === 0) {
-        banner(`The server cannot be reached (${location.host}); retry when it is back.`);
-        return show(el("p", { class: "status", text: "The server cannot be reached." }));
-      }
-      return signIn(e.status === 401 ? "The token is no longer valid." : e.message);
+  // Every page starts from the realm's size now (one empty query page).
+  try {
+    await whoAmI();
+  } catch (e) {
+    if (e.status === 0) {
+      banner(`The server cannot be reached (${location.host}); retry when it is back.`);
+      return show(el("p", { class: "status", text: "The server cannot be reached." }));
     }
+    if (e.status === 401 || e.status === 403) return signIn(e.status === 401 ? "The token is no longer valid." : e.message);
+    banner(`The server answered: ${e.message}; retry in a moment.`);
+    return show(el("p", { class: "status", text: `Not available now: ${e.message}` }));
   }
   if (location.hash.startsWith("#/realm")) return realmPage();
+  if (location.hash.startsWith("#/drains")) return drainsPage();
+  if (location.hash.startsWith("#/digests")) return digestsPage();
   return explore();
 }
 
 window.addEventListener("hashchange", route);
 window.addEventListener("DOMContentLoaded", () => {
   $("#signout").addEventListener("click", () => {
+    sessionStorage.removeItem(WRITE);
     signIn();
   });
   route();

@@ -223,6 +223,9 @@ pub async fn query(
 /// Records `/v1/stats` counts unless asked for another number.
 const DEFAULT_SAMPLE: u64 = 200_000;
 
+/// `/v1/stats` scans running at once, server-wide.
+static STATS_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// `GET /v1/stats?from&to&q&where&buckets&facet&top&sample`: counts over
 /// time and the top values of fields among what the filter matches, newest
 /// first, at most `sample` records (the console's histogram and facets).
@@ -279,8 +282,15 @@ pub async fn stats(
             }
         }
     }
+    // Counting scans up to a million records: two at a time per server,
+    // each holding its slot until its scan ends (even if its client left).
+    let slot = STATS_SLOTS.try_acquire().map_err(|_| {
+        state.metrics.refused(realm.name(), "stats_in_flight", 1);
+        ApiError::Overloaded("too many counts in flight")
+    })?;
     let journal = realm.journal().clone();
     let result = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let _slot = slot;
         let (blocks, size) = snapshot(&journal)?;
         let s = sealog_query::stats::stats(
             &blocks,

@@ -408,7 +408,12 @@ async fn sign_in_search_expand_verify_share_and_tail() {
 
     // Live tail: a record ingested now shows within 2 s.
     b.click("#tail").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.until(
+        "tail connected",
+        Duration::from_secs(5),
+        "return document.querySelector('#tail').dataset.live === '1'",
+    )
+    .await;
     let r = srv.ingest(w, records(250, 1)).await;
     assert_eq!(r.status(), 200);
     let sent = Instant::now();
@@ -466,7 +471,70 @@ async fn assets_are_embedded_compressed_and_locked_down() {
         assert_eq!(h["x-content-type-options"], "nosniff");
     }
     assert_eq!(srv.get(None, "/ui/nope.js").await.status(), 404);
-    assert_eq!(srv.get(None, "/ui/../v1/query").await.status(), 401);
+    // /v1/stats refuses what it cannot do, before scanning.
+    let realm = srv.realm("shop").await;
+    let (w, q) = (s(&realm, "write_token"), s(&realm, "query_token"));
+    let nine = (0..9)
+        .map(|i| format!("facet=f{i}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    for (path, token, want, says) in [
+        (
+            "/v1/stats?buckets=0",
+            Some(q),
+            400,
+            "buckets must be 1 to 500",
+        ),
+        (
+            "/v1/stats?buckets=501",
+            Some(q),
+            400,
+            "buckets must be 1 to 500",
+        ),
+        (
+            "/v1/stats?sample=1000001",
+            Some(q),
+            400,
+            "sample must be 1 to 1000000",
+        ),
+        (
+            &format!("/v1/stats?{nine}"),
+            Some(q),
+            400,
+            "at most 8 facets",
+        ),
+        (
+            "/v1/stats?color=red",
+            Some(q),
+            400,
+            "unknown stats parameter",
+        ),
+        ("/v1/stats?where=nocolon", Some(q), 400, "key=value"),
+        ("/v1/stats", None, 401, ""),
+        ("/v1/stats", Some(w), 403, ""),
+    ] {
+        let r = srv.get(token, path).await;
+        assert_eq!(r.status().as_u16(), want, "{path}");
+        let body = r.text().await.expect("body");
+        assert!(body.contains(says), "{path}: {body}");
+    }
+    assert_eq!(srv.ingest(w, records(0, 30)).await.status(), 200);
+    let v: Value = srv
+        .get(Some(q), "/v1/stats?buckets=5&facet=app&top=1")
+        .await
+        .json()
+        .await
+        .expect("stats");
+    assert_eq!(
+        (v["matched"].as_u64(), v["size"].as_u64()),
+        (Some(30), Some(30))
+    );
+    assert_eq!(v["counts"].as_array().map(Vec::len), Some(5));
+    assert_eq!(
+        v["facets"]["app"]["top"][0],
+        json!({"value": "search", "count": 24})
+    );
+    assert_eq!(v["facets"]["app"]["other"], 6);
     let total = sealog_server::console::compressed_bytes();
     eprintln!("console assets: {total} bytes gzip-compressed");
     assert!(total < 300 * 1024);
@@ -623,10 +691,12 @@ async fn histogram_facets_and_zoom() {
 }
 
 /// A proxy in front of the server that flips one byte of the first hash of
-/// an inclusion proof (mode 1) or of the checkpoint's signature (mode 2).
+/// an inclusion proof (mode 1) or of the checkpoint's signature (mode 2),
+/// or answers an older, validly signed checkpoint (mode 3: `old`).
 async fn tamper_proxy(
     target: std::net::SocketAddr,
     mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    old: std::sync::Arc<std::sync::Mutex<String>>,
 ) -> String {
     use axum::body::Body;
     use axum::extract::Request;
@@ -635,7 +705,7 @@ async fn tamper_proxy(
     let b64 = base64::engine::general_purpose::STANDARD;
     let http = reqwest::Client::new();
     let app = axum::Router::new().fallback(move |req: Request| {
-        let (http, mode) = (http.clone(), mode.clone());
+        let (http, mode, old) = (http.clone(), mode.clone(), old.clone());
         async move {
             let path = req
                 .uri()
@@ -677,6 +747,9 @@ async fn tamper_proxy(
                 raw[20] ^= 0x01;
                 bytes = format!("{head} {}\n", b64.encode(raw)).into_bytes();
             }
+            if m == 3 && path == "/v1/checkpoint" && status == 200 {
+                bytes = old.lock().expect("lock").clone().into_bytes();
+            }
             let mut out = Response::new(Body::from(bytes));
             *out.status_mut() = status;
             *out.headers_mut() = headers;
@@ -698,15 +771,26 @@ async fn a_flipped_proof_hash_or_signature_fails_and_names_the_check() {
     let (w, q) = (s(&realm, "write_token"), s(&realm, "query_token"));
     assert_eq!(srv.ingest(w, records(0, 40)).await.status(), 200);
     let mode = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
-    let base = tamper_proxy(srv.addr, mode.clone()).await;
+    let old = srv
+        .get(Some(q), "/v1/checkpoint")
+        .await
+        .text()
+        .await
+        .expect("checkpoint");
+    let old = std::sync::Arc::new(std::sync::Mutex::new(old));
+    let base = tamper_proxy(srv.addr, mode.clone(), old).await;
     let b = Browser::start().await;
     sign_in(&b, &base, q).await;
     pin(&b, &base, s(&realm, "public_key")).await;
     b.goto(&format!("{base}/ui#/explore?range=all")).await;
     b.click("li.row[data-seq='17'] button.expand").await;
     let mut verdicts = Vec::new();
-    for m in [0u8, 1, 2, 0] {
-        mode.store(m, std::sync::atomic::Ordering::SeqCst);
+    for m in [0u8, 4, 1, 2, 3, 0] {
+        if m == 4 {
+            // The log grows; the next check must prove it extends the old.
+            assert_eq!(srv.ingest(w, records(40, 10)).await.status(), 200);
+        }
+        mode.store(m % 4, std::sync::atomic::Ordering::SeqCst);
         b.js("document.querySelector(\"li.row[data-seq='17'] .verdict\").replaceChildren()")
             .await;
         b.click("li.row[data-seq='17'] button.verify").await;
@@ -726,10 +810,43 @@ async fn a_flipped_proof_hash_or_signature_fails_and_names_the_check() {
         verdicts,
         [
             "Verified",
+            "Verified",
             "Failed: inclusion: the proof does not lead to the signed root",
             "Failed: signature: the checkpoint's Ed25519 signature does not verify",
+            "Failed: consistency: the tree shrank from 50 to 40 records since this browser last looked",
             "Verified",
         ]
+    );
+    let steps = b.text("li.row[data-seq='17'] .steps").await;
+    assert!(
+        steps.contains("consistent with the tree of 50 records this browser saw before"),
+        "{steps}"
+    );
+    // The Realm page checks the same: consistent, then a rollback refused.
+    b.goto(&format!("{base}/ui#/realm")).await;
+    let said = b
+        .until(
+            "consistency",
+            Duration::from_secs(5),
+            "const c = document.querySelector('.consistency'); return c && c.textContent",
+        )
+        .await;
+    assert_eq!(
+        said,
+        "Consistent with the tree of 50 records this browser saw before."
+    );
+    mode.store(3, std::sync::atomic::Ordering::SeqCst);
+    b.goto(&format!("{base}/ui#/realm?again")).await;
+    let said = b
+        .until(
+            "rollback",
+            Duration::from_secs(5),
+            "const c = document.querySelector('.consistency'); return c && c.textContent.startsWith('Failed') && c.textContent",
+        )
+        .await;
+    assert_eq!(
+        said,
+        "Failed: consistency: the tree shrank from 50 to 40 records since this browser last looked"
     );
     let log = b.console().await;
     assert!(errors(&log, &[]).is_empty(), "console errors: {log:?}");
@@ -795,5 +912,122 @@ async fn an_empty_realm_a_huge_record_and_a_server_gone_are_shown_clearly() {
     assert!(
         errs.is_empty(),
         "console errors other than the refused connection: {errs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drains_are_listed_added_delivering_and_removed() {
+    use tokio::io::AsyncReadExt as _;
+    let srv = TestServer::start().await;
+    let realm = srv.realm("shop").await;
+    let (w, q) = (s(&realm, "write_token"), s(&realm, "query_token"));
+    // A syslog receiver the drain delivers to.
+    let rx = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = rx.local_addr().expect("addr").port();
+    let got = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::<u8>::new()));
+    {
+        let got = got.clone();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = rx.accept().await {
+                let got = got.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = c.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        got.lock().await.extend_from_slice(&buf[..n]);
+                    }
+                });
+            }
+        });
+    }
+    let b = Browser::start().await;
+    sign_in(&b, &srv.url(""), q).await;
+    b.goto(&format!("{}#/drains", srv.url("/ui"))).await;
+    // The query token cannot manage drains: the page asks for the write token.
+    b.type_into("input[name=write-token]", w).await;
+    b.click("form.write-token button[type=submit]").await;
+    b.until(
+        "empty list",
+        Duration::from_secs(5),
+        "return document.querySelector('#drains-status')?.textContent === 'No drains yet.'",
+    )
+    .await;
+    // A bad destination is refused with the server's reason.
+    b.type_into("input[name=url]", "gopher://h:70").await;
+    b.click("form.add-drain button[type=submit]").await;
+    let refused = b
+        .until(
+            "refusal",
+            Duration::from_secs(5),
+            "const t = document.querySelector('#drains-status').textContent; return t.startsWith('Not added') && t",
+        )
+        .await;
+    assert!(
+        refused
+            .as_str()
+            .unwrap_or_default()
+            .contains("not supported"),
+        "{refused}"
+    );
+    b.type_into("input[name=url]", &format!("syslog://127.0.0.1:{port}"))
+        .await;
+    b.type_into("input[name=drain-where]", "app:payments").await;
+    b.click("form.add-drain button[type=submit]").await;
+    b.until(
+        "listed",
+        Duration::from_secs(5),
+        "return document.querySelectorAll('#drain-list tr[data-drain]').length === 1",
+    )
+    .await;
+    assert_eq!(srv.ingest(w, records(0, 20)).await.status(), 200);
+    // Delivered: the receiver has the payments records, and the page shows it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = String::from_utf8_lossy(&got.lock().await).to_string();
+        if text.matches("order ").count() >= 4 {
+            assert!(
+                !text.contains("order 1 handled"),
+                "only app:payments: {text}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "not delivered: {text:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.goto(&format!("{}#/drains?again", srv.url("/ui"))).await;
+    b.until(
+        "delivering",
+        Duration::from_secs(5),
+        "const r = document.querySelector('#drain-list tr[data-drain]'); return r && r.querySelector('.state').textContent === 'delivering' && r.children[3].textContent === '4'",
+    )
+    .await;
+    b.shot("drains").await;
+    b.click("#drain-list button.remove").await;
+    b.until(
+        "removed",
+        Duration::from_secs(5),
+        "return document.querySelectorAll('#drain-list tr[data-drain]').length === 0",
+    )
+    .await;
+    // The digests page, and the audit view (explore on audit records).
+    b.goto(&format!("{}#/digests", srv.url("/ui"))).await;
+    b.find("form.digest-window input[name=start]").await;
+    b.shot("digests").await;
+    b.click("nav a[data-page=audit]").await;
+    b.until(
+        "audit view",
+        Duration::from_secs(5),
+        "return document.querySelector('nav a[data-page=audit]').hasAttribute('aria-current') && document.querySelector(\".facet-field[data-field='audit.type']\") !== null",
+    )
+    .await;
+    b.shot("audit").await;
+    let log = b.console().await;
+    assert!(
+        errors(&log, &[422, 400]).is_empty(),
+        "console errors: {log:?}"
     );
 }
