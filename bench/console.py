@@ -14,7 +14,10 @@ is painted, `sealog:stats` when the histogram and facets are, and
 - first results painted after a fresh page load (ms from navigation start);
 - the histogram and facets painted after load;
 - a facet click until the filtered rows are painted;
-- the console's assets as sent, gzip-compressed.
+- the console's assets as sent, gzip-compressed;
+- the live tail while 5,000 records/s are ingested for 10 s: the page's
+  rate indicator, how current its newest row is, and the main thread's
+  long tasks (over 50 ms), i.e. whether the page froze.
 
 The WebDriver calls are a few JSON requests written here (standard library
 only), as the Rust browser tests do; no client package is needed.
@@ -156,7 +159,8 @@ def main():
     try:
         out = subprocess.run([sealog, "realm", "create", "con"], env=env, check=True,
                              capture_output=True).stdout
-        token = json.loads(out)["query_token"]
+        created = json.loads(out)
+        token, write = created["query_token"], created["write_token"]
         t = time.time()
         print(f"generating {a.records} records over the last 24 hours ...", file=sys.stderr)
         generate(sealog, env, "con", a.records)
@@ -199,6 +203,45 @@ def main():
             mark(b, "sealog:stats", rows)
         filtered = b.js("return document.querySelector('#status').textContent")
 
+        # Live tail under 5,000 records/s for 10 s: the page's own rate
+        # indicator, how far behind its newest row is at the end, and the
+        # main thread's long tasks (over 50 ms) meanwhile.
+        b.goto(f"{base}/ui?tail#/explore?range=24h")
+        mark(b, "sealog:rows")
+        b.js("window.__lt = []; new PerformanceObserver(l => window.__lt.push("
+             "...l.getEntries().map(e => e.duration))).observe({type: 'longtask'})")
+        b.click("#tail")
+        b.until("tail connected", "return document.querySelector('#tail').dataset.live === '1'")
+        rate, batch, seconds = 5000, 500, 10
+        sent = 0
+        rates = []
+        t0 = time.time()
+        next_sample = t0 + 1.5
+        while time.time() - t0 < seconds:
+            due = int((time.time() - t0) * rate)
+            while sent < due:
+                body = "".join(
+                    f'{{"app":"tail","level":"info","host":"h","msg":"live {sent + k}"}}\n'
+                    for k in range(batch)
+                ).encode()
+                req = urllib.request.Request(base + "/v1/ingest", data=body, method="POST",
+                                             headers={"authorization": f"Bearer {write}"})
+                urllib.request.urlopen(req, timeout=30).read()
+                sent += batch
+            if time.time() >= next_sample:
+                r = b.js("return document.querySelector('#rate').textContent")
+                try:
+                    rates.append(int(r.split()[0]))
+                except (ValueError, IndexError, AttributeError):
+                    pass
+                next_sample += 1.0
+            time.sleep(0.01)
+        elapsed = time.time() - t0
+        time.sleep(2.0)
+        newest = b.js("const r = document.querySelector('li.row'); return r ? r.textContent : ''")
+        long_tasks = b.js("return window.__lt")
+        rows_now = b.js("return document.querySelectorAll('li.row').length")
+
         def fig(v):
             return f"first {v[0]:.0f} ms, median {statistics.median(v):.0f} ms (rounds: {', '.join(f'{x:.0f}' for x in v)})"
 
@@ -208,6 +251,10 @@ def main():
         print(f"histogram and facets painted after load: {fig(stats)}")
         print(f"facet click to filtered rows painted: {fig(clicks)}  (target < 500 ms)  [{filtered}]")
         print(f"console assets as sent (gzip): {gz} bytes ({gz / 1024:.1f} KiB)  (target < 300 KB)")
+        print(f"live tail: {sent} records sent at {sent / elapsed:.0f}/s for {elapsed:.1f} s; "
+              f"the page's rate indicator each second: {rates}; "
+              f"newest row 2 s after the last send: {newest[:40]!r}; rows kept: {rows_now}; "
+              f"long tasks: {len(long_tasks)}, longest {max(long_tasks, default=0):.0f} ms")
     finally:
         if b is not None:
             b.close()

@@ -10,6 +10,7 @@
 const TOKEN = "sealog.token";
 const PAGE = 100;
 const TAIL_KEEP = 1000;
+const TAIL_FRAME = 100;
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -430,8 +431,18 @@ function summary(line) {
 function rowFor(seq, line) {
   const s = summary(line);
   const detail = el("div", { class: "detail", hidden: true });
-  const verdict = el("div", { class: "verdict", "aria-live": "polite" });
-  const row = el(
+  // The detail is built on first opening: a live tail makes thousands of
+  // rows a second, few of which are ever opened.
+  const fill = () => {
+    const verdict = el("div", { class: "verdict", "aria-live": "polite" });
+    detail.append(
+      el("pre", { class: "json", text: s.json ? JSON.stringify(s.json, null, 2) : line }),
+      el("details", { class: "raw" }, el("summary", { text: "Stored line (the bytes Verify hashes)" }), el("pre", { class: "line", text: line })),
+      el("button", { type: "button", class: "verify", onclick: () => verify(seq, line, verdict) }, "Verify"),
+      verdict,
+    );
+  };
+  return el(
     "li",
     { class: "row", "data-seq": String(seq) },
     el(
@@ -442,6 +453,7 @@ function rowFor(seq, line) {
         "aria-expanded": "false",
         onclick: (e) => {
           const open = detail.hidden;
+          if (open && !detail.firstChild) fill();
           detail.hidden = !open;
           e.currentTarget.setAttribute("aria-expanded", String(open));
         },
@@ -454,13 +466,6 @@ function rowFor(seq, line) {
     ),
     detail,
   );
-  detail.append(
-    el("pre", { class: "json", text: s.json ? JSON.stringify(s.json, null, 2) : line }),
-    el("details", { class: "raw" }, el("summary", { text: "Stored line (the bytes Verify hashes)" }), el("pre", { class: "line", text: line })),
-    el("button", { type: "button", class: "verify", onclick: () => verify(seq, line, verdict) }, "Verify"),
-    verdict,
-  );
-  return row;
 }
 
 async function verify(seq, line, out) {
@@ -854,11 +859,26 @@ async function tail(params, list, btn, pauseBtn, rate, since) {
   const flush = () => {
     scheduled = false;
     if (paused || pending.length === 0) return;
+    // At most TAIL_FRAME rows a frame, oldest first, so a burst is drawn
+    // over several frames instead of one long task; what would scroll out
+    // before it is drawn is not drawn.
+    if (pending.length > TAIL_KEEP) pending = pending.slice(-TAIL_KEEP);
+    const now = pending.slice(0, TAIL_FRAME);
+    pending = pending.slice(TAIL_FRAME);
     const frag = document.createDocumentFragment();
-    for (const [seq, line] of pending.slice(-TAIL_KEEP).reverse()) frag.append(rowFor(seq, line));
-    pending = [];
+    for (const [seq, line] of now.reverse()) frag.append(rowFor(seq, line));
+    if (pending.length > 0) {
+      scheduled = true;
+      requestAnimationFrame(flush);
+    }
     list.prepend(frag);
-    while (list.children.length > TAIL_KEEP) list.lastElementChild.remove();
+    if (list.children.length > TAIL_KEEP) {
+      // The oldest rows go in one removal, not one at a time.
+      const r = document.createRange();
+      r.setStartBefore(list.children[TAIL_KEEP]);
+      r.setEndAfter(list.lastElementChild);
+      r.deleteContents();
+    }
   };
   const timer = setInterval(() => {
     rate.textContent = `${count} records/s${paused ? " (paused)" : ""}`;

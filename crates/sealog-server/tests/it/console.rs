@@ -686,6 +686,43 @@ async fn histogram_facets_and_zoom() {
         seqs.iter().max() < Some(&200),
         "the newest batch is after the zoomed range: {seqs:?}"
     );
+    // By keyboard: a bar takes the focus, and Enter zooms into its bucket.
+    let before = b.js("return location.hash").await;
+    b.js("const r = [...document.querySelectorAll('#histogram rect.bucket')].find(r => r.dataset.count !== '0'); r.focus()")
+        .await;
+    let focused = b
+        .cmd(reqwest::Method::GET, "/element/active", Value::Null)
+        .await;
+    let id = focused[ELEMENT]
+        .as_str()
+        .expect("a focused bar")
+        .to_string();
+    b.post(&format!("/element/{id}/value"), json!({"text": "\u{E007}"}))
+        .await;
+    b.until(
+        "zoomed by keyboard",
+        Duration::from_secs(5),
+        &format!("return location.hash !== {before} && document.querySelector('#histogram-count')?.textContent"),
+    )
+    .await;
+    // At phone width: one column, nothing wider than the screen.
+    b.post("/window/rect", json!({"width": 390, "height": 844}))
+        .await;
+    b.goto(&format!("{}#/explore?range=all", srv.url("/ui")))
+        .await;
+    b.until(
+        "phone layout",
+        Duration::from_secs(5),
+        "return document.querySelectorAll('#histogram rect.bucket').length === 60",
+    )
+    .await;
+    let fits = b
+        .js("return document.documentElement.scrollWidth <= window.innerWidth")
+        .await;
+    assert_eq!(fits, true, "no sideways scrolling at 390 px");
+    b.shot("phone").await;
+    b.post("/window/rect", json!({"width": 1280, "height": 800}))
+        .await;
     let log = b.console().await;
     assert!(errors(&log, &[]).is_empty(), "console errors: {log:?}");
 }
