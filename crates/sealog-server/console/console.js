@@ -761,9 +761,18 @@ function drawHistogram(v, s, hist) {
 function drawFacets(v, s, aside) {
   const parts = [el("h2", { text: "Fields" })];
   for (const [field, f] of Object.entries(s.facets)) {
-    const have = new Set(v.getAll("where"));
+    // `app=x` and `app:x` are the same filter.
+    const have = new Set(v.getAll("where").map((t) => t.replace(/^([^:=]+)=/, "$1:")));
     const items = f.top.map(({ value, count }) =>
-      el(
+      // A value cut at 200 characters would filter nothing: shown, not a button.
+      value.length > 200 && value.endsWith("…")
+        ? el(
+            "li",
+            { class: "cut", title: "Cut at 200 characters; type the whole value in the filter box to filter by it" },
+            el("span", { class: "value", text: value }),
+            el("span", { class: "n", text: String(count) }),
+          )
+        : el(
         "li",
         {},
         el(
@@ -778,7 +787,7 @@ function drawFacets(v, s, aside) {
               performance.mark("sealog:click");
               const p = new URLSearchParams(v);
               const term = `${field}:${value}`;
-              const all = p.getAll("where").filter((t) => t !== term);
+              const all = p.getAll("where").filter((t) => t.replace(/^([^:=]+)=/, "$1:") !== term);
               p.delete("where");
               for (const t of all) p.append("where", t);
               if (!have.has(term)) p.append("where", term);

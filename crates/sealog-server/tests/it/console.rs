@@ -644,6 +644,23 @@ async fn histogram_facets_and_zoom() {
         "return document.querySelector('#status')?.textContent.startsWith('100 records shown')",
     )
     .await;
+    // A filter typed as `app=payments` shows as that facet, pressed.
+    b.goto(&format!(
+        "{}#/explore?range=all&where=app%3Dpayments",
+        srv.url("/ui")
+    ))
+    .await;
+    b.until(
+        "typed filter pressed",
+        Duration::from_secs(5),
+        &format!(
+            "return document.querySelector(\"{}\")?.getAttribute('aria-pressed') === 'true'",
+            facet("app", "payments")
+        ),
+    )
+    .await;
+    b.goto(&format!("{}#/explore?range=all", srv.url("/ui")))
+        .await;
     // Another field, picked by the user.
     b.type_into("input[name=facet]", "msg").await;
     b.click("form.add-facet button[type=submit]").await;
@@ -916,6 +933,16 @@ async fn an_empty_realm_a_huge_record_and_a_server_gone_are_shown_clearly() {
     b.click("li.row[data-seq='0'] button.expand").await;
     let json = b.text("li.row[data-seq='0'] pre.json").await;
     assert!(json.contains(&msg));
+    // As a facet, the value is cut at 200 characters and offered as text,
+    // not as a filter that would match nothing.
+    b.goto(&format!("{}#/explore?range=all&facets=msg", srv.url("/ui")))
+        .await;
+    b.until(
+        "cut facet",
+        Duration::from_secs(5),
+        "return document.querySelector(\".facet-field[data-field='msg'] li.cut\") !== null && document.querySelector(\".facet-field[data-field='msg'] button.facet\") === null",
+    )
+    .await;
     let w = b
         .js("return document.documentElement.scrollWidth <= window.innerWidth")
         .await;
