@@ -18,8 +18,10 @@
 //! log cannot fork. A receipt is returned only after `COMMIT` returns, which
 //! with PostgreSQL's default `synchronous_commit` means the WAL is flushed.
 //!
-//! The schema is versioned ([`schema`]) and brought up to date on every
-//! connect, under an advisory lock so nodes starting together do not race.
+//! The schema is versioned ([`schema`]). Writers and admin commands
+//! ([`connect`]) bring it up to date, under an advisory lock so nodes
+//! starting together do not race; readers ([`connect_reader`]) only check
+//! that it is at this build's version and need no right to change it.
 
 pub mod log;
 pub mod realms;
@@ -29,6 +31,22 @@ pub mod verify;
 pub use log::{CommitHook, HookPoint, PgLog};
 pub use realms::PgRealms;
 pub use verify::{read_sealed_commits, verify_realm};
+
+/// Starts a read-only REPEATABLE READ transaction: one snapshot of the
+/// realm for a whole read (load, verify, copy), whatever commits meanwhile.
+///
+/// # Errors
+/// Database errors, reported as `op`.
+pub(crate) fn snapshot<'c>(
+    c: &'c mut postgres::Client,
+    op: &'static str,
+) -> Result<postgres::Transaction<'c>, sealog_journal::JournalError> {
+    c.build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(|e| db(op, &e))
+}
 
 /// How long a connection attempt may take, unless the URL says.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

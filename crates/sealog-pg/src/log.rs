@@ -340,12 +340,7 @@ impl PgLog {
         let realm = self.realm.clone();
         let (row, metas) = {
             let mut c = self.client();
-            let mut tx = c
-                .build_transaction()
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .map_err(|e| db("reading the realm from PostgreSQL", &e))?;
+            let mut tx = crate::snapshot(&mut c, "reading the realm from PostgreSQL")?;
             let row = {
                 let r = tx
                     .query_opt(

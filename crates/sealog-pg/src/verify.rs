@@ -1,5 +1,8 @@
-//! The offline verifier over a realm in PostgreSQL: the same checks as
-//! `sealog verify` on a data directory, fed from the tables.
+//! Reading a whole realm out of PostgreSQL, in one snapshot: the offline
+//! verifier ([`verify_realm`], the same checks as `sealog verify` on a data
+//! directory, fed from the tables) and the commit-by-commit copy that
+//! `sealog migrate --from-postgres` and `export` use
+//! ([`read_sealed_commits`]).
 
 use std::collections::HashMap;
 
@@ -14,6 +17,23 @@ use crate::db;
 
 /// Blocks read per query.
 const CHUNK: i64 = 256;
+
+/// Every checkpoint note of `realm`, by size, as stored.
+fn load_checkpoints(
+    tx: &mut postgres::Transaction<'_>,
+    realm: &str,
+    op: &'static str,
+) -> Result<Vec<(i64, String)>> {
+    tx.query(
+        "SELECT size, note FROM sealog_checkpoints WHERE realm = $1 ORDER BY size",
+        &[&realm],
+    )
+    .map_err(|e| db(op, &e))?
+    .iter()
+    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+    .collect::<std::result::Result<_, postgres::Error>>()
+    .map_err(|e| db(op, &e))
+}
 
 /// Verifies `realm` in the database `c` is connected to, against `key`:
 /// every block's checksum and records, each leaf hash, every checkpoint's
@@ -31,12 +51,7 @@ pub fn verify_realm(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Report> {
     let op = "reading the realm from PostgreSQL for verify";
-    let mut tx = c
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .map_err(|e| db(op, &e))?;
+    let mut tx = crate::snapshot(c, op)?;
     let row = tx
         .query_opt(
             "SELECT checkpoint, size, frontier FROM sealog_realms WHERE name = $1",
@@ -55,16 +70,7 @@ pub fn verify_realm(
         ))
     })()
     .map_err(|e| db(op, &e))?;
-    let checkpoints: Vec<(i64, String)> = tx
-        .query(
-            "SELECT size, note FROM sealog_checkpoints WHERE realm = $1 ORDER BY size",
-            &[&realm],
-        )
-        .map_err(|e| db(op, &e))?
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<std::result::Result<_, postgres::Error>>()
-        .map_err(|e| db(op, &e))?;
+    let checkpoints = load_checkpoints(&mut tx, realm, op)?;
     let nodes: HashMap<i64, Vec<u8>> = tx
         .query(
             "SELECT position, hash FROM sealog_tree_nodes WHERE realm = $1",
@@ -257,22 +263,8 @@ pub fn read_sealed_commits(
     visit: &mut dyn FnMut(sealog_journal::commits::SealedCommit) -> Result<()>,
 ) -> Result<()> {
     let op = "reading the realm's commits from PostgreSQL";
-    let mut tx = c
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .map_err(|e| db(op, &e))?;
-    let checkpoints: Vec<(i64, String)> = tx
-        .query(
-            "SELECT size, note FROM sealog_checkpoints WHERE realm = $1 ORDER BY size",
-            &[&realm],
-        )
-        .map_err(|e| db(op, &e))?
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<std::result::Result<_, postgres::Error>>()
-        .map_err(|e| db(op, &e))?;
+    let mut tx = crate::snapshot(c, op)?;
+    let checkpoints = load_checkpoints(&mut tx, realm, op)?;
     let mut frames = Frames {
         tx,
         realm,
