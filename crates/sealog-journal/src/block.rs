@@ -37,7 +37,7 @@
 
 use std::cell::RefCell;
 
-use crate::merkle::{leaf_hash, Hash};
+use crate::merkle::Hash;
 
 thread_local! {
     // zstd contexts are costly to build (allocation and set-up of several
@@ -118,6 +118,22 @@ pub enum BlockError {
     },
 }
 
+/// zstd at `level`, with this thread's context: building one per block
+/// cost an allocation and the clearing of its tables every time.
+fn compress(raw: &[u8], level: i32) -> Vec<u8> {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().is_none_or(|(l, _)| *l != level) {
+            let ctx = zstd::bulk::Compressor::new(level)
+                .expect("a zstd context at a level the options accepted");
+            *c = Some((level, ctx));
+        }
+        let (_, ctx) = c.as_mut().expect("set above");
+        ctx.compress(raw)
+            .expect("zstd compression of an in-memory buffer cannot fail")
+    })
+}
+
 /// Encodes `lines` (leaf lines, no newlines inside) with their `hashes`.
 pub fn encode(
     first_seq: u64,
@@ -143,8 +159,7 @@ pub fn encode_raw(
     times: (i64, i64),
     level: i32,
 ) -> EncodedBlock {
-    let compressed = zstd::bulk::compress(raw, level)
-        .expect("zstd compression of an in-memory buffer cannot fail");
+    let compressed = compress(raw, level);
     let mut body = Vec::with_capacity(4 + 4 * hashes.len() + compressed.len());
     body.extend_from_slice(&(raw.len() as u32).to_le_bytes());
     for h in hashes {
@@ -177,8 +192,7 @@ pub fn encode_retained(
     if runs.is_empty() {
         return encode_raw(first_seq, raw, hashes, times, level);
     }
-    let compressed = zstd::bulk::compress(raw, level)
-        .expect("zstd compression of an in-memory buffer cannot fail");
+    let compressed = compress(raw, level);
     let mut table = Vec::new();
     table.extend_from_slice(&(runs.len() as u32).to_le_bytes());
     for r in runs {
@@ -257,7 +271,16 @@ impl DecodedBlock {
     /// each record still present (height 0, its leaf hash) and each kept
     /// subtree of removed ones.
     pub fn items(&self) -> Vec<(u32, Hash)> {
+        self.items_from(&self.live_leaf_hashes())
+    }
+
+    /// [`Self::items`], given [`Self::live_leaf_hashes`] already computed.
+    ///
+    /// # Panics
+    /// When `live` does not hold one hash per record still present.
+    pub fn items_from(&self, live: &[Hash]) -> Vec<(u32, Hash)> {
         let mut out = Vec::with_capacity(self.len());
+        let mut live = live.iter();
         let mut runs = self.runs.iter().peekable();
         let mut i = 0usize;
         while i < self.len() {
@@ -268,20 +291,30 @@ impl DecodedBlock {
                     runs.next();
                 }
                 _ => {
-                    out.push((0, leaf_hash(self.line(i))));
+                    out.push((0, *live.next().expect("one hash per live record")));
                     i += 1;
                 }
             }
         }
+        assert!(live.next().is_none(), "one hash per live record");
+        out
+    }
+
+    /// The leaf hash of each record still present, in order, hashed as a
+    /// batch ([`crate::sha256x8`]).
+    pub fn live_leaf_hashes(&self) -> Vec<Hash> {
+        let mut out = Vec::with_capacity(self.len());
+        let live = (0..self.len())
+            .filter(|i| self.runs.is_empty() || !self.is_retained(*i))
+            .map(|i| self.line(i));
+        crate::sha256x8::hash_all(0, live, &mut out);
         out
     }
 
     /// Leaf hashes of all records; `None` when retention removed any (their
     /// leaf hashes are no longer known one by one: see [`Self::items`]).
     pub fn leaf_hashes(&self) -> Option<Vec<Hash>> {
-        self.runs
-            .is_empty()
-            .then(|| self.lines().map(leaf_hash).collect())
+        self.runs.is_empty().then(|| self.live_leaf_hashes())
     }
 
     /// True when record `i` was retained out (its body removed).
@@ -489,6 +522,7 @@ pub fn pieces_of(start: u64, end: u64) -> Vec<(u64, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::merkle::leaf_hash;
 
     #[test]
     fn round_trip_and_damage() {

@@ -45,6 +45,7 @@ pub mod mark;
 pub mod merkle;
 pub mod retention;
 pub mod segment;
+pub mod sha256x8;
 #[cfg(feature = "test-support")]
 pub mod sim_fs;
 pub mod store;

@@ -121,6 +121,62 @@ impl Frontier {
         self.size += 1;
     }
 
+    /// Appends many leaf hashes: the same tree as [`Frontier::push`] of
+    /// each in turn, with the interior nodes of each level hashed as one
+    /// batch ([`crate::sha256x8`]). `on_node(height, index, hash)` is
+    /// called for every perfect subtree completed (height ≥ 1), level by
+    /// level: lowest first, and in index order within a level.
+    pub fn extend(&mut self, leaves: &[Hash], mut on_node: impl FnMut(u32, u64, &Hash)) {
+        if leaves.is_empty() {
+            return;
+        }
+        // The stack holds one subtree per set bit of the size, tallest
+        // first; take them out by height.
+        let mut pending: Vec<Option<Hash>> = vec![None; 65];
+        for (h, hash) in self.stack.drain(..) {
+            pending[h as usize] = Some(hash);
+        }
+        let mut row: Vec<Hash> = leaves.to_vec();
+        let mut start = self.size;
+        let mut height = 0usize;
+        let mut msgs: Vec<[u8; 64]> = Vec::new();
+        while !row.is_empty() {
+            // A row starting at an odd index completes the subtree waiting
+            // on the stack at this height.
+            if start & 1 == 1 {
+                let left = pending[height]
+                    .take()
+                    .expect("an odd start has its left sibling on the stack");
+                row.insert(0, left);
+                start -= 1;
+            }
+            if row.len() % 2 == 1 {
+                pending[height] = row.pop();
+            }
+            msgs.clear();
+            msgs.extend(row.chunks_exact(2).map(|p| {
+                let mut m = [0u8; 64];
+                m[..32].copy_from_slice(&p[0]);
+                m[32..].copy_from_slice(&p[1]);
+                m
+            }));
+            row.clear();
+            crate::sha256x8::hash_all(1, msgs.iter().map(|m| &m[..]), &mut row);
+            start >>= 1;
+            height += 1;
+            for (i, hash) in row.iter().enumerate() {
+                on_node(height as u32, start + i as u64, hash);
+            }
+        }
+        self.size += leaves.len() as u64;
+        self.stack = pending
+            .into_iter()
+            .enumerate()
+            .rev()
+            .filter_map(|(h, hash)| hash.map(|x| (h as u32, x)))
+            .collect();
+    }
+
     /// Appends a perfect subtree of `2^height` leaves whose root is `hash`
     /// (what retention keeps of removed records). The tree's size must be a
     /// multiple of `2^height`. `on_node` is called for the subtree itself
@@ -562,6 +618,37 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn extend_matches_pushing_one_by_one(
+            before in 0usize..600,
+            batches in proptest::collection::vec(0usize..300, 1..5),
+        ) {
+            let all = leaves((before + batches.iter().sum::<usize>()) as u64);
+            let mut one = Frontier::new();
+            let mut many = Frontier::new();
+            let mut nodes_one = Vec::new();
+            let mut nodes_many = Vec::new();
+            for h in &all[..before] {
+                one.push(*h, |_, _, _| {});
+                many.push(*h, |_, _, _| {});
+            }
+            let mut at = before;
+            for n in batches {
+                for h in &all[at..at + n] {
+                    one.push(*h, |height, index, hash| nodes_one.push((height, index, *hash)));
+                }
+                many.extend(&all[at..at + n], |height, index, hash| {
+                    nodes_many.push((height, index, *hash));
+                });
+                at += n;
+                prop_assert_eq!(&one, &many);
+                prop_assert_eq!(one.root(), many.root());
+            }
+            nodes_one.sort();
+            nodes_many.sort();
+            prop_assert_eq!(nodes_one, nodes_many);
+        }
+
         #[test]
         fn inclusion_round_trip(size in 1u64..300, pick in any::<u64>(), bad in any::<usize>()) {
             let l = leaves(size);

@@ -515,9 +515,7 @@ impl<'a> Verifier<'a> {
                     for f in r.findings {
                         self.finding(f.seq, f.end, f.reason);
                     }
-                    for (h, hash) in r.items {
-                        self.push_item(h, hash);
-                    }
+                    self.push_items(&r.items);
                     for (start, end, id) in r.retained {
                         self.add_retained(start, end, id);
                     }
@@ -555,6 +553,47 @@ impl<'a> Verifier<'a> {
         self.retention
             .get(id)
             .or_else(|| self.late.as_ref().and_then(|n| n.get(id)))
+    }
+
+    /// Adds a block's items to the tree: runs of leaves as batches (cut
+    /// at every checkpoint size, whose root is wanted), kept subtrees one
+    /// by one.
+    fn push_items(&mut self, items: &[(u32, Hash)]) {
+        let mut at = 0usize;
+        let mut leaves = Vec::new();
+        while at < items.len() {
+            if items[at].0 != 0 {
+                self.push_item(items[at].0, items[at].1);
+                at += 1;
+                continue;
+            }
+            let size = self.frontier.size();
+            let next_wanted = self
+                .wanted
+                .get(self.wanted.partition_point(|w| w.0 <= size))
+                .map_or(u64::MAX, |w| w.0);
+            let room = usize::try_from(next_wanted - size).unwrap_or(usize::MAX);
+            let run = items[at..].iter().take_while(|(h, _)| *h == 0).count();
+            let n = run.min(room);
+            leaves.clear();
+            leaves.extend(items[at..at + n].iter().map(|(_, h)| *h));
+            let first = self.nodes.len();
+            let nodes = &mut self.nodes;
+            self.frontier.extend(&leaves, |height, index, hash| {
+                if height >= TILE_HEIGHT {
+                    let pos = tree_file::position(height - TILE_HEIGHT, index);
+                    nodes.push((pos, *hash, index << height, (index + 1) << height));
+                }
+            });
+            // `extend` reports level by level; the check of the stored tree
+            // wants them in the order they complete (position order).
+            self.nodes[first..].sort_unstable_by_key(|n| n.0);
+            at += n;
+            let size = self.frontier.size();
+            if let Ok(i) = self.wanted.binary_search_by_key(&size, |w| w.0) {
+                self.wanted[i].1 = Some(self.frontier.root());
+            }
+        }
     }
 
     fn push_item(&mut self, height: u32, h: Hash) {
@@ -871,10 +910,16 @@ fn check_block(
             }),
         }
     }
+    // Each leaf is hashed once, in a batch: for its hint here and for the
+    // tree in `items`.
+    let live = decoded.live_leaf_hashes();
+    let mut live_at = 0usize;
     for (i, line) in decoded.lines().enumerate() {
         if decoded.is_retained(i) {
             continue;
         }
+        let leaf = live[live_at];
+        live_at += 1;
         let seq = first.saturating_add(i as u64);
         leaf_prefix(realm, seq, &mut prefix);
         if !findings.is_empty() {
@@ -901,7 +946,7 @@ fn check_block(
                 end: None,
                 reason,
             });
-        } else if leaf_hash(line)[..4] != decoded.hint(i) {
+        } else if leaf[..4] != decoded.hint(i) {
             findings.push(Finding {
                 seq,
                 end: None,
@@ -910,7 +955,7 @@ fn check_block(
         }
     }
     BlockResult {
-        items: decoded.items(),
+        items: decoded.items_from(&live),
         findings,
         retained,
         pending,
