@@ -2,7 +2,7 @@
 """Per-stage CPU budget of an ingest path, in instructions per record.
 
 Usage: bench/budget.py BINARY [BINARY ...] [--path syslog|http|all]
-                       [--small 20000] [--large 100000]
+                       [--small 20000] [--large 100000] [--keep DIR]
 
 For each binary and path, runs `sealog serve` under valgrind's callgrind
 twice, fed SMALL and then LARGE records (syslog: RFC 5424 lines of about
@@ -195,6 +195,8 @@ def main():
     ap.add_argument("--path", default="all", choices=["syslog", "http", "all"])
     ap.add_argument("--small", type=int, default=20000)
     ap.add_argument("--large", type=int, default=100000)
+    ap.add_argument("--keep", metavar="DIR",
+                    help="copy the callgrind profiles here (for callgrind_annotate)")
     a = ap.parse_args()
     for tool in ["valgrind", "callgrind_annotate", "strace"]:
         if not shutil.which(tool):
@@ -208,6 +210,12 @@ def main():
                 b = os.path.abspath(b)
                 t0, s0, _ = callgrind(b, path, a.small, work)
                 t1, s1, o1 = callgrind(b, path, a.large, work)
+                if a.keep:
+                    os.makedirs(a.keep, exist_ok=True)
+                    tag = os.path.basename(b)
+                    for n in (a.small, a.large):
+                        shutil.copy(os.path.join(work, f"cg.{path}.{n}"),
+                                    os.path.join(a.keep, f"callgrind.{tag}.{path}.{n}"))
                 c0 = syscalls(b, path, a.small, work)
                 c1 = syscalls(b, path, a.large, work)
                 per = {k: (s1[k] - s0[k]) / span for k in ORDER}

@@ -278,7 +278,7 @@ impl DecodedBlock {
     ///
     /// # Panics
     /// When `live` does not hold one hash per record still present.
-    pub fn items_from(&self, live: &[Hash]) -> Vec<(u32, Hash)> {
+    pub(crate) fn items_from(&self, live: &[Hash]) -> Vec<(u32, Hash)> {
         let mut out = Vec::with_capacity(self.len());
         let mut live = live.iter();
         let mut runs = self.runs.iter().peekable();
