@@ -208,16 +208,18 @@ def main():
         for path in paths:
             for b in a.binaries:
                 b = os.path.abspath(b)
-                t0, s0, _ = callgrind(b, path, a.small, work)
-                t1, s1, o1 = callgrind(b, path, a.large, work)
+                # A directory of its own per binary: each makes its own realms.
+                bwork = tempfile.mkdtemp(dir=work)
+                t0, s0, _ = callgrind(b, path, a.small, bwork)
+                t1, s1, o1 = callgrind(b, path, a.large, bwork)
                 if a.keep:
                     os.makedirs(a.keep, exist_ok=True)
                     tag = os.path.basename(b)
                     for n in (a.small, a.large):
-                        shutil.copy(os.path.join(work, f"cg.{path}.{n}"),
+                        shutil.copy(os.path.join(bwork, f"cg.{path}.{n}"),
                                     os.path.join(a.keep, f"callgrind.{tag}.{path}.{n}"))
-                c0 = syscalls(b, path, a.small, work)
-                c1 = syscalls(b, path, a.large, work)
+                c0 = syscalls(b, path, a.small, bwork)
+                c1 = syscalls(b, path, a.large, bwork)
                 per = {k: (s1[k] - s0[k]) / span for k in ORDER}
                 listed = sum(per.values())
                 print(f"{path} ingest, {b}: {(t1 - t0) / span:.0f} instructions per record "

@@ -37,7 +37,7 @@ use crate::merkle::Hash;
 /// The signature algorithm byte for Ed25519 in C2SP signed notes.
 const ALG_ED25519: u8 = 0x01;
 /// The em dash that starts every signature line.
-const SIG_PREFIX: &str = "\u{2014} ";
+pub(crate) const SIG_PREFIX: &str = "\u{2014} ";
 /// Largest checkpoint note accepted when parsing.
 ///
 /// 100 Ed25519 or witness cosignature lines take about 20 KiB; C2SP
@@ -167,10 +167,15 @@ impl Signer {
 }
 
 fn key_id(name: &str, key: &[u8; 32]) -> [u8; 4] {
+    key_id_for(name, ALG_ED25519, key)
+}
+
+/// SHA-256(name ‖ "\n" ‖ alg ‖ key)[:4], the signed-note key id.
+pub(crate) fn key_id_for(name: &str, alg: u8, key: &[u8; 32]) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update(b"\n");
-    h.update([ALG_ED25519]);
+    h.update([alg]);
     h.update(key);
     let d = h.finalize();
     [d[0], d[1], d[2], d[3]]
@@ -196,16 +201,12 @@ impl fmt::Debug for VerifierKey {
 
 impl fmt::Display for VerifierKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut raw = Vec::with_capacity(33);
-        raw.push(ALG_ED25519);
-        raw.extend_from_slice(self.key.as_bytes());
-        write!(
-            f,
-            "{}+{}+{}",
-            self.name,
-            hex4(&self.key_id),
-            B64.encode(raw)
-        )
+        f.write_str(&format_vkey(
+            &self.name,
+            &self.key_id,
+            ALG_ED25519,
+            &self.key,
+        ))
     }
 }
 
@@ -213,40 +214,56 @@ impl std::str::FromStr for VerifierKey {
     type Err = NoteError;
 
     fn from_str(s: &str) -> Result<Self, NoteError> {
-        let s = s.trim();
-        // Names cannot contain '+', base64 can: split from the left.
-        let mut parts = s.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(NoteError::BadKey(
-                "expected <name>+<hex key id>+<base64 key>",
-            ));
-        };
-        if name.is_empty() || name.contains(char::is_whitespace) {
-            return Err(NoteError::BadKey("key name is empty or has spaces"));
-        }
-        let raw = B64
-            .decode(key_b64)
-            .map_err(|_| NoteError::BadKey("key is not base64"))?;
-        let (alg, key) = raw.split_first().ok_or(NoteError::BadKey("key is empty"))?;
-        if *alg != ALG_ED25519 {
-            return Err(NoteError::BadKey("key algorithm is not Ed25519 (0x01)"));
-        }
-        let key: [u8; 32] = key
-            .try_into()
-            .map_err(|_| NoteError::BadKey("Ed25519 key is not 32 bytes"))?;
-        let key = VerifyingKey::from_bytes(&key)
-            .map_err(|_| NoteError::BadKey("not an Ed25519 point"))?;
-        let want = key_id(name, key.as_bytes());
-        if id_hex.len() != 8 || hex4(&want) != id_hex.to_ascii_lowercase() {
-            return Err(NoteError::BadKey("key id does not match name and key"));
-        }
-        Ok(Self {
-            name: name.to_string(),
-            key_id: want,
-            key,
-        })
+        let (name, key_id, key) =
+            parse_vkey(s, ALG_ED25519, "key algorithm is not Ed25519 (0x01)")?;
+        Ok(Self { name, key_id, key })
     }
+}
+
+/// `<name>+<hex key id>+<base64(alg ‖ key)>`.
+pub(crate) fn format_vkey(name: &str, key_id: &[u8; 4], alg: u8, key: &VerifyingKey) -> String {
+    let mut raw = Vec::with_capacity(33);
+    raw.push(alg);
+    raw.extend_from_slice(key.as_bytes());
+    format!("{name}+{}+{}", hex4(key_id), B64.encode(raw))
+}
+
+/// Parses a verifier key of algorithm `alg` (`wrong_alg` names the refusal
+/// of another), checking its key id.
+pub(crate) fn parse_vkey(
+    s: &str,
+    alg: u8,
+    wrong_alg: &'static str,
+) -> Result<(String, [u8; 4], VerifyingKey), NoteError> {
+    let s = s.trim();
+    // Names cannot contain '+', base64 can: split from the left.
+    let mut parts = s.splitn(3, '+');
+    let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(NoteError::BadKey(
+            "expected <name>+<hex key id>+<base64 key>",
+        ));
+    };
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(NoteError::BadKey("key name is empty or has spaces"));
+    }
+    let raw = B64
+        .decode(key_b64)
+        .map_err(|_| NoteError::BadKey("key is not base64"))?;
+    let (got, key) = raw.split_first().ok_or(NoteError::BadKey("key is empty"))?;
+    if *got != alg {
+        return Err(NoteError::BadKey(wrong_alg));
+    }
+    let key: [u8; 32] = key
+        .try_into()
+        .map_err(|_| NoteError::BadKey("Ed25519 key is not 32 bytes"))?;
+    let key =
+        VerifyingKey::from_bytes(&key).map_err(|_| NoteError::BadKey("not an Ed25519 point"))?;
+    let want = key_id_for(name, alg, key.as_bytes());
+    if id_hex.len() != 8 || hex4(&want) != id_hex.to_ascii_lowercase() {
+        return Err(NoteError::BadKey("key id does not match name and key"));
+    }
+    Ok((name.to_string(), want, key))
 }
 
 impl VerifierKey {
@@ -345,11 +362,11 @@ impl SignedCheckpoint {
 }
 
 /// One well-formed signature line: `— <name> <base64(key id ‖ sig)>`.
-struct SigLine<'a> {
-    name: &'a str,
-    key_id: [u8; 4],
+pub(crate) struct SigLine<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) key_id: [u8; 4],
     /// The bytes after the key id (at least one).
-    sig: Vec<u8>,
+    pub(crate) sig: Vec<u8>,
 }
 
 fn malformed(reason: &'static str) -> NoteError {
@@ -393,7 +410,7 @@ impl<'a> SigLine<'a> {
 
 /// Splits a signed note into its body (with its final newline) and its
 /// signature lines, refusing anything note.Open would refuse.
-fn split_note(text: &str) -> Result<(&str, Vec<SigLine<'_>>), NoteError> {
+pub(crate) fn split_note(text: &str) -> Result<(&str, Vec<SigLine<'_>>), NoteError> {
     if text.len() > MAX_NOTE_LEN {
         return Err(malformed("note is longer than 128 KiB"));
     }

@@ -37,6 +37,7 @@ pub mod bundle;
 pub mod checkpoint;
 pub mod commits;
 pub mod conformance;
+pub mod cosignature;
 mod error;
 pub mod fs;
 pub mod fs_pool;

@@ -303,6 +303,11 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// A transparency-log witness (C2SP tlog-witness): cosigns a log's
+    /// checkpoints only when they extend the last one it cosigned, so not
+    /// even the log's operator can show two histories. Prints its verifier
+    /// key at start; `sealog witness --data DIR key` prints it again.
+    Witness(WitnessArgs),
     /// Verify an export bundle with only the realm's public key.
     VerifyBundle {
         /// The bundle.
@@ -671,4 +676,34 @@ pub enum BenchCmd {
         #[arg(long)]
         keep: bool,
     },
+}
+
+/// `sealog witness`.
+#[derive(Debug, clap::Args)]
+pub struct WitnessArgs {
+    /// `key`: print the witness's verifier key and exit.
+    #[command(subcommand)]
+    pub cmd: Option<WitnessCmd>,
+    /// HTTP address to serve add-checkpoint on.
+    #[arg(long, default_value = "127.0.0.1:7780")]
+    pub http: std::net::SocketAddr,
+    /// The witness's name (a schema-less URL, e.g. witness.example/w1);
+    /// fixed at the first start, when its key is made.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A log to witness: its checkpoint verifier key, NAME+KEYID+KEY, whose
+    /// name is the log's origin (`sealog realm key` prints a realm's).
+    /// Repeatable; several keys for one origin are all trusted.
+    #[arg(long = "log", value_name = "VKEY")]
+    pub logs: Vec<String>,
+    /// The submission prefix: add-checkpoint is served at PREFIX/add-checkpoint.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+}
+
+/// `sealog witness` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WitnessCmd {
+    /// Print the witness's verifier key (NAME+KEYID+base64(0x04 || key)).
+    Key,
 }

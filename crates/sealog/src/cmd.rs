@@ -112,6 +112,15 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             out,
         } => return cmd_export(data, &realm, from_seq, to_seq, &out),
         Command::VerifyBundle { file, key } => return cmd_verify_bundle(&file, &key),
+        Command::Witness(w) => {
+            return match w.cmd {
+                Some(crate::cli::WitnessCmd::Key) => {
+                    println!("{}", crate::witness::cosigner(data, None)?.verifier());
+                    Ok(())
+                }
+                None => crate::witness::serve(data, w.http, w.name.as_deref(), &w.logs, &w.prefix),
+            }
+        }
         Command::Bench(BenchCmd::Ingest {
             vs,
             lines,
@@ -403,6 +412,7 @@ fn run_on(backend: &dyn Backend, command: Command) -> Result<(), Failure> {
         | Command::Export { .. }
         | Command::Migrate { .. }
         | Command::VerifyBundle { .. }
+        | Command::Witness(_)
         | Command::Bench(_) => Err("this command needs the data directory itself".into()),
     }
 }

@@ -20,6 +20,7 @@ mod pg;
 mod progress;
 mod remote;
 mod serve;
+mod witness;
 
 use std::process::ExitCode;
 

@@ -19,3 +19,4 @@ mod server_integrity;
 mod tamper;
 mod util;
 mod verify_meta;
+mod witness;
