@@ -159,6 +159,16 @@ fn request(old: u64, proof: &[Hash], note: &str) -> String {
     s
 }
 
+/// Checks that a peer program succeeded and printed `want`.
+fn assert_prints(out: &std::process::Output, want: &str) {
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout} {stderr}");
+    assert_eq!(stdout.trim(), want);
+}
+
 /// Checks that `line` (the 200 body) is one cosignature line by `key` on
 /// `note`, made within the last minute.
 fn assert_cosigned(key: &CosignatureKey, note: &str, body: &str) {
@@ -272,24 +282,48 @@ fn every_status_of_add_checkpoint_as_the_spec_names_it() {
     assert_cosigned(&key, &log.note(9), &body);
     assert_eq!(w.size(&log), 9);
 
-    // Evidence: the four refusals of validly signed checkpoints (the fork
-    // at equal size, the broken proof, the forked tree, the stray proof).
+    // Evidence: the one proof of a fork, the two roots the log signed for
+    // size 5, each note with the log's own signature only. The 422s prove
+    // nothing about the log (anyone can send a bad proof) and are not kept.
     let evidence = std::fs::read_to_string(dir.path().join("evidence.ndjson")).expect("evidence");
     let lines: Vec<serde_json::Value> = evidence
         .lines()
         .map(|l| serde_json::from_str(l).expect("json"))
         .collect();
+    assert_eq!(lines.len(), 1, "{evidence}");
+    let e = &lines[0];
     assert_eq!(
-        lines
-            .iter()
-            .map(|l| l["status"].as_u64().expect("status"))
-            .collect::<Vec<_>>(),
-        [409, 422, 422, 422]
+        (e["kind"].as_str(), e["size"].as_u64()),
+        (Some("fork"), Some(5))
     );
-    assert!(lines[0]["checkpoint"]
-        .as_str()
-        .expect("note")
-        .contains("sealog/acme\n5\n"));
+    let cosigned = e["cosigned"].as_str().expect("cosigned note");
+    let conflicting = e["conflicting"].as_str().expect("conflicting note");
+    let fork5 = Log::new("sealog/acme", 1, 5, "forked");
+    assert_eq!(
+        cosigned,
+        log.note(5),
+        "the note cosigned, without the impostor's line"
+    );
+    assert_eq!(conflicting, fork5.note(5));
+    for n in [cosigned, conflicting] {
+        log.signer
+            .verifier()
+            .verify(n)
+            .expect("both are signed by the log");
+    }
+
+    // The answers, counted.
+    let metrics = reqwest::blocking::get(format!("{}/metrics", w.base))
+        .expect("metrics")
+        .text()
+        .expect("text");
+    for want in [
+        "sealog_witness_requests_total{outcome=\"cosigned\"} 3",
+        "sealog_witness_requests_total{outcome=\"bad_proof\"} 3",
+        "sealog_witness_forks_total 1",
+    ] {
+        assert!(metrics.contains(want), "{want} in {metrics}");
+    }
 }
 
 #[test]
@@ -382,30 +416,126 @@ fn what_was_cosigned_survives_a_kill_and_the_key_its_name() {
     assert!(key.status.success());
     assert_eq!(String::from_utf8_lossy(&key.stdout).trim(), vkey);
 
-    // Another name on the same key is refused: a witness keeps its name.
+    // One witness process per data directory: a second would keep its own
+    // view of what was cosigned and could cosign the other side of a fork.
+    let vk = log.vkey();
+    let first = Witness::start(dir.path(), "witness.test/keep", std::slice::from_ref(&vk));
+    refused(dir.path(), &["--log", &vk], "held by another process");
+    drop(first);
+
+    // A lost state file is refused, not taken for a log never seen (which
+    // would start it over at size 0 and cosign anything).
+    let state = std::fs::read_dir(dir.path().join("logs"))
+        .expect("logs")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_none())
+        .expect("the log's state file");
+    let saved = std::fs::read(&state).expect("state");
+    std::fs::remove_file(&state).expect("remove");
+    refused(dir.path(), &["--log", &vk], "is missing");
+    std::fs::write(&state, saved).expect("restore");
+
+    // A prefix the router cannot take, another name on the same key (a
+    // witness keeps its name), no log at all: refused before serving.
+    refused(dir.path(), &["--prefix", "/{x}", "--log", &vk], "--prefix");
+    refused(
+        dir.path(),
+        &["--name", "other", "--log", &vk],
+        "keeps its name",
+    );
+    refused(dir.path(), &[], "at least one --log");
+}
+
+/// Runs `sealog witness ARGS` on `dir` and checks it exits 2 saying `says`.
+fn refused(dir: &Path, args: &[&str], says: &str) {
     let out = Command::new(bin())
         .arg("--data")
-        .arg(dir.path())
-        .args([
-            "witness",
-            "--http",
-            "127.0.0.1:0",
-            "--name",
-            "other",
-            "--log",
-            &log.vkey(),
-        ])
-        .output()
-        .expect("witness");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("keeps its name"));
-    // No log to witness is refused too.
-    let out = Command::new(bin())
-        .arg("--data")
-        .arg(dir.path())
+        .arg(dir)
         .args(["witness", "--http", "127.0.0.1:0"])
+        .args(args)
         .output()
         .expect("witness");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("at least one --log"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(stderr.contains(says), "{args:?}: {stderr}");
+}
+
+/// Acceptance 2 of issue 16: the cosignature checked by an Ed25519
+/// implementation that is not sealog's (Python `cryptography`), and the
+/// cosigned checkpoint still opened under the log's key by the Go team's
+/// `golang.org/x/mod/sumdb/note`, which ignores the witness's line as an
+/// unknown signature. `.ci/run` installs both.
+#[test]
+fn cosignatures_verify_independently_and_cosigned_notes_still_open_in_go() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::new("sealog/peer", 5, 12, "p");
+    let w = Witness::start(
+        dir.path().join("w").as_path(),
+        "witness.test/peer",
+        &[log.vkey()],
+    );
+    let note = log.note(12);
+    let (status, _, line) = w.post(&request(0, &[], &note));
+    assert_eq!(status, 200, "{line}");
+    let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers");
+    let file = dir.path().join("cosigned.note");
+
+    let python = std::env::var("SEALOG_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let py = |text: &str| {
+        std::fs::write(&file, text).expect("write note");
+        Command::new(&python)
+            .arg(peers.join("cosignature_verify.py"))
+            .arg(&w.vkey)
+            .arg(&file)
+            .output()
+            .expect("run python (SEALOG_TEST_PYTHON, with cryptography)")
+    };
+    assert_prints(&py(&format!("{note}{line}")), "cosignatures verified: 1");
+    // One bit of the signature changed: Python refuses it.
+    let (head, b64) = line.trim_end().rsplit_once(' ').expect("signature line");
+    let mut blob = B64.decode(b64).expect("base64");
+    blob[40] ^= 1;
+    let out = py(&format!("{note}{head} {}\n", B64.encode(&blob)));
+    assert!(
+        !out.status.success(),
+        "a flipped cosignature must not verify"
+    );
+
+    let go = dir.path().join("note_open");
+    let built = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&go)
+        .arg(peers.join("note_open.go"))
+        .env("GO111MODULE", "off")
+        .env("GOPATH", "/usr/share/gocode")
+        .env("GOCACHE", dir.path().join("gocache"))
+        .output()
+        .expect("go (Debian golang-go and golang-golang-x-mod-dev)");
+    assert!(
+        built.status.success(),
+        "go build: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let open = |text: String| {
+        let mut child = Command::new(&go)
+            .arg(log.vkey())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("note_open");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), text.as_bytes())
+            .expect("write");
+        child.wait_with_output().expect("wait")
+    };
+    assert_prints(&open(format!("{note}{line}")), "verified 1 unverified 1");
+    // And Go's check is real: a note whose log signature is broken fails.
+    let mut bad = note.clone();
+    let at = bad.rfind(' ').expect("sig") + 5;
+    bad.replace_range(at..at + 1, if &note[at..at + 1] == "A" { "B" } else { "A" });
+    let out = open(format!("{bad}{line}"));
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
