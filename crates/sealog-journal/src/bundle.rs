@@ -100,7 +100,29 @@ pub fn export(
         .latest_checkpoint()
         .ok_or_else(|| JournalError::Batch("the realm has no records to export".into()))?
         .clone();
+    export_at(journal, &cp, from, to, out, progress)
+}
+
+/// As [`export`], tied to `cp`, a checkpoint of `journal` at any size it
+/// holds (such as the newest one its witnesses cosigned, whose note, with
+/// the cosignatures, the bundle then carries).
+///
+/// # Errors
+/// As [`export`]; a checkpoint that is not the journal's own at its size.
+pub fn export_at(
+    journal: &dyn crate::LogStore,
+    cp: &crate::checkpoint::SignedCheckpoint,
+    from: u64,
+    to: u64,
+    out: &mut dyn Write,
+    progress: &dyn Fn(u64),
+) -> Result<BundleHeader> {
     let size = cp.checkpoint.size;
+    if size > journal.size() || journal.root_at(size)? != cp.checkpoint.root {
+        return Err(JournalError::Batch(format!(
+            "the checkpoint of size {size} is not this realm's tree at that size"
+        )));
+    }
     if from > to || to >= size {
         return Err(JournalError::OutOfRange {
             from,
@@ -131,7 +153,7 @@ pub fn export(
         to_seq: to,
         records: to - from + 1,
         tree_size: size,
-        checkpoint: cp.text,
+        checkpoint: cp.text.clone(),
         range_proof: proof.iter().map(|h| B64.encode(h)).collect(),
     };
     let io_err = |e: std::io::Error| JournalError::Io {

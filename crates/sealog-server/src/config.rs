@@ -39,6 +39,132 @@ pub struct Config {
     pub kafka: Kafka,
     /// LogHarbour's query functions and web service.
     pub logharbour: Logharbour,
+    /// Witnesses that cosign every realm's checkpoints.
+    pub witnessing: Witnessing,
+}
+
+/// Witnesses that cosign every realm's checkpoints (C2SP tlog-witness):
+/// after commits, each realm sends its newest checkpoint with a
+/// consistency proof to every witness and keeps the newest checkpoint a
+/// quorum of them cosigned; `GET /v1/checkpoint` serves that one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Witnessing {
+    /// The witnesses, each `NAME+KEYID+KEY@URL` (the witness's verifier
+    /// key, then the prefix its `add-checkpoint` is under).
+    pub witnesses: Vec<WitnessTarget>,
+    /// Cosignatures a checkpoint needs (0: every witness's).
+    pub quorum: usize,
+    /// Least milliseconds between two submissions of one realm.
+    pub interval_ms: u64,
+    /// Seconds a realm's newest records may stay without a quorum of
+    /// cosignatures before `/ready` names the realm.
+    pub max_lag_secs: u64,
+    /// Seconds one request to a witness may take.
+    pub timeout_secs: u64,
+    /// PEM CA certificates to trust for `https://` witnesses, beside the
+    /// system's.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl Default for Witnessing {
+    fn default() -> Self {
+        Self {
+            witnesses: Vec::new(),
+            quorum: 0,
+            interval_ms: 1000,
+            max_lag_secs: 300,
+            timeout_secs: 10,
+            ca_file: None,
+        }
+    }
+}
+
+impl Witnessing {
+    /// Cosignatures a checkpoint needs: `quorum`, or every witness's.
+    pub fn needed(&self) -> usize {
+        if self.quorum == 0 {
+            self.witnesses.len()
+        } else {
+            self.quorum
+        }
+    }
+
+    /// Checks the settings together.
+    ///
+    /// # Errors
+    /// A quorum above the witnesses given, or one witness named twice.
+    pub fn check(&self) -> Result<(), String> {
+        if self.quorum > self.witnesses.len() {
+            return Err(format!(
+                "witness quorum {} is more than the {} witnesses given",
+                self.quorum,
+                self.witnesses.len()
+            ));
+        }
+        for (i, w) in self.witnesses.iter().enumerate() {
+            if self.witnesses[..i]
+                .iter()
+                .any(|o| o.key.name() == w.key.name())
+            {
+                return Err(format!("witness {} is given twice", w.key.name()));
+            }
+        }
+        if self.interval_ms == 0 || self.timeout_secs == 0 {
+            return Err("witness interval_ms and timeout_secs must be above 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// One witness: its verifier key and the URL prefix of its
+/// `add-checkpoint`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WitnessTarget {
+    /// The witness's `cosignature/v1` verifier key.
+    pub key: sealog_journal::cosignature::CosignatureKey,
+    /// `http://` or `https://` prefix, without a final `/`.
+    pub url: String,
+}
+
+impl std::str::FromStr for WitnessTarget {
+    type Err = String;
+
+    /// `NAME+KEYID+KEY@URL`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (key, url) = s
+            .split_once('@')
+            .ok_or_else(|| format!("witness {s:?} is not NAME+KEYID+KEY@URL"))?;
+        let key = key
+            .parse()
+            .map_err(|e| format!("witness key {key:?}: {e}"))?;
+        let url = url.trim_end_matches('/');
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+            .ok_or_else(|| format!("witness URL {url:?} is not http:// or https://"))?;
+        if rest.is_empty() || rest.contains(char::is_whitespace) {
+            return Err(format!("witness URL {url:?} has no host or has a space"));
+        }
+        Ok(Self {
+            key,
+            url: url.to_string(),
+        })
+    }
+}
+
+impl TryFrom<String> for WitnessTarget {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<WitnessTarget> for String {
+    fn from(w: WitnessTarget) -> String {
+        format!("{}@{}", w.key, w.url)
+    }
 }
 
 /// LogHarbour's query functions and web service (`/v1/logs` …,
@@ -749,6 +875,7 @@ impl Default for Config {
             digests: Digests::default(),
             kafka: Kafka::default(),
             logharbour: Logharbour::default(),
+            witnessing: Witnessing::default(),
         }
     }
 }

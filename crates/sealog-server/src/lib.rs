@@ -45,6 +45,7 @@ pub mod sidecar;
 pub mod state;
 pub mod summaries;
 pub mod syslog;
+pub mod witnessing;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -132,6 +133,7 @@ impl Server {
         data: &Path,
         config: Config,
     ) -> Result<(Self, Option<String>), ServerError> {
+        config.witnessing.check().map_err(ServerError::Config)?;
         let mut dd = DataDir::open_in(fs.clone(), data, "sealog serve")?;
         let mut admin = None;
         if !dd
@@ -182,6 +184,7 @@ impl Server {
             digests: digest::Digests::new(data, &config.digests),
             audit_error_bytes: Arc::new(Mutex::new(None)),
             kafka: kafka::Health::default(),
+            witnessing: witnessing::Witnessing::new(config.witnessing.clone(), fs.clone()),
             geoip,
             config,
             data: Mutex::new(dd),
@@ -316,6 +319,7 @@ impl Server {
         }));
         // LogHarbour's block summaries, made in the background.
         side_tasks.push(tokio::spawn(summaries::run(state.clone(), down.clone())));
+        side_tasks.push(tokio::spawn(witnessing::run(state.clone(), down.clone())));
         // Scheduled retention policies, if any.
         if !state.config.logharbour.retention.is_empty() {
             let interval = std::time::Duration::from_secs(

@@ -630,6 +630,14 @@ pub struct EnvelopeMessage {
     pub field: Option<String>,
 }
 
+/// `GET /v1/checkpoint` parameters.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CheckpointParams {
+    /// The newest signed checkpoint, whether witnesses cosigned it or not.
+    pub latest: Option<bool>,
+}
+
 /// `GET /v1/proof/inclusion` parameters.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -774,12 +782,17 @@ mod operations {
 
     /// Latest checkpoint
     ///
-    /// The latest signed checkpoint note (C2SP `signed-note`).
+    /// The latest signed checkpoint note (C2SP `signed-note`). With witnesses
+    /// configured (`serve --witness`), the newest checkpoint that a quorum of
+    /// them cosigned, with their `cosignature/v1` lines; 404 until there is
+    /// one. `?latest` gives the newest signed checkpoint either way.
     #[utoipa::path(
         get, path = "/v1/checkpoint", tag = "read",
         security(("bearer" = ["query"])),
+        params(CheckpointParams),
         responses(
             (status = 200, description = "The signed note.", content_type = "text/plain", body = String),
+            (status = 400, response = BadRequest),
             (status = 401, response = Unauthorized),
             (status = 403, response = Forbidden),
             (status = 404, response = NotFound),

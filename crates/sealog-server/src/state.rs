@@ -73,6 +73,8 @@ pub struct AppState {
     pub audit_error_bytes: Arc<Mutex<Option<u64>>>,
     /// Problems of the Kafka sources, for `/ready`.
     pub kafka: crate::kafka::Health,
+    /// Witnesses cosigning the realms' checkpoints.
+    pub witnessing: crate::witnessing::Witnessing,
     /// The GeoIP database for unusual IPs (`[logharbour] geoip_db`).
     pub geoip: Option<Arc<crate::routes::logharbour::GeoIp>>,
 }

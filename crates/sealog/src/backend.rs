@@ -275,6 +275,18 @@ pub trait Backend {
     /// No records yet; I/O or API errors.
     fn checkpoint(&self, realm: &RealmName) -> Result<String, Failure>;
 
+    /// The newest checkpoint of `realm` that a quorum of the server's
+    /// witnesses cosigned, with the cosignatures; `None` when none is.
+    ///
+    /// # Errors
+    /// I/O or API errors; a store that does not run witnessing.
+    fn witnessed(&self, realm: &RealmName) -> Result<Option<String>, Failure> {
+        Err(format!(
+            "this store keeps no cosigned checkpoints of realm {realm} (witnessing runs on `sealog serve` over a data directory); give one kept from GET /v1/checkpoint with --checkpoint"
+        )
+        .into())
+    }
+
     /// Verifies every record and checkpoint of `realm`, and the evidence a
     /// client kept; with `key`, trusts that key instead of the stored one.
     ///

@@ -81,7 +81,22 @@ pub fn http(records: u64, clients: usize, dir: &Path) -> Result<(), Failure> {
     result
 }
 
-fn run(records: u64, clients: usize, dir: &Path) -> Result<(), Failure> {
+/// The server on its own runtime (threads `bench-server`) at an ephemeral
+/// loopback port, and a two-thread runtime for the load generator: its
+/// address, the stop token and the serving task.
+pub(crate) type Started = (
+    tokio::runtime::Runtime,
+    tokio::runtime::Runtime,
+    String,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), sealog_server::ServerError>>,
+);
+
+/// Starts `server` as [`Started`] says.
+///
+/// # Errors
+/// Runtime and bind errors.
+pub(crate) fn start(server: Server) -> Result<Started, Failure> {
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("bench-server")
@@ -91,12 +106,17 @@ fn run(records: u64, clients: usize, dir: &Path) -> Result<(), Failure> {
         .enable_all()
         .thread_name("bench-client")
         .build()?;
-    let (server, admin) = Server::open(dir, Config::default())?;
-    let admin = admin.ok_or("a fresh directory issues an admin token")?;
     let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let base = format!("http://{}", listener.local_addr()?);
     let stop = CancellationToken::new();
     let serving = server_rt.spawn(server.serve(listener, stop.clone()));
+    Ok((server_rt, client_rt, base, stop, serving))
+}
+
+fn run(records: u64, clients: usize, dir: &Path) -> Result<(), Failure> {
+    let (server, admin) = Server::open(dir, Config::default())?;
+    let admin = admin.ok_or("a fresh directory issues an admin token")?;
+    let (server_rt, client_rt, base, stop, serving) = start(server)?;
 
     // Bodies: 64 distinct 1,000-record batches of ~200-byte records, reused.
     let mut bodies = Vec::new();

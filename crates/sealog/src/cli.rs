@@ -161,6 +161,24 @@ pub enum Command {
         /// ndjson. Repeatable; adds to the config file's.
         #[arg(long, value_name = "REALM@TOPIC:FORMAT")]
         kafka_source: Vec<sealog_server::config::KafkaSource>,
+        /// A witness that cosigns every realm's checkpoints (C2SP
+        /// tlog-witness): its verifier key, then the URL prefix of its
+        /// add-checkpoint. Repeatable; adds to `[witnessing] witnesses`.
+        #[arg(long, value_name = "NAME+KEYID+KEY@URL")]
+        witness: Vec<sealog_server::config::WitnessTarget>,
+        /// Cosignatures a checkpoint needs before GET /v1/checkpoint serves
+        /// it (default: every witness's).
+        #[arg(long, value_name = "N")]
+        witness_quorum: Option<usize>,
+        /// Least time between two submissions of one realm's checkpoint to
+        /// the witnesses, e.g. 500ms, 2s (default 1s).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        witness_interval: Option<std::time::Duration>,
+        /// How long a realm's newest records may go without a quorum of
+        /// cosignatures before /ready names the realm, e.g. 30s, 5m
+        /// (default 5m).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        witness_max_lag: Option<std::time::Duration>,
     },
     /// Create and list realms.
     #[command(subcommand)]
@@ -254,6 +272,16 @@ pub enum Command {
         /// Verifier key to trust instead of the one in the data directory.
         #[arg(long)]
         key: Option<String>,
+        /// A witness's verifier key (`NAME+KEYID+KEY`). With it, every
+        /// --checkpoint and the realm's newest cosigned checkpoint must
+        /// carry a quorum of these witnesses' cosignatures, and that
+        /// checkpoint must cover every record the realm committed.
+        /// Repeatable.
+        #[arg(long, value_name = "NAME+KEYID+KEY")]
+        witness: Vec<String>,
+        /// Cosignatures needed (default: every --witness's).
+        #[arg(long, value_name = "N", requires = "witness")]
+        witness_quorum: Option<usize>,
     },
     /// Remove the bodies of old records, verifiably (LogHarbour's cleanup).
     ///
@@ -315,6 +343,14 @@ pub enum Command {
         /// The realm's verifier key (`sealog/<realm>+<id>+<key>`).
         #[arg(long)]
         key: String,
+        /// A witness's verifier key (`NAME+KEYID+KEY`): the bundle's
+        /// checkpoint must carry a quorum of these witnesses'
+        /// cosignatures. Repeatable.
+        #[arg(long, value_name = "NAME+KEYID+KEY")]
+        witness: Vec<String>,
+        /// Cosignatures needed (default: every --witness's).
+        #[arg(long, value_name = "N", requires = "witness")]
+        witness_quorum: Option<usize>,
     },
     /// Search LogHarbour-style logs (lhgrep): a realm through the server or
     /// in the data directory, or an NDJSON file (`-f`, `-` for stdin).
@@ -633,6 +669,26 @@ pub enum BenchCmd {
         #[arg(long, default_value = "./sealog-bench-http")]
         dir: PathBuf,
     },
+    /// HTTP ingest with two local witnesses (quorum 2) against the same
+    /// ingest without, in alternating rounds, and the lag from a commit to
+    /// its cosigned checkpoint.
+    Witnessing {
+        /// Records per round.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Rounds of each kind.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// The server's --witness-interval.
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        interval: std::time::Duration,
+        /// Directory to run in (removed after).
+        #[arg(long, default_value = "./sealog-bench-witnessing")]
+        dir: PathBuf,
+    },
     /// Create many realms, start a server over them, and measure its idle
     /// cost (RSS, threads, fds) and its ingest with clients spread over
     /// every realm against the same load on one realm.
@@ -706,4 +762,24 @@ pub struct WitnessArgs {
 pub enum WitnessCmd {
     /// Print the witness's verifier key (NAME+KEYID+base64(0x04 || key)).
     Key,
+}
+
+/// A duration as `<n>ms`, `<n>s`, `<n>m`, `<n>h` or bare seconds. (Four
+/// units do not call for a crate.)
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 500ms, 2s, 5m or 1h"))?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => None,
+    }
+    .ok_or_else(|| format!("{s:?} is not a duration such as 500ms, 2s, 5m or 1h"))?;
+    Ok(std::time::Duration::from_millis(ms))
 }

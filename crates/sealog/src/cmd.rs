@@ -52,6 +52,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             topic,
             node,
             receipt_timeout_secs,
+            witness,
+            witness_quorum,
+            witness_interval,
+            witness_max_lag,
         } => {
             if role != crate::cli::Role::All {
                 return crate::serve::run_role(
@@ -82,6 +86,12 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 (sidecar, syslog_tcp, syslog_udp, tls),
                 (audit_error_dir, geoip_db),
                 (kafka, kafka_source),
+                crate::serve::WitnessFlags {
+                    witnesses: witness,
+                    quorum: witness_quorum,
+                    interval: witness_interval,
+                    max_lag: witness_max_lag,
+                },
             );
         }
         Command::Migrate {
@@ -103,7 +113,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         } if postgres.is_some() => {
             let url = postgres.as_deref().unwrap_or_default();
             let log = sealog_pg::PgLog::open_reader(url, realm.as_str(), None)?;
-            return export_store(&log, &realm, from_seq, to_seq, &out);
+            return export_store(&log, &realm, from_seq, to_seq, &out, None);
         }
         Command::Export {
             realm,
@@ -111,7 +121,15 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             to_seq,
             out,
         } => return cmd_export(data, &realm, from_seq, to_seq, &out),
-        Command::VerifyBundle { file, key } => return cmd_verify_bundle(&file, &key),
+        Command::VerifyBundle {
+            file,
+            key,
+            witness,
+            witness_quorum,
+        } => {
+            let witnesses = Witnesses::parse(&witness, witness_quorum)?;
+            return cmd_verify_bundle(&file, &key, &witnesses);
+        }
         Command::Witness(w) => {
             return match w.cmd {
                 Some(crate::cli::WitnessCmd::Key) => {
@@ -151,6 +169,13 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             clients,
             dir,
         }) => return crate::bench_http::http(records, clients, &dir),
+        Command::Bench(BenchCmd::Witnessing {
+            records,
+            clients,
+            rounds,
+            interval,
+            dir,
+        }) => return crate::bench_witness::witnessing(records, clients, rounds, interval, &dir),
         Command::Bench(BenchCmd::Realms {
             realms,
             seconds,
@@ -361,19 +386,87 @@ fn run_on(backend: &dyn Backend, command: Command) -> Result<(), Failure> {
             checkpoint,
             receipts,
             key,
+            witness,
+            witness_quorum,
         } => {
             // A malformed key is a usage error, found before anything is read.
             let key: Option<VerifierKey> = key.as_deref().map(str::parse).transpose()?;
+            let witnesses = Witnesses::parse(&witness, witness_quorum)?;
             let mut evidence = Evidence::default();
+            let mut witness_findings = Vec::new();
+            // The largest --checkpoint with the quorum, where the store
+            // keeps no cosigned checkpoint of its own.
+            let mut given: Option<(u64, String)> = None;
             for p in &checkpoint {
                 let text =
                     std::fs::read_to_string(p).map_err(|e| format!("read {}: {e}", p.display()))?;
+                if let Some(w) = &witnesses {
+                    match w.check(&text) {
+                        Err(e) => witness_findings.push(format!("checkpoint {}: {e}", p.display())),
+                        Ok(()) => {
+                            let size =
+                                sealog_journal::checkpoint::SignedCheckpoint::parse_unverified(
+                                    &text,
+                                )
+                                .map_or(0, |c| c.checkpoint.size);
+                            if given.as_ref().is_none_or(|g| g.0 < size) {
+                                given = Some((size, text.clone()));
+                            }
+                        }
+                    }
+                }
                 evidence.checkpoints.push(text);
             }
             for p in &receipts {
                 evidence.receipts.extend(read_receipts(p)?);
             }
-            let verdict = backend.verify(&realm, evidence, key.as_ref())?;
+            // The realm's newest cosigned checkpoint is checked against its
+            // records like a client's, and must carry the quorum.
+            let cosigned = match &witnesses {
+                Some(w) => {
+                    let note = match (backend.witnessed(&realm), given) {
+                        (Ok(Some(n)), _) => Some(n),
+                        (Ok(None), g) => g.map(|g| g.1),
+                        (Err(_), Some(g)) => Some(g.1),
+                        (Err(e), None) => return Err(e),
+                    };
+                    if let Some(t) = &note {
+                        evidence.checkpoints.push(t.clone());
+                        if let Err(e) = w.check(t) {
+                            witness_findings
+                                .push(format!("the realm's newest cosigned checkpoint: {e}"));
+                        }
+                    }
+                    Some(note)
+                }
+                None => None,
+            };
+            let mut verdict = backend.verify(&realm, evidence, key.as_ref())?;
+            if let (Some(w), Some(note)) = (&witnesses, cosigned) {
+                match note
+                    .as_deref()
+                    .map(sealog_journal::checkpoint::SignedCheckpoint::parse_unverified)
+                {
+                    None => witness_findings.push(format!(
+                        "no checkpoint of realm {realm} is cosigned by the witnesses (a quorum of {} of {} is needed)",
+                        w.quorum,
+                        w.keys.len()
+                    )),
+                    Some(Err(e)) => witness_findings
+                        .push(format!("the realm's cosigned checkpoint is malformed: {e}")),
+                    Some(Ok(cp)) if cp.checkpoint.size < verdict.committed => {
+                        witness_findings.push(format!(
+                            "records {}..{} are not covered by a checkpoint the witnesses cosigned (the newest cosigned one is of size {}): the witnesses never saw them",
+                            cp.checkpoint.size, verdict.committed, cp.checkpoint.size
+                        ));
+                    }
+                    Some(Ok(cp)) => verdict.notes.push(format!(
+                        "all {} records are covered by a checkpoint of size {} cosigned by a quorum of {} witnesses",
+                        verdict.committed, cp.checkpoint.size, w.quorum
+                    )),
+                }
+            }
+            verdict.findings.extend(witness_findings);
             print_report(&realm, &verdict)
         }
         Command::Retention {
@@ -475,7 +568,30 @@ fn cmd_export(
 ) -> Result<(), Failure> {
     let dd = sealog_store::DataDir::open(data, "sealog export")?;
     let j = dd.open_journal(realm, sealog_journal::JournalOptions::default())?;
-    export_store(&j, realm, from_seq, to_seq, out)
+    // A bundle carries the newest checkpoint the server's witnesses
+    // cosigned when it covers the range.
+    let cosigned = match Local::new(data).witnessed(realm)? {
+        Some(text) => match sealog_journal::LogStore::verifier(&j).verify(&text) {
+            Ok(checkpoint) => {
+                Some(sealog_journal::checkpoint::SignedCheckpoint { checkpoint, text })
+            }
+            Err(e) => {
+                eprintln!("sealog: the realm's cosigned checkpoint is not used: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    let to_seq = match (&cosigned, to_seq) {
+        (Some(c), None) if c.checkpoint.size > 0 => Some(c.checkpoint.size - 1),
+        _ => to_seq,
+    };
+    let had = cosigned.is_some();
+    let cp = cosigned.filter(|c| to_seq.is_some_and(|t| t < c.checkpoint.size));
+    if cp.is_none() && had {
+        eprintln!("sealog: the range goes past the newest cosigned checkpoint: the bundle carries the newest signed one, without cosignatures");
+    }
+    export_store(&j, realm, from_seq, to_seq, out, cp.as_ref())
 }
 
 /// `sealog export` from a realm's log in any store.
@@ -485,6 +601,7 @@ fn export_store(
     from_seq: Option<u64>,
     to_seq: Option<u64>,
     out: &Path,
+    cp: Option<&sealog_journal::checkpoint::SignedCheckpoint>,
 ) -> Result<(), Failure> {
     if j.size() == 0 {
         return Err(format!("realm {realm:?} has no records to export").into());
@@ -511,7 +628,10 @@ fn export_store(
     let pb = progress::bar(to.saturating_sub(from) + 1, "exporting");
     let file = std::fs::File::create(out).map_err(|e| format!("create {}: {e}", out.display()))?;
     let mut w = BufWriter::new(file);
-    let header = bundle::export(j, from, to, &mut w, &|n| pb.set_position(n))?;
+    let header = match cp {
+        Some(cp) => bundle::export_at(j, cp, from, to, &mut w, &|n| pb.set_position(n))?,
+        None => bundle::export(j, from, to, &mut w, &|n| pb.set_position(n))?,
+    };
     w.into_inner().map_err(|e| e.to_string())?.sync_all()?;
     pb.finish_and_clear();
     eprintln!(
@@ -525,7 +645,51 @@ fn export_store(
     Ok(())
 }
 
-fn cmd_verify_bundle(file: &Path, key: &str) -> Result<(), Failure> {
+/// `--witness` keys and the quorum they must reach.
+struct Witnesses {
+    keys: Vec<sealog_journal::cosignature::CosignatureKey>,
+    quorum: usize,
+}
+
+impl Witnesses {
+    /// None without `--witness`; a usage error for a bad key or quorum.
+    fn parse(keys: &[String], quorum: Option<usize>) -> Result<Option<Self>, Failure> {
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let keys = keys
+            .iter()
+            .map(|k| {
+                k.parse()
+                    .map_err(|e| Failure::from(format!("--witness {k:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let quorum = quorum.unwrap_or(keys.len());
+        if quorum == 0 || quorum > keys.len() {
+            return Err(format!(
+                "--witness-quorum {quorum} must be between 1 and the {} witnesses given",
+                keys.len()
+            )
+            .into());
+        }
+        Ok(Some(Self { keys, quorum }))
+    }
+
+    /// Whether the note `text` carries the quorum.
+    fn check(&self, text: &str) -> Result<(), String> {
+        let n = sealog_journal::cosignature::count_cosigners(text, &self.keys)
+            .map_err(|e| format!("a witness's cosignature does not verify: {e}"))?;
+        if n < self.quorum {
+            return Err(format!(
+                "carries {n} valid cosignatures of the given witnesses, fewer than the quorum of {}",
+                self.quorum
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn cmd_verify_bundle(file: &Path, key: &str, witnesses: &Option<Witnesses>) -> Result<(), Failure> {
     let key: VerifierKey = key.parse()?;
     let f = std::fs::File::open(file).map_err(|e| format!("open {}: {e}", file.display()))?;
     // Streamed: memory stays bounded whatever the file holds.
@@ -536,16 +700,26 @@ fn cmd_verify_bundle(file: &Path, key: &str) -> Result<(), Failure> {
         }
         Err(e) => return Err(format!("{}: {e}", file.display()).into()),
     };
-    match (r.findings.first(), &r.header) {
+    let mut findings: Vec<String> = r.findings.iter().map(ToString::to_string).collect();
+    if let (Some(w), Some(h)) = (witnesses, &r.header) {
+        if let Err(e) = w.check(&h.checkpoint) {
+            findings.push(format!("the bundle's checkpoint {e}"));
+        }
+    }
+    match (findings.first(), &r.header) {
         (None, Some(h)) => {
+            let cosigned = witnesses
+                .as_ref()
+                .map(|w| format!(", cosigned by a quorum of {} witnesses", w.quorum))
+                .unwrap_or_default();
             println!(
-                "ok: {} records (seqs {}..={}) of realm {} match the checkpoint signed for size {}",
+                "ok: {} records (seqs {}..={}) of realm {} match the checkpoint signed for size {}{cosigned}",
                 h.records, h.from_seq, h.to_seq, h.realm, h.tree_size
             );
             Ok(())
         }
         (Some(first), _) => {
-            for f in r.findings.iter().skip(1).take(9) {
+            for f in findings.iter().skip(1).take(9) {
                 eprintln!("  also: {f}");
             }
             Err(Failure::verify(format!(

@@ -278,6 +278,19 @@ impl Backend for Local {
         Ok(cp.text.clone())
     }
 
+    fn witnessed(&self, realm: &RealmName) -> Result<Option<String>, Failure> {
+        let path = self
+            .data
+            .join("realms")
+            .join(realm.as_str())
+            .join(sealog_server::witnessing::WITNESSED_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("read {}: {e}", path.display()).into()),
+        }
+    }
+
     fn verify(
         &self,
         realm: &RealmName,

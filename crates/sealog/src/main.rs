@@ -10,6 +10,7 @@ mod bench_ingest;
 mod bench_kafka;
 mod bench_logharbour;
 mod bench_realms;
+mod bench_witness;
 mod cli;
 mod cmd;
 mod flows;

@@ -428,6 +428,16 @@ impl Backend for Remote {
         })
     }
 
+    fn witnessed(&self, realm: &RealmName) -> Result<Option<String>, Failure> {
+        // GET /v1/checkpoint takes a query token, and verify an admin one.
+        Err(format!(
+            "over --url, fetch the realm's cosigned checkpoint with its query token \
+             (`sealog checkpoint --realm {realm} --token QUERY_TOKEN > cosigned.note`) \
+             and pass it with --checkpoint cosigned.note"
+        )
+        .into())
+    }
+
     fn retention(
         &self,
         realm: &RealmName,

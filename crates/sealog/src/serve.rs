@@ -11,6 +11,19 @@ use crate::Failure;
 /// How long shutdown may take before the process exits anyway.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
+/// `serve --witness*` flags, over `[witnessing]`.
+#[derive(Debug, Default)]
+pub struct WitnessFlags {
+    /// `--witness`, added to the configured ones.
+    pub witnesses: Vec<sealog_server::config::WitnessTarget>,
+    /// `--witness-quorum`.
+    pub quorum: Option<usize>,
+    /// `--witness-interval`.
+    pub interval: Option<std::time::Duration>,
+    /// `--witness-max-lag`.
+    pub max_lag: Option<std::time::Duration>,
+}
+
 /// Runs the server until SIGTERM or SIGINT.
 ///
 /// # Errors
@@ -27,8 +40,20 @@ pub fn run(
     ),
     (audit_error_dir, geoip_db): (Option<std::path::PathBuf>, Option<std::path::PathBuf>),
     (kafka, kafka_sources): (Option<String>, Vec<sealog_server::config::KafkaSource>),
+    witness: WitnessFlags,
 ) -> Result<(), Failure> {
     let mut cfg = Config::load(config)?;
+    cfg.witnessing.witnesses.extend(witness.witnesses);
+    if let Some(q) = witness.quorum {
+        cfg.witnessing.quorum = q;
+    }
+    if let Some(d) = witness.interval {
+        cfg.witnessing.interval_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    }
+    if let Some(d) = witness.max_lag {
+        cfg.witnessing.max_lag_secs = d.as_secs();
+    }
+    cfg.witnessing.check()?;
     if let Some(b) = kafka {
         cfg.kafka.brokers = b;
     }

@@ -78,6 +78,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
             }
         }
         problems.extend(st.kafka.problems());
+        problems.extend(st.witnessing.problems());
         if !problems.is_empty() {
             return Some(problems.join("; "));
         }

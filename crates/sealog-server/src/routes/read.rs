@@ -358,23 +358,55 @@ pub(crate) fn chunked(
     axum::body::Body::from_stream(stream)
 }
 
-/// `GET /v1/checkpoint`: the latest signed checkpoint note.
+/// `GET /v1/checkpoint`: the latest signed checkpoint note; with witnesses
+/// configured, the newest one a quorum of them cosigned (cosignature lines
+/// included), and `?latest` the newest signed one.
 pub async fn checkpoint(
     State(state): State<Arc<AppState>>,
     caller: Caller,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
+    let mut latest = false;
+    for (k, v) in params(raw.as_deref()) {
+        match (k.as_str(), v.as_str()) {
+            ("latest", "" | "1" | "true") => latest = true,
+            ("latest", "0" | "false") => latest = false,
+            ("latest", _) => {
+                return Err(ApiError::BadRequest(format!(
+                    "latest takes no value, or true or false; got {v:?}"
+                )))
+            }
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown query parameter {k:?}; expected latest"
+                )))
+            }
+        }
+    }
     let realm = state
         .realm_async(caller.realm_for(Scope::Query, "read")?)
         .await?;
-    let text = realm
-        .journal()
-        .read()
-        .map_err(|_| ApiError::Internal("journal lock poisoned".into()))?
-        .latest_checkpoint()
-        .map(|c| c.text.clone())
-        .ok_or_else(|| {
-            ApiError::NotFound("the realm has no records yet, so no checkpoint".into())
-        })?;
+    let text: String = if latest || !state.witnessing.enabled() {
+        realm
+            .journal()
+            .read()
+            .map_err(|_| ApiError::Internal("journal lock poisoned".into()))?
+            .latest_checkpoint()
+            .map(|c| c.text.clone())
+            .ok_or_else(|| {
+                ApiError::NotFound("the realm has no records yet, so no checkpoint".into())
+            })?
+    } else {
+        let st = state.clone();
+        let r = realm.clone();
+        let got = tokio::task::spawn_blocking(move || st.witnessing.cosigned(&st, &r))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        match got {
+            Ok(t) => t.to_string(),
+            Err(why) => return Err(ApiError::NotFound(why)),
+        }
+    };
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 

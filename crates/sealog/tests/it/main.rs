@@ -20,3 +20,4 @@ mod tamper;
 mod util;
 mod verify_meta;
 mod witness;
+mod witnessed;

@@ -20,18 +20,23 @@ use sealog_journal::merkle::{consistency_proof, leaf_hash, root_of, Hash, MemTre
 use crate::util::bin;
 
 /// A witness process on an ephemeral port; killed when dropped.
-struct Witness {
+pub(crate) struct Witness {
     child: Child,
-    base: String,
-    vkey: String,
+    pub(crate) base: String,
+    pub(crate) vkey: String,
 }
 
 impl Witness {
-    fn start(dir: &Path, name: &str, logs: &[String]) -> Self {
+    pub(crate) fn start(dir: &Path, name: &str, logs: &[String]) -> Self {
+        Self::start_at(dir, "127.0.0.1:0", name, logs)
+    }
+
+    /// A witness listening on `addr` (to come back where it was).
+    pub(crate) fn start_at(dir: &Path, addr: &str, name: &str, logs: &[String]) -> Self {
         let mut cmd = Command::new(bin());
         cmd.arg("--data")
             .arg(dir)
-            .args(["witness", "--http", "127.0.0.1:0", "--name", name]);
+            .args(["witness", "--http", addr, "--name", name]);
         for l in logs {
             cmd.args(["--log", l]);
         }

@@ -1,0 +1,671 @@
+//! The log side of witnessing (C2SP tlog-witness): every realm's newest
+//! checkpoint goes to every configured witness with a consistency proof
+//! from the size that witness cosigned last; the newest checkpoint that a
+//! quorum of them cosigned is kept, fsynced, in `realms/<name>/witnessed.note`
+//! and is what `GET /v1/checkpoint` serves.
+//!
+//! A round for a realm sends one checkpoint to all witnesses at once, so
+//! their cosignatures are on the same note body and travel together. The
+//! old size for a witness is the one it last cosigned for this realm (from
+//! its last 200 or 409), or the size of the stored cosigned note after a
+//! start; a `409` with `text/x.tlog.size` corrects it and the request is
+//! sent once more. A witness whose size is above the realm's, or that
+//! refuses the proof (422), is one the realm cannot satisfy: the realm was
+//! rolled back or forked, and after `max_lag_secs` without a quorum on
+//! its newest records `/ready` names it.
+//!
+//! Witnessing is off the ingest path: commits never wait for it. It runs
+//! on one task that scans the open realms every 100 ms (or every
+//! `interval_ms` when shorter), submits at most every `interval_ms` per
+//! realm, and rounds of different realms run concurrently (32 at once).
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use futures_util::StreamExt as _;
+use sealog_journal::checkpoint::SignedCheckpoint;
+use sealog_journal::fs::{OpenHow, Vfs};
+use tokio_util::sync::CancellationToken;
+
+use crate::config;
+use crate::realm::RealmHandle;
+use crate::state::AppState;
+
+/// The file in a realm's directory with its newest cosigned checkpoint.
+pub const WITNESSED_FILE: &str = "witnessed.note";
+
+/// Most bytes read of a witness's answer (cosignature lines are ~130
+/// bytes each; an error text is cut).
+const MAX_ANSWER: usize = 64 * 1024;
+/// Rounds of different realms in flight at once.
+const CONCURRENT_ROUNDS: usize = 32;
+/// Committed sizes remembered per realm for the lag (older ones merge).
+const MAX_PENDING: usize = 4096;
+
+/// What the server knows of one realm's witnessing.
+#[derive(Debug)]
+struct RealmState {
+    /// Where the cosigned note is kept.
+    path: PathBuf,
+    /// The newest checkpoint with a quorum of cosignatures: size and note.
+    cosigned: Option<(u64, Arc<str>)>,
+    /// Per witness: the size it cosigned last for this realm, when known.
+    sizes: Vec<Option<u64>>,
+    /// Per witness: why its last submission failed, if it did.
+    errors: Vec<Option<String>>,
+    /// Committed sizes not covered by a cosigned checkpoint yet, with when
+    /// they were first seen.
+    pending: VecDeque<(u64, Instant)>,
+    /// When the last round started.
+    last_round: Option<Instant>,
+    /// A round is in flight.
+    busy: bool,
+    /// The stored cosigned note does not match the realm's records.
+    mismatch: Option<String>,
+}
+
+/// Witnessing for every realm of the server.
+#[derive(Debug)]
+pub struct Witnessing {
+    cfg: config::Witnessing,
+    client: Result<reqwest::Client, String>,
+    fs: Arc<dyn Vfs>,
+    realms: Mutex<HashMap<String, Arc<Mutex<RealmState>>>>,
+}
+
+/// One round's input.
+struct Job {
+    realm: Arc<RealmHandle>,
+    state: Arc<Mutex<RealmState>>,
+    cp: SignedCheckpoint,
+}
+
+impl Witnessing {
+    /// Witnessing with `cfg` (off when it names no witness).
+    pub fn new(cfg: config::Witnessing, fs: Arc<dyn Vfs>) -> Self {
+        let client = if cfg.witnesses.is_empty() {
+            Err("no witnesses".into())
+        } else {
+            let drains = config::Drains {
+                ca_file: cfg.ca_file.clone(),
+                ..config::Drains::default()
+            };
+            crate::drain::send::client_tls(&drains).and_then(|tls| {
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .timeout(Duration::from_secs(cfg.timeout_secs.max(1)))
+                    .connect_timeout(Duration::from_secs(cfg.timeout_secs.clamp(1, 10)))
+                    .user_agent(concat!("sealog/", env!("CARGO_PKG_VERSION")))
+                    .use_preconfigured_tls((*tls).clone())
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+        };
+        Self {
+            cfg,
+            client,
+            fs,
+            realms: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether any witness is configured.
+    pub fn enabled(&self) -> bool {
+        !self.cfg.witnesses.is_empty()
+    }
+
+    /// Cosignatures a checkpoint needs.
+    pub fn quorum(&self) -> usize {
+        self.cfg.needed()
+    }
+
+    /// The newest checkpoint of `realm` that carries a quorum of
+    /// cosignatures, loading the stored one on first use.
+    ///
+    /// # Errors
+    /// Why there is none to serve.
+    pub fn cosigned(&self, state: &AppState, realm: &RealmHandle) -> Result<Arc<str>, String> {
+        let rs = self.realm_state(state, realm)?;
+        let st = rs.lock().map_err(|_| "witness state lock poisoned")?;
+        if let Some(m) = &st.mismatch {
+            return Err(m.clone());
+        }
+        st.cosigned
+            .as_ref()
+            .map(|(_, t)| t.clone())
+            .ok_or_else(|| {
+                format!(
+                    "no checkpoint of this realm carries a quorum of {} witness cosignatures yet{}; ?latest gives the newest signed one",
+                    self.quorum(),
+                    describe_errors(&self.cfg, &st.errors)
+                )
+            })
+    }
+
+    /// The state of `realm`, created (and the stored note read and
+    /// checked) the first time.
+    fn realm_state(
+        &self,
+        state: &AppState,
+        realm: &RealmHandle,
+    ) -> Result<Arc<Mutex<RealmState>>, String> {
+        if let Some(s) = self
+            .realms
+            .lock()
+            .map_err(|_| "witness state lock poisoned")?
+            .get(realm.name())
+        {
+            return Ok(s.clone());
+        }
+        let path = {
+            let dd = state.data_dir().map_err(|e| e.to_string())?;
+            let name = sealog_event::RealmName::new(realm.name()).map_err(|e| e.to_string())?;
+            dd.journal_dir(&name).with_file_name(WITNESSED_FILE)
+        };
+        let n = self.cfg.witnesses.len();
+        let mut st = RealmState {
+            path,
+            cosigned: None,
+            sizes: vec![None; n],
+            errors: vec![None; n],
+            pending: VecDeque::new(),
+            last_round: None,
+            busy: false,
+            mismatch: None,
+        };
+        match self.load(realm, &st.path) {
+            Ok(Some((size, text))) => st.cosigned = Some((size, text.into())),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(realm = %realm.name(), cause = %e, "stored cosigned checkpoint refused");
+                st.mismatch = Some(e);
+            }
+        }
+        let rs = Arc::new(Mutex::new(st));
+        let mut realms = self
+            .realms
+            .lock()
+            .map_err(|_| "witness state lock poisoned")?;
+        Ok(realms.entry(realm.name().to_string()).or_insert(rs).clone())
+    }
+
+    /// Reads the stored cosigned note of `realm` and checks it: the realm's
+    /// signature, the quorum under the witnesses configured now, and the
+    /// root of the realm's records at its size.
+    fn load(&self, realm: &RealmHandle, path: &Path) -> Result<Option<(u64, String)>, String> {
+        let bytes = match self.fs.open(path, OpenHow::Read) {
+            Ok(f) => f
+                .read_to_end_at(0)
+                .map_err(|e| format!("read {}: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("open {}: {e}", path.display())),
+        };
+        let text =
+            String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8", path.display()))?;
+        let j = realm
+            .journal()
+            .read()
+            .map_err(|_| "journal lock poisoned".to_string())?;
+        let cp = j
+            .verifier()
+            .verify(&text)
+            .map_err(|e| format!("{}: the realm's signature: {e}", path.display()))?;
+        let keys: Vec<_> = self.cfg.witnesses.iter().map(|w| w.key.clone()).collect();
+        let n = sealog_journal::cosignature::count_cosigners(&text, &keys)
+            .map_err(|e| format!("{}: a cosignature: {e}", path.display()))?;
+        if n < self.quorum() {
+            // Other witnesses than before: start again.
+            return Ok(None);
+        }
+        if cp.size > j.size() {
+            return Err(format!(
+                "the realm's cosigned checkpoint is of size {} but it holds {} records: it was rolled back",
+                cp.size,
+                j.size()
+            ));
+        }
+        let root = j.root_at(cp.size).map_err(|e| e.to_string())?;
+        if root != cp.root {
+            return Err(format!(
+                "the realm's cosigned checkpoint of size {} does not match its records at that size: they were rewritten",
+                cp.size
+            ));
+        }
+        Ok(Some((cp.size, text)))
+    }
+
+    /// Realms whose newest records have gone without a quorum for longer
+    /// than `max_lag_secs`, or whose stored cosigned note is refused, for
+    /// `/ready`. Sets `sealog_witness_realms_behind`.
+    pub fn problems(&self) -> Vec<String> {
+        if !self.enabled() {
+            return Vec::new();
+        }
+        let max = Duration::from_secs(self.cfg.max_lag_secs);
+        let Ok(realms) = self.realms.lock() else {
+            return vec!["witness state lock poisoned".into()];
+        };
+        let mut out = Vec::new();
+        for (name, rs) in realms.iter() {
+            let Ok(st) = rs.lock() else { continue };
+            if let Some(m) = &st.mismatch {
+                out.push(format!("realm {name}: {m}"));
+                continue;
+            }
+            if let Some((size, since)) = st.pending.front() {
+                let age = since.elapsed();
+                if age > max {
+                    out.push(format!(
+                        "realm {name}: no quorum of {} witness cosignatures for {} s on records up to size {size}{}",
+                        self.quorum(),
+                        age.as_secs(),
+                        describe_errors(&self.cfg, &st.errors)
+                    ));
+                }
+            }
+        }
+        out.sort();
+        metrics::gauge!("sealog_witness_realms_behind").set(out.len() as f64);
+        out
+    }
+
+    /// Picks the realms due for a round (`all`: whatever the interval).
+    fn due(&self, state: &AppState, all: bool) -> Vec<Job> {
+        let now = Instant::now();
+        let interval = Duration::from_millis(self.cfg.interval_ms);
+        let mut jobs = Vec::new();
+        for realm in state.open_realms() {
+            let cp = match realm.journal().read() {
+                Ok(j) => j.latest_checkpoint().cloned(),
+                Err(_) => continue,
+            };
+            let Some(cp) = cp else { continue };
+            let Ok(rs) = self.realm_state(state, &realm) else {
+                continue;
+            };
+            let Ok(mut st) = rs.lock() else { continue };
+            let size = cp.checkpoint.size;
+            let covered = st.cosigned.as_ref().map_or(0, |c| c.0);
+            if size > covered && st.pending.back().is_none_or(|p| p.0 < size) {
+                if st.pending.len() >= MAX_PENDING {
+                    // Keep the oldest time: merge the second into the third.
+                    st.pending.remove(1);
+                }
+                st.pending.push_back((size, now));
+            }
+            if size <= covered || st.busy || st.mismatch.is_some() {
+                continue;
+            }
+            if !all
+                && st
+                    .last_round
+                    .is_some_and(|t| now.duration_since(t) < interval)
+            {
+                continue;
+            }
+            st.busy = true;
+            st.last_round = Some(now);
+            drop(st);
+            jobs.push(Job {
+                realm,
+                state: rs,
+                cp,
+            });
+        }
+        jobs
+    }
+
+    /// One round: the checkpoint to every witness at once, then the
+    /// cosigned note stored when a quorum signed.
+    async fn round(&self, job: Job) {
+        let client = match &self.client {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(cause = %e, "witness client cannot be built");
+                if let Ok(mut st) = job.state.lock() {
+                    st.busy = false;
+                }
+                return;
+            }
+        };
+        let starts: Vec<u64> = match job.state.lock() {
+            Ok(st) => {
+                let base = st.cosigned.as_ref().map_or(0, |c| c.0);
+                st.sizes.iter().map(|s| s.unwrap_or(base)).collect()
+            }
+            Err(_) => return,
+        };
+        let sends = self
+            .cfg
+            .witnesses
+            .iter()
+            .zip(starts)
+            .map(|(w, old)| submit(client, w, &job, old));
+        let results = futures_util::future::join_all(sends).await;
+        let mut lines = Vec::new();
+        let mut sizes = Vec::with_capacity(results.len());
+        let mut errors = Vec::with_capacity(results.len());
+        for (w, r) in self.cfg.witnesses.iter().zip(results) {
+            let name = w.key.name().to_string();
+            match r.result {
+                Ok(line) => {
+                    metrics::counter!("sealog_witness_requests_total", "witness" => name, "outcome" => "cosigned").increment(1);
+                    lines.push(line);
+                    errors.push(None);
+                }
+                Err(e) => {
+                    metrics::counter!("sealog_witness_requests_total", "witness" => name.clone(), "outcome" => r.outcome).increment(1);
+                    tracing::warn!(realm = %job.realm.name(), witness = %name, cause = %e, "witness did not cosign");
+                    errors.push(Some(e));
+                }
+            }
+            sizes.push(r.size);
+        }
+        let size = job.cp.checkpoint.size;
+        let mut stored = None;
+        if lines.len() >= self.quorum() {
+            let text: String = std::iter::once(job.cp.text.as_str())
+                .chain(lines.iter().map(String::as_str))
+                .collect();
+            let (fs, path) = match job.state.lock() {
+                Ok(st) => (self.fs.clone(), st.path.clone()),
+                Err(_) => return,
+            };
+            let t = text.clone();
+            let wrote = tokio::task::spawn_blocking(move || write_note(&*fs, &path, &t))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|r| r);
+            match wrote {
+                Ok(()) => stored = Some(text),
+                Err(e) => {
+                    tracing::error!(realm = %job.realm.name(), cause = %e, "cosigned checkpoint not stored")
+                }
+            }
+        }
+        let Ok(mut st) = job.state.lock() else { return };
+        st.busy = false;
+        for (i, s) in sizes.into_iter().enumerate() {
+            if let Some(s) = s {
+                st.sizes[i] = Some(s);
+            }
+        }
+        st.errors = errors;
+        if let Some(text) = stored {
+            st.cosigned = Some((size, text.into()));
+            let now = Instant::now();
+            while st.pending.front().is_some_and(|p| p.0 <= size) {
+                if let Some((_, seen)) = st.pending.pop_front() {
+                    metrics::histogram!("sealog_witness_lag_seconds")
+                        .record(now.duration_since(seen).as_secs_f64());
+                }
+            }
+            let realm = job.realm.name().to_string();
+            metrics::gauge!("sealog_realm_witnessed_size", "realm" => realm).set(size as f64);
+        }
+    }
+
+    /// Scans the realms and runs the rounds due.
+    async fn pass(&self, state: &Arc<AppState>, all: bool) {
+        let st = state.clone();
+        let Ok(jobs) = tokio::task::spawn_blocking(move || st.witnessing.due(&st, all)).await
+        else {
+            return;
+        };
+        futures_util::stream::iter(jobs)
+            .for_each_concurrent(CONCURRENT_ROUNDS, |job| self.round(job))
+            .await;
+        self.problems();
+    }
+}
+
+/// What one witness answered.
+struct Answer {
+    result: Result<String, String>,
+    /// The size the witness holds for the realm, when it said.
+    size: Option<u64>,
+    outcome: &'static str,
+}
+
+/// Sends `job`'s checkpoint to witness `w`, from `old`; a 409 naming
+/// another size is followed once. The cosignature line on success.
+async fn submit(
+    client: &reqwest::Client,
+    w: &config::WitnessTarget,
+    job: &Job,
+    old: u64,
+) -> Answer {
+    let size = job.cp.checkpoint.size;
+    let mut old = old;
+    let mut known = None;
+    for _ in 0..2 {
+        if old > size {
+            return Answer {
+                result: Err(format!(
+                    "it cosigned size {old} of this realm, more than the {size} records it holds: the realm was rolled back"
+                )),
+                size: known,
+                outcome: "rolled_back",
+            };
+        }
+        let proof = if old == 0 || old == size {
+            Vec::new()
+        } else {
+            let j = job.realm.journal().clone();
+            let got = tokio::task::spawn_blocking(move || {
+                j.read()
+                    .map_err(|_| "journal lock poisoned".to_string())?
+                    .consistency_proof(old, size)
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+            match got {
+                Ok(p) => p,
+                Err(e) => {
+                    return Answer {
+                        result: Err(format!("consistency proof {old}..{size}: {e}")),
+                        size: known,
+                        outcome: "error",
+                    }
+                }
+            }
+        };
+        let mut body = format!("old {old}\n");
+        for h in &proof {
+            body.push_str(&B64.encode(h));
+            body.push('\n');
+        }
+        body.push('\n');
+        body.push_str(&job.cp.text);
+        let sent = client
+            .post(format!("{}/add-checkpoint", w.url))
+            .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(body)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                return Answer {
+                    result: Err(format!("unreachable: {e}")),
+                    size: known,
+                    outcome: "unreachable",
+                }
+            }
+        };
+        let status = resp.status();
+        let is_size = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/x.tlog.size"));
+        let text = match read_capped(resp).await {
+            Ok(t) => t,
+            Err(e) => {
+                return Answer {
+                    result: Err(format!("HTTP {status}, body unreadable: {e}")),
+                    size: known,
+                    outcome: "unreachable",
+                }
+            }
+        };
+        if status == reqwest::StatusCode::OK {
+            return Answer {
+                result: cosignature_in(w, &job.cp.text, &text),
+                size: Some(size),
+                outcome: "bad_cosignature",
+            };
+        }
+        if status == reqwest::StatusCode::CONFLICT && is_size {
+            let Ok(theirs) = text.trim().parse::<u64>() else {
+                return Answer {
+                    result: Err(format!(
+                        "409 with a size that is not a number: {:?}",
+                        cut(&text)
+                    )),
+                    size: known,
+                    outcome: "conflict",
+                };
+            };
+            known = Some(theirs);
+            if theirs != old {
+                old = theirs;
+                continue;
+            }
+            return Answer {
+                result: Err(format!(
+                    "409: it cosigned another tree of size {theirs} for this realm: the realm was forked or rewritten"
+                )),
+                size: known,
+                outcome: "conflict",
+            };
+        }
+        let outcome = match status.as_u16() {
+            403 => "forbidden",
+            404 => "unknown_log",
+            409 => "conflict",
+            422 => "bad_proof",
+            400..=499 => "refused",
+            _ => "failed",
+        };
+        let why = if status == reqwest::StatusCode::UNPROCESSABLE_ENTITY {
+            " (the consistency proof from the size it cosigned does not hold: the realm was rewritten)"
+        } else {
+            ""
+        };
+        return Answer {
+            result: Err(format!("HTTP {status}{why}: {}", cut(&text))),
+            size: known,
+            outcome,
+        };
+    }
+    Answer {
+        result: Err(format!("409 twice; its size is {known:?}")),
+        size: known,
+        outcome: "conflict",
+    }
+}
+
+/// Reads at most [`MAX_ANSWER`] bytes of a response.
+async fn read_capped(mut resp: reqwest::Response) -> Result<String, String> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        let room = MAX_ANSWER - out.len();
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= MAX_ANSWER {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The line by witness `w` in a 200 answer that verifies on `note`.
+fn cosignature_in(w: &config::WitnessTarget, note: &str, answer: &str) -> Result<String, String> {
+    let prefix = format!("— {} ", w.key.name());
+    let mut seen = false;
+    for line in answer.lines().filter(|l| l.starts_with(&prefix)) {
+        seen = true;
+        let line = format!("{line}\n");
+        let with = format!("{note}{line}");
+        match w.key.cosigned_at(&with) {
+            Ok(Some(_)) => return Ok(line),
+            Ok(None) => {}
+            Err(e) => return Err(format!("its cosignature does not verify: {e}")),
+        }
+    }
+    Err(if seen {
+        "its cosignature is by another key of the same name".into()
+    } else {
+        format!(
+            "200 without a cosignature by {}: {:?}",
+            w.key.name(),
+            cut(answer)
+        )
+    })
+}
+
+/// The first line of `text`, at most 200 characters.
+fn cut(text: &str) -> String {
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect()
+}
+
+fn describe_errors(cfg: &config::Witnessing, errors: &[Option<String>]) -> String {
+    let named: Vec<String> = cfg
+        .witnesses
+        .iter()
+        .zip(errors)
+        .filter_map(|(w, e)| e.as_ref().map(|e| format!("{}: {e}", w.key.name())))
+        .collect();
+    if named.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", named.join("; "))
+    }
+}
+
+/// Writes `text` to `path` whole or not at all: a temporary file,
+/// fsynced, renamed over it, and the directory fsynced.
+fn write_note(fs: &dyn Vfs, path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("note.tmp");
+    let f = fs.open(&tmp, OpenHow::CreateTruncate { mode: 0o644 })?;
+    f.write_at(text.as_bytes(), 0)?;
+    f.sync_all()?;
+    drop(f);
+    fs.rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        fs.sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Runs witnessing until `stop`, then one last round for every realm with
+/// uncosigned records (at most 5 s), so a server stopped gracefully leaves
+/// its newest checkpoints cosigned.
+pub async fn run(state: Arc<AppState>, stop: CancellationToken) {
+    if !state.witnessing.enabled() {
+        return;
+    }
+    let tick = Duration::from_millis(state.witnessing.cfg.interval_ms.clamp(1, 100));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(tick) => {}
+        }
+        state.witnessing.pass(&state, false).await;
+    }
+    let last = tokio::time::timeout(Duration::from_secs(5), state.witnessing.pass(&state, true));
+    if last.await.is_err() {
+        tracing::warn!("last witnessing round cut off after 5 s");
+    }
+}
