@@ -64,6 +64,8 @@ struct RealmState {
     last_round: Option<Instant>,
     /// A round is in flight.
     busy: bool,
+    /// Per witness: a request of this realm's is in flight.
+    in_flight: Vec<bool>,
     /// The stored cosigned note does not match the realm's records.
     mismatch: Option<String>,
 }
@@ -139,9 +141,8 @@ impl Witnessing {
             .map(|(_, t)| t.clone())
             .ok_or_else(|| {
                 format!(
-                    "no checkpoint of this realm carries a quorum of {} witness cosignatures yet{}; ?latest gives the newest signed one",
+                    "no checkpoint of this realm carries a quorum of {} witness cosignatures yet; ?latest gives the newest signed one",
                     self.quorum(),
-                    describe_errors(&self.cfg, &st.errors)
                 )
             })
     }
@@ -175,12 +176,27 @@ impl Witnessing {
             pending: VecDeque::new(),
             last_round: None,
             busy: false,
+            in_flight: vec![false; n],
             mismatch: None,
         };
-        match self.load(realm, &st.path) {
-            Ok(Some((size, text))) => st.cosigned = Some((size, text.into())),
-            Ok(None) => {}
-            Err(e) => {
+        // An unreadable file is tried again on the next use; a note that
+        // does not match the realm stops its witnessing until looked into.
+        let bytes = match self.fs.open(&st.path, OpenHow::Read) {
+            Ok(f) => Some(
+                f.read_to_end_at(0)
+                    .map_err(|e| format!("read {}: {e}", st.path.display()))?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(format!("open {}: {e}", st.path.display())),
+        };
+        match bytes.map(|b| self.load(realm, &st.path, b)) {
+            Some(Ok(Some((size, text)))) => {
+                let name = realm.name().to_string();
+                metrics::gauge!("sealog_realm_witnessed_size", "realm" => name).set(size as f64);
+                st.cosigned = Some((size, text.into()));
+            }
+            None | Some(Ok(None)) => {}
+            Some(Err(e)) => {
                 tracing::error!(realm = %realm.name(), cause = %e, "stored cosigned checkpoint refused");
                 st.mismatch = Some(e);
             }
@@ -196,14 +212,12 @@ impl Witnessing {
     /// Reads the stored cosigned note of `realm` and checks it: the realm's
     /// signature, the quorum under the witnesses configured now, and the
     /// root of the realm's records at its size.
-    fn load(&self, realm: &RealmHandle, path: &Path) -> Result<Option<(u64, String)>, String> {
-        let bytes = match self.fs.open(path, OpenHow::Read) {
-            Ok(f) => f
-                .read_to_end_at(0)
-                .map_err(|e| format!("read {}: {e}", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("open {}: {e}", path.display())),
-        };
+    fn load(
+        &self,
+        realm: &RealmHandle,
+        path: &Path,
+        bytes: Vec<u8>,
+    ) -> Result<Option<(u64, String)>, String> {
         let text =
             String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8", path.display()))?;
         let j = realm
@@ -256,11 +270,11 @@ impl Witnessing {
                 out.push(format!("realm {name}: {m}"));
                 continue;
             }
-            if let Some((size, since)) = st.pending.front() {
+            if let (Some((_, since)), Some((size, _))) = (st.pending.front(), st.pending.back()) {
                 let age = since.elapsed();
                 if age > max {
                     out.push(format!(
-                        "realm {name}: no quorum of {} witness cosignatures for {} s on records up to size {size}{}",
+                        "realm {name}: no quorum of {} witness cosignatures for {} s; it holds {size} records{}",
                         self.quorum(),
                         age.as_secs(),
                         describe_errors(&self.cfg, &st.errors)
@@ -319,11 +333,17 @@ impl Witnessing {
         jobs
     }
 
-    /// One round: the checkpoint to every witness at once, then the
-    /// cosigned note stored when a quorum signed.
-    async fn round(&self, job: Job) {
-        let client = match &self.client {
-            Ok(c) => c,
+    /// One round: the checkpoint to every witness that has no request of
+    /// this realm's in flight, at once. The cosigned note is stored as
+    /// soon as a quorum has answered; then the round ends (the realm may
+    /// have its next one) and the witnesses still to answer are heard in
+    /// the background, their sizes and errors kept, one request per
+    /// witness and realm at a time, so a witness that never answers ties
+    /// up nothing but its own slot.
+    async fn round(state: Arc<AppState>, job: Job) {
+        let me = &state.witnessing;
+        let client = match &me.client {
+            Ok(c) => c.clone(),
             Err(e) => {
                 tracing::error!(cause = %e, "witness client cannot be built");
                 if let Ok(mut st) = job.state.lock() {
@@ -332,94 +352,119 @@ impl Witnessing {
                 return;
             }
         };
-        let starts: Vec<u64> = match job.state.lock() {
-            Ok(st) => {
+        let job = Arc::new(job);
+        let size = job.cp.checkpoint.size;
+        let starts: Vec<(usize, u64)> = match job.state.lock() {
+            Ok(mut st) => {
                 let base = st.cosigned.as_ref().map_or(0, |c| c.0);
-                st.sizes.iter().map(|s| s.unwrap_or(base)).collect()
+                // A size above ours, as a 409 claimed, is asked again from
+                // the stored cosigned size each round: a witness that
+                // answered once wrongly (or was restored) is not shut out.
+                let starts: Vec<(usize, u64)> = (0..st.sizes.len())
+                    .filter(|i| !st.in_flight[*i])
+                    .map(|i| (i, st.sizes[i].filter(|s| *s <= size).unwrap_or(base)))
+                    .collect();
+                for (i, _) in &starts {
+                    st.in_flight[*i] = true;
+                }
+                starts
             }
             Err(_) => return,
         };
-        let sends = self
-            .cfg
-            .witnesses
-            .iter()
-            .zip(starts)
-            .map(|(w, old)| submit(client, w, &job, old));
-        let results = futures_util::future::join_all(sends).await;
-        let mut lines = Vec::new();
-        let mut sizes = Vec::with_capacity(results.len());
-        let mut errors = Vec::with_capacity(results.len());
-        for (w, r) in self.cfg.witnesses.iter().zip(results) {
-            let name = w.key.name().to_string();
-            match r.result {
-                Ok(line) => {
-                    metrics::counter!("sealog_witness_requests_total", "witness" => name, "outcome" => "cosigned").increment(1);
-                    lines.push(line);
-                    errors.push(None);
-                }
-                Err(e) => {
-                    metrics::counter!("sealog_witness_requests_total", "witness" => name.clone(), "outcome" => r.outcome).increment(1);
-                    tracing::warn!(realm = %job.realm.name(), witness = %name, cause = %e, "witness did not cosign");
-                    errors.push(Some(e));
-                }
-            }
-            sizes.push(r.size);
-        }
-        let size = job.cp.checkpoint.size;
-        let mut stored = None;
-        if lines.len() >= self.quorum() {
-            let text: String = std::iter::once(job.cp.text.as_str())
-                .chain(lines.iter().map(String::as_str))
-                .collect();
-            let (fs, path) = match job.state.lock() {
-                Ok(st) => (self.fs.clone(), st.path.clone()),
-                Err(_) => return,
+        let mut sends: futures_util::stream::FuturesUnordered<_> = starts
+            .into_iter()
+            .map(|(i, old)| {
+                let (client, job, w) = (client.clone(), job.clone(), me.cfg.witnesses[i].clone());
+                async move { (i, submit(&client, &w, &job, old).await) }
+            })
+            .collect();
+        let mut lines: Vec<(usize, String)> = Vec::new();
+        while lines.len() < me.quorum() {
+            let Some((i, r)) = sends.next().await else {
+                break;
             };
-            let t = text.clone();
-            let wrote = tokio::task::spawn_blocking(move || write_note(&*fs, &path, &t))
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))
-                .and_then(|r| r);
-            match wrote {
-                Ok(()) => stored = Some(text),
-                Err(e) => {
-                    tracing::error!(realm = %job.realm.name(), cause = %e, "cosigned checkpoint not stored")
-                }
+            if let Some(line) = me.heard(&job, i, r) {
+                lines.push((i, line));
             }
         }
-        let Ok(mut st) = job.state.lock() else { return };
-        st.busy = false;
-        for (i, s) in sizes.into_iter().enumerate() {
-            if let Some(s) = s {
-                st.sizes[i] = Some(s);
-            }
+        if lines.len() >= me.quorum() {
+            me.store(&job, &mut lines).await;
         }
-        st.errors = errors;
-        if let Some(text) = stored {
-            st.cosigned = Some((size, text.into()));
-            let now = Instant::now();
-            while st.pending.front().is_some_and(|p| p.0 <= size) {
-                if let Some((_, seen)) = st.pending.pop_front() {
-                    metrics::histogram!("sealog_witness_lag_seconds")
-                        .record(now.duration_since(seen).as_secs_f64());
+        if let Ok(mut st) = job.state.lock() {
+            st.busy = false;
+        }
+        if !sends.is_empty() {
+            tokio::spawn(async move {
+                while let Some((i, r)) = sends.next().await {
+                    state.witnessing.heard(&job, i, r);
                 }
-            }
-            let realm = job.realm.name().to_string();
-            metrics::gauge!("sealog_realm_witnessed_size", "realm" => realm).set(size as f64);
+            });
         }
     }
 
-    /// Scans the realms and runs the rounds due.
-    async fn pass(&self, state: &Arc<AppState>, all: bool) {
-        let st = state.clone();
-        let Ok(jobs) = tokio::task::spawn_blocking(move || st.witnessing.due(&st, all)).await
-        else {
-            return;
+    /// Takes witness `i`'s answer for `job`: counted, its size and error
+    /// kept, its request no longer in flight. The cosignature line, if any.
+    fn heard(&self, job: &Job, i: usize, r: Answer) -> Option<String> {
+        let name = self.cfg.witnesses[i].key.name().to_string();
+        if r.followed {
+            metrics::counter!("sealog_witness_requests_total", "witness" => name.clone(), "outcome" => "size_learned").increment(1);
+        }
+        let (line, error) = match r.result {
+            Ok(line) => {
+                metrics::counter!("sealog_witness_requests_total", "witness" => name, "outcome" => "cosigned").increment(1);
+                (Some(line), None)
+            }
+            Err(e) => {
+                metrics::counter!("sealog_witness_requests_total", "witness" => name.clone(), "outcome" => r.outcome).increment(1);
+                tracing::warn!(realm = %job.realm.name(), witness = %name, cause = %e, "witness did not cosign");
+                (None, Some(e))
+            }
         };
-        futures_util::stream::iter(jobs)
-            .for_each_concurrent(CONCURRENT_ROUNDS, |job| self.round(job))
-            .await;
-        self.problems();
+        if let Ok(mut st) = job.state.lock() {
+            if let Some(s) = r.size {
+                st.sizes[i] = Some(s);
+            }
+            st.errors[i] = error;
+            st.in_flight[i] = false;
+        }
+        line
+    }
+
+    /// Stores the note with `lines` (in the witnesses' order) as the
+    /// realm's cosigned checkpoint, then serves it.
+    async fn store(&self, job: &Job, lines: &mut [(usize, String)]) {
+        lines.sort_by_key(|l| l.0);
+        let size = job.cp.checkpoint.size;
+        let text: String = std::iter::once(job.cp.text.as_str())
+            .chain(lines.iter().map(|l| l.1.as_str()))
+            .collect();
+        let (fs, path) = match job.state.lock() {
+            Ok(st) => (self.fs.clone(), st.path.clone()),
+            Err(_) => return,
+        };
+        let t = text.clone();
+        let wrote = tokio::task::spawn_blocking(move || write_note(&*fs, &path, &t))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|r| r);
+        if let Err(e) = wrote {
+            tracing::error!(realm = %job.realm.name(), cause = %e, "cosigned checkpoint not stored");
+            return;
+        }
+        let Ok(mut st) = job.state.lock() else { return };
+        if st.cosigned.as_ref().is_some_and(|c| c.0 >= size) {
+            return;
+        }
+        st.cosigned = Some((size, text.into()));
+        let now = Instant::now();
+        while st.pending.front().is_some_and(|p| p.0 <= size) {
+            if let Some((_, seen)) = st.pending.pop_front() {
+                metrics::histogram!("sealog_witness_lag_seconds")
+                    .record(now.duration_since(seen).as_secs_f64());
+            }
+        }
+        let realm = job.realm.name().to_string();
+        metrics::gauge!("sealog_realm_witnessed_size", "realm" => realm).set(size as f64);
     }
 }
 
@@ -429,6 +474,8 @@ struct Answer {
     /// The size the witness holds for the realm, when it said.
     size: Option<u64>,
     outcome: &'static str,
+    /// A 409 told the size and the request went again.
+    followed: bool,
 }
 
 /// Sends `job`'s checkpoint to witness `w`, from `old`; a 409 naming
@@ -442,47 +489,26 @@ async fn submit(
     let size = job.cp.checkpoint.size;
     let mut old = old;
     let mut known = None;
+    let mut followed = false;
+    let fail = |why: String, outcome: &'static str, known: Option<u64>, followed: bool| Answer {
+        result: Err(why),
+        size: known,
+        outcome,
+        followed,
+    };
     for _ in 0..2 {
         if old > size {
-            return Answer {
-                result: Err(format!(
-                    "it cosigned size {old} of this realm, more than the {size} records it holds: the realm was rolled back"
-                )),
-                size: known,
-                outcome: "rolled_back",
-            };
+            return fail(
+                format!("it cosigned size {old} of this realm, more than the {size} records it holds: the realm was rolled back"),
+                "rolled_back",
+                known,
+                followed,
+            );
         }
-        let proof = if old == 0 || old == size {
-            Vec::new()
-        } else {
-            let j = job.realm.journal().clone();
-            let got = tokio::task::spawn_blocking(move || {
-                j.read()
-                    .map_err(|_| "journal lock poisoned".to_string())?
-                    .consistency_proof(old, size)
-                    .map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r);
-            match got {
-                Ok(p) => p,
-                Err(e) => {
-                    return Answer {
-                        result: Err(format!("consistency proof {old}..{size}: {e}")),
-                        size: known,
-                        outcome: "error",
-                    }
-                }
-            }
+        let body = match request(job, old).await {
+            Ok(b) => b,
+            Err(e) => return fail(e, "error", known, followed),
         };
-        let mut body = format!("old {old}\n");
-        for h in &proof {
-            body.push_str(&B64.encode(h));
-            body.push('\n');
-        }
-        body.push('\n');
-        body.push_str(&job.cp.text);
         let sent = client
             .post(format!("{}/add-checkpoint", w.url))
             .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
@@ -492,11 +518,8 @@ async fn submit(
         let resp = match sent {
             Ok(r) => r,
             Err(e) => {
-                return Answer {
-                    result: Err(format!("unreachable: {e}")),
-                    size: known,
-                    outcome: "unreachable",
-                }
+                let e = e.without_url();
+                return fail(format!("unreachable: {e}"), "unreachable", known, followed);
             }
         };
         let status = resp.status();
@@ -508,11 +531,12 @@ async fn submit(
         let text = match read_capped(resp).await {
             Ok(t) => t,
             Err(e) => {
-                return Answer {
-                    result: Err(format!("HTTP {status}, body unreadable: {e}")),
-                    size: known,
-                    outcome: "unreachable",
-                }
+                return fail(
+                    format!("HTTP {status}, body unreadable: {e}"),
+                    "unreachable",
+                    known,
+                    followed,
+                )
             }
         };
         if status == reqwest::StatusCode::OK {
@@ -520,31 +544,30 @@ async fn submit(
                 result: cosignature_in(w, &job.cp.text, &text),
                 size: Some(size),
                 outcome: "bad_cosignature",
+                followed,
             };
         }
         if status == reqwest::StatusCode::CONFLICT && is_size {
             let Ok(theirs) = text.trim().parse::<u64>() else {
-                return Answer {
-                    result: Err(format!(
-                        "409 with a size that is not a number: {:?}",
-                        cut(&text)
-                    )),
-                    size: known,
-                    outcome: "conflict",
-                };
+                return fail(
+                    format!("409 with a size that is not a number: {:?}", cut(&text)),
+                    "conflict",
+                    known,
+                    followed,
+                );
             };
             known = Some(theirs);
             if theirs != old {
                 old = theirs;
+                followed = true;
                 continue;
             }
-            return Answer {
-                result: Err(format!(
-                    "409: it cosigned another tree of size {theirs} for this realm: the realm was forked or rewritten"
-                )),
-                size: known,
-                outcome: "conflict",
-            };
+            return fail(
+                format!("409: it cosigned another tree of size {theirs} for this realm: the realm was forked or rewritten"),
+                "conflict",
+                known,
+                followed,
+            );
         }
         let outcome = match status.as_u16() {
             403 => "forbidden",
@@ -559,17 +582,48 @@ async fn submit(
         } else {
             ""
         };
-        return Answer {
-            result: Err(format!("HTTP {status}{why}: {}", cut(&text))),
-            size: known,
+        return fail(
+            format!("HTTP {status}{why}: {}", cut(&text)),
             outcome,
-        };
+            known,
+            followed,
+        );
     }
-    Answer {
-        result: Err(format!("409 twice; its size is {known:?}")),
-        size: known,
-        outcome: "conflict",
+    fail(
+        format!("409 twice; its size is {known:?}"),
+        "conflict",
+        known,
+        followed,
+    )
+}
+
+/// An add-checkpoint body for `job` from `old`: the old size, the
+/// consistency proof a line a hash, an empty line, the note.
+async fn request(job: &Job, old: u64) -> Result<String, String> {
+    let size = job.cp.checkpoint.size;
+    let proof = if old == 0 || old == size {
+        Vec::new()
+    } else {
+        let j = job.realm.journal().clone();
+        tokio::task::spawn_blocking(move || {
+            j.read()
+                .map_err(|_| "journal lock poisoned".to_string())?
+                .consistency_proof(old, size)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
+        .map_err(|e| format!("consistency proof {old}..{size}: {e}"))?
+    };
+    let mut body = format!("old {old}\n");
+    for h in &proof {
+        body.push_str(&B64.encode(h));
+        body.push('\n');
     }
+    body.push('\n');
+    body.push_str(&job.cp.text);
+    Ok(body)
 }
 
 /// Reads at most [`MAX_ANSWER`] bytes of a response.
@@ -649,23 +703,58 @@ fn write_note(fs: &dyn Vfs, path: &Path, text: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Runs witnessing until `stop`, then one last round for every realm with
-/// uncosigned records (at most 5 s), so a server stopped gracefully leaves
-/// its newest checkpoints cosigned.
+/// Runs witnessing until `stop`: every tick the realms due get a round of
+/// their own (at most [`CONCURRENT_ROUNDS`] send at once), so a slow
+/// witness or realm holds up no other. After `stop`, one last round for
+/// every realm with uncosigned records, and everything still in flight,
+/// get 5 s in all; what is left then is dropped.
 pub async fn run(state: Arc<AppState>, stop: CancellationToken) {
     if !state.witnessing.enabled() {
         return;
     }
     let tick = Duration::from_millis(state.witnessing.cfg.interval_ms.clamp(1, 100));
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_ROUNDS));
+    let mut rounds = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
             () = tokio::time::sleep(tick) => {}
         }
-        state.witnessing.pass(&state, false).await;
+        while rounds.try_join_next().is_some() {}
+        spawn_due(&state, &slots, &mut rounds, false).await;
+        state.witnessing.problems();
     }
-    let last = tokio::time::timeout(Duration::from_secs(5), state.witnessing.pass(&state, true));
-    if last.await.is_err() {
+    let last = async {
+        spawn_due(&state, &slots, &mut rounds, true).await;
+        while rounds.join_next().await.is_some() {}
+    };
+    if tokio::time::timeout(Duration::from_secs(5), last)
+        .await
+        .is_err()
+    {
         tracing::warn!("last witnessing round cut off after 5 s");
+    }
+    rounds.abort_all();
+}
+
+/// Starts a round for every realm due.
+async fn spawn_due(
+    state: &Arc<AppState>,
+    slots: &Arc<tokio::sync::Semaphore>,
+    rounds: &mut tokio::task::JoinSet<()>,
+    all: bool,
+) {
+    let st = state.clone();
+    let Ok(jobs) = tokio::task::spawn_blocking(move || st.witnessing.due(&st, all)).await else {
+        return;
+    };
+    for job in jobs {
+        let (state, slots) = (state.clone(), slots.clone());
+        rounds.spawn(async move {
+            let Ok(_slot) = slots.acquire_owned().await else {
+                return;
+            };
+            Witnessing::round(state, job).await;
+        });
     }
 }

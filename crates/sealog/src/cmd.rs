@@ -460,6 +460,7 @@ fn run_on(backend: &dyn Backend, command: Command) -> Result<(), Failure> {
                             cp.checkpoint.size, verdict.committed, cp.checkpoint.size
                         ));
                     }
+                    Some(Ok(_)) if !witness_findings.is_empty() => {}
                     Some(Ok(cp)) => verdict.notes.push(format!(
                         "all {} records are covered by a checkpoint of size {} cosigned by a quorum of {} witnesses",
                         verdict.committed, cp.checkpoint.size, w.quorum
@@ -583,7 +584,7 @@ fn cmd_export(
         None => None,
     };
     let to_seq = match (&cosigned, to_seq) {
-        (Some(c), None) if c.checkpoint.size > 0 => Some(c.checkpoint.size - 1),
+        (Some(c), None) if from_seq.unwrap_or(0) < c.checkpoint.size => Some(c.checkpoint.size - 1),
         _ => to_seq,
     };
     let had = cosigned.is_some();
@@ -664,6 +665,11 @@ impl Witnesses {
                     .map_err(|e| Failure::from(format!("--witness {k:?}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        for (i, k) in keys.iter().enumerate() {
+            if keys[..i].contains(k) {
+                return Err(format!("--witness {k} is given twice").into());
+            }
+        }
         let quorum = quorum.unwrap_or(keys.len());
         if quorum == 0 || quorum > keys.len() {
             return Err(format!(

@@ -51,7 +51,8 @@ pub fn run(
         cfg.witnessing.interval_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     }
     if let Some(d) = witness.max_lag {
-        cfg.witnessing.max_lag_secs = d.as_secs();
+        // Whole seconds, rounded up: 500ms is 1 s, not 0.
+        cfg.witnessing.max_lag_secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
     }
     cfg.witnessing.check()?;
     if let Some(b) = kafka {

@@ -88,17 +88,25 @@ fn verify_args(keys: &[String]) -> Vec<&str> {
     a
 }
 
-#[test]
-fn two_witnesses_cosign_what_is_served_and_a_rolled_back_realm_loses_its_quorum() {
-    let s = Sealog::new();
+/// Realm `acme`: its verifier key (text and parsed), write and query
+/// tokens.
+fn acme(s: &Sealog) -> (String, VerifierKey, String, String) {
     let created: serde_json::Value =
         serde_json::from_str(&s.run(&["realm", "create", "acme"]).ok().stdout).expect("json");
     let log_vkey = created["public_key"].as_str().expect("key").to_string();
     let log_key: VerifierKey = log_vkey.parse().expect("realm key");
-    let (w_tok, q_tok) = (
+    (
+        log_vkey,
+        log_key,
         created["write_token"].as_str().expect("w").to_string(),
         created["query_token"].as_str().expect("q").to_string(),
-    );
+    )
+}
+
+#[test]
+fn two_witnesses_cosign_what_is_served_and_a_rolled_back_realm_loses_its_quorum() {
+    let s = Sealog::new();
+    let (log_vkey, log_key, w_tok, q_tok) = acme(&s);
     let wdirs = tempfile::tempdir().expect("tempdir");
     let addr2 = free_addr();
     let w1 = Witness::start(
@@ -313,4 +321,75 @@ fn copy_dir(from: &Path, to: &Path) {
         .status()
         .expect("cp");
     assert!(st.success());
+}
+
+/// A witness that takes connections and never answers holds up neither
+/// the quorum the others make nor the server's shutdown.
+#[test]
+fn a_witness_that_never_answers_delays_neither_the_quorum_nor_shutdown() {
+    let s = Sealog::new();
+    let (log_vkey, log_key, w_tok, q_tok) = acme(&s);
+    let wdir = tempfile::tempdir().expect("tempdir");
+    let w1 = Witness::start(wdir.path(), "w1.example", std::slice::from_ref(&log_vkey));
+    // The silent witness: a socket that accepts and keeps every connection.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_addr = silent.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in silent.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let silent_key = sealog_journal::cosignature::Cosigner::new(
+        "silent.example",
+        ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
+    )
+    .expect("name")
+    .verifier()
+    .to_string();
+    // Requests may take ten minutes: only answering witnesses can end them.
+    let config = s.file("witnessing.toml", b"[witnessing]\ntimeout_secs = 600\n");
+    let spec1 = format!("{}@{}", w1.vkey, w1.base);
+    let spec2 = format!("{silent_key}@http://{silent_addr}");
+    let srv = Served::start_with(
+        &s,
+        &[
+            "--config",
+            path_str(&config),
+            "--witness",
+            &spec1,
+            "--witness",
+            &spec2,
+            "--witness-quorum",
+            "1",
+            "--witness-interval",
+            "50ms",
+        ],
+        None,
+    );
+    for i in 0..3 {
+        ingest(&srv.base, &w_tok, i * 10, 10);
+        let want = (i + 1) * 10;
+        wait_until(
+            "the quorum of one while the other witness hangs",
+            20,
+            || {
+                let (_, note) = get(&srv.base, "/v1/checkpoint", &q_tok);
+                log_key.verify(&note).map(|c| c.size).ok() == Some(want)
+            },
+        );
+    }
+    let (_, note) = get(&srv.base, "/v1/checkpoint", &q_tok);
+    let w1_key: CosignatureKey = w1.vkey.parse().expect("key");
+    assert!(
+        w1_key.cosigned_at(&note).expect("valid").is_some(),
+        "{note}"
+    );
+    srv.stop();
+    let log = std::fs::read_to_string(s.dir.path().join("serve.log")).expect("log");
+    assert!(
+        !log.contains("shutdown took longer"),
+        "the hanging witness held up shutdown: {log}"
+    );
+    assert!(log.contains("sealog: stopped"), "{log}");
 }
