@@ -319,7 +319,10 @@ impl Server {
         }));
         // LogHarbour's block summaries, made in the background.
         side_tasks.push(tokio::spawn(summaries::run(state.clone(), down.clone())));
-        side_tasks.push(tokio::spawn(witnessing::run(state.clone(), down.clone())));
+        // Witnessing stops after ingest, so its last round sees the last
+        // commits.
+        let witness_stop = CancellationToken::new();
+        let witnessing = tokio::spawn(witnessing::run(state.clone(), witness_stop.clone()));
         // Scheduled retention policies, if any.
         if !state.config.logharbour.retention.is_empty() {
             let interval = std::time::Duration::from_secs(
@@ -363,6 +366,8 @@ impl Server {
             }
         })
         .await;
+        witness_stop.cancel();
+        let _ = witnessing.await;
         let realms: Vec<Arc<RealmHandle>> = state
             .realms
             .read()

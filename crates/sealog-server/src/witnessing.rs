@@ -43,6 +43,9 @@ pub const WITNESSED_FILE: &str = "witnessed.note";
 const MAX_ANSWER: usize = 64 * 1024;
 /// Rounds of different realms in flight at once.
 const CONCURRENT_ROUNDS: usize = 32;
+/// Requests in flight to one witness at once, across realms (a witness
+/// that never answers holds this many sockets, not one per realm).
+const PER_WITNESS: usize = 64;
 /// Committed sizes remembered per realm for the lag (older ones merge).
 const MAX_PENDING: usize = 4096;
 
@@ -77,6 +80,18 @@ pub struct Witnessing {
     client: Result<reqwest::Client, String>,
     fs: Arc<dyn Vfs>,
     realms: Mutex<HashMap<String, Arc<Mutex<RealmState>>>>,
+    /// Realms whose stored note could not be read at the last try.
+    load_errors: Mutex<HashMap<String, String>>,
+    /// Per witness: requests in flight to it, across realms.
+    witness_slots: Vec<Arc<tokio::sync::Semaphore>>,
+}
+
+/// Why a stored cosigned note was not taken.
+enum Load {
+    /// It could not be read now: read again on the next use.
+    Retry(String),
+    /// It does not hold for this realm.
+    Mismatch(String),
 }
 
 /// One round's input.
@@ -107,11 +122,18 @@ impl Witnessing {
                     .map_err(|e| e.to_string())
             })
         };
+        let witness_slots = cfg
+            .witnesses
+            .iter()
+            .map(|_| Arc::new(tokio::sync::Semaphore::new(PER_WITNESS)))
+            .collect();
         Self {
             cfg,
             client,
             fs,
             realms: Mutex::new(HashMap::new()),
+            load_errors: Mutex::new(HashMap::new()),
+            witness_slots,
         }
     }
 
@@ -148,7 +170,9 @@ impl Witnessing {
     }
 
     /// The state of `realm`, created (and the stored note read and
-    /// checked) the first time.
+    /// checked) the first time. An unreadable note is read again on the
+    /// next use (and named by `/ready` meanwhile); a note that does not
+    /// match the realm stops its witnessing until looked into.
     fn realm_state(
         &self,
         state: &AppState,
@@ -179,27 +203,28 @@ impl Witnessing {
             in_flight: vec![false; n],
             mismatch: None,
         };
-        // An unreadable file is tried again on the next use; a note that
-        // does not match the realm stops its witnessing until looked into.
-        let bytes = match self.fs.open(&st.path, OpenHow::Read) {
-            Ok(f) => Some(
-                f.read_to_end_at(0)
-                    .map_err(|e| format!("read {}: {e}", st.path.display()))?,
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(format!("open {}: {e}", st.path.display())),
-        };
-        match bytes.map(|b| self.load(realm, &st.path, b)) {
-            Some(Ok(Some((size, text)))) => {
+        match self.load(realm, &st.path) {
+            Ok(Some((size, text))) => {
                 let name = realm.name().to_string();
                 metrics::gauge!("sealog_realm_witnessed_size", "realm" => name).set(size as f64);
                 st.cosigned = Some((size, text.into()));
             }
-            None | Some(Ok(None)) => {}
-            Some(Err(e)) => {
-                tracing::error!(realm = %realm.name(), cause = %e, "stored cosigned checkpoint refused");
+            Ok(None) => {}
+            Err(Load::Retry(e)) => {
+                tracing::error!(realm = %realm.name(), path = %st.path.display(), cause = %e, "stored cosigned checkpoint unreadable; read again on next use");
+                let why = "its stored cosigned checkpoint (witnessed.note) cannot be read now (the server log says why)".to_string();
+                if let Ok(mut errs) = self.load_errors.lock() {
+                    errs.insert(realm.name().to_string(), why.clone());
+                }
+                return Err(why);
+            }
+            Err(Load::Mismatch(e)) => {
+                tracing::error!(realm = %realm.name(), path = %st.path.display(), cause = %e, "stored cosigned checkpoint refused");
                 st.mismatch = Some(e);
             }
+        }
+        if let Ok(mut errs) = self.load_errors.lock() {
+            errs.remove(realm.name());
         }
         let rs = Arc::new(Mutex::new(st));
         let mut realms = self
@@ -212,42 +237,45 @@ impl Witnessing {
     /// Reads the stored cosigned note of `realm` and checks it: the realm's
     /// signature, the quorum under the witnesses configured now, and the
     /// root of the realm's records at its size.
-    fn load(
-        &self,
-        realm: &RealmHandle,
-        path: &Path,
-        bytes: Vec<u8>,
-    ) -> Result<Option<(u64, String)>, String> {
-        let text =
-            String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8", path.display()))?;
+    fn load(&self, realm: &RealmHandle, path: &Path) -> Result<Option<(u64, String)>, Load> {
+        let bytes = match self.fs.open(path, OpenHow::Read) {
+            Ok(f) => f
+                .read_to_end_at(0)
+                .map_err(|e| Load::Retry(format!("read: {e}")))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Load::Retry(format!("open: {e}"))),
+        };
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Load::Mismatch("its witnessed.note is not UTF-8".into()))?;
         let j = realm
             .journal()
             .read()
-            .map_err(|_| "journal lock poisoned".to_string())?;
-        let cp = j
-            .verifier()
-            .verify(&text)
-            .map_err(|e| format!("{}: the realm's signature: {e}", path.display()))?;
+            .map_err(|_| Load::Retry("journal lock poisoned".into()))?;
+        let cp = j.verifier().verify(&text).map_err(|e| {
+            Load::Mismatch(format!("its witnessed.note: the realm's signature: {e}"))
+        })?;
         let keys: Vec<_> = self.cfg.witnesses.iter().map(|w| w.key.clone()).collect();
         let n = sealog_journal::cosignature::count_cosigners(&text, &keys)
-            .map_err(|e| format!("{}: a cosignature: {e}", path.display()))?;
+            .map_err(|e| Load::Mismatch(format!("its witnessed.note: a cosignature: {e}")))?;
         if n < self.quorum() {
             // Other witnesses than before: start again.
             return Ok(None);
         }
         if cp.size > j.size() {
-            return Err(format!(
+            return Err(Load::Mismatch(format!(
                 "the realm's cosigned checkpoint is of size {} but it holds {} records: it was rolled back",
                 cp.size,
                 j.size()
-            ));
+            )));
         }
-        let root = j.root_at(cp.size).map_err(|e| e.to_string())?;
+        let root = j
+            .root_at(cp.size)
+            .map_err(|e| Load::Retry(format!("root at {}: {e}", cp.size)))?;
         if root != cp.root {
-            return Err(format!(
+            return Err(Load::Mismatch(format!(
                 "the realm's cosigned checkpoint of size {} does not match its records at that size: they were rewritten",
                 cp.size
-            ));
+            )));
         }
         Ok(Some((cp.size, text)))
     }
@@ -263,7 +291,15 @@ impl Witnessing {
         let Ok(realms) = self.realms.lock() else {
             return vec!["witness state lock poisoned".into()];
         };
-        let mut out = Vec::new();
+        let mut out: Vec<String> = self
+            .load_errors
+            .lock()
+            .map(|e| {
+                e.iter()
+                    .map(|(n, why)| format!("realm {n}: {why}"))
+                    .collect()
+            })
+            .unwrap_or_default();
         for (name, rs) in realms.iter() {
             let Ok(st) = rs.lock() else { continue };
             if let Some(m) = &st.mismatch {
@@ -375,7 +411,13 @@ impl Witnessing {
             .into_iter()
             .map(|(i, old)| {
                 let (client, job, w) = (client.clone(), job.clone(), me.cfg.witnesses[i].clone());
-                async move { (i, submit(&client, &w, &job, old).await) }
+                let slot = me.witness_slots[i].clone();
+                async move {
+                    let Ok(_slot) = slot.acquire_owned().await else {
+                        return (i, Answer::closed());
+                    };
+                    (i, submit(&client, &w, &job, old).await)
+                }
             })
             .collect();
         let mut lines: Vec<(usize, String)> = Vec::new();
@@ -439,6 +481,8 @@ impl Witnessing {
             .chain(lines.iter().map(|l| l.1.as_str()))
             .collect();
         let (fs, path) = match job.state.lock() {
+            // Never an older note over a newer one, on disk or in memory.
+            Ok(st) if st.cosigned.as_ref().is_some_and(|c| c.0 >= size) => return,
             Ok(st) => (self.fs.clone(), st.path.clone()),
             Err(_) => return,
         };
@@ -476,6 +520,18 @@ struct Answer {
     outcome: &'static str,
     /// A 409 told the size and the request went again.
     followed: bool,
+}
+
+impl Answer {
+    /// No request was made: the server is stopping.
+    fn closed() -> Self {
+        Self {
+            result: Err("not sent: shutting down".into()),
+            size: None,
+            outcome: "error",
+            followed: false,
+        }
+    }
 }
 
 /// Sends `job`'s checkpoint to witness `w`, from `old`; a 409 naming
@@ -703,11 +759,13 @@ fn write_note(fs: &dyn Vfs, path: &Path, text: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Runs witnessing until `stop`: every tick the realms due get a round of
+/// Runs witnessing until `stop`, which the server cancels once ingest has
+/// stopped and every commit is done: every tick the realms due get a round of
 /// their own (at most [`CONCURRENT_ROUNDS`] send at once), so a slow
 /// witness or realm holds up no other. After `stop`, one last round for
 /// every realm with uncosigned records, and everything still in flight,
-/// get 5 s in all; what is left then is dropped.
+/// get 3 s in all (inside the server's 10 s shutdown bound); what is left
+/// then is dropped.
 pub async fn run(state: Arc<AppState>, stop: CancellationToken) {
     if !state.witnessing.enabled() {
         return;
@@ -724,9 +782,16 @@ pub async fn run(state: Arc<AppState>, stop: CancellationToken) {
         spawn_due(&state, &slots, &mut rounds, false).await;
         state.witnessing.problems();
     }
+    // Rounds of realms busy at the first try go again once those end.
     let last = async {
-        spawn_due(&state, &slots, &mut rounds, true).await;
-        while rounds.join_next().await.is_some() {}
+        for _ in 0..3 {
+            let started = spawn_due(&state, &slots, &mut rounds, true).await;
+            let waited = !rounds.is_empty();
+            while rounds.join_next().await.is_some() {}
+            if started == 0 && !waited {
+                break;
+            }
+        }
     };
     if tokio::time::timeout(Duration::from_secs(5), last)
         .await
@@ -737,17 +802,18 @@ pub async fn run(state: Arc<AppState>, stop: CancellationToken) {
     rounds.abort_all();
 }
 
-/// Starts a round for every realm due.
+/// Starts a round for every realm due; how many.
 async fn spawn_due(
     state: &Arc<AppState>,
     slots: &Arc<tokio::sync::Semaphore>,
     rounds: &mut tokio::task::JoinSet<()>,
     all: bool,
-) {
+) -> usize {
     let st = state.clone();
     let Ok(jobs) = tokio::task::spawn_blocking(move || st.witnessing.due(&st, all)).await else {
-        return;
+        return 0;
     };
+    let n = jobs.len();
     for job in jobs {
         let (state, slots) = (state.clone(), slots.clone());
         rounds.spawn(async move {
@@ -757,4 +823,5 @@ async fn spawn_due(
             Witnessing::round(state, job).await;
         });
     }
+    n
 }
