@@ -150,7 +150,10 @@ fuzz_target!(|input: Input| {
                 "a malformed note: {r:?}"
             );
         }
-        assert!(count.is_err(), "count_cosigners on a malformed note: {count:?}");
+        assert!(
+            count.is_err(),
+            "count_cosigners on a malformed note: {count:?}"
+        );
         return;
     }
     let mut n = 0;
@@ -164,7 +167,10 @@ fuzz_target!(|input: Input| {
             })
             .max();
         if want_err {
-            assert!(r.is_err(), "witness {w}: a bad line was not refused: {r:?} on {text:?}");
+            assert!(
+                r.is_err(),
+                "witness {w}: a bad line was not refused: {r:?} on {text:?}"
+            );
         } else {
             assert_eq!(
                 r.as_ref().ok().copied().flatten(),

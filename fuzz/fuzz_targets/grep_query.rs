@@ -6,8 +6,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use sealog_query::grep::{Expr, GrepMatcher};
-use sealog_query::message_index::{filter_check, MessageColumn, Plan, Selected};
 use sealog_query::logharbour::{Entry, LogsQuery, Pri, SetAttr};
+use sealog_query::message_index::{filter_check, MessageColumn, Plan, Selected};
 use sealog_query::Matcher;
 
 fuzz_target!(|data: &[u8]| {
