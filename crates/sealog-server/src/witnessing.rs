@@ -4,20 +4,28 @@
 //! quorum of them cosigned is kept, fsynced, in `realms/<name>/witnessed.note`
 //! and is what `GET /v1/checkpoint` serves.
 //!
-//! A round for a realm sends one checkpoint to all witnesses at once, so
-//! their cosignatures are on the same note body and travel together. The
-//! old size for a witness is the one it last cosigned for this realm (from
-//! its last 200 or 409), or the size of the stored cosigned note after a
-//! start; a `409` with `text/x.tlog.size` corrects it and the request is
-//! sent once more. A witness whose size is above the realm's, or that
-//! refuses the proof (422), is one the realm cannot satisfy: the realm was
-//! rolled back or forked, and after `max_lag_secs` without a quorum on
-//! its newest records `/ready` names it.
+//! A round for a realm sends one checkpoint to every witness that has no
+//! request of this realm in flight, so the cosignatures a round collects
+//! are on the same note body. The note is stored as soon as a quorum has
+//! answered; the round then ends, and the witnesses still to answer are
+//! heard in the background (their sizes and errors kept). Each witness has
+//! at most one request per realm and 64 across realms in flight, so a
+//! witness that hangs holds up neither the others nor other realms.
 //!
-//! Witnessing is off the ingest path: commits never wait for it. It runs
-//! on one task that scans the open realms every 100 ms (or every
-//! `interval_ms` when shorter), submits at most every `interval_ms` per
-//! realm, and rounds of different realms run concurrently (32 at once).
+//! The old size for a witness is the one it last cosigned for this realm
+//! (from its last 200 or 409), or the size of the stored cosigned note
+//! after a start; a `409` with `text/x.tlog.size` corrects it and the
+//! request is sent once more. A witness whose size is above the realm's
+//! (asked again from the stored size each round), or that refuses the
+//! proof (422), is one the realm cannot satisfy: the realm was rolled back
+//! or forked, and after `max_lag_secs` without a quorum on its newest
+//! records `/ready` names it.
+//!
+//! Witnessing is off the ingest path: commits never wait for it. One task
+//! scans the open realms every 100 ms (or every `interval_ms` when
+//! shorter), starts a round per realm at most every `interval_ms` (32
+//! rounds sending at once), and stops after ingest has, with a last round
+//! bounded to 3 s.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};

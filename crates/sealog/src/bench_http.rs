@@ -113,20 +113,59 @@ pub(crate) fn start(server: Server) -> Result<Started, Failure> {
     Ok((server_rt, client_rt, base, stop, serving))
 }
 
-fn run(records: u64, clients: usize, dir: &Path) -> Result<(), Failure> {
-    let (server, admin) = Server::open(dir, Config::default())?;
-    let admin = admin.ok_or("a fresh directory issues an admin token")?;
-    let (server_rt, client_rt, base, stop, serving) = start(server)?;
-
-    // Bodies: 64 distinct 1,000-record batches of ~200-byte records, reused.
+/// The bench's request bodies: 64 distinct 1,000-record batches of
+/// ~200-byte records, reused.
+pub(crate) fn bodies() -> Arc<Vec<bytes::Bytes>> {
     let mut bodies = Vec::new();
     for b in 0..64u64 {
         let mut body = Vec::new();
         crate::bench::generate_from(b * 1000, 1000, &mut body);
         bodies.push(bytes_of(body));
     }
+    Arc::new(bodies)
+}
+
+/// POSTs `body` to `/v1/ingest` until it is taken (a 503 is retried after
+/// 5 ms): the 200 response and how many 503s came first.
+///
+/// # Errors
+/// A connection error or any other status.
+pub(crate) async fn post_accepted(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    body: bytes::Bytes,
+) -> Result<(reqwest::Response, u64), String> {
+    let mut retries = 0;
+    loop {
+        let r = http
+            .post(format!("{base}/v1/ingest"))
+            .bearer_auth(token)
+            .body(body.clone())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        match r.status().as_u16() {
+            200 => return Ok((r, retries)),
+            503 => {
+                retries += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            s => {
+                let text = r.text().await.unwrap_or_default();
+                return Err(format!("ingest answered {s}: {text}"));
+            }
+        }
+    }
+}
+
+fn run(records: u64, clients: usize, dir: &Path) -> Result<(), Failure> {
+    let (server, admin) = Server::open(dir, Config::default())?;
+    let admin = admin.ok_or("a fresh directory issues an admin token")?;
+    let (server_rt, client_rt, base, stop, serving) = start(server)?;
+
+    let bodies = bodies();
     let raw_per_record = bodies[0].len() as f64 / 1000.0;
-    let bodies = Arc::new(bodies);
 
     let result = client_rt.block_on(async {
         let http = reqwest::Client::builder()
@@ -212,34 +251,16 @@ fn run(records: u64, clients: usize, dir: &Path) -> Result<(), Failure> {
                     if i >= batches {
                         break;
                     }
-                    loop {
-                        let body = bodies[(i % bodies.len() as u64) as usize].clone();
-                        let t = Instant::now();
-                        let r = http
-                            .post(format!("{base}/v1/ingest"))
-                            .bearer_auth(&w)
-                            .body(body)
-                            .send()
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        match r.status().as_u16() {
-                            200 => {
-                                let receipt: serde_json::Value =
-                                    r.json().await.map_err(|e| e.to_string())?;
-                                let acked = Instant::now();
-                                lat.push(acked - t);
-                                if let Some(first) = receipt["first_seq"].as_u64() {
-                                    if let Ok(mut a) = acks.lock() {
-                                        a.push((first, acked));
-                                    }
-                                }
-                                break;
-                            }
-                            503 => {
-                                retries += 1;
-                                tokio::time::sleep(Duration::from_millis(5)).await;
-                            }
-                            s => return Err(format!("ingest answered {s}")),
+                    let body = bodies[(i % bodies.len() as u64) as usize].clone();
+                    let t = Instant::now();
+                    let (r, again) = post_accepted(&http, &base, &w, body).await?;
+                    retries += again;
+                    let receipt: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+                    let acked = Instant::now();
+                    lat.push(acked - t);
+                    if let Some(first) = receipt["first_seq"].as_u64() {
+                        if let Ok(mut a) = acks.lock() {
+                            a.push((first, acked));
                         }
                     }
                 }

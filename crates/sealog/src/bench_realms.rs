@@ -393,30 +393,9 @@ async fn post(
     token: &str,
     body: bytes::Bytes,
 ) -> Result<u64, String> {
-    let mut retries = 0;
-    loop {
-        let r = http
-            .post(format!("{base}/v1/ingest"))
-            .bearer_auth(token)
-            .body(body.clone())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        match r.status().as_u16() {
-            200 => {
-                let _ = r.bytes().await.map_err(|e| e.to_string())?;
-                return Ok(retries);
-            }
-            503 => {
-                retries += 1;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            s => {
-                let text = r.text().await.unwrap_or_default();
-                return Err(format!("ingest answered {s}: {text}"));
-            }
-        }
-    }
+    let (r, retries) = crate::bench_http::post_accepted(http, base, token, body).await?;
+    let _ = r.bytes().await.map_err(|e| e.to_string())?;
+    Ok(retries)
 }
 
 /// Usage that has stopped moving: sampled until RSS and threads hold for

@@ -112,13 +112,7 @@ fn round(
     }
     let (server, _) = Server::open(dir, cfg)?;
     let (server_rt, client_rt, base, stop, serving) = crate::bench_http::start(server)?;
-    let mut bodies = Vec::new();
-    for b in 0..64u64 {
-        let mut body = Vec::new();
-        crate::bench::generate_from(b * 1000, 1000, &mut body);
-        bodies.push(bytes::Bytes::from(body));
-    }
-    let bodies = Arc::new(bodies);
+    let bodies = crate::bench_http::bodies();
     let (w, q) = (created.write_token, created.query_token);
     let result = client_rt.block_on(async {
         let http = reqwest::Client::builder()
@@ -143,20 +137,8 @@ fn round(
                     if i >= batches {
                         return Ok::<_, String>(());
                     }
-                    loop {
-                        let r = http
-                            .post(format!("{base}/v1/ingest"))
-                            .bearer_auth(&w)
-                            .body(bodies[(i % 64) as usize].clone())
-                            .send()
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        match r.status().as_u16() {
-                            200 => break,
-                            503 => tokio::time::sleep(Duration::from_millis(5)).await,
-                            s => return Err(format!("ingest answered {s}")),
-                        }
-                    }
+                    let body = bodies[(i % 64) as usize].clone();
+                    crate::bench_http::post_accepted(&http, &base, &w, body).await?;
                 }
             }));
         }
