@@ -647,7 +647,7 @@ pub enum BenchCmd {
         #[arg(long, default_value = "rsyslog")]
         vs: String,
         /// Lines to send.
-        #[arg(long, default_value_t = 1_000_000)]
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
         lines: u64,
         /// Rounds, alternating rsyslog and sealog; medians are compared.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
