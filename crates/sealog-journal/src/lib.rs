@@ -57,7 +57,7 @@ pub mod verify;
 
 pub use error::{JournalError, NoteError, ProofError, Result};
 pub use journal::{
-    prepare, BlockMeta, Durability, EventRef, Journal, JournalOptions, Poison, PreparedCommit,
-    Receipt, StagedCommit,
+    block_cuts, prepare, BlockMeta, Durability, EventRef, Journal, JournalOptions, Poison,
+    PreparedCommit, Receipt, StagedCommit,
 };
 pub use store::LogStore;

@@ -107,28 +107,6 @@ impl Floor {
     }
 }
 
-/// Block sizes as `prepare` cuts a batch: at most 1,024 records and
-/// 512 KiB, counting each event's bytes and 96 more for the server's
-/// fields. `event_len(i)` is record `i`'s event length.
-pub(crate) fn cut_blocks(n: usize, event_len: impl Fn(usize) -> usize) -> Vec<u32> {
-    use sealog_journal::block::{MAX_BLOCK_RAW, MAX_BLOCK_RECORDS};
-    let mut counts = Vec::new();
-    let (mut first, mut raw) = (0usize, 0usize);
-    for i in 0..n {
-        let len = event_len(i);
-        if i > first && (i - first >= MAX_BLOCK_RECORDS || raw + len > MAX_BLOCK_RAW) {
-            counts.push((i - first) as u32);
-            first = i;
-            raw = 0;
-        }
-        raw += len + 96;
-    }
-    if n > first {
-        counts.push((n - first) as u32);
-    }
-    counts
-}
-
 /// Times [`Floor`] over `leaves` (stored lines back to back, line `i`
 /// ending at `ends[i]`), in blocks of `counts` records.
 ///

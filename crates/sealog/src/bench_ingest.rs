@@ -2,6 +2,10 @@
 //! rsyslog (imptcp → omfile, no fsync) and into sealog (syslog TCP →
 //! sealed journal, fsync before every checkpoint), timed until the last line
 //! has landed; then sealog's sidecar listener with the same lines as frames.
+//! Last, the sealing floor: leaf hashes, interior nodes and zstd timed on
+//! one thread over the first round's stored records and over lean records
+//! built from them (BENCHMARKS.md, "Floors"), each turned into the most two
+//! cores could ingest with nothing else to do, against rsyslog's median.
 //!
 //! Each receiver gets one TCP connection carrying the whole stream, written
 //! by a sender thread in this process. rsyslog is done when its output file
@@ -394,7 +398,10 @@ fn sealing_floor(data: &Path, n: u64) -> Result<SealingFloor, Failure> {
     if let Some(seq) = bad {
         return Err(format!("stored record {seq} is not a syslog record with a raw line").into());
     }
-    let lean_counts = crate::bench::cut_blocks(lean_events.len(), |i| lean_events[i]);
+    let lean_counts: Vec<u32> = sealog_journal::block_cuts(lean_events.iter().copied())
+        .into_iter()
+        .map(|r| r.len() as u32)
+        .collect();
     Ok(SealingFloor {
         stored: LeafFloor {
             bytes_per_leaf: stored.len() as f64 / n as f64,

@@ -55,22 +55,7 @@ pub fn prepare(
         });
     }
     let builder = LeafBuilder::new(realm, received_at_ns);
-    // Cut the batch into blocks by record count and raw size.
-    let mut cuts = Vec::new();
-    let (mut start, mut raw) = (0usize, 0usize);
-    for (i, e) in events.iter().enumerate() {
-        let n = i - start;
-        if n > 0 && (n >= MAX_BLOCK_RECORDS || raw + e.bytes.len() > MAX_BLOCK_RAW) {
-            cuts.push(start..i);
-            start = i;
-            raw = 0;
-        }
-        raw += e.bytes.len() + 96;
-    }
-    if start < events.len() {
-        cuts.push(start..events.len());
-    }
-    let blocks = cuts
+    let blocks = block_cuts(events.iter().map(|e| e.bytes.len()))
         .into_par_iter()
         .map(|range| {
             let seq0 = first_seq + range.start as u64;
@@ -96,6 +81,29 @@ pub fn prepare(
         })
         .collect();
     Ok(PreparedCommit { first_seq, blocks })
+}
+
+/// How [`prepare`] cuts a batch of events of the given lengths into
+/// blocks: at most [`MAX_BLOCK_RECORDS`] records, and at most
+/// [`MAX_BLOCK_RAW`] counting each event and 96 bytes for the server's
+/// fields. Returns each block's range of event indices, in order.
+pub fn block_cuts(lens: impl IntoIterator<Item = usize>) -> Vec<std::ops::Range<usize>> {
+    let mut cuts = Vec::new();
+    let (mut start, mut raw, mut end) = (0usize, 0usize, 0usize);
+    for (i, len) in lens.into_iter().enumerate() {
+        let n = i - start;
+        if n > 0 && (n >= MAX_BLOCK_RECORDS || raw + len > MAX_BLOCK_RAW) {
+            cuts.push(start..i);
+            start = i;
+            raw = 0;
+        }
+        raw += len + 96;
+        end = i + 1;
+    }
+    if start < end {
+        cuts.push(start..end);
+    }
+    cuts
 }
 
 impl Journal {
@@ -454,5 +462,27 @@ impl Journal {
             self.tree_degraded = false;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_cut_by_count_then_by_size() {
+        assert!(block_cuts(std::iter::empty()).is_empty());
+        assert_eq!(
+            block_cuts(std::iter::repeat_n(100, 2500)),
+            vec![0..1024, 1024..2048, 2048..2500]
+        );
+        // 4,000-byte events count 4,096 each: 128 fill 512 KiB exactly.
+        let big = block_cuts(std::iter::repeat_n(4000, 300));
+        assert_eq!(big, vec![0..128, 128..256, 256..300]);
+        // One event over the size limit still gets a block of its own.
+        assert_eq!(
+            block_cuts([10, MAX_BLOCK_RAW + 1, 10]),
+            vec![0..1, 1..2, 2..3]
+        );
     }
 }

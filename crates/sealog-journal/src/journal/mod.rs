@@ -32,7 +32,7 @@ use crate::merkle::{Frontier, Hash};
 use crate::segment::SegmentWriter;
 use crate::tree_file::TreeFile;
 
-pub use commit::prepare;
+pub use commit::{block_cuts, prepare};
 
 /// How hard a commit works to reach stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
